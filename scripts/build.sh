@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds build/ngx_http_pairguard_module.so, binary-compatible with Debian's
+# nginx (from nginx-dev's source tree and its configure flags), and the core's
+# unit tests. Installs missing Debian packages first. Safe to run repeatedly.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD="$ROOT/build"
+NGX_SRC=/usr/share/nginx/src
+
+need_pkgs=(nginx-core nginx-dev libhiredis-dev libjansson-dev libssl-dev libargon2-dev
+           libgtest-dev cmake g++ make redis-server redis-tools perl python3)
+
+missing=()
+for p in "${need_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "build.sh: installing ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+mkdir -p "$BUILD"
+
+# The module: configure once (and again when config or the scripts change),
+# then make only the modules target.
+NGX_BUILD="$BUILD/nginx"
+stamp="$NGX_BUILD/.pairguard-configured"
+inputs_sum=$(cat "$ROOT/config" "$ROOT"/src/lua/*.lua "$ROOT/scripts/embed-lua.sh" | sha1sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs_sum" ]; then
+    rm -rf "$NGX_BUILD"
+    cp -r "$NGX_SRC" "$NGX_BUILD"
+    (
+        cd "$NGX_BUILD"
+        # shellcheck disable=SC1091
+        source ./conf_flags
+        ./configure "${NGX_CONF_FLAGS[@]}" --add-dynamic-module="$ROOT" > "$BUILD/configure.log" 2>&1 \
+            || { tail -30 "$BUILD/configure.log"; exit 1; }
+    )
+    echo "$inputs_sum" > "$stamp"
+fi
+make -C "$NGX_BUILD" -f objs/Makefile modules -j"$(nproc)" > "$BUILD/make.log" 2>&1 \
+    || { grep -E 'error:|Error [0-9]|undefined' "$BUILD/make.log" | head -40; exit 1; }
+cp "$NGX_BUILD/objs/ngx_http_pairguard_module.so" "$BUILD/ngx_http_pairguard_module.so"
+
+# The plain C++ core, its unit tests (and later the CLI).
+cmake -S "$ROOT" -B "$BUILD/cmake" -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$BUILD/cmake.log" 2>&1 \
+    || { tail -30 "$BUILD/cmake.log"; exit 1; }
+cmake --build "$BUILD/cmake" -j"$(nproc)" > "$BUILD/cmake-build.log" 2>&1 \
+    || { grep -E 'error|Error' "$BUILD/cmake-build.log" | head -40; exit 1; }
+
+echo "build.sh: built $BUILD/ngx_http_pairguard_module.so"

@@ -1,0 +1,94 @@
+#include "store_scripts.hpp"
+
+#include <openssl/evp.h>
+
+#include "pairguard_lua.h"
+
+namespace pairguard {
+
+namespace {
+
+StoreScript make_script(std::string_view name, std::string_view source) {
+    return StoreScript{name, source, sha1_hex(source)};
+}
+
+}  // namespace
+
+const StoreScript& guard_reserve_script() {
+    static const StoreScript s = make_script("guard_reserve", pairguard_lua_guard_reserve);
+    return s;
+}
+
+const StoreScript& guard_settle_script() {
+    static const StoreScript s = make_script("guard_settle", pairguard_lua_guard_settle);
+    return s;
+}
+
+void append_limits(std::vector<std::string>& argv, const PolicyLimits& limits) {
+    argv.push_back(std::to_string(limits.max_failures));
+    argv.push_back(std::to_string(limits.window_ms));
+    argv.push_back(std::to_string(limits.lockout_ms));
+    argv.push_back(std::to_string(limits.backoff_milli));
+    argv.push_back(std::to_string(limits.max_lockout_ms));
+}
+
+ReserveReply decode_reserve(const std::vector<int64_t>& reply, size_t nkeys) {
+    ReserveReply r;
+    if (reply.size() < 4 || reply[0] < 0 || reply[0] > 2) {
+        return r;
+    }
+    r.status = static_cast<ReserveStatus>(reply[0]);
+    if (r.status != ReserveStatus::allowed) {
+        if (reply[1] < 1 || static_cast<size_t>(reply[1]) > nkeys || reply[2] < 0) {
+            return r;
+        }
+        r.policy = static_cast<size_t>(reply[1] - 1);
+        r.retry_ms = reply[2];
+    } else if (reply[3] <= 0) {
+        return r;
+    }
+    r.reservation = reply[3];
+    for (size_t i = 4; i < reply.size(); i++) {
+        if (reply[i] < 1 || static_cast<size_t>(reply[i]) > nkeys) {
+            return r;
+        }
+        r.ended.push_back(static_cast<size_t>(reply[i] - 1));
+    }
+    r.valid = true;
+    return r;
+}
+
+bool decode_settle(const std::vector<int64_t>& reply, size_t nkeys, std::vector<LockStart>& out) {
+    if (reply.size() % 2 != 0) {
+        return false;
+    }
+    for (size_t i = 0; i < reply.size(); i += 2) {
+        if (reply[i] < 1 || static_cast<size_t>(reply[i]) > nkeys || reply[i + 1] < 0) {
+            return false;
+        }
+        out.push_back(LockStart{static_cast<size_t>(reply[i] - 1), reply[i + 1]});
+    }
+    return true;
+}
+
+std::string sha1_hex(std::string_view data) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha1(), nullptr) != 1) {
+        return {};
+    }
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; i++) {
+        out.push_back(hex[md[i] >> 4]);
+        out.push_back(hex[md[i] & 0xf]);
+    }
+    return out;
+}
+
+int64_t retry_after_seconds(int64_t retry_ms) {
+    int64_t s = (retry_ms + 999) / 1000;
+    return s < 1 ? 1 : s;
+}
+
+}  // namespace pairguard

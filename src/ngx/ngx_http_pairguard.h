@@ -1,0 +1,120 @@
+// Types shared by the module's nginx glue files.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/body.hpp"
+#include "../core/keys.hpp"
+#include "../core/policy.hpp"
+#include "../redis/ngx_pairguard_redis.h"
+#include "ngx_pairguard.h"
+
+#define NGX_HTTP_PAIRGUARD_DOWN_LOCAL 0
+#define NGX_HTTP_PAIRGUARD_DOWN_DENY 1
+#define NGX_HTTP_PAIRGUARD_DOWN_ALLOW 2
+
+extern "C" ngx_module_t ngx_http_pairguard_module;
+
+struct ngx_http_pairguard_policy_t {
+    ngx_str_t name;
+    ngx_http_complex_value_t key;
+    pairguard::PolicyLimits limits;
+    bool uses_body;
+};
+
+struct ngx_http_pairguard_main_conf_t {
+    ngx_array_t policies;  // of ngx_http_pairguard_policy_t *
+    bool redis_set;
+    ngx_pairguard_redis_conf_t* redis;  // pool-owned
+    ngx_str_t prefix;
+    pairguard::KeyDeriver* keys;        // pool-owned
+    ngx_uint_t store_down;
+    size_t zone_size;
+    ngx_shm_zone_t* shm_zone;
+    ngx_flag_t used;
+};
+
+struct ngx_http_pairguard_policy_ref_t {
+    ngx_str_t name;
+    ngx_http_pairguard_policy_t* policy;
+    u_char* file;
+    ngx_uint_t line;
+};
+
+struct ngx_http_pairguard_loc_conf_t {
+    ngx_array_t* policies;        // of ngx_http_pairguard_policy_ref_t
+    ngx_array_t* failure_status;  // of int
+    ngx_array_t* neutral_status;  // of int
+    ngx_uint_t deny_status;
+    ngx_flag_t dry_run;
+    bool uses_body;
+};
+
+struct ngx_http_pairguard_key_t {
+    ngx_http_pairguard_policy_t* policy;
+    pairguard::KeyTag tag;
+};
+
+// init -> [reading_body] -> [waiting for Redis] -> allowed | refuse | fallback
+// -> (re-entry) allowed | answered. `refuse` and `fallback` are decisions
+// made in a Redis callback and carried out when the phases run again.
+enum class ngx_http_pairguard_state_e { init, reading_body, waiting, allowed, refuse, fallback, answered };
+
+struct ngx_http_pairguard_ctx_t {
+    ngx_http_request_t* request = nullptr;
+    ngx_http_pairguard_state_e state = ngx_http_pairguard_state_e::init;
+    bool body_read = false;
+    bool body_parsed = false;
+    pairguard::BodyFields body;
+    std::vector<ngx_http_pairguard_key_t> keys;
+
+    bool decided = false;  // for $pairguard_decision
+    bool denied = false;
+    int64_t retry_after = 0;
+    ngx_str_t deny_policy = ngx_null_string;
+    size_t refuse_policy = 0;
+    int64_t refuse_retry_ms = 0;
+
+    bool reserved = false;    // an attempt is counted in flight: settle it
+    bool settled = false;
+    bool store_local = false; // the reservation lives in shared memory
+    int64_t reservation = 0;
+
+    ngx_pairguard_redis_command_t* pending = nullptr;
+};
+
+// ngx_http_pairguard_module.cpp
+ngx_pairguard_redis_t* ngx_http_pairguard_store();
+
+// ngx_http_pairguard_guard.cpp
+ngx_int_t ngx_http_pairguard_init_phases(ngx_conf_t* cf);
+ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_ctx(ngx_http_request_t* r);
+
+// ngx_http_pairguard_variables.cpp
+ngx_int_t ngx_http_pairguard_add_variables(ngx_conf_t* cf);
+
+// ngx_http_pairguard_zone.cpp: per-node state in shared memory
+ngx_int_t ngx_http_pairguard_init_zone(ngx_shm_zone_t* shm_zone, void* data);
+
+struct ngx_http_pairguard_local_verdict_t {
+    pairguard::Verdict verdict = pairguard::Verdict::allow;
+    size_t policy = 0;
+    int64_t retry_ms = 0;
+};
+
+// Refuses from the verdict cache: a key this node knows to be locked.
+bool ngx_http_pairguard_cached_lock(ngx_shm_zone_t* zone, const std::vector<ngx_http_pairguard_key_t>& keys,
+                                    ngx_http_pairguard_local_verdict_t& out);
+void ngx_http_pairguard_cache_lock(ngx_shm_zone_t* zone, const ngx_http_pairguard_key_t& key, int64_t lock_ms);
+// Store-down "local": the whole reserve/settle on this node's memory.
+void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
+                                      const std::vector<ngx_http_pairguard_key_t>& keys, bool reserve,
+                                      ngx_http_pairguard_local_verdict_t& out, int64_t& reservation);
+void ngx_http_pairguard_local_settle(ngx_shm_zone_t* zone, ngx_log_t* log,
+                                     const std::vector<ngx_http_pairguard_key_t>& keys, pairguard::Outcome outcome,
+                                     int64_t reservation);
+
+void ngx_http_pairguard_log_lock_start(ngx_log_t* log, const ngx_http_pairguard_key_t& key, int64_t lock_ms);
+void ngx_http_pairguard_log_lock_end(ngx_log_t* log, const ngx_http_pairguard_key_t& key);

@@ -1,0 +1,530 @@
+// Module tables, directives, configuration and the per-worker Redis client.
+
+#include <memory>
+
+#include "../core/store_scripts.hpp"
+#include "ngx_http_pairguard.h"
+
+namespace {
+
+std::unique_ptr<ngx_pairguard_redis_t> worker_store;
+
+char* ngx_http_pairguard_redis(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* ngx_http_pairguard_secret_file(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* ngx_http_pairguard_policy(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* ngx_http_pairguard(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
+char* ngx_http_pairguard_status_list(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
+char* ngx_http_pairguard_deny_status(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
+
+ngx_int_t ngx_http_pairguard_preconfiguration(ngx_conf_t* cf);
+ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf);
+void* ngx_http_pairguard_create_main_conf(ngx_conf_t* cf);
+char* ngx_http_pairguard_init_main_conf(ngx_conf_t* cf, void* conf);
+void* ngx_http_pairguard_create_loc_conf(ngx_conf_t* cf);
+char* ngx_http_pairguard_merge_loc_conf(ngx_conf_t* cf, void* parent, void* child);
+ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle);
+void ngx_http_pairguard_exit_process(ngx_cycle_t* cycle);
+
+ngx_conf_enum_t ngx_http_pairguard_store_down_modes[] = {
+    {ngx_string("local"), NGX_HTTP_PAIRGUARD_DOWN_LOCAL},
+    {ngx_string("deny"), NGX_HTTP_PAIRGUARD_DOWN_DENY},
+    {ngx_string("allow"), NGX_HTTP_PAIRGUARD_DOWN_ALLOW},
+    {ngx_null_string, 0},
+};
+
+ngx_command_t ngx_http_pairguard_commands[] = {
+    {ngx_string("pairguard_redis"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE, ngx_http_pairguard_redis,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("pairguard_secret_file"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_http_pairguard_secret_file,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("pairguard_store_down"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_enum_slot,
+     NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_pairguard_main_conf_t, store_down),
+     ngx_http_pairguard_store_down_modes},
+    {ngx_string("pairguard_zone"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_size_slot,
+     NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_pairguard_main_conf_t, zone_size), nullptr},
+    {ngx_string("pairguard_policy"), NGX_HTTP_MAIN_CONF | NGX_CONF_2MORE, ngx_http_pairguard_policy,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("pairguard"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, ngx_http_pairguard, NGX_HTTP_LOC_CONF_OFFSET, 0,
+     nullptr},
+    {ngx_string("pairguard_failure_status"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE,
+     ngx_http_pairguard_status_list, NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_pairguard_loc_conf_t, failure_status),
+     nullptr},
+    {ngx_string("pairguard_neutral_status"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE,
+     ngx_http_pairguard_status_list, NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_pairguard_loc_conf_t, neutral_status),
+     nullptr},
+    {ngx_string("pairguard_deny_status"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_http_pairguard_deny_status, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("pairguard_dry_run"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
+     ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_pairguard_loc_conf_t, dry_run), nullptr},
+    ngx_null_command,
+};
+
+ngx_http_module_t ngx_http_pairguard_module_ctx = {
+    ngx_http_pairguard_preconfiguration,   // preconfiguration
+    ngx_http_pairguard_postconfiguration,  // postconfiguration
+    ngx_http_pairguard_create_main_conf,   // create main configuration
+    ngx_http_pairguard_init_main_conf,     // init main configuration
+    nullptr,                               // create server configuration
+    nullptr,                               // merge server configuration
+    ngx_http_pairguard_create_loc_conf,    // create location configuration
+    ngx_http_pairguard_merge_loc_conf,     // merge location configuration
+};
+
+}  // namespace
+
+ngx_module_t ngx_http_pairguard_module = {
+    NGX_MODULE_V1,
+    &ngx_http_pairguard_module_ctx,  // module context
+    ngx_http_pairguard_commands,     // module directives
+    NGX_HTTP_MODULE,                 // module type
+    nullptr,                         // init master
+    nullptr,                         // init module
+    ngx_http_pairguard_init_process, // init process
+    nullptr,                         // init thread
+    nullptr,                         // exit thread
+    ngx_http_pairguard_exit_process, // exit process
+    nullptr,                         // exit master
+    NGX_MODULE_V1_PADDING,
+};
+
+ngx_pairguard_redis_t* ngx_http_pairguard_store() {
+    return worker_store.get();
+}
+
+namespace {
+
+std::string_view view(const ngx_str_t& s) {
+    return std::string_view(reinterpret_cast<const char*>(s.data), s.len);
+}
+
+// Reads a small file of secret material, trailing newlines stripped. The
+// contents never reach a log.
+char* read_secret(ngx_conf_t* cf, ngx_str_t* name, std::string& out) {
+    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
+        return const_cast<char*>(static_cast<const char*>(NGX_CONF_ERROR));
+    }
+    ngx_file_t file;
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = *name;
+    file.log = cf->log;
+    file.fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, ngx_open_file_n " \"%V\" failed", name);
+        return const_cast<char*>(static_cast<const char*>(NGX_CONF_ERROR));
+    }
+    u_char buf[4096];
+    ssize_t n = ngx_read_file(&file, buf, sizeof(buf), 0);
+    ngx_close_file(file.fd);
+    if (n == NGX_ERROR) {
+        return const_cast<char*>(static_cast<const char*>(NGX_CONF_ERROR));
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        n--;
+    }
+    out.assign(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
+    ngx_explicit_memzero(buf, sizeof(buf));
+    return NGX_CONF_OK;
+}
+
+#define PG_CONF_ERROR const_cast<char*>(static_cast<const char*>(NGX_CONF_ERROR))
+
+char* ngx_http_pairguard_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    try {
+        auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(conf);
+        if (mcf->redis_set) {
+            return const_cast<char*>("is duplicate");
+        }
+        auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+
+        auto* rc = ngx_pairguard_pool_new<ngx_pairguard_redis_conf_t>(cf->pool);
+        if (rc == nullptr) {
+            return PG_CONF_ERROR;
+        }
+        rc->label = std::string(view(value[1]));
+
+        if (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+            rc->unix_path = std::string(view(value[1]).substr(5));
+        } else {
+            ngx_url_t u;
+            ngx_memzero(&u, sizeof(ngx_url_t));
+            u.url = value[1];
+            u.default_port = 6379;
+            if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in \"%V\" of pairguard_redis",
+                                   u.err ? u.err : "invalid address", &value[1]);
+                return PG_CONF_ERROR;
+            }
+            // resolved here, once: hiredis would resolve names with a blocking call
+            u_char text[NGX_SOCKADDR_STRLEN];
+            size_t len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, text, sizeof(text), 0);
+            rc->host.assign(reinterpret_cast<const char*>(text), len);
+            rc->port = ngx_inet_get_port(u.addrs[0].sockaddr);
+        }
+
+        ngx_str_t password_file = ngx_null_string;
+        for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
+            std::string_view arg = view(value[i]);
+            if (arg.rfind("password=", 0) == 0) {
+                rc->password = std::string(arg.substr(9));
+            } else if (arg.rfind("password_file=", 0) == 0) {
+                password_file.data = value[i].data + 14;
+                password_file.len = value[i].len - 14;
+            } else if (arg.rfind("user=", 0) == 0 && arg.size() > 5) {
+                rc->user = std::string(arg.substr(5));
+            } else if (arg.rfind("db=", 0) == 0) {
+                ngx_int_t db = ngx_atoi(value[i].data + 3, value[i].len - 3);
+                if (db == NGX_ERROR) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"", &value[i]);
+                    return PG_CONF_ERROR;
+                }
+                rc->db = static_cast<int>(db);
+            } else if (arg.rfind("timeout=", 0) == 0) {
+                ngx_str_t t = {value[i].len - 8, value[i].data + 8};
+                ngx_msec_t ms = ngx_parse_time(&t, 0);
+                if (ms == static_cast<ngx_msec_t>(NGX_ERROR) || ms == 0) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"", &value[i]);
+                    return PG_CONF_ERROR;
+                }
+                rc->timeout = ms;
+            } else if (arg.rfind("prefix=", 0) == 0 && arg.size() > 7) {
+                mcf->prefix.data = value[i].data + 7;
+                mcf->prefix.len = value[i].len - 7;
+            } else {
+                // never echo a parameter that may carry a password
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%*s\"",
+                                   arg.find('=') == std::string_view::npos ? arg.size() : arg.find('='), arg.data());
+                return PG_CONF_ERROR;
+            }
+        }
+        if (password_file.len != 0) {
+            if (!rc->password.empty()) {
+                return const_cast<char*>("has both \"password\" and \"password_file\"");
+            }
+            if (read_secret(cf, &password_file, rc->password) != NGX_CONF_OK) {
+                return PG_CONF_ERROR;
+            }
+        }
+
+        mcf->redis = rc;
+        mcf->redis_set = true;
+        return NGX_CONF_OK;
+    } catch (const std::exception& e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", e.what());
+        return PG_CONF_ERROR;
+    }
+}
+
+char* ngx_http_pairguard_secret_file(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    try {
+        auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(conf);
+        if (mcf->keys != nullptr) {
+            return const_cast<char*>("is duplicate");
+        }
+        ngx_str_t name = static_cast<ngx_str_t*>(cf->args->elts)[1];
+        std::string secret;
+        if (read_secret(cf, &name, secret) != NGX_CONF_OK) {
+            return PG_CONF_ERROR;
+        }
+        if (secret.size() < pairguard::kSecretMinBytes) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "secret file \"%V\" holds %uz bytes, at least %uz are needed", &name,
+                               secret.size(), pairguard::kSecretMinBytes);
+            return PG_CONF_ERROR;
+        }
+        mcf->keys = ngx_pairguard_pool_new<pairguard::KeyDeriver>(cf->pool, secret);
+        ngx_explicit_memzero(secret.data(), secret.size());
+        return mcf->keys ? NGX_CONF_OK : PG_CONF_ERROR;
+    } catch (const std::exception& e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", e.what());
+        return PG_CONF_ERROR;
+    }
+}
+
+char* ngx_http_pairguard_policy(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    try {
+        auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(conf);
+        auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+
+        auto** existing = static_cast<ngx_http_pairguard_policy_t**>(mcf->policies.elts);
+        for (ngx_uint_t i = 0; i < mcf->policies.nelts; i++) {
+            if (existing[i]->name.len == value[1].len
+                && ngx_strncmp(existing[i]->name.data, value[1].data, value[1].len) == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "duplicate pairguard policy \"%V\"", &value[1]);
+                return PG_CONF_ERROR;
+            }
+        }
+
+        std::vector<std::string_view> args;
+        for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
+            args.push_back(view(value[i]));
+        }
+        pairguard::PolicySpec spec;
+        std::string err = pairguard::parse_policy_args(args, spec);
+        if (!err.empty()) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in pairguard policy \"%V\"", err.c_str(), &value[1]);
+            return PG_CONF_ERROR;
+        }
+
+        auto* p = static_cast<ngx_http_pairguard_policy_t*>(ngx_pcalloc(cf->pool, sizeof(ngx_http_pairguard_policy_t)));
+        if (p == nullptr) {
+            return PG_CONF_ERROR;
+        }
+        new (&p->limits) pairguard::PolicyLimits(spec.limits);
+        p->name = value[1];
+
+        ngx_str_t key;
+        key.len = spec.key.size();
+        key.data = static_cast<u_char*>(ngx_pnalloc(cf->pool, key.len));
+        if (key.data == nullptr) {
+            return PG_CONF_ERROR;
+        }
+        ngx_memcpy(key.data, spec.key.data(), key.len);
+
+        ngx_http_compile_complex_value_t ccv;
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+        ccv.cf = cf;
+        ccv.value = &key;
+        ccv.complex_value = &p->key;
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return PG_CONF_ERROR;
+        }
+        p->uses_body = spec.key.find("$pairguard_body_") != std::string::npos
+                       || spec.key.find("${pairguard_body_") != std::string::npos;
+
+        auto** slot = static_cast<ngx_http_pairguard_policy_t**>(ngx_array_push(&mcf->policies));
+        if (slot == nullptr) {
+            return PG_CONF_ERROR;
+        }
+        *slot = p;
+        return NGX_CONF_OK;
+    } catch (const std::exception& e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", e.what());
+        return PG_CONF_ERROR;
+    }
+}
+
+char* ngx_http_pairguard(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+    auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(conf);
+    auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_pairguard_module));
+    auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+
+    if (lcf->policies == nullptr) {
+        lcf->policies = ngx_array_create(cf->pool, 2, sizeof(ngx_http_pairguard_policy_ref_t));
+        if (lcf->policies == nullptr) {
+            return PG_CONF_ERROR;
+        }
+    }
+    auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(lcf->policies->elts);
+    for (ngx_uint_t i = 0; i < lcf->policies->nelts; i++) {
+        if (refs[i].name.len == value[1].len && ngx_strncmp(refs[i].name.data, value[1].data, value[1].len) == 0) {
+            return const_cast<char*>("is duplicate");
+        }
+    }
+    auto* ref = static_cast<ngx_http_pairguard_policy_ref_t*>(ngx_array_push(lcf->policies));
+    if (ref == nullptr) {
+        return PG_CONF_ERROR;
+    }
+    ref->name = value[1];
+    ref->policy = nullptr;  // resolved at merge, when every policy is known
+    ref->file = cf->conf_file->file.name.data;
+    ref->line = cf->conf_file->line;
+    mcf->used = 1;
+    return NGX_CONF_OK;
+}
+
+char* ngx_http_pairguard_status_list(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) {
+    auto** list = reinterpret_cast<ngx_array_t**>(static_cast<char*>(conf) + cmd->offset);
+    if (*list != nullptr) {
+        return const_cast<char*>("is duplicate");
+    }
+    auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+    *list = ngx_array_create(cf->pool, cf->args->nelts, sizeof(int));
+    if (*list == nullptr) {
+        return PG_CONF_ERROR;
+    }
+    for (ngx_uint_t i = 1; i < cf->args->nelts; i++) {
+        if (cmd->offset == offsetof(ngx_http_pairguard_loc_conf_t, neutral_status) && value[i].len == 4
+            && ngx_strncmp(value[i].data, "none", 4) == 0) {
+            continue;
+        }
+        ngx_int_t code = ngx_atoi(value[i].data, value[i].len);
+        if (code < 100 || code > 599) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid status \"%V\"", &value[i]);
+            return PG_CONF_ERROR;
+        }
+        auto* slot = static_cast<int*>(ngx_array_push(*list));
+        if (slot == nullptr) {
+            return PG_CONF_ERROR;
+        }
+        *slot = static_cast<int>(code);
+    }
+    return NGX_CONF_OK;
+}
+
+char* ngx_http_pairguard_deny_status(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+    auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(conf);
+    if (lcf->deny_status != NGX_CONF_UNSET_UINT) {
+        return const_cast<char*>("is duplicate");
+    }
+    auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+    ngx_int_t code = ngx_atoi(value[1].data, value[1].len);
+    if (code < 400 || code > 599) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid status \"%V\": must be between 400 and 599", &value[1]);
+        return PG_CONF_ERROR;
+    }
+    lcf->deny_status = static_cast<ngx_uint_t>(code);
+    return NGX_CONF_OK;
+}
+
+void* ngx_http_pairguard_create_main_conf(ngx_conf_t* cf) {
+    auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_pcalloc(cf->pool, sizeof(ngx_http_pairguard_main_conf_t)));
+    if (mcf == nullptr) {
+        return nullptr;
+    }
+    if (ngx_array_init(&mcf->policies, cf->pool, 4, sizeof(ngx_http_pairguard_policy_t*)) != NGX_OK) {
+        return nullptr;
+    }
+    mcf->store_down = NGX_CONF_UNSET_UINT;
+    mcf->zone_size = NGX_CONF_UNSET_SIZE;
+    return mcf;
+}
+
+char* ngx_http_pairguard_init_main_conf(ngx_conf_t* cf, void* conf) {
+    auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(conf);
+    ngx_conf_init_uint_value(mcf->store_down, NGX_HTTP_PAIRGUARD_DOWN_LOCAL);
+    ngx_conf_init_size_value(mcf->zone_size, 1024 * 1024);
+    if (mcf->prefix.len == 0) {
+        ngx_str_set(&mcf->prefix, "pairguard:");
+    }
+    if (mcf->zone_size < 8 * ngx_pagesize) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "pairguard_zone \"%uz\" is too small", mcf->zone_size);
+        return PG_CONF_ERROR;
+    }
+    if (mcf->redis != nullptr) {
+        static const char* modes[] = {"local", "deny", "allow"};
+        mcf->redis->down_mode = modes[mcf->store_down];
+    }
+    return NGX_CONF_OK;
+}
+
+void* ngx_http_pairguard_create_loc_conf(ngx_conf_t* cf) {
+    auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_pcalloc(cf->pool, sizeof(ngx_http_pairguard_loc_conf_t)));
+    if (lcf == nullptr) {
+        return nullptr;
+    }
+    // policies, failure_status, neutral_status: nullptr = not set here
+    lcf->deny_status = NGX_CONF_UNSET_UINT;
+    lcf->dry_run = NGX_CONF_UNSET;
+    return lcf;
+}
+
+char* ngx_http_pairguard_merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) {
+    auto* prev = static_cast<ngx_http_pairguard_loc_conf_t*>(parent);
+    auto* conf = static_cast<ngx_http_pairguard_loc_conf_t*>(child);
+    auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_pairguard_module));
+
+    if (conf->policies == nullptr) {
+        conf->policies = prev->policies;
+    }
+    if (conf->failure_status == nullptr) {
+        conf->failure_status = prev->failure_status;
+    }
+    if (conf->failure_status == nullptr) {
+        conf->failure_status = ngx_array_create(cf->pool, 3, sizeof(int));
+        if (conf->failure_status == nullptr) {
+            return PG_CONF_ERROR;
+        }
+        for (int code : {401, 403, 404}) {
+            *static_cast<int*>(ngx_array_push(conf->failure_status)) = code;
+        }
+    }
+    if (conf->neutral_status == nullptr) {
+        conf->neutral_status = prev->neutral_status;
+    }
+    ngx_conf_merge_uint_value(conf->deny_status, prev->deny_status, NGX_HTTP_TOO_MANY_REQUESTS);
+    ngx_conf_merge_value(conf->dry_run, prev->dry_run, 0);
+
+    conf->uses_body = false;
+    if (conf->policies != nullptr) {
+        auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(conf->policies->elts);
+        auto** all = static_cast<ngx_http_pairguard_policy_t**>(mcf->policies.elts);
+        for (ngx_uint_t i = 0; i < conf->policies->nelts; i++) {
+            for (ngx_uint_t j = 0; refs[i].policy == nullptr && j < mcf->policies.nelts; j++) {
+                if (all[j]->name.len == refs[i].name.len
+                    && ngx_strncmp(all[j]->name.data, refs[i].name.data, refs[i].name.len) == 0) {
+                    refs[i].policy = all[j];
+                }
+            }
+            if (refs[i].policy == nullptr) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "unknown pairguard policy \"%V\" in %s:%ui", &refs[i].name,
+                              refs[i].file, refs[i].line);
+                return PG_CONF_ERROR;
+            }
+            conf->uses_body = conf->uses_body || refs[i].policy->uses_body;
+        }
+    }
+    return NGX_CONF_OK;
+}
+
+ngx_int_t ngx_http_pairguard_preconfiguration(ngx_conf_t* cf) {
+    return ngx_http_pairguard_add_variables(cf);
+}
+
+ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) {
+    auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_pairguard_module));
+    if (!mcf->used) {
+        return NGX_OK;
+    }
+    if (!mcf->redis_set) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "\"pairguard\" is used but \"pairguard_redis\" is not set");
+        return NGX_ERROR;
+    }
+    if (mcf->keys == nullptr) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "\"pairguard\" is used but \"pairguard_secret_file\" is not set");
+        return NGX_ERROR;
+    }
+
+    ngx_str_t name = ngx_string("pairguard");
+    mcf->shm_zone = ngx_shared_memory_add(cf, &name, static_cast<size_t>(mcf->zone_size), &ngx_http_pairguard_module);
+    if (mcf->shm_zone == nullptr) {
+        return NGX_ERROR;
+    }
+    mcf->shm_zone->init = ngx_http_pairguard_init_zone;
+    mcf->shm_zone->data = mcf;
+
+    try {
+        // compute the script digests now, not on a worker's first request
+        (void) pairguard::guard_reserve_script();
+        (void) pairguard::guard_settle_script();
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "pairguard: %s", e.what());
+        return NGX_ERROR;
+    }
+    return ngx_http_pairguard_init_phases(cf);
+}
+
+ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) {
+    if (ngx_process != NGX_PROCESS_WORKER && ngx_process != NGX_PROCESS_SINGLE) {
+        return NGX_OK;
+    }
+    auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_http_pairguard_module));
+    if (mcf == nullptr || !mcf->used || mcf->redis == nullptr) {
+        return NGX_OK;
+    }
+    try {
+        worker_store = std::make_unique<ngx_pairguard_redis_t>(*mcf->redis);
+        worker_store->start();
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "pairguard: %s", e.what());
+        return NGX_ERROR;
+    }
+    return NGX_OK;
+}
+
+void ngx_http_pairguard_exit_process(ngx_cycle_t*) {
+    if (worker_store) {
+        worker_store->stop();
+        worker_store.reset();
+    }
+}
+
+}  // namespace

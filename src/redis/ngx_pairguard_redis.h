@@ -1,0 +1,119 @@
+// A worker's connection to Redis: hiredis' async context driven by nginx's
+// event loop, per-command timeouts on nginx timers (hiredis 0.14 has none),
+// reconnection with backoff, and cancellable commands.
+#pragma once
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "../ngx/ngx_pairguard.h"
+
+namespace pairguard {
+struct StoreScript;
+}
+
+struct ngx_pairguard_redis_conf_t {
+    std::string host;       // numeric address, resolved at configuration time
+    int port = 6379;
+    std::string unix_path;  // instead of host:port when set
+    std::string user;
+    std::string password;
+    int db = 0;
+    ngx_msec_t timeout = 100;
+    std::string label;       // ADDRESS as configured, for logs
+    std::string down_mode;   // store_down mode, for logs
+};
+
+enum class ngx_pairguard_redis_result_e { ok, error, timeout, down };
+
+using ngx_pairguard_redis_cb_t = std::function<void(ngx_pairguard_redis_result_e, redisReply*)>;
+
+class ngx_pairguard_redis_command_t;
+
+class ngx_pairguard_redis_t {
+public:
+    explicit ngx_pairguard_redis_t(ngx_pairguard_redis_conf_t conf);
+    ~ngx_pairguard_redis_t();
+    ngx_pairguard_redis_t(const ngx_pairguard_redis_t&) = delete;
+    ngx_pairguard_redis_t& operator=(const ngx_pairguard_redis_t&) = delete;
+
+    void start();
+    // Worker exit: drops the connection; pending callbacks are not called.
+    void stop();
+
+    bool up() const { return state_ == state_e::up; }
+
+    // EVALSHA (falling back to EVAL once on NOSCRIPT). nullptr when the store
+    // is not up: the caller decides without Redis and nothing is queued.
+    // The callback runs exactly once unless the command is cancelled.
+    ngx_pairguard_redis_command_t* eval(const pairguard::StoreScript& script, std::vector<std::string> keys,
+                                        std::vector<std::string> args, ngx_pairguard_redis_cb_t cb);
+
+    // The callback will not run; the command still completes (or times out)
+    // on the connection, so a hanging Redis is still noticed.
+    static void cancel(ngx_pairguard_redis_command_t* cmd);
+
+private:
+    enum class state_e { idle, connecting, up };
+
+    friend class ngx_pairguard_redis_command_t;
+
+    void connect();
+    void drop(const char* reason);
+    void lost(const char* reason);
+    void schedule_reconnect();
+    void became_up();
+    bool send(ngx_pairguard_redis_command_t* cmd);
+    void send_handshake();
+
+    static void on_read(ngx_event_t* ev);
+    static void on_write(ngx_event_t* ev);
+    static void on_reconnect(ngx_event_t* ev);
+    static void on_connect_timeout(ngx_event_t* ev);
+    static void on_command_timeout(ngx_event_t* ev);
+    static void on_connect(const redisAsyncContext* ac, int status);
+    static void on_disconnect(const redisAsyncContext* ac, int status);
+    static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
+    static void on_handshake_reply(redisAsyncContext* ac, void* reply, void* privdata);
+    static void ev_add_read(void* data);
+    static void ev_del_read(void* data);
+    static void ev_add_write(void* data);
+    static void ev_del_write(void* data);
+    static void ev_cleanup(void* data);
+
+    ngx_pairguard_redis_conf_t conf_;
+    redisAsyncContext* ac_ = nullptr;
+    ngx_connection_t* conn_ = nullptr;
+    state_e state_ = state_e::idle;
+    bool exiting_ = false;
+    bool down_logged_ = false;
+    ngx_msec_t backoff_ = 0;
+    ngx_msec_t last_error_log_ = 0;
+    ngx_event_t reconnect_ev_;
+    ngx_event_t connect_timer_;
+};
+
+class ngx_pairguard_redis_command_t {
+public:
+    ngx_pairguard_redis_command_t(ngx_pairguard_redis_t* client, const pairguard::StoreScript& script,
+                                  std::vector<std::string> keys, std::vector<std::string> args,
+                                  ngx_pairguard_redis_cb_t cb);
+    ~ngx_pairguard_redis_command_t();
+
+private:
+    friend class ngx_pairguard_redis_t;
+
+    ngx_pairguard_redis_t* client_;
+    const pairguard::StoreScript& script_;
+    std::vector<std::string> keys_;
+    std::vector<std::string> args_;
+    ngx_pairguard_redis_cb_t cb_;
+    ngx_event_t timer_;
+    bool by_source_ = false;  // sent as EVAL after a NOSCRIPT
+    bool cancelled_ = false;
+    bool timed_out_ = false;
+};
