@@ -394,12 +394,17 @@ void settle(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, Outcome outcom
         return;
     }
 
-    ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
-    if (store == nullptr) {
-        return;
-    }
     if (outcome == Outcome::neutral && ctx->reservation == 0) {
         return;  // nothing to record, nothing to release
+    }
+    ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
+    if (store == nullptr || !store->up()) {
+        // Redis went away while the upstream worked: its reservation runs out
+        // there by itself; under "local" the outcome still counts on this node
+        if (mcf->store_down == NGX_HTTP_PAIRGUARD_DOWN_LOCAL) {
+            ngx_http_pairguard_local_settle(mcf->shm_zone, r->connection->log, ctx->keys, outcome, 0);
+        }
+        return;
     }
 
     std::vector<std::string> args;

@@ -87,13 +87,20 @@ bool idle(const pg_node_t* n, int64_t now) {
            && (n->rec.lockouts == 0 || now - n->rec.last_lockout >= pairguard::kEscalationMemoryMs);
 }
 
-// Frees idle nodes from the cold end; with `force`, the coldest ones anyway.
-void expire(pg_zone_t& z, int64_t now, ngx_uint_t n, bool force) {
+// Frees idle nodes from the cold end; with `force`, the coldest ones anyway,
+// but never one that the current operation holds (those were just moved to
+// the hot end, so meeting one means there is nothing colder left).
+void expire(pg_zone_t& z, int64_t now, ngx_uint_t n, bool force, const std::vector<pg_node_t*>& held) {
     while (n-- && !ngx_queue_empty(&z.sh->lru)) {
         ngx_queue_t* q = ngx_queue_last(&z.sh->lru);
         pg_node_t* node = ngx_queue_data(q, pg_node_t, lru);
         if (!force && !idle(node, now)) {
             return;
+        }
+        for (pg_node_t* h : held) {
+            if (h == node) {
+                return;
+            }
         }
         free_node(z, node);
     }
@@ -122,7 +129,8 @@ pg_node_t* lookup(pg_zone_t& z, const pairguard::KeyTag& tag) {
     return nullptr;
 }
 
-pg_node_t* lookup_or_create(pg_zone_t& z, const pairguard::KeyTag& tag, uint16_t cap, int64_t now) {
+pg_node_t* lookup_or_create(pg_zone_t& z, const pairguard::KeyTag& tag, uint16_t cap, int64_t now,
+                            const std::vector<pg_node_t*>& held) {
     pg_node_t* n = lookup(z, tag);
     if (n != nullptr && n->cap >= cap) {
         ngx_queue_remove(&n->lru);
@@ -139,11 +147,11 @@ pg_node_t* lookup_or_create(pg_zone_t& z, const pairguard::KeyTag& tag, uint16_t
         free_node(z, n);
     }
 
-    expire(z, now, 2, false);
+    expire(z, now, 2, false, held);
 
     auto* fresh = static_cast<pg_node_t*>(ngx_slab_alloc_locked(z.shpool, node_size(cap)));
     if (fresh == nullptr) {
-        expire(z, now, 16, true);
+        expire(z, now, 16, true, held);
         fresh = static_cast<pg_node_t*>(ngx_slab_alloc_locked(z.shpool, node_size(cap)));
         if (fresh == nullptr) {
             return nullptr;
@@ -236,7 +244,7 @@ void ngx_http_pairguard_cache_lock(ngx_shm_zone_t* zone, const ngx_http_pairguar
     int64_t now = now_ms();
 
     ngx_shmtx_lock(&z.shpool->mutex);
-    pg_node_t* n = lookup_or_create(z, key.tag, cap_of(key), now);
+    pg_node_t* n = lookup_or_create(z, key.tag, cap_of(key), now, {});
     if (n != nullptr && n->rec.locked_until < now + lock_ms) {
         n->rec.locked_until = now + lock_ms;
     }
@@ -248,7 +256,7 @@ void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
                                       ngx_http_pairguard_local_verdict_t& out, int64_t& reservation) {
     pg_zone_t z = zone_of(zone);
     int64_t now = now_ms();
-    std::vector<pg_node_t*> nodes(keys.size(), nullptr);
+    std::vector<pg_node_t*> nodes;
     std::vector<pg_event_t> events;
     bool full = false;
 
@@ -257,12 +265,16 @@ void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
 
     ngx_shmtx_lock(&z.shpool->mutex);
     for (size_t i = 0; i < keys.size(); i++) {
-        nodes[i] = lookup_or_create(z, keys[i].tag, cap_of(keys[i]), now);
-        if (nodes[i] == nullptr) {
+        pg_node_t* n = lookup_or_create(z, keys[i].tag, cap_of(keys[i]), now, nodes);
+        nodes.push_back(n);
+        if (n == nullptr) {
             full = true;
             continue;
         }
         pairguard::CheckResult c = pairguard::guard_check(nodes[i]->rec, nodes[i]->times, keys[i].policy->limits, now);
+        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0, "pairguard: local check \"%V\": %ui failures, %ui in flight, verdict %d",
+                       &keys[i].policy->name, (ngx_uint_t) nodes[i]->rec.nfail, (ngx_uint_t) nodes[i]->rec.nres,
+                       (int) c.verdict);
         if (c.lock_ended) {
             events.push_back(pg_event_t{&keys[i], 0});
         }
@@ -301,15 +313,19 @@ void ngx_http_pairguard_local_settle(ngx_shm_zone_t* zone, ngx_log_t* log,
     pg_zone_t z = zone_of(zone);
     int64_t now = now_ms();
     std::vector<pg_event_t> events;
+    std::vector<pg_node_t*> held;
 
     ngx_shmtx_lock(&z.shpool->mutex);
     for (const auto& key : keys) {
-        pg_node_t* n = lookup_or_create(z, key.tag, cap_of(key), now);
+        pg_node_t* n = lookup_or_create(z, key.tag, cap_of(key), now, held);
+        held.push_back(n);
         if (n == nullptr) {
             continue;
         }
         pairguard::SettleResult s =
             pairguard::guard_settle(n->rec, n->times, key.policy->limits, outcome, reservation, now);
+        ngx_log_debug5(NGX_LOG_DEBUG_HTTP, log, 0, "pairguard: local settle \"%V\" outcome %d: %ui failures, %ui in flight, locked %d",
+                       &key.policy->name, (int) outcome, (ngx_uint_t) n->rec.nfail, (ngx_uint_t) n->rec.nres, (int) s.locked);
         if (s.locked) {
             events.push_back(pg_event_t{&key, s.lock_ms});
         }
