@@ -11,6 +11,16 @@ bash scripts/build.sh
 echo "== unit tests"
 "$ROOT/build/cmake/unit_tests" --gtest_brief=1
 
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+echo "== demo (scripts/run.sh --check)"
+demo_dir=$(mktemp -d)
+trap 'rm -rf "$demo_dir"' EXIT
+PG_RUN_DIR="$demo_dir" PG_SKIP_BUILD=1 PG_PORT=$(free_port) PG_REDIS_PORT=$(free_port) \
+    PG_UPSTREAM_PORT=$(free_port) bash scripts/run.sh --check
+
 echo "== integration tests"
 export PG_MODULE="$ROOT/build/ngx_http_pairguard_module.so"
 prove -I t/lib -r t/ "$@"

@@ -97,9 +97,10 @@ std::string_view view(const ngx_str_t& s) {
     return std::string_view(reinterpret_cast<const char*>(s.data), s.len);
 }
 
-// Reads a small file of secret material, trailing newlines stripped. The
-// contents never reach a log.
-char* read_secret(ngx_conf_t* cf, ngx_str_t* name, std::string& out) {
+// Reads a small file of secret material; the contents never reach a log.
+// A password file loses its trailing newline; the HMAC secret is taken byte
+// for byte (random bytes may well end in CR or LF).
+char* read_secret(ngx_conf_t* cf, ngx_str_t* name, std::string& out, bool strip_newline) {
     if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
         return const_cast<char*>(static_cast<const char*>(NGX_CONF_ERROR));
     }
@@ -118,7 +119,7 @@ char* read_secret(ngx_conf_t* cf, ngx_str_t* name, std::string& out) {
     if (n == NGX_ERROR) {
         return const_cast<char*>(static_cast<const char*>(NGX_CONF_ERROR));
     }
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+    while (strip_newline && n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
         n--;
     }
     out.assign(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
@@ -200,7 +201,7 @@ char* ngx_http_pairguard_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) noexc
             if (!rc->password.empty()) {
                 return const_cast<char*>("has both \"password\" and \"password_file\"");
             }
-            if (read_secret(cf, &password_file, rc->password) != NGX_CONF_OK) {
+            if (read_secret(cf, &password_file, rc->password, true) != NGX_CONF_OK) {
                 return PG_CONF_ERROR;
             }
         }
@@ -222,7 +223,7 @@ char* ngx_http_pairguard_secret_file(ngx_conf_t* cf, ngx_command_t*, void* conf)
         }
         ngx_str_t name = static_cast<ngx_str_t*>(cf->args->elts)[1];
         std::string secret;
-        if (read_secret(cf, &name, secret) != NGX_CONF_OK) {
+        if (read_secret(cf, &name, secret, false) != NGX_CONF_OK) {
             return PG_CONF_ERROR;
         }
         if (secret.size() < pairguard::kSecretMinBytes) {

@@ -1,0 +1,437 @@
+#!/usr/bin/env bash
+# Run the pairguard demo edge on this machine: Redis, the demo upstream
+# (seed 002's provisioning API) and nginx with the module, all on 127.0.0.1.
+#
+#   scripts/run.sh           start everything, print how to try it, Ctrl-C stops
+#   scripts/run.sh --check   start everything, run a short smoke test, stop;
+#                            exit 0 when it passed, 1 otherwise
+#
+# Environment:
+#   PG_PORT=8080 PG_REDIS_PORT=6390 PG_UPSTREAM_PORT=8081   ports (127.0.0.1)
+#   PG_RUN_DIR=run/         state: secret, logs, rendered nginx.conf
+#   PG_RUN_CHECK=1          same as --check
+#   PG_SKIP_BUILD=1         do not call scripts/build.sh (module already built)
+#
+# On a fresh Debian 12 it installs what is missing (nginx, redis-server,
+# python3, curl) with apt, as root or through sudo.
+
+# Functions called through traps and wait_for/check look unreachable to shellcheck.
+# shellcheck disable=SC2317
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+PORT=${PG_PORT:-8080}
+REDIS_PORT=${PG_REDIS_PORT:-6390}
+UPSTREAM_PORT=${PG_UPSTREAM_PORT:-8081}
+RUN_DIR=${PG_RUN_DIR:-$ROOT/run}
+CHECK=${PG_RUN_CHECK:-0}
+HOST=127.0.0.1
+MODULE=$ROOT/build/ngx_http_pairguard_module.so
+TEMPLATE=$ROOT/conf/demo.conf
+
+usage() {
+    awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "${BASH_SOURCE[0]}"
+}
+
+for arg in "$@"; do
+    case $arg in
+        --check) CHECK=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "run.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
+[[ $CHECK == 1 ]] || CHECK=0
+
+say()  { printf '==> %s\n' "$*"; }
+die()  { printf 'run.sh: error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if ((EUID == 0)); then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "need root (or sudo) to run: $*"
+    fi
+}
+
+# --- 1. packages -------------------------------------------------------------
+
+pkg_installed() {
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
+}
+
+# The module is built against Debian's nginx, so the binary must be Debian's.
+have_debian_nginx() {
+    local p
+    for p in nginx nginx-core nginx-full nginx-light nginx-extras; do
+        pkg_installed "$p" && return 0
+    done
+    return 1
+}
+
+install_missing() {
+    local missing=()
+    have_debian_nginx || missing+=(nginx-core)
+    { command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 \
+        || missing+=(redis-server)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    ((${#missing[@]} == 0)) && return 0
+    say "installing ${missing[*]}"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+install_missing
+
+NGINX=$(command -v nginx || true)
+[[ -n $NGINX ]] || NGINX=/usr/sbin/nginx
+[[ -x $NGINX ]] || die "nginx not found (expected /usr/sbin/nginx)"
+# Use the interpreter itself, not a wrapper, so that its pid is the one we stop.
+PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+
+# --- 2. build ----------------------------------------------------------------
+
+if [[ ${PG_SKIP_BUILD:-0} != 1 ]]; then
+    say "building the module (scripts/build.sh)"
+    "$ROOT/scripts/build.sh"
+fi
+[[ -f $MODULE ]] || die "$MODULE is missing: scripts/build.sh did not build it"
+[[ -f $ROOT/demo/upstream.py ]] || die "$ROOT/demo/upstream.py is missing"
+
+# --- 3. ports ----------------------------------------------------------------
+
+check_port() {   # NAME PORT ENV-VARIABLE
+    local name=$1 port=$2 var=$3
+    if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
+        die "$name port '$port' is not a port number"
+    fi
+    # Bind test: fails when anything listens on the port (on 127.0.0.1 or any).
+    "$PYTHON" - "$HOST" "$port" <<'EOF' ||
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind((sys.argv[1], int(sys.argv[2])))
+except OSError:
+    sys.exit(1)
+EOF
+        die "$name port $port on $HOST is taken (something listens on it); choose another with $var=PORT"
+}
+
+[[ $PORT != "$REDIS_PORT" && $PORT != "$UPSTREAM_PORT" && $REDIS_PORT != "$UPSTREAM_PORT" ]] \
+    || die "ports must differ: edge $PORT, redis $REDIS_PORT, upstream $UPSTREAM_PORT"
+check_port edge "$PORT" PG_PORT
+check_port redis "$REDIS_PORT" PG_REDIS_PORT
+check_port upstream "$UPSTREAM_PORT" PG_UPSTREAM_PORT
+
+# --- 4. run directory and secret ---------------------------------------------
+
+mkdir -p "$RUN_DIR"
+RUN_DIR=$(cd "$RUN_DIR" && pwd)
+SECRET_FILE=$RUN_DIR/pairguard.secret
+NGX_PREFIX=$RUN_DIR/nginx
+NGX_CONF=$NGX_PREFIX/nginx.conf
+mkdir -p "$RUN_DIR/redis" "$NGX_PREFIX/tmp"/{body,proxy,fastcgi,uwsgi,scgi}
+
+# 32 random bytes; the module takes the file byte for byte.
+new_secret() {
+    (umask 077 && head -c 32 /dev/urandom >"$SECRET_FILE")
+}
+if [[ ! -s $SECRET_FILE ]]; then
+    say "creating $SECRET_FILE (32 random bytes)"
+    new_secret
+fi
+chmod 600 "$SECRET_FILE"
+
+# As root the nginx master drops its workers to www-data: they need only the
+# temp directories (the master opens the logs and reads the secret).
+if ((EUID == 0)); then
+    NGX_USER=www-data
+    id -u "$NGX_USER" >/dev/null 2>&1 || NGX_USER=nobody
+    chown -R "$NGX_USER" "$NGX_PREFIX/tmp"
+    USER_LINE="user $NGX_USER;"
+else
+    USER_LINE="# not started as root: the workers run as $(id -un)"
+fi
+
+# --- 5. render conf/demo.conf ------------------------------------------------
+
+render() {
+    local t
+    t=$(<"$TEMPLATE")
+    # Quoted replacements: no '&' expansion (bash 5.2 patsub_replacement).
+    t=${t//@MODULE@/"$MODULE"}
+    t=${t//@RUN_DIR@/"$RUN_DIR"}
+    t=${t//@PORT@/"$PORT"}
+    t=${t//@REDIS_PORT@/"$REDIS_PORT"}
+    t=${t//@UPSTREAM_PORT@/"$UPSTREAM_PORT"}
+    t=${t//@SECRET_FILE@/"$SECRET_FILE"}
+    t=${t//@USER_LINE@/"$USER_LINE"}
+    if [[ $t =~ @[A-Z_]+@ ]]; then
+        die "conf/demo.conf: placeholder ${BASH_REMATCH[0]} has no value"
+    fi
+    printf '%s\n' "$t" >"$NGX_CONF"
+}
+render
+
+if ! "$NGINX" -t -q -p "$NGX_PREFIX/" -c "$NGX_CONF" 2>"$RUN_DIR/nginx-t.log"; then
+    cat "$RUN_DIR/nginx-t.log" >&2
+    die "nginx -t failed for $NGX_CONF"
+fi
+
+# --- 6. start, and stop exactly what we started ------------------------------
+
+REDIS_PID='' UPSTREAM_PID='' NGINX_PID=''
+STOPPED=0
+
+stop_pid() {   # NAME PID
+    local name=$1 pid=$2 i
+    [[ -n $pid ]] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "run.sh: $name (pid $pid) did not stop in 5s, killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    ((STOPPED)) && return 0
+    STOPPED=1
+    if [[ -n $NGINX_PID$UPSTREAM_PID$REDIS_PID ]]; then
+        say "stopping nginx, upstream, redis"
+    fi
+    stop_pid nginx "$NGINX_PID"
+    stop_pid upstream "$UPSTREAM_PID"
+    stop_pid redis "$REDIS_PID"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+show_logs() {
+    local f
+    for f in "$RUN_DIR/redis/redis.log" "$RUN_DIR/upstream.log" \
+             "$NGX_PREFIX/stderr.log" "$NGX_PREFIX/error.log"; do
+        [[ -s $f ]] || continue
+        echo "--- last lines of $f" >&2
+        tail -n 20 "$f" >&2
+    done
+}
+
+wait_for() {   # NAME PID COMMAND...
+    local name=$1 pid=$2 i
+    shift 2
+    for ((i = 0; i < 150; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            show_logs
+            die "$name exited during start-up"
+        fi
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    show_logs
+    die "$name did not answer within 15s"
+}
+
+redis_ping() { [[ $(redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
+http_ok()    { curl -fsS -o /dev/null --max-time 2 "$1"; }
+
+# Fresh logs for each run, so that what is shown on a failure is this run's.
+: >"$RUN_DIR/redis/redis.log"
+: >"$NGX_PREFIX/error.log"
+: >"$NGX_PREFIX/access.log"
+
+say "starting redis on $HOST:$REDIS_PORT"
+# No persistence: every run starts with no counters and no locks.
+redis-server --bind "$HOST" --port "$REDIS_PORT" --protected-mode yes \
+    --save '' --appendonly no --dir "$RUN_DIR/redis" \
+    --daemonize no --logfile "$RUN_DIR/redis/redis.log" </dev/null &
+REDIS_PID=$!
+wait_for redis "$REDIS_PID" redis_ping
+
+say "starting the demo upstream on $HOST:$UPSTREAM_PORT"
+"$PYTHON" "$ROOT/demo/upstream.py" --host "$HOST" --port "$UPSTREAM_PORT" \
+    </dev/null >"$RUN_DIR/upstream.log" 2>&1 &
+UPSTREAM_PID=$!
+wait_for upstream "$UPSTREAM_PID" http_ok "http://$HOST:$UPSTREAM_PORT/__stats"
+
+say "starting nginx on $HOST:$PORT"
+"$NGINX" -p "$NGX_PREFIX/" -c "$NGX_CONF" </dev/null >"$NGX_PREFIX/stderr.log" 2>&1 &
+NGINX_PID=$!
+wait_for nginx "$NGINX_PID" http_ok "http://$HOST:$PORT/echo"
+
+EDGE=http://$HOST:$PORT
+
+# --- 7a. --check: smoke test -------------------------------------------------
+
+PASSED=0 FAILED=0
+ok()  { PASSED=$((PASSED + 1)); printf 'ok %d - %s\n' $((PASSED + FAILED)) "$1"; }
+nok() { FAILED=$((FAILED + 1)); printf 'not ok %d - %s\n' $((PASSED + FAILED)) "$1"; [[ -z ${2:-} ]] || printf '#   %s\n' "$2"; }
+not_grep() { ! grep "$@"; }
+check() {   # DESCRIPTION CONDITION-COMMAND...
+    local d=$1
+    shift
+    if "$@"; then ok "$d"; else nok "$d"; fi
+}
+
+# POST JSON; sets STATUS, HEADERS, BODY. Extra curl options before the URL path.
+post() {   # PATH JSON [CURL-OPTIONS...]
+    local path=$1 json=$2 out
+    shift 2
+    out=$(mktemp "$RUN_DIR/curl.XXXXXX")
+    STATUS=$(curl -sS --max-time 5 -o "$out.body" -D "$out.head" -w '%{http_code}' \
+        -H 'Content-Type: application/json' --data-binary "$json" "$@" "$EDGE$path") || STATUS=000
+    HEADERS=$(tr -d '\r' <"$out.head" 2>/dev/null || true)
+    BODY=$(cat "$out.body" 2>/dev/null || true)
+    rm -f "$out" "$out.body" "$out.head"
+}
+
+json_field() {   # FIELD <<< JSON
+    "$PYTHON" -c 'import json, sys
+try:
+    v = json.load(sys.stdin).get(sys.argv[1], "")
+except Exception:
+    v = ""
+print(v)' "$1"
+}
+
+# Number of /api/provision/pair requests the upstream has seen.
+upstream_pairs() {
+    curl -fsS --max-time 5 "http://$HOST:$UPSTREAM_PORT/__stats" | "$PYTHON" -c '
+import json, sys
+print(json.load(sys.stdin).get("by_path", {}).get("/api/provision/pair", 0))'
+}
+
+# A 6-digit code different from the real one.
+wrong_code() {   # INDEX REAL
+    local c
+    c=$(printf '%06d' $(((10#$2 + 1000 * $1 + 1) % 1000000)))
+    printf '%s' "$c"
+}
+
+smoke() {
+    local code before after i ra
+    say "smoke test against $EDGE"
+
+    post /api/provision/register '{}'
+    code=$(json_field pairing_code <<<"$BODY")
+    check "register answers 201 with a pairing code" \
+        test "$STATUS" = 201 -a -n "$code"
+    [[ -n $code ]] || code=123456
+
+    before=$(upstream_pairs || echo -1)
+    for i in 1 2 3 4 5; do
+        post /api/provision/pair "{\"pairing_code\":\"$(wrong_code "$i" "$code")\"}"
+        check "wrong guess $i is forwarded and answered 404" test "$STATUS" = 404
+    done
+
+    post /api/provision/pair "{\"pairing_code\":\"$(wrong_code 6 "$code")\"}"
+    check "guess 6 is refused with 429" test "$STATUS" = 429
+    ra=$(sed -n 's/^[Rr]etry-[Aa]fter: *\([0-9]*\).*/\1/p' <<<"$HEADERS")
+    check "the refusal carries Retry-After (${ra:-none})" test -n "$ra" -a "${ra:-0}" -ge 1
+    check "the refusal body is too_many_attempts JSON" \
+        test "$(json_field error <<<"$BODY")" = too_many_attempts
+
+    post /api/provision/pair "{\"pairing_code\":\"$code\"}"
+    check "the right code is refused too while 127.0.0.1 is locked" test "$STATUS" = 429
+
+    after=$(upstream_pairs || echo -1)
+    check "the upstream saw only the 5 wrong guesses (before $before, after $after)" \
+        test "$before" -ge 0 -a $((after - before)) -eq 5
+
+    post /api/provision/pair "{\"pairing_code\":\"$code\"}" --interface 127.0.0.2
+    check "from another address (127.0.0.2) the right code pairs (200)" test "$STATUS" = 200
+
+    local keys
+    keys=$(redis-cli -h "$HOST" -p "$REDIS_PORT" --scan --pattern 'pairguard:*' 2>/dev/null || true)
+    check "Redis holds pairguard keys" test -n "$keys"
+    check "no Redis key names the code or the address" \
+        not_grep -qE -e "$code|127\.0\.0\.[12]" <<<"$keys"
+
+    check "error.log has the lockout start notice" \
+        grep -q 'pairguard: lockout start, policy "claim_ip"' "$NGX_PREFIX/error.log"
+    check "error.log has no [alert] or [emerg]" \
+        not_grep -qE '\[(alert|emerg)\]' "$NGX_PREFIX/error.log"
+    check "access.log shows decision=deny policy=claim_ip" \
+        grep -q 'decision=deny policy=claim_ip' "$NGX_PREFIX/access.log"
+
+    echo "run.sh --check: $PASSED passed, $FAILED failed"
+    ((FAILED == 0))
+}
+
+if ((CHECK)); then
+    if smoke; then
+        exit 0
+    fi
+    show_logs
+    exit 1
+fi
+
+# --- 7b. interactive: print how to try it, wait for Ctrl-C -------------------
+
+RC="redis-cli -p $REDIS_PORT"
+cat <<EOF
+
+pairguard demo is up (Ctrl-C stops it):
+$(printf '  %-9s %-26s %s\n' \
+    edge "$EDGE" "nginx pid $NGINX_PID (master + 2 workers)" \
+    upstream "http://$HOST:$UPSTREAM_PORT" "demo/upstream.py pid $UPSTREAM_PID" \
+    redis "$HOST:$REDIS_PORT" "redis-server pid $REDIS_PID")
+  logs      $NGX_PREFIX/error.log
+            $NGX_PREFIX/access.log
+
+/api/provision/pair is guarded: 5 unknown codes (404) within 15 minutes lock
+the client address and the code for 15 minutes.
+
+1. Register a device; the upstream answers a 6-digit pairing code:
+     curl -s -X POST $EDGE/api/provision/register
+
+2. Guess wrong codes; the sixth is refused at the edge (429, Retry-After) and
+   never reaches the upstream:
+     for c in 000001 000002 000003 000004 000005 000006; do
+       curl -s -o /dev/null -w "%{http_code} retry-after=%header{retry-after}\\n" \\
+         -H 'Content-Type: application/json' \\
+         -d "{\\"pairing_code\\":\\"\$c\\"}" $EDGE/api/provision/pair
+     done
+     curl -si -H 'Content-Type: application/json' \\
+       -d '{"pairing_code":"000007"}' $EDGE/api/provision/pair
+
+3. Pair with the right code (replace NNNNNN). From 127.0.0.1 it is refused
+   while that address is locked; from another loopback address it pairs:
+     curl -si -H 'Content-Type: application/json' \\
+       -d '{"pairing_code":"NNNNNN","name":"Lobby"}' $EDGE/api/provision/pair
+     curl -si --interface 127.0.0.2 -H 'Content-Type: application/json' \\
+       -d '{"pairing_code":"NNNNNN","name":"Lobby"}' $EDGE/api/provision/pair
+
+4. Look at the store: keys are HMACs, never an address or a code:
+     $RC --scan --pattern 'pairguard:*'
+     $RC get 'KEY'          # L|N|T|R|F: lock end, lockouts, last lockout, reservations, failures
+     $RC pttl 'KEY'
+
+5. Watch the decisions and the lockout notices:
+     tail -f $NGX_PREFIX/access.log $NGX_PREFIX/error.log
+     curl -s http://$HOST:$UPSTREAM_PORT/__stats      # what the upstream saw
+
+Restarting scripts/run.sh starts with an empty Redis (no locks).
+EOF
+
+# Stay up until Ctrl-C or until one of the three exits by itself.
+set +e
+wait -n "$REDIS_PID" "$UPSTREAM_PID" "$NGINX_PID"
+rc=$?
+set -e
+for p in "redis:$REDIS_PID" "upstream:$UPSTREAM_PID" "nginx:$NGINX_PID"; do
+    kill -0 "${p#*:}" 2>/dev/null || echo "run.sh: ${p%%:*} (pid ${p#*:}) exited (status $rc)" >&2
+done
+show_logs
+exit 1
