@@ -350,7 +350,7 @@ ngx_int_t preaccess_handler(ngx_http_request_t* r) noexcept {
         }
 
         ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
-        if (store == nullptr || !store->up()) {
+        if (store == nullptr || !store->accepting()) {
             return decide_without_store(r, ctx, lcf, mcf);
         }
 
@@ -398,7 +398,7 @@ void settle(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, Outcome outcom
         return;  // nothing to record, nothing to release
     }
     ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
-    if (store == nullptr || !store->up()) {
+    if (store == nullptr || !store->accepting()) {
         // Redis went away while the upstream worked: its reservation runs out
         // there by itself; under "local" the outcome still counts on this node
         if (mcf->store_down == NGX_HTTP_PAIRGUARD_DOWN_LOCAL) {

@@ -249,7 +249,7 @@ ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::Stor
                                                            std::vector<std::string> keys,
                                                            std::vector<std::string> args,
                                                            ngx_pairguard_redis_cb_t cb) {
-    if (state_ != state_e::up || ac_ == nullptr) {
+    if (!accepting()) {
         return nullptr;
     }
     auto cmd = std::make_unique<ngx_pairguard_redis_command_t>(this, script, std::move(keys), std::move(args),

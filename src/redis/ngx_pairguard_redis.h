@@ -45,7 +45,13 @@ public:
     // Worker exit: drops the connection; pending callbacks are not called.
     void stop();
 
-    bool up() const { return state_ == state_e::up; }
+    // Commands are taken when the store is up, and also while a connection
+    // is being made that follows no failure (worker start, reload): they queue
+    // behind the handshake. After a failure, nothing waits on Redis until a
+    // new connection has been answered.
+    bool accepting() const {
+        return ac_ != nullptr && (state_ == state_e::up || (state_ == state_e::connecting && !down_logged_));
+    }
 
     // EVALSHA (falling back to EVAL once on NOSCRIPT). nullptr when the store
     // is not up: the caller decides without Redis and nothing is queued.
