@@ -1,6 +1,7 @@
 #!/bin/sh
 # Embeds the Redis Lua scripts into a C++ header, so the module and the CLI
-# carry the very same text. Usage: embed-lua.sh SRC_LUA_DIR OUT_HEADER
+# carry the very same text. A line "-- @include guard_common.lua" in a script
+# is replaced by that file. Usage: embed-lua.sh SRC_LUA_DIR OUT_HEADER
 set -eu
 src=$1
 out=$2
@@ -11,7 +12,8 @@ tmp="$out.tmp.$$"
     echo "#pragma once"
     for name in guard_reserve guard_settle; do
         echo "static const char pairguard_lua_${name}[] = R\"pglua("
-        cat "$src/guard_common.lua" "$src/$name.lua"
+        # a script's fast path comes before its "-- @include guard_common.lua"
+        sed -e "/^-- @include guard_common.lua\$/{r $src/guard_common.lua" -e 'd}' "$src/$name.lua"
         echo ")pglua\";"
     done
 } > "$tmp"

@@ -5,45 +5,58 @@
 -- 1 locked, 2 over budget with attempts in flight; `ended` lists the policies
 -- whose lock ran out (and is cleared now).
 
+-- The common case first, before any helper is even defined: one key with no
+-- history at all.
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local hold = tonumber(ARGV[1])
-local now = now_ms()
-local status, policy, retry = 0, 0, 0
-local states, ended = {}, {}
+local reservation = now + hold
+local nkeys = #KEYS
+if nkeys == 1 and redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[1], '0|0|0|' .. reservation .. '|', 'PX', hold)
+  return {0, 0, 0, reservation}
+end
 
-for i, key in ipairs(KEYS) do
+-- @include guard_common.lua
+
+local status, policy, retry = 0, 0, 0
+local st, ended = {}, {}
+
+for i = 1, nkeys do
   local b = 1 + (i - 1) * 5
   local max, window = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
-  local s = load(key)
-  prune(s, window, now)
-  if s.L > now then
-    if status ~= 1 or s.L - now > retry then
-      status, policy, retry = 1, i, s.L - now
+  local v = redis.call('GET', KEYS[i])
+  local l, n, t, res, fail = 0, 0, 0, {}, {}
+  if v then l, n, t, res, fail = parse(v, window, now) end
+  if l > now then
+    if status ~= 1 or l - now > retry then
+      status, policy, retry = 1, i, l - now
     end
   else
-    if s.L ~= 0 then
-      s.L = 0
+    if l ~= 0 then
+      l = 0
       ended[#ended + 1] = i
     end
-    if status == 0 and #s.F + #s.R >= max then
+    if status == 0 and #fail + #res >= max then
       status, policy, retry = 2, i, 1000
     end
   end
-  states[i] = s
+  st[i] = {l, n, t, res, fail, v}
 end
 
-local reservation = 0
-if status == 0 then
-  reservation = now + hold
-end
+if status ~= 0 then reservation = 0 end
 
-for i, key in ipairs(KEYS) do
+for i = 1, nkeys do
+  local s = st[i]
   local b = 1 + (i - 1) * 5
   if reservation ~= 0 then
-    table.insert(states[i].R, reservation)
+    s[4][#s[4] + 1] = reservation
   end
-  save(key, states[i], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 4]), now)
+  if reservation ~= 0 or s[6] then
+    store(KEYS[i], s[1], s[2], s[3], s[4], s[5], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 4]), now)
+  end
 end
 
 local out = {status, policy, retry, reservation}
-for _, i in ipairs(ended) do out[#out + 1] = i end
+for j = 1, #ended do out[#out + 1] = ended[j] end
 return out

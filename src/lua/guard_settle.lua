@@ -4,49 +4,67 @@
 -- Returns {policy, lock_ms, ...} for every key this failure locked.
 
 local outcome, reservation = ARGV[1], tonumber(ARGV[2])
+
+-- The common case first: one key holding nothing but this request's own
+-- reservation, and an answer that records nothing.
+if #KEYS == 1 and outcome ~= 'f' and redis.call('GET', KEYS[1]) == '0|0|0|' .. ARGV[2] .. '|' then
+  redis.call('DEL', KEYS[1])
+  return {}
+end
+
+-- @include guard_common.lua
+
 local now = now_ms()
 local out = {}
 
-for i, key in ipairs(KEYS) do
+for i = 1, #KEYS do
   local b = 2 + (i - 1) * 5
-  local max, window = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
-  local lockout, backoff, max_lockout = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
-  local s = load(key)
+  local key = KEYS[i]
+  local v = redis.call('GET', key)
 
-  if reservation ~= 0 then
-    for j, t in ipairs(s.R) do
-      if t == reservation then
-        table.remove(s.R, j)
-        break
+  if outcome ~= 'f' and v == '0|0|0|' .. ARGV[2] .. '|' then
+    -- the common case: nothing here but this request's own reservation
+    redis.call('DEL', key)
+  elseif v or outcome == 'f' then
+    local max, window = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+    local l, n, t, res, fail = 0, 0, 0, {}, {}
+    if v then l, n, t, res, fail = parse(v, window, now) end
+
+    if reservation ~= 0 then
+      for j = 1, #res do
+        if res[j] == reservation then
+          table.remove(res, j)
+          break
+        end
       end
     end
-  end
-  prune(s, window, now)
 
-  if outcome == 'f' and s.L <= now then
-    if #s.F + #s.R >= max then
-      -- only a dry run lets more than the budget through: keep the newest
-      if #s.F > 0 then table.remove(s.F, 1) else table.remove(s.R, 1) end
-    end
-    s.F[#s.F + 1] = now
-    if #s.F >= max then
-      local earlier = 0
-      if s.T > 0 and now - s.T < 86400000 then earlier = s.N end
-      local cap = max_lockout > 0 and max_lockout or 1e15
-      local d = lockout
-      for _ = 1, earlier do
-        if d >= cap then break end
-        d = d * backoff / 1000
+    if outcome == 'f' and l <= now then
+      if #fail + #res >= max then
+        -- only a dry run lets more than the budget through: keep the newest
+        if #fail > 0 then table.remove(fail, 1) else table.remove(res, 1) end
       end
-      d = math.floor(math.min(d, cap))
-      s.L, s.N, s.T, s.F = now + d, earlier + 1, now, {}
-      out[#out + 1] = i
-      out[#out + 1] = d
+      fail[#fail + 1] = now
+      if #fail >= max then
+        local lockout, backoff, max_lockout = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
+        local earlier = 0
+        if t > 0 and now - t < 86400000 then earlier = n end
+        local cap = max_lockout > 0 and max_lockout or 1e15
+        local d = lockout
+        for _ = 1, earlier do
+          if d >= cap then break end
+          d = d * backoff / 1000
+        end
+        d = math.floor(math.min(d, cap))
+        l, n, t, fail = now + d, earlier + 1, now, {}
+        out[#out + 1] = i
+        out[#out + 1] = d
+      end
+    elseif outcome == 's' then
+      fail = {}
     end
-  elseif outcome == 's' then
-    s.F = {}
+    store(key, l, n, t, res, fail, window, tonumber(ARGV[b + 4]), now)
   end
-  save(key, s, window, backoff, now)
 end
 
 return out

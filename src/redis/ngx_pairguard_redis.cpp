@@ -40,6 +40,7 @@ ngx_pairguard_redis_command_t::~ngx_pairguard_redis_command_t() {
 ngx_pairguard_redis_t::ngx_pairguard_redis_t(ngx_pairguard_redis_conf_t conf) : conf_(std::move(conf)) {
     init_timer(&reconnect_ev_, on_reconnect, this, true);
     init_timer(&connect_timer_, on_connect_timeout, this, true);
+    init_timer(&flush_ev_, on_flush, this, true);
 }
 
 ngx_pairguard_redis_t::~ngx_pairguard_redis_t() {
@@ -57,6 +58,9 @@ void ngx_pairguard_redis_t::stop() {
     }
     if (connect_timer_.timer_set) {
         ngx_del_timer(&connect_timer_);
+    }
+    if (flush_ev_.posted) {
+        ngx_delete_posted_event(&flush_ev_);
     }
     if (ac_ != nullptr) {
         redisAsyncContext* ac = ac_;
@@ -376,10 +380,33 @@ void ngx_pairguard_redis_t::ev_del_read(void* data) {
     }
 }
 
+// Once connected, output is written from a posted event at the end of the
+// loop iteration: everything queued meanwhile goes out in one write, with no
+// epoll_ctl calls. Only a full socket buffer (or a connect in progress) waits
+// for a real write event.
 void ngx_pairguard_redis_t::ev_add_write(void* data) {
     auto* self = static_cast<ngx_pairguard_redis_t*>(data);
-    if (self->conn_ != nullptr && !self->conn_->write->active) {
+    if (self->conn_ == nullptr) {
+        return;
+    }
+    bool connected = self->ac_ != nullptr && (self->ac_->c.flags & REDIS_CONNECTED);
+    if (connected && !self->in_flush_) {
+        if (!self->flush_ev_.posted) {
+            ngx_post_event(&self->flush_ev_, &ngx_posted_events);
+        }
+        return;
+    }
+    if (!self->conn_->write->active) {
         ngx_add_event(self->conn_->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+void ngx_pairguard_redis_t::on_flush(ngx_event_t* ev) {
+    auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
+    if (self->ac_ != nullptr) {
+        self->in_flush_ = true;
+        redisAsyncHandleWrite(self->ac_);
+        self->in_flush_ = false;
     }
 }
 
@@ -394,6 +421,9 @@ void ngx_pairguard_redis_t::ev_del_write(void* data) {
 // without closing the fd, and make events still queued for it stale.
 void ngx_pairguard_redis_t::ev_cleanup(void* data) {
     auto* self = static_cast<ngx_pairguard_redis_t*>(data);
+    if (self->flush_ev_.posted) {
+        ngx_delete_posted_event(&self->flush_ev_);
+    }
     ngx_connection_t* c = self->conn_;
     if (c == nullptr) {
         return;

@@ -78,6 +78,7 @@ private:
 
     static void on_read(ngx_event_t* ev);
     static void on_write(ngx_event_t* ev);
+    static void on_flush(ngx_event_t* ev);
     static void on_reconnect(ngx_event_t* ev);
     static void on_connect_timeout(ngx_event_t* ev);
     static void on_command_timeout(ngx_event_t* ev);
@@ -101,6 +102,8 @@ private:
     ngx_msec_t last_error_log_ = 0;
     ngx_event_t reconnect_ev_;
     ngx_event_t connect_timer_;
+    ngx_event_t flush_ev_;   // posted: writes what this loop iteration queued
+    bool in_flush_ = false;
 };
 
 class ngx_pairguard_redis_command_t {
