@@ -17,9 +17,14 @@
 
 extern "C" ngx_module_t ngx_http_pairguard_module;
 
+struct ngx_http_pairguard_key_part_t {
+    ngx_str_t literal;
+    ngx_int_t index;  // NGX_ERROR for a literal
+};
+
 struct ngx_http_pairguard_policy_t {
     ngx_str_t name;
-    ngx_http_complex_value_t key;
+    ngx_array_t key;  // of ngx_http_pairguard_key_part_t
     pairguard::PolicyLimits limits;
     bool uses_body;
 };

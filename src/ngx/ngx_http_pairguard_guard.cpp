@@ -3,6 +3,8 @@
 // filter that settles the attempt once the upstream's status is known, and
 // the refusals.
 
+#include <openssl/crypto.h>
+
 #include "../core/answers.hpp"
 #include "../core/store_scripts.hpp"
 #include "ngx_http_pairguard.h"
@@ -126,6 +128,9 @@ ngx_uint_t parse_body(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
     }
     std::string text;
     for (ngx_chain_t* cl = rb->bufs; cl != nullptr; cl = cl->next) {
+        if (ngx_buf_special(cl->buf)) {
+            continue;  // the closing last_buf of an empty or chunked body
+        }
         if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
             return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
         }
@@ -145,6 +150,26 @@ ngx_uint_t parse_body(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
 
 std::string_view as_view(const ngx_str_t& s) {
     return std::string_view(reinterpret_cast<const char*>(s.data), s.len);
+}
+
+// A policy's key, built from indexed variables (see key_template.hpp).
+bool evaluate_key(ngx_http_request_t* r, const ngx_http_pairguard_policy_t* p, std::string& out) {
+    out.clear();
+    auto* parts = static_cast<const ngx_http_pairguard_key_part_t*>(p->key.elts);
+    for (ngx_uint_t i = 0; i < p->key.nelts; i++) {
+        if (parts[i].index == NGX_ERROR) {
+            out.append(reinterpret_cast<const char*>(parts[i].literal.data), parts[i].literal.len);
+            continue;
+        }
+        ngx_http_variable_value_t* v = ngx_http_get_flushed_variable(r, static_cast<ngx_uint_t>(parts[i].index));
+        if (v == nullptr) {
+            return false;
+        }
+        if (!v->not_found) {
+            out.append(reinterpret_cast<const char*>(v->data), v->len);
+        }
+    }
+    return true;
 }
 
 ngx_int_t deny(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, ngx_http_pairguard_loc_conf_t* lcf,
@@ -321,21 +346,22 @@ ngx_int_t preaccess_handler(ngx_http_request_t* r) noexcept {
 
         // the keys of this request's policies; an empty one skips its policy
         ctx->keys.clear();
+        std::string value;
         auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(lcf->policies->elts);
         for (ngx_uint_t i = 0; i < lcf->policies->nelts; i++) {
             ngx_http_pairguard_policy_t* p = refs[i].policy;
-            ngx_str_t value;
-            if (ngx_http_complex_value(r, &p->key, &value) != NGX_OK) {
+            if (!evaluate_key(r, p, value)) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
-            if (value.len == 0) {
+            if (value.empty()) {
                 if (p->limits.key_required) {
                     ctx->state = ngx_http_pairguard_state_e::answered;
                     return respond(r, NGX_HTTP_BAD_REQUEST, pairguard::error_body("key_required"), 0);
                 }
                 continue;
             }
-            ctx->keys.push_back(ngx_http_pairguard_key_t{p, mcf->keys->tag("g", as_view(p->name), as_view(value))});
+            ctx->keys.push_back(ngx_http_pairguard_key_t{p, mcf->keys->tag("g", as_view(p->name), value)});
+            OPENSSL_cleanse(value.data(), value.size());
         }
         if (ctx->keys.empty()) {
             ctx->decided = true;

@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "../core/key_template.hpp"
 #include "../core/store_scripts.hpp"
 #include "ngx_http_pairguard.h"
 
@@ -272,24 +273,38 @@ char* ngx_http_pairguard_policy(ngx_conf_t* cf, ngx_command_t*, void* conf) noex
         new (&p->limits) pairguard::PolicyLimits(spec.limits);
         p->name = value[1];
 
-        ngx_str_t key;
-        key.len = spec.key.size();
-        key.data = static_cast<u_char*>(ngx_pnalloc(cf->pool, key.len));
-        if (key.data == nullptr) {
+        std::vector<pairguard::KeyPart> parts;
+        err = pairguard::parse_key_template(spec.key, parts);
+        if (!err.empty()) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in pairguard policy \"%V\"", err.c_str(), &value[1]);
             return PG_CONF_ERROR;
         }
-        ngx_memcpy(key.data, spec.key.data(), key.len);
-
-        ngx_http_compile_complex_value_t ccv;
-        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-        ccv.cf = cf;
-        ccv.value = &key;
-        ccv.complex_value = &p->key;
-        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        if (ngx_array_init(&p->key, cf->pool, parts.size(), sizeof(ngx_http_pairguard_key_part_t)) != NGX_OK) {
             return PG_CONF_ERROR;
         }
-        p->uses_body = spec.key.find("$pairguard_body_") != std::string::npos
-                       || spec.key.find("${pairguard_body_") != std::string::npos;
+        p->uses_body = false;
+        for (const auto& part : parts) {
+            auto* kp = static_cast<ngx_http_pairguard_key_part_t*>(ngx_array_push(&p->key));
+            ngx_str_t text;
+            text.len = part.text.size();
+            text.data = static_cast<u_char*>(ngx_pnalloc(cf->pool, text.len));
+            if (kp == nullptr || text.data == nullptr) {
+                return PG_CONF_ERROR;
+            }
+            ngx_memcpy(text.data, part.text.data(), text.len);
+            if (part.variable) {
+                // an unknown name is reported by nginx when variables are initialised
+                kp->index = ngx_http_get_variable_index(cf, &text);
+                if (kp->index == NGX_ERROR) {
+                    return PG_CONF_ERROR;
+                }
+                ngx_str_null(&kp->literal);
+                p->uses_body = p->uses_body || part.text.rfind("pairguard_body_", 0) == 0;
+            } else {
+                kp->index = NGX_ERROR;
+                kp->literal = text;
+            }
+        }
 
         auto** slot = static_cast<ngx_http_pairguard_policy_t**>(ngx_array_push(&mcf->policies));
         if (slot == nullptr) {

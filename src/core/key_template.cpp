@@ -1,0 +1,59 @@
+#include "key_template.hpp"
+
+namespace pairguard {
+
+namespace {
+
+bool name_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+}  // namespace
+
+std::string parse_key_template(std::string_view in, std::vector<KeyPart>& out) {
+    out.clear();
+    std::string literal;
+    size_t i = 0;
+    while (i < in.size()) {
+        if (in[i] != '$') {
+            literal.push_back(in[i++]);
+            continue;
+        }
+        i++;
+        std::string name;
+        if (i < in.size() && in[i] == '{') {
+            size_t close = in.find('}', i);
+            if (close == std::string_view::npos) {
+                return "unclosed \"{\" in key";
+            }
+            name = std::string(in.substr(i + 1, close - i - 1));
+            i = close + 1;
+            for (char c : name) {
+                if (!name_char(c)) {
+                    return "invalid variable name \"" + name + "\" in key";
+                }
+            }
+        } else {
+            while (i < in.size() && name_char(in[i])) {
+                name.push_back(in[i++]);
+            }
+        }
+        if (name.empty()) {
+            return "invalid variable name in key";
+        }
+        if (name[0] >= '0' && name[0] <= '9') {
+            return "regex captures are not supported in key";
+        }
+        if (!literal.empty()) {
+            out.push_back(KeyPart{false, std::move(literal)});
+            literal.clear();
+        }
+        out.push_back(KeyPart{true, std::move(name)});
+    }
+    if (!literal.empty()) {
+        out.push_back(KeyPart{false, std::move(literal)});
+    }
+    return {};
+}
+
+}  // namespace pairguard

@@ -1,0 +1,93 @@
+# `nginx -t` refuses broken pairguard configurations and says what is wrong.
+use 5.036;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use PgTest;
+
+my $dir = testdir();
+my $short = write_file("$dir/short.secret", 'x' x 10, 0600);
+my $missing = "$dir/no-such-dir/pairguard.secret";
+
+# A whole http block from parts; each case replaces one part.
+sub conf (%p) {
+    my %d = (
+        redis    => 'pairguard_redis 127.0.0.1:6399 timeout=100ms;',
+        secret   => 'pairguard_secret_file %%SECRET_FILE%%;',
+        http     => '',
+        policies => 'pairguard_policy claim key=$remote_addr max_failures=5 window=15m lockout=15m;',
+        location => 'pairguard claim; pairguard_failure_status 404; pairguard_neutral_status 410;',
+        %p,
+    );
+    return <<"CONF";
+http {
+    %%HTTP_COMMON%%
+    $d{redis}
+    $d{secret}
+    $d{http}
+    $d{policies}
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / {
+            $d{location}
+            proxy_pass http://127.0.0.1:9;
+        }
+    }
+}
+CONF
+}
+
+my ($rc, $out) = nginx_t(conf());
+is($rc, 0, 'the reference configuration passes nginx -t') or diag $out;
+
+my @cases = (
+    [ 'an unknown policy in "pairguard NAME"',
+      { location => 'pairguard nosuchpolicy;' },
+      [qr/nosuchpolicy/] ],
+    [ 'a bad duration (window=abc)',
+      { policies => 'pairguard_policy claim key=$remote_addr max_failures=5 window=abc lockout=15m;' },
+      [qr/abc/] ],
+    [ 'a bad lockout duration (lockout=10parsecs)',
+      { policies => 'pairguard_policy claim key=$remote_addr max_failures=5 window=1m lockout=10parsecs;' },
+      [qr/10parsecs/] ],
+    [ 'a missing secret file',
+      { secret => "pairguard_secret_file $missing;" },
+      [qr/\Q$missing\E/] ],
+    [ 'a secret file of 10 bytes',
+      { secret => "pairguard_secret_file $short;" },
+      [qr/\Q$short\E/, qr/short|32|at least/i] ],
+    [ 'pairguard without pairguard_redis',
+      { redis => '' },
+      [qr/pairguard_redis/] ],
+    [ 'a duplicate pairguard_redis',
+      { redis => 'pairguard_redis 127.0.0.1:6399; pairguard_redis 127.0.0.1:6400;' },
+      [qr/pairguard_redis/, qr/duplicate/i] ],
+    [ 'a duplicate policy name',
+      { policies => 'pairguard_policy claim key=$remote_addr max_failures=5 window=1m lockout=1m; '
+                  . 'pairguard_policy claim key=$http_x_a max_failures=5 window=1m lockout=1m;' },
+      [qr/claim/, qr/duplicate|already/i] ],
+    [ 'an unknown policy parameter',
+      { policies => 'pairguard_policy claim key=$remote_addr max_failures=5 window=1m lockout=1m frobnicate=1;' },
+      [qr/frobnicate/] ],
+    [ 'a policy without key=',
+      { policies => 'pairguard_policy claim max_failures=5 window=1m lockout=1m;' },
+      [qr/key/] ],
+    [ 'max_failures=0',
+      { policies => 'pairguard_policy claim key=$remote_addr max_failures=0 window=1m lockout=1m;' },
+      [qr/max_failures/] ],
+    [ 'an unknown pairguard_store_down mode',
+      { http => 'pairguard_store_down sometimes;' },
+      [qr/sometimes/] ],
+);
+
+for my $case (@cases) {
+    my ($what, $parts, $res) = @$case;
+    my ($rc, $out) = nginx_t(conf(%$parts));
+    isnt($rc, 0, "nginx -t fails on $what");
+    my $all = 1;
+    $all &&= $out =~ $_ for @$res;
+    ok($all && $out =~ /\[emerg\]/, "and the [emerg] message names the offending thing ($what)")
+        or diag $out;
+}
+
+done();
