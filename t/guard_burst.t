@@ -6,6 +6,8 @@ use 5.036;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use IO::Socket::INET;
+use Time::HiRes ();
 use PgTest;
 
 my $redis = start_redis();
@@ -58,6 +60,7 @@ is($through + $refused, 200, 'every other guess was refused with 429 (no errors,
 is($up->count('/status/404'), $through, 'the upstream saw exactly the guesses answered 404');
 my @ra = grep { defined } map { $_->{headers}{'retry-after'} } grep { $_->{status} == 429 } @r;
 is(scalar @ra, $refused, 'every refusal has a Retry-After');
+ok((grep { $_ eq '1' } @ra), 'refusals while attempts are in flight carry a short Retry-After (1)');
 
 my $per_node = sub ($node) { scalar grep { $r[$_]{status} == 429 } grep { $_ % 2 == $node } 0 .. $#r };
 ok($per_node->(0) > 0 && $per_node->(1) > 0, 'both nodes refused part of the burst');
@@ -90,5 +93,29 @@ my @again = http_burst(\@nodes, 40, sub ($i) { { method => 'GET', path => '/clai
 is_deeply(\@again, [(429) x 40], 'forty more guesses for the locked key are all refused');
 my ($calls1) = $redis->cmd('INFO', 'commandstats') =~ /cmdstat_evalsha:calls=(\d+)/;
 cmp_ok(($calls1 // 0) - ($calls0 // 0), '<=', 4, 'answered from local memory: at most one Redis call per worker');
+
+# --- aborted attempts are no way to guess faster ------------------------------
+
+# five guesses whose clients go away before the slow upstream answers
+my @gone;
+for my $i (1 .. 5) {
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $nodes[$i % 2], Proto => 'tcp')
+        or die "connect: $!";
+    print $sock "GET /claim HTTP/1.1\r\nHost: localhost\r\nX-Device: lobby-4\r\nConnection: close\r\n\r\n";
+    push @gone, $sock;
+}
+Time::HiRes::sleep(0.05);
+close $_ for @gone;
+Time::HiRes::sleep(0.4);
+my $sixth = http_get($a->port, '/claim', headers => { 'X-Device' => 'lobby-4' });
+is($sixth->{status}, 429, 'five guesses whose clients hung up still use up the budget: the sixth is refused');
+
+# --- a reload keeps what was learnt ---------------------------------------------
+
+$a->reload;
+is(http_get($a->port, '/claim', headers => { 'X-Device' => 'lobby-2' })->{status}, 429,
+    'after a reload node A still refuses the locked key');
+is(http_get($a->port, '/claim-ok', headers => { 'X-Device' => 'lobby-5' })->{status}, 200,
+    'and serves other keys');
 
 done();

@@ -5,9 +5,22 @@ package PgTest;
 # started and stopped by pid, raw-socket HTTP helpers, and a final check that
 # no nginx error log holds an [alert], [emerg] or [crit] line.
 #
-#   use lib 't/lib';
+#   use FindBin;
+#   use lib "$FindBin::Bin/lib";
 #   use PgTest;                 # skips the file when the module is not built
 #   use PgTest qw(-nomodule);   # harness self-tests with a plain nginx
+#
+#   my $redis = start_redis();                   # ->cmd(...), stop, sigstop, sigcont, restart
+#   my $up    = start_upstream(delay_ms => 200); # ->stats, reset, count($path), register(...)
+#   my $ng    = start_nginx($http_block, redis => $redis, upstream => $up);
+#   my $r     = http($ng->port, 'POST', '/x', json => {...}, from => '127.0.0.9');
+#   my @codes = http_burst([$ng->port], 200, sub ($i) { {...} });
+#   done();                                      # instead of done_testing
+#
+# Placeholders in the http block: %%PORT%% (and %%PORT2%%, %%PORT_ANY%%...),
+# %%REDIS_PORT%%, %%UPSTREAM_PORT%%, %%MODULE%%, %%SECRET_FILE%%, %%TESTDIR%%,
+# %%DIR%% (the instance's dir), %%HTTP_COMMON%% (temp paths, access log) and
+# any key of vars => {...} in upper case.
 #
 # Environment: PG_NGINX (nginx binary), PG_MODULE (module .so), PG_KEEP=1
 # (keep the temp dir), PG_VERBOSE=1 (diag while starting things).
