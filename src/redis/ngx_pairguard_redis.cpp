@@ -47,6 +47,14 @@ ngx_pairguard_redis_t::~ngx_pairguard_redis_t() {
     stop();
 }
 
+void ngx_pairguard_redis_t::subscribe(std::string channel, std::function<void(std::string_view)> on_message,
+                                      std::function<void()> on_resync) {
+    channel_ = std::move(channel);
+    on_message_ = std::move(on_message);
+    on_resync_ = std::move(on_resync);
+    conf_.label += " (events)";
+}
+
 void ngx_pairguard_redis_t::start() {
     connect();
 }
@@ -140,6 +148,12 @@ void ngx_pairguard_redis_t::send_handshake() {
         size_t lens[] = {6, db.size()};
         redisAsyncCommandArgv(ac_, on_handshake_reply, nullptr, 2, argv, lens);
     }
+    if (!channel_.empty()) {
+        const char* argv[] = {"SUBSCRIBE", channel_.c_str()};
+        size_t lens[] = {9, channel_.size()};
+        redisAsyncCommandArgv(ac_, on_subscription, this, 2, argv, lens);
+        return;
+    }
     const pairguard::StoreScript* scripts[] = {&pairguard::guard_reserve_script(), &pairguard::guard_settle_script()};
     for (size_t i = 0; i < 2; i++) {
         const char* argv[] = {"SCRIPT", "LOAD", scripts[i]->source.data()};
@@ -163,6 +177,30 @@ void ngx_pairguard_redis_t::on_handshake_reply(redisAsyncContext* ac, void* r, v
     }
     if (privdata != nullptr) {
         self->became_up();
+    }
+}
+
+void ngx_pairguard_redis_t::on_subscription(redisAsyncContext* ac, void* r, void*) {
+    auto* self = static_cast<ngx_pairguard_redis_t*>(ac->data);
+    auto* reply = static_cast<redisReply*>(r);
+    if (reply == nullptr || self == nullptr || self->ac_ != ac || self->exiting_) {
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || reply->element[0]->type != REDIS_REPLY_STRING) {
+        return;
+    }
+    std::string_view kind(reply->element[0]->str, reply->element[0]->len);
+    try {
+        if (kind == "subscribe") {
+            self->became_up();
+            if (self->on_resync_) {
+                self->on_resync_();
+            }
+        } else if (kind == "message" && reply->element[2]->type == REDIS_REPLY_STRING && self->on_message_) {
+            self->on_message_(std::string_view(reply->element[2]->str, reply->element[2]->len));
+        }
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: event handler failed: %s", e.what());
     }
 }
 
@@ -253,7 +291,7 @@ ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::Stor
                                                            std::vector<std::string> keys,
                                                            std::vector<std::string> args,
                                                            ngx_pairguard_redis_cb_t cb) {
-    if (!accepting()) {
+    if (!accepting() || !channel_.empty()) {
         return nullptr;
     }
     auto cmd = std::make_unique<ngx_pairguard_redis_command_t>(this, script, std::move(keys), std::move(args),

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "../ngx/ngx_pairguard.h"
@@ -40,6 +41,13 @@ public:
     ~ngx_pairguard_redis_t();
     ngx_pairguard_redis_t(const ngx_pairguard_redis_t&) = delete;
     ngx_pairguard_redis_t& operator=(const ngx_pairguard_redis_t&) = delete;
+
+    // Makes this a subscriber connection (call before start()): it runs
+    // SUBSCRIBE instead of loading scripts, hands every message to
+    // `on_message`, and calls `on_resync` each time the subscription is
+    // (re)established, since messages sent while it was down are lost.
+    void subscribe(std::string channel, std::function<void(std::string_view)> on_message,
+                   std::function<void()> on_resync);
 
     void start();
     // Worker exit: drops the connection; pending callbacks are not called.
@@ -86,6 +94,7 @@ private:
     static void on_disconnect(const redisAsyncContext* ac, int status);
     static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
     static void on_handshake_reply(redisAsyncContext* ac, void* reply, void* privdata);
+    static void on_subscription(redisAsyncContext* ac, void* reply, void* privdata);
     static void ev_add_read(void* data);
     static void ev_del_read(void* data);
     static void ev_add_write(void* data);
@@ -104,6 +113,9 @@ private:
     ngx_event_t connect_timer_;
     ngx_event_t flush_ev_;   // posted: writes what this loop iteration queued
     bool in_flush_ = false;
+    std::string channel_;    // subscriber mode when not empty
+    std::function<void(std::string_view)> on_message_;
+    std::function<void()> on_resync_;
 };
 
 class ngx_pairguard_redis_command_t {
