@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <initializer_list>
 #include <stdexcept>
 
 namespace pairguard {
@@ -25,7 +26,7 @@ using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, MacCtxDeleter>;
 
 struct KeyDeriver::Impl {
     MacPtr mac;
-    MacCtxPtr keyed;  // keyed once; each use works on a copy
+    MacCtxPtr keyed;  // keyed once, re-initialised with that key for each use
 };
 
 KeyDeriver::KeyDeriver(std::string_view secret) : impl_(std::make_unique<Impl>()) {
@@ -50,25 +51,33 @@ KeyDeriver::KeyDeriver(std::string_view secret) : impl_(std::make_unique<Impl>()
 
 KeyDeriver::~KeyDeriver() = default;
 
-std::array<uint8_t, 32> KeyDeriver::mac(std::string_view data) const {
+namespace {
+
+// One keyed context serves every call: a NULL key re-initialises it with the
+// key it has, so no allocation happens per HMAC. Not for use from several
+// threads at once (one KeyDeriver per worker process).
+std::array<uint8_t, 32> hmac_parts(EVP_MAC_CTX* ctx, std::initializer_list<std::string_view> parts) {
     std::array<uint8_t, 32> out{};
-    MacCtxPtr ctx(EVP_MAC_CTX_dup(impl_->keyed.get()));
     size_t len = 0;
-    if (!ctx || EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1
-        || EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != out.size()) {
+    bool ok = EVP_MAC_init(ctx, nullptr, 0, nullptr) == 1;
+    for (std::string_view p : parts) {
+        ok = ok && EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(p.data()), p.size()) == 1;
+    }
+    if (!ok || EVP_MAC_final(ctx, out.data(), &len, out.size()) != 1 || len != out.size()) {
         throw std::runtime_error("HMAC computation failed");
     }
     return out;
 }
 
+}  // namespace
+
+std::array<uint8_t, 32> KeyDeriver::mac(std::string_view data) const {
+    return hmac_parts(impl_->keyed.get(), {data});
+}
+
 KeyTag KeyDeriver::tag(std::string_view ns, std::string_view name, std::string_view value) const {
-    std::string buf;
-    buf.reserve(ns.size() + name.size() + value.size() + 2);
-    buf.append(ns).push_back('\0');
-    buf.append(name).push_back('\0');
-    buf.append(value);
-    auto full = mac(buf);
-    OPENSSL_cleanse(buf.data(), buf.size());
+    static const char zero = '\0';
+    auto full = hmac_parts(impl_->keyed.get(), {ns, std::string_view(&zero, 1), name, std::string_view(&zero, 1), value});
     KeyTag t;
     std::copy(full.begin(), full.begin() + t.size(), t.begin());
     return t;
@@ -89,6 +98,38 @@ std::string base64url(const uint8_t* data, size_t len) {
         }
     }
     return out;
+}
+
+bool base64url_decode(std::string_view in, std::string& out) {
+    out.clear();
+    if (in.size() % 4 == 1) {
+        return false;
+    }
+    uint32_t acc = 0;
+    int bits = 0;
+    for (char c : in) {
+        int v;
+        if (c >= 'A' && c <= 'Z') {
+            v = c - 'A';
+        } else if (c >= 'a' && c <= 'z') {
+            v = c - 'a' + 26;
+        } else if (c >= '0' && c <= '9') {
+            v = c - '0' + 52;
+        } else if (c == '-') {
+            v = 62;
+        } else if (c == '_') {
+            v = 63;
+        } else {
+            return false;
+        }
+        acc = (acc << 6) | static_cast<uint32_t>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<char>((acc >> bits) & 0xff));
+        }
+    }
+    return true;
 }
 
 std::string guard_store_key(std::string_view prefix, const KeyTag& tag) {

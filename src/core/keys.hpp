@@ -37,6 +37,9 @@ private:
 // base64url without padding (RFC 4648 section 5).
 std::string base64url(const uint8_t* data, size_t len);
 
+// Inverse of base64url (no padding); false on any other character or length.
+bool base64url_decode(std::string_view in, std::string& out);
+
 // "PREFIX{g:BASE64URL}": one hash-tagged Redis key per (policy, key).
 std::string guard_store_key(std::string_view prefix, const KeyTag& tag);
 

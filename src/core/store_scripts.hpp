@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "policy.hpp"
+#include "resp.hpp"
 
 namespace pairguard {
 
@@ -20,8 +21,30 @@ struct StoreScript {
 const StoreScript& guard_reserve_script();
 const StoreScript& guard_settle_script();
 
+// The pairing scripts (src/lua/pair_*.lua); src/core/pairing.hpp builds their
+// calls and decodes their replies.
+enum class PairingOp {
+    request,
+    approve,
+    pending,
+    clear,
+    approved,
+    revoke,
+    check,
+    register_platform,
+    platforms,
+    lock_status,
+    unlock,  // store_unlock.lua: guard keys and platform locks alike
+};
+
+const StoreScript& pairing_script(PairingOp op);
+
+// Every pairing script, e.g. to SCRIPT LOAD them on a new connection.
+const std::vector<const StoreScript*>& pairing_scripts();
+
 // The five per-key arguments both guard scripts take.
 void append_limits(std::vector<std::string>& argv, const PolicyLimits& limits);
+void append_limits(RespArgs& args, const PolicyLimits& limits);
 
 enum class ReserveStatus { allowed = 0, locked = 1, busy = 2 };
 

@@ -26,6 +26,7 @@ struct ngx_http_pairguard_policy_t {
     ngx_str_t name;
     ngx_array_t key;  // of ngx_http_pairguard_key_part_t
     pairguard::PolicyLimits limits;
+    ngx_str_t limits_resp;  // the five limit arguments, RESP-encoded once
     bool uses_body;
 };
 
@@ -74,6 +75,7 @@ struct ngx_http_pairguard_ctx_t {
     bool body_parsed = false;
     pairguard::BodyFields body;
     std::vector<ngx_http_pairguard_key_t> keys;
+    std::string keys_resp;  // the store keys, RESP-encoded for reserve and settle
 
     bool decided = false;  // for $pairguard_decision
     bool denied = false;

@@ -5,6 +5,9 @@
 
 #include <openssl/crypto.h>
 
+#include <charconv>
+#include <initializer_list>
+
 #include "../core/answers.hpp"
 #include "../core/store_scripts.hpp"
 #include "ngx_http_pairguard.h"
@@ -230,14 +233,30 @@ ngx_int_t decide_without_store(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* 
     }
 }
 
-std::vector<std::string> store_keys(const ngx_http_pairguard_main_conf_t* mcf,
-                                    const std::vector<ngx_http_pairguard_key_t>& keys) {
-    std::vector<std::string> out;
-    out.reserve(keys.size());
-    for (const auto& k : keys) {
-        out.push_back(pairguard::guard_store_key(as_view(mcf->prefix), k.tag));
+// numkeys and the store keys, encoded once per request for reserve and settle
+void encode_keys(const ngx_http_pairguard_main_conf_t* mcf, ngx_http_pairguard_ctx_t* ctx) {
+    pairguard::RespArgs a;
+    a.data.reserve(16 + ctx->keys.size() * (mcf->prefix.len + 40));
+    a.add(static_cast<int64_t>(ctx->keys.size()));
+    for (const auto& k : ctx->keys) {
+        a.add(pairguard::guard_store_key(as_view(mcf->prefix), k.tag));
     }
-    return out;
+    ctx->keys_resp = std::move(a.data);
+}
+
+// The tail of a guard script call: keys, the call's own arguments, then each
+// policy's limits.
+pairguard::RespArgs guard_tail(const ngx_http_pairguard_ctx_t* ctx, std::initializer_list<std::string_view> own) {
+    pairguard::RespArgs a;
+    a.data.reserve(ctx->keys_resp.size() + 32 + ctx->keys.size() * 48);
+    a.add_encoded(ctx->keys_resp, 1 + ctx->keys.size());
+    for (std::string_view v : own) {
+        a.add(v);
+    }
+    for (const auto& k : ctx->keys) {
+        a.add_encoded(as_view(k.policy->limits_resp), 5);
+    }
+    return a;
 }
 
 void resume(ngx_http_request_t* r) {
@@ -380,13 +399,9 @@ ngx_int_t preaccess_handler(ngx_http_request_t* r) noexcept {
             return decide_without_store(r, ctx, lcf, mcf);
         }
 
-        std::vector<std::string> args;
-        args.reserve(1 + 5 * ctx->keys.size());
-        args.push_back(std::to_string(pairguard::kReservationHoldMs));
-        for (const auto& k : ctx->keys) {
-            pairguard::append_limits(args, k.policy->limits);
-        }
-        ctx->pending = store->eval(pairguard::guard_reserve_script(), store_keys(mcf, ctx->keys), std::move(args),
+        encode_keys(mcf, ctx);
+        static const std::string hold = std::to_string(pairguard::kReservationHoldMs);
+        ctx->pending = store->eval(pairguard::guard_reserve_script(), guard_tail(ctx, {hold}),
                                    [ctx](ngx_pairguard_redis_result_e res, redisReply* reply) {
                                        reserve_done(ctx, res, reply);
                                    });
@@ -433,17 +448,19 @@ void settle(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, Outcome outcom
         return;
     }
 
-    std::vector<std::string> args;
-    args.reserve(2 + 5 * ctx->keys.size());
-    args.push_back(outcome == Outcome::failure ? "f" : outcome == Outcome::success ? "s" : "n");
-    args.push_back(std::to_string(ctx->reservation));
-    for (const auto& k : ctx->keys) {
-        pairguard::append_limits(args, k.policy->limits);
+    if (ctx->keys_resp.empty()) {
+        encode_keys(mcf, ctx);  // decided from the verdict cache: dry run
     }
+    char reservation[24];
+    auto [end, ec] = std::to_chars(reservation, reservation + sizeof(reservation), ctx->reservation);
+    (void) ec;
+    pairguard::RespArgs tail =
+        guard_tail(ctx, {outcome == Outcome::failure ? "f" : outcome == Outcome::success ? "s" : "n",
+                         std::string_view(reservation, static_cast<size_t>(end - reservation))});
 
-    auto job = std::make_shared<settle_job_t>(settle_job_t{ctx->keys, mcf->shm_zone});
-    // if the store is down now, the reservation runs out in Redis by itself
-    store->eval(pairguard::guard_settle_script(), store_keys(mcf, ctx->keys), std::move(args),
+    // the settle is the request's last use of its keys
+    auto job = std::make_shared<settle_job_t>(settle_job_t{std::move(ctx->keys), mcf->shm_zone});
+    store->eval(pairguard::guard_settle_script(), tail,
                 [job](ngx_pairguard_redis_result_e res, redisReply* reply) {
                     if (res != ngx_pairguard_redis_result_e::ok || reply->type != REDIS_REPLY_ARRAY) {
                         return;

@@ -273,6 +273,15 @@ char* ngx_http_pairguard_policy(ngx_conf_t* cf, ngx_command_t*, void* conf) noex
         new (&p->limits) pairguard::PolicyLimits(spec.limits);
         p->name = value[1];
 
+        pairguard::RespArgs limits;
+        pairguard::append_limits(limits, p->limits);
+        p->limits_resp.len = limits.data.size();
+        p->limits_resp.data = static_cast<u_char*>(ngx_pnalloc(cf->pool, limits.data.size()));
+        if (p->limits_resp.data == nullptr) {
+            return PG_CONF_ERROR;
+        }
+        ngx_memcpy(p->limits_resp.data, limits.data.data(), limits.data.size());
+
         std::vector<pairguard::KeyPart> parts;
         err = pairguard::parse_key_template(spec.key, parts);
         if (!err.empty()) {

@@ -23,10 +23,18 @@ void init_timer(ngx_event_t* ev, ngx_event_handler_pt handler, void* data, bool 
 
 ngx_pairguard_redis_command_t::ngx_pairguard_redis_command_t(ngx_pairguard_redis_t* client,
                                                              const pairguard::StoreScript& script,
-                                                             std::vector<std::string> keys,
-                                                             std::vector<std::string> args,
+                                                             const pairguard::RespArgs& tail,
                                                              ngx_pairguard_redis_cb_t cb)
-    : client_(client), script_(script), keys_(std::move(keys)), args_(std::move(args)), cb_(std::move(cb)) {
+    : client_(client), script_(script), cb_(std::move(cb)) {
+    pairguard::RespArgs head;
+    head.add("EVALSHA");
+    head.add(script.sha1);
+    cmd_.reserve(8 + head.data.size() + tail.data.size());
+    cmd_ = pairguard::resp_array_header(2 + tail.count);
+    cmd_.append(head.data);
+    tail_offset_ = cmd_.size();
+    tail_count_ = tail.count;
+    cmd_.append(tail.data);
     // not cancelable: a request waits on it, and it is what notices a hang
     init_timer(&timer_, ngx_pairguard_redis_t::on_command_timeout, this, false);
 }
@@ -288,14 +296,12 @@ void ngx_pairguard_redis_t::on_command_timeout(ngx_event_t* ev) {
 }
 
 ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::StoreScript& script,
-                                                           std::vector<std::string> keys,
-                                                           std::vector<std::string> args,
+                                                           const pairguard::RespArgs& tail,
                                                            ngx_pairguard_redis_cb_t cb) {
     if (!accepting() || !channel_.empty()) {
         return nullptr;
     }
-    auto cmd = std::make_unique<ngx_pairguard_redis_command_t>(this, script, std::move(keys), std::move(args),
-                                                               std::move(cb));
+    auto cmd = std::make_unique<ngx_pairguard_redis_command_t>(this, script, tail, std::move(cb));
     if (!send(cmd.get())) {
         return nullptr;
     }
@@ -303,37 +309,33 @@ ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::Stor
     return cmd.release();  // owned by hiredis' callback list until on_reply
 }
 
-bool ngx_pairguard_redis_t::send(ngx_pairguard_redis_command_t* cmd) {
-    size_t argc = 3 + cmd->keys_.size() + cmd->args_.size();
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    argv.reserve(argc);
-    lens.reserve(argc);
+ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::StoreScript& script,
+                                                           const std::vector<std::string>& keys,
+                                                           const std::vector<std::string>& args,
+                                                           ngx_pairguard_redis_cb_t cb) {
+    pairguard::RespArgs tail;
+    tail.add(static_cast<int64_t>(keys.size()));
+    for (const auto& k : keys) {
+        tail.add(k);
+    }
+    for (const auto& a : args) {
+        tail.add(a);
+    }
+    return eval(script, tail, std::move(cb));
+}
 
-    std::string nkeys = std::to_string(cmd->keys_.size());
-    if (cmd->by_source_) {
-        argv.push_back("EVAL");
-        lens.push_back(4);
-        argv.push_back(cmd->script_.source.data());
-        lens.push_back(cmd->script_.source.size());
-    } else {
-        argv.push_back("EVALSHA");
-        lens.push_back(7);
-        argv.push_back(cmd->script_.sha1.data());
-        lens.push_back(cmd->script_.sha1.size());
+bool ngx_pairguard_redis_t::send(ngx_pairguard_redis_command_t* cmd) {
+    if (!cmd->by_source_) {
+        return redisAsyncFormattedCommand(ac_, on_reply, cmd, cmd->cmd_.data(), cmd->cmd_.size()) == REDIS_OK;
     }
-    argv.push_back(nkeys.c_str());
-    lens.push_back(nkeys.size());
-    for (const auto& k : cmd->keys_) {
-        argv.push_back(k.data());
-        lens.push_back(k.size());
-    }
-    for (const auto& a : cmd->args_) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-    }
-    return redisAsyncCommandArgv(ac_, on_reply, cmd, static_cast<int>(argv.size()), argv.data(), lens.data())
-           == REDIS_OK;
+    // EVAL with the script's source, then the very same numkeys, keys, args
+    pairguard::RespArgs head;
+    head.add("EVAL");
+    head.add(cmd->script_.source);
+    std::string eval = pairguard::resp_array_header(2 + cmd->tail_count_);
+    eval.append(head.data);
+    eval.append(cmd->cmd_, cmd->tail_offset_, std::string::npos);
+    return redisAsyncFormattedCommand(ac_, on_reply, cmd, eval.data(), eval.size()) == REDIS_OK;
 }
 
 void ngx_pairguard_redis_t::cancel(ngx_pairguard_redis_command_t* cmd) {

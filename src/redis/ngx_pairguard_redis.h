@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../core/resp.hpp"
 #include "../ngx/ngx_pairguard.h"
 
 namespace pairguard {
@@ -61,11 +62,14 @@ public:
         return ac_ != nullptr && (state_ == state_e::up || (state_ == state_e::connecting && !down_logged_));
     }
 
-    // EVALSHA (falling back to EVAL once on NOSCRIPT). nullptr when the store
-    // is not up: the caller decides without Redis and nothing is queued.
+    // EVALSHA (falling back to EVAL once on NOSCRIPT). `tail` holds numkeys,
+    // the keys and the arguments. nullptr when the store is not taking
+    // commands: the caller decides without Redis and nothing is queued.
     // The callback runs exactly once unless the command is cancelled.
-    ngx_pairguard_redis_command_t* eval(const pairguard::StoreScript& script, std::vector<std::string> keys,
-                                        std::vector<std::string> args, ngx_pairguard_redis_cb_t cb);
+    ngx_pairguard_redis_command_t* eval(const pairguard::StoreScript& script, const pairguard::RespArgs& tail,
+                                        ngx_pairguard_redis_cb_t cb);
+    ngx_pairguard_redis_command_t* eval(const pairguard::StoreScript& script, const std::vector<std::string>& keys,
+                                        const std::vector<std::string>& args, ngx_pairguard_redis_cb_t cb);
 
     // The callback will not run; the command still completes (or times out)
     // on the connection, so a hanging Redis is still noticed.
@@ -121,8 +125,7 @@ private:
 class ngx_pairguard_redis_command_t {
 public:
     ngx_pairguard_redis_command_t(ngx_pairguard_redis_t* client, const pairguard::StoreScript& script,
-                                  std::vector<std::string> keys, std::vector<std::string> args,
-                                  ngx_pairguard_redis_cb_t cb);
+                                  const pairguard::RespArgs& tail, ngx_pairguard_redis_cb_t cb);
     ~ngx_pairguard_redis_command_t();
 
 private:
@@ -130,8 +133,9 @@ private:
 
     ngx_pairguard_redis_t* client_;
     const pairguard::StoreScript& script_;
-    std::vector<std::string> keys_;
-    std::vector<std::string> args_;
+    std::string cmd_;        // the whole EVALSHA in RESP
+    size_t tail_offset_;     // where numkeys starts, for the EVAL fallback
+    size_t tail_count_;
     ngx_pairguard_redis_cb_t cb_;
     ngx_event_t timer_;
     bool by_source_ = false;  // sent as EVAL after a NOSCRIPT

@@ -1,0 +1,46 @@
+#include "resp.hpp"
+
+#include <charconv>
+
+namespace pairguard {
+
+namespace {
+
+void append_number(std::string& out, uint64_t v) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+    (void) ec;
+    out.append(buf, static_cast<size_t>(end - buf));
+}
+
+}  // namespace
+
+void RespArgs::add(std::string_view s) {
+    data.push_back('$');
+    append_number(data, s.size());
+    data.append("\r\n", 2);
+    data.append(s);
+    data.append("\r\n", 2);
+    count++;
+}
+
+void RespArgs::add(int64_t v) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+    (void) ec;
+    add(std::string_view(buf, static_cast<size_t>(end - buf)));
+}
+
+void RespArgs::add_encoded(std::string_view encoded, size_t n) {
+    data.append(encoded);
+    count += n;
+}
+
+std::string resp_array_header(size_t n) {
+    std::string out("*");
+    append_number(out, n);
+    out.append("\r\n", 2);
+    return out;
+}
+
+}  // namespace pairguard

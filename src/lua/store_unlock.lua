@@ -1,0 +1,7 @@
+-- An operator lifts a lock: deletes the given keys (a guard key, or a
+-- platform's lock and failure counter) and, when anything was there, tells
+-- every node, which may hold the lock in memory. ARGV: event channel, event
+-- ("unlocked|g|TAG" or "unlocked|p|TAG"). Returns the number of keys deleted.
+local n = redis.call('DEL', unpack(KEYS))
+if n > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return n
