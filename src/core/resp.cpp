@@ -43,4 +43,16 @@ std::string resp_array_header(size_t n) {
     return out;
 }
 
+RespArgs resp_evalsha(std::string_view sha1, size_t tail_count) {
+    RespArgs a;
+    a.data.reserve(64 + 48 * tail_count);
+    a.data = resp_array_header(2 + tail_count);
+    a.add("EVALSHA");
+    a.add(sha1);
+    a.count = 0;
+    a.head = a.data.size();
+    a.declared = tail_count;
+    return a;
+}
+
 }  // namespace pairguard

@@ -12,6 +12,8 @@ namespace pairguard {
 struct RespArgs {
     std::string data;  // bulk strings, back to back
     size_t count = 0;
+    size_t head = 0;      // bytes before the counted arguments (resp_evalsha)
+    size_t declared = 0;  // with a head: the count it promised
 
     void add(std::string_view s);
     void add(int64_t v);
@@ -21,5 +23,9 @@ struct RespArgs {
 
 // "*N\r\n" for a command of `n` arguments.
 std::string resp_array_header(size_t n);
+
+// Starts a whole "EVALSHA sha1 ..." in one buffer: the caller declares how
+// many arguments follow (numkeys, keys, arguments) and then adds exactly those.
+RespArgs resp_evalsha(std::string_view sha1, size_t tail_count);
 
 }  // namespace pairguard

@@ -244,11 +244,11 @@ void encode_keys(const ngx_http_pairguard_main_conf_t* mcf, ngx_http_pairguard_c
     ctx->keys_resp = std::move(a.data);
 }
 
-// The tail of a guard script call: keys, the call's own arguments, then each
-// policy's limits.
-pairguard::RespArgs guard_tail(const ngx_http_pairguard_ctx_t* ctx, std::initializer_list<std::string_view> own) {
-    pairguard::RespArgs a;
-    a.data.reserve(ctx->keys_resp.size() + 32 + ctx->keys.size() * 48);
+// A guard script call: keys, the call's own arguments, then each policy's
+// limits.
+pairguard::RespArgs guard_call(const pairguard::StoreScript& script, const ngx_http_pairguard_ctx_t* ctx,
+                               std::initializer_list<std::string_view> own) {
+    pairguard::RespArgs a = pairguard::resp_evalsha(script.sha1, 1 + ctx->keys.size() * 6 + own.size());
     a.add_encoded(ctx->keys_resp, 1 + ctx->keys.size());
     for (std::string_view v : own) {
         a.add(v);
@@ -401,7 +401,8 @@ ngx_int_t preaccess_handler(ngx_http_request_t* r) noexcept {
 
         encode_keys(mcf, ctx);
         static const std::string hold = std::to_string(pairguard::kReservationHoldMs);
-        ctx->pending = store->eval(pairguard::guard_reserve_script(), guard_tail(ctx, {hold}),
+        ctx->pending = store->eval(pairguard::guard_reserve_script(),
+                                   guard_call(pairguard::guard_reserve_script(), ctx, {hold}),
                                    [ctx](ngx_pairguard_redis_result_e res, redisReply* reply) {
                                        reserve_done(ctx, res, reply);
                                    });
@@ -454,13 +455,14 @@ void settle(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, Outcome outcom
     char reservation[24];
     auto [end, ec] = std::to_chars(reservation, reservation + sizeof(reservation), ctx->reservation);
     (void) ec;
-    pairguard::RespArgs tail =
-        guard_tail(ctx, {outcome == Outcome::failure ? "f" : outcome == Outcome::success ? "s" : "n",
-                         std::string_view(reservation, static_cast<size_t>(end - reservation))});
+    pairguard::RespArgs call =
+        guard_call(pairguard::guard_settle_script(), ctx,
+                   {outcome == Outcome::failure ? "f" : outcome == Outcome::success ? "s" : "n",
+                    std::string_view(reservation, static_cast<size_t>(end - reservation))});
 
     // the settle is the request's last use of its keys
     auto job = std::make_shared<settle_job_t>(settle_job_t{std::move(ctx->keys), mcf->shm_zone});
-    store->eval(pairguard::guard_settle_script(), tail,
+    store->eval(pairguard::guard_settle_script(), std::move(call),
                 [job](ngx_pairguard_redis_result_e res, redisReply* reply) {
                     if (res != ngx_pairguard_redis_result_e::ok || reply->type != REDIS_REPLY_ARRAY) {
                         return;

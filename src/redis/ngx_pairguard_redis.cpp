@@ -23,18 +23,17 @@ void init_timer(ngx_event_t* ev, ngx_event_handler_pt handler, void* data, bool 
 
 ngx_pairguard_redis_command_t::ngx_pairguard_redis_command_t(ngx_pairguard_redis_t* client,
                                                              const pairguard::StoreScript& script,
-                                                             const pairguard::RespArgs& tail,
+                                                             pairguard::RespArgs&& tail,
                                                              ngx_pairguard_redis_cb_t cb)
     : client_(client), script_(script), cb_(std::move(cb)) {
-    pairguard::RespArgs head;
-    head.add("EVALSHA");
-    head.add(script.sha1);
-    cmd_.reserve(8 + head.data.size() + tail.data.size());
-    cmd_ = pairguard::resp_array_header(2 + tail.count);
-    cmd_.append(head.data);
-    tail_offset_ = cmd_.size();
+    if (tail.head == 0) {
+        pairguard::RespArgs full = pairguard::resp_evalsha(script.sha1, tail.count);
+        full.add_encoded(tail.data, tail.count);
+        tail = std::move(full);
+    }
+    tail_offset_ = tail.head;
     tail_count_ = tail.count;
-    cmd_.append(tail.data);
+    cmd_ = std::move(tail.data);
     // not cancelable: a request waits on it, and it is what notices a hang
     init_timer(&timer_, ngx_pairguard_redis_t::on_command_timeout, this, false);
 }
@@ -296,12 +295,17 @@ void ngx_pairguard_redis_t::on_command_timeout(ngx_event_t* ev) {
 }
 
 ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::StoreScript& script,
-                                                           const pairguard::RespArgs& tail,
+                                                           pairguard::RespArgs&& tail,
                                                            ngx_pairguard_redis_cb_t cb) {
     if (!accepting() || !channel_.empty()) {
         return nullptr;
     }
-    auto cmd = std::make_unique<ngx_pairguard_redis_command_t>(this, script, tail, std::move(cb));
+    if (tail.head != 0 && tail.count != tail.declared) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: script %s given %uz arguments, %uz declared",
+                      script.name.data(), tail.count, tail.declared);
+        return nullptr;
+    }
+    auto cmd = std::make_unique<ngx_pairguard_redis_command_t>(this, script, std::move(tail), std::move(cb));
     if (!send(cmd.get())) {
         return nullptr;
     }
@@ -321,7 +325,7 @@ ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::Stor
     for (const auto& a : args) {
         tail.add(a);
     }
-    return eval(script, tail, std::move(cb));
+    return eval(script, std::move(tail), std::move(cb));
 }
 
 bool ngx_pairguard_redis_t::send(ngx_pairguard_redis_command_t* cmd) {

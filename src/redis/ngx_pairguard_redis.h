@@ -63,10 +63,10 @@ public:
     }
 
     // EVALSHA (falling back to EVAL once on NOSCRIPT). `tail` holds numkeys,
-    // the keys and the arguments. nullptr when the store is not taking
+    // the keys and the arguments; built on resp_evalsha() it is sent as is. nullptr when the store is not taking
     // commands: the caller decides without Redis and nothing is queued.
     // The callback runs exactly once unless the command is cancelled.
-    ngx_pairguard_redis_command_t* eval(const pairguard::StoreScript& script, const pairguard::RespArgs& tail,
+    ngx_pairguard_redis_command_t* eval(const pairguard::StoreScript& script, pairguard::RespArgs&& tail,
                                         ngx_pairguard_redis_cb_t cb);
     ngx_pairguard_redis_command_t* eval(const pairguard::StoreScript& script, const std::vector<std::string>& keys,
                                         const std::vector<std::string>& args, ngx_pairguard_redis_cb_t cb);
@@ -125,7 +125,7 @@ private:
 class ngx_pairguard_redis_command_t {
 public:
     ngx_pairguard_redis_command_t(ngx_pairguard_redis_t* client, const pairguard::StoreScript& script,
-                                  const pairguard::RespArgs& tail, ngx_pairguard_redis_cb_t cb);
+                                  pairguard::RespArgs&& tail, ngx_pairguard_redis_cb_t cb);
     ~ngx_pairguard_redis_command_t();
 
 private:
