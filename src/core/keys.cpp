@@ -134,8 +134,8 @@ bool base64url_decode(std::string_view in, std::string& out) {
 
 std::string guard_store_key(std::string_view prefix, const KeyTag& tag) {
     std::string key;
-    key.reserve(prefix.size() + 26);
-    key.append(prefix).append("{g:").append(base64url(tag.data(), tag.size())).push_back('}');
+    key.reserve(prefix.size() + 18);
+    key.append(prefix).append("{").append(base64url(tag.data(), kStoreKeyTagBytes)).push_back('}');
     return key;
 }
 

@@ -40,7 +40,10 @@ std::string base64url(const uint8_t* data, size_t len);
 // Inverse of base64url (no padding); false on any other character or length.
 bool base64url_decode(std::string_view in, std::string& out);
 
-// "PREFIX{g:BASE64URL}": one hash-tagged Redis key per (policy, key).
+// "PREFIX{BASE64URL}", the first 96 bits of the tag in 16 characters: one
+// hash-tagged Redis key per (policy, key). Kept short on purpose: with the
+// default prefix the name fits Redis' 32-byte allocation class.
+constexpr size_t kStoreKeyTagBytes = 12;
 std::string guard_store_key(std::string_view prefix, const KeyTag& tag);
 
 // First 8 hex digits of a tag: what logs show instead of the key.

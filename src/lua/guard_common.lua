@@ -1,8 +1,10 @@
--- Shared by guard_reserve.lua and guard_settle.lua (prepended at build time).
--- One string per (policy, key): "L|N|T|R|F" = lock end, lockouts in the last
--- 24 h, last lockout start, reservation expiries, failure times (ms, Redis
--- TIME; 13-digit integers, which Lua prints exactly). A key with no history
--- is absent. Per-key ARGV, five each: max_failures, window, lockout,
+-- Shared by guard_reserve.lua and guard_settle.lua (included at build time).
+-- One short string per (policy, key), "L|N|T|R|F": lock end, lockouts in the
+-- last 24 h, last lockout start, reservation expiries, failure times. Times
+-- are ms of Redis TIME, written in base 36 from 2020-01-01 (8 characters);
+-- zeros are empty. A key with one failure is "||||xxxxxxxx": small enough
+-- that Redis keeps it in its smallest allocations. A key with no history is
+-- absent. Per-key ARGV, five each: max_failures, window, lockout,
 -- backoff*1000, max_lockout. Written for speed: this runs twice per request.
 
 local tonumber, gmatch, match, concat = tonumber, string.gmatch, string.match, table.concat
@@ -14,24 +16,42 @@ end
 
 -- Parses a value into lock end, lockouts, last lockout, and the live
 -- reservations and failures (stale ones dropped on the way).
+local function dec(s)
+  if s == '' then return 0 end
+  return tonumber(s, 36) + EPOCH
+end
+
+-- Parses a value into lock end, lockouts, last lockout, and the live
+-- reservations and failures (stale ones dropped on the way).
 local function parse(v, window, now)
-  local l, n, t, r, f = match(v, '^(%d+)|(%d+)|(%d+)|([%d,]*)|([%d,]*)$')
+  local l, n, t, r, f = match(v, '^([%w]*)|([%w]*)|([%w]*)|([%w,]*)|([%w,]*)$')
   local res, fail = {}, {}
   if not l then return 0, 0, 0, res, fail end
   if r ~= '' then
-    for x in gmatch(r, '%d+') do
-      x = tonumber(x)
+    for x in gmatch(r, '%w+') do
+      x = tonumber(x, 36) + EPOCH
       if x > now then res[#res + 1] = x end
     end
   end
   if f ~= '' then
     local since = now - window
-    for x in gmatch(f, '%d+') do
-      x = tonumber(x)
+    for x in gmatch(f, '%w+') do
+      x = tonumber(x, 36) + EPOCH
       if x > since then fail[#fail + 1] = x end
     end
   end
-  return tonumber(l), tonumber(n), tonumber(t), res, fail
+  return dec(l), (n == '' and 0 or tonumber(n, 36)), dec(t), res, fail
+end
+
+local function enc_list(list)
+  local out = {}
+  for i = 1, #list do out[i] = b36(list[i] - EPOCH) end
+  return concat(out, ',')
+end
+
+local function enc_time(x)
+  if x == 0 then return '' end
+  return b36(x - EPOCH)
 end
 
 -- Writes a key back (or deletes it when nothing in it matters any more).
@@ -51,6 +71,8 @@ local function store(key, l, n, t, res, fail, window, backoff, now)
     redis.call('DEL', key)
     return
   end
-  redis.call('SET', key, l .. '|' .. n .. '|' .. t .. '|' .. concat(res, ',') .. '|' .. concat(fail, ','),
+  redis.call('SET', key,
+    enc_time(l) .. '|' .. (n == 0 and '' or b36(n)) .. '|' .. enc_time(t) .. '|' .. enc_list(res) .. '|'
+      .. enc_list(fail),
     'PX', math.ceil(ttl))
 end

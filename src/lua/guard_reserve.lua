@@ -5,15 +5,17 @@
 -- 1 locked, 2 over budget with attempts in flight; `ended` lists the policies
 -- whose lock ran out (and is cleared now).
 
--- The common case first, before any helper is even defined: one key with no
--- history at all.
+-- @include base36_common.lua
+
+-- The common case first, before the other helpers are even defined: one key
+-- with no history at all.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local hold = tonumber(ARGV[1])
 local reservation = now + hold
 local nkeys = #KEYS
 if nkeys == 1 and redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SET', KEYS[1], '0|0|0|' .. reservation .. '|', 'PX', hold)
+  redis.call('SET', KEYS[1], '|||' .. b36(reservation - EPOCH) .. '|', 'PX', hold)
   return {0, 0, 0, reservation}
 end
 

@@ -3,11 +3,14 @@
 -- ARGV[2] = the reservation (0: none, as in dry run); then five limits per key.
 -- Returns {policy, lock_ms, ...} for every key this failure locked.
 
+-- @include base36_common.lua
+
 local outcome, reservation = ARGV[1], tonumber(ARGV[2])
 
 -- The common case first: one key holding nothing but this request's own
 -- reservation, and an answer that records nothing.
-if #KEYS == 1 and outcome ~= 'f' and redis.call('GET', KEYS[1]) == '0|0|0|' .. ARGV[2] .. '|' then
+if #KEYS == 1 and outcome ~= 'f' and reservation ~= 0
+    and redis.call('GET', KEYS[1]) == '|||' .. b36(reservation - EPOCH) .. '|' then
   redis.call('DEL', KEYS[1])
   return {}
 end

@@ -37,9 +37,9 @@ TEST(Keys, DifferentPoliciesAndValuesGiveDifferentTags) {
 TEST(Keys, StoreKeyIsHashTaggedAndHoldsNoRawValue) {
     KeyDeriver d(kSecret);
     std::string key = guard_store_key("pairguard:", d.tag("g", "claim_code", "483920"));
-    EXPECT_EQ(key.rfind("pairguard:{g:", 0), 0u);
+    EXPECT_EQ(key.rfind("pairguard:{", 0), 0u);
     EXPECT_EQ(key.back(), '}');
-    EXPECT_EQ(key.size(), std::string("pairguard:{g:}").size() + 22);
+    EXPECT_EQ(key.size(), 28u) << "fits Redis' 32-byte allocation class";
     EXPECT_EQ(key.find("483920"), std::string::npos);
 }
 
