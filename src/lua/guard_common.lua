@@ -16,8 +16,10 @@ end
 
 -- Parses a value into lock end, lockouts, last lockout, and the live
 -- reservations and failures (stale ones dropped on the way).
+-- A time: base 36 from EPOCH, or 13 decimal digits (the reserve fast path's).
 local function dec(s)
   if s == '' then return 0 end
+  if #s >= 13 then return tonumber(s) end
   return tonumber(s, 36) + EPOCH
 end
 
@@ -29,14 +31,14 @@ local function parse(v, window, now)
   if not l then return 0, 0, 0, res, fail end
   if r ~= '' then
     for x in gmatch(r, '%w+') do
-      x = tonumber(x, 36) + EPOCH
+      x = dec(x)
       if x > now then res[#res + 1] = x end
     end
   end
   if f ~= '' then
     local since = now - window
     for x in gmatch(f, '%w+') do
-      x = tonumber(x, 36) + EPOCH
+      x = dec(x)
       if x > since then fail[#fail + 1] = x end
     end
   end

@@ -5,20 +5,20 @@
 -- 1 locked, 2 over budget with attempts in flight; `ended` lists the policies
 -- whose lock ran out (and is cleared now).
 
--- @include base36_common.lua
-
--- The common case first, before the other helpers are even defined: one key
--- with no history at all.
+-- The common case first, before any helper is even defined: one key with no
+-- history at all. Its reservation-only value keeps the time in decimal (13
+-- digits; it lives one request long), which parse() tells from base 36.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local hold = tonumber(ARGV[1])
 local reservation = now + hold
 local nkeys = #KEYS
 if nkeys == 1 and redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SET', KEYS[1], '|||' .. b36(reservation - EPOCH) .. '|', 'PX', hold)
+  redis.call('SET', KEYS[1], '|||' .. reservation .. '|', 'PX', hold)
   return {0, 0, 0, reservation}
 end
 
+-- @include base36_common.lua
 -- @include guard_common.lua
 
 local status, policy, retry = 0, 0, 0

@@ -3,18 +3,18 @@
 -- ARGV[2] = the reservation (0: none, as in dry run); then five limits per key.
 -- Returns {policy, lock_ms, ...} for every key this failure locked.
 
--- @include base36_common.lua
-
 local outcome, reservation = ARGV[1], tonumber(ARGV[2])
 
 -- The common case first: one key holding nothing but this request's own
--- reservation, and an answer that records nothing.
+-- reservation (as the reserve fast path wrote it), and an answer that
+-- records nothing.
 if #KEYS == 1 and outcome ~= 'f' and reservation ~= 0
-    and redis.call('GET', KEYS[1]) == '|||' .. b36(reservation - EPOCH) .. '|' then
+    and redis.call('GET', KEYS[1]) == '|||' .. ARGV[2] .. '|' then
   redis.call('DEL', KEYS[1])
   return {}
 end
 
+-- @include base36_common.lua
 -- @include guard_common.lua
 
 local now = now_ms()
