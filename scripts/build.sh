@@ -46,10 +46,11 @@ make -C "$NGX_BUILD" -f objs/Makefile modules -j"$(nproc)" > "$BUILD/make.log" 2
     || { grep -E 'error:|Error [0-9]|undefined' "$BUILD/make.log" | head -40; exit 1; }
 cp "$NGX_BUILD/objs/ngx_http_pairguard_module.so" "$BUILD/ngx_http_pairguard_module.so"
 
-# The plain C++ core, its unit tests (and later the CLI).
+# The plain C++ core, its unit tests, the owner CLI and its test tool.
 cmake -S "$ROOT" -B "$BUILD/cmake" -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$BUILD/cmake.log" 2>&1 \
     || { tail -30 "$BUILD/cmake.log"; exit 1; }
 cmake --build "$BUILD/cmake" -j"$(nproc)" > "$BUILD/cmake-build.log" 2>&1 \
     || { grep -E 'error|Error' "$BUILD/cmake-build.log" | head -40; exit 1; }
+cp "$BUILD/cmake/pairguardctl" "$BUILD/pairguardctl"
 
-echo "build.sh: built $BUILD/ngx_http_pairguard_module.so"
+echo "build.sh: built $BUILD/ngx_http_pairguard_module.so and $BUILD/pairguardctl"

@@ -21,6 +21,9 @@ trap 'rm -rf "$demo_dir"' EXIT
 PG_RUN_DIR="$demo_dir" PG_SKIP_BUILD=1 PG_PORT=$(free_port) PG_REDIS_PORT=$(free_port) \
     PG_UPSTREAM_PORT=$(free_port) bash scripts/run.sh --check
 
+echo "== pairguardctl against a real redis-server"
+prove tests/cli/
+
 echo "== integration tests"
 export PG_MODULE="$ROOT/build/ngx_http_pairguard_module.so"
 prove -I t/lib -r t/ "$@"

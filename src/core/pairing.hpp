@@ -80,7 +80,8 @@ std::optional<std::string> normalize_user_name(std::string_view raw);
 //   PREFIX{p:TAG}:lock         lock end (ms), PX lockout
 //   PREFIXpairing:platforms    set of platform names (no hash tag: other slot)
 //   channel PREFIXevents       approved|TAG|UHASH, revoked|TAG|UHASH,
-//                              unlocked|p|TAG, unlocked|g|GUARD_TAG
+//                              unlocked|p|TAG, unlocked|g|GUARD_TAG (what the
+//                              guard key holds between its braces)
 //
 // TAG = base64url(HMAC(secret, "p\0" P "\0")[:16]); UHASH = base64url(HMAC(secret,
 // "u\0" P "\0" USER)[:16]); code HMAC = base64url(HMAC(secret, "c\0" P "\0" CODE)).
@@ -113,7 +114,7 @@ enum class EventKind { approved, revoked, unlocked_platform, unlocked_guard };
 
 struct PairingEvent {
     EventKind kind;
-    std::string tag;        // platform tag, or guard tag for unlocked_guard (22 chars)
+    std::string tag;        // platform tag (22 chars), or for unlocked_guard the guard key's hash tag
     std::string user_hash;  // approved and revoked only
 };
 
@@ -246,6 +247,8 @@ StoreCall make_unlock_platform(const KeyDeriver& keys, std::string_view prefix, 
 // Delete the guard key of (policy, key), lock and failures included.
 StoreCall make_unlock_guard(const KeyDeriver& keys, std::string_view prefix, std::string_view policy,
                             std::string_view key);
+// What a key carries between its braces (its Redis hash tag); empty if none.
+std::string hash_tag(std::string_view key);
 // Number of keys deleted (0: nothing was there); nullopt: malformed reply.
 std::optional<int64_t> decode_unlock(const Reply& reply);
 

@@ -24,6 +24,11 @@ const StoreScript& guard_settle_script() {
     return s;
 }
 
+const StoreScript& guard_inspect_script() {
+    static const StoreScript s = make_script("guard_inspect", pairguard_lua_guard_inspect);
+    return s;
+}
+
 const StoreScript& pairing_script(PairingOp op) {
     static const StoreScript scripts[] = {
         make_script("pair_request", pairguard_lua_pair_request),
@@ -60,36 +65,6 @@ void append_limits(std::vector<std::string>& argv, const PolicyLimits& limits) {
     argv.push_back(std::to_string(limits.lockout_ms));
     argv.push_back(std::to_string(limits.backoff_milli));
     argv.push_back(std::to_string(limits.max_lockout_ms));
-}
-
-const StoreScript& pairing_script(PairingOp op) {
-    static const StoreScript scripts[] = {
-        make_script("pair_request", pairguard_lua_pair_request),
-        make_script("pair_approve", pairguard_lua_pair_approve),
-        make_script("pair_pending", pairguard_lua_pair_pending),
-        make_script("pair_clear", pairguard_lua_pair_clear),
-        make_script("pair_approved", pairguard_lua_pair_approved),
-        make_script("pair_revoke", pairguard_lua_pair_revoke),
-        make_script("pair_check", pairguard_lua_pair_check),
-        make_script("pair_register", pairguard_lua_pair_register),
-        make_script("pair_platforms", pairguard_lua_pair_platforms),
-        make_script("pair_lock_status", pairguard_lua_pair_lock_status),
-        make_script("store_unlock", pairguard_lua_store_unlock),
-    };
-    static_assert(sizeof(scripts) / sizeof(scripts[0]) == static_cast<size_t>(PairingOp::unlock) + 1,
-                  "one script per PairingOp");
-    return scripts[static_cast<size_t>(op)];
-}
-
-const std::vector<const StoreScript*>& pairing_scripts() {
-    static const std::vector<const StoreScript*> all = [] {
-        std::vector<const StoreScript*> v;
-        for (size_t i = 0; i <= static_cast<size_t>(PairingOp::unlock); i++) {
-            v.push_back(&pairing_script(static_cast<PairingOp>(i)));
-        }
-        return v;
-    }();
-    return all;
 }
 
 void append_limits(RespArgs& args, const PolicyLimits& limits) {

@@ -20,6 +20,8 @@ struct StoreScript {
 
 const StoreScript& guard_reserve_script();
 const StoreScript& guard_settle_script();
+// pairguardctl locks: {lock end ms, failures} of one guard key.
+const StoreScript& guard_inspect_script();
 
 // The pairing scripts (src/lua/pair_*.lua); src/core/pairing.hpp builds their
 // calls and decodes their replies.

@@ -7,10 +7,10 @@ using namespace pairguard;
 TEST(Resp, BulkStringsAndNumbers) {
     RespArgs a;
     a.add("GET");
-    a.add(std::string_view("k\r\ey", 5));
+    a.add(std::string_view("k\r\nyz", 5));
     a.add(int64_t{-42});
     EXPECT_EQ(a.count, 3u);
-    EXPECT_EQ(a.data, std::string("$3\r\nGET\r\n$5\r\nk\r\ey\r\n$3\r\n-42\r\n"));
+    EXPECT_EQ(a.data, std::string("$3\r\nGET\r\n$5\r\nk\r\nyz\r\n$3\r\n-42\r\n"));
     EXPECT_EQ(resp_array_header(3), "*3\r\n");
 }
 
