@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../core/body.hpp"
+#include "../core/pairing.hpp"
 #include "../core/keys.hpp"
 #include "../core/policy.hpp"
 #include "../redis/ngx_pairguard_redis.h"
@@ -39,7 +40,9 @@ struct ngx_http_pairguard_main_conf_t {
     ngx_uint_t store_down;
     size_t zone_size;
     ngx_shm_zone_t* shm_zone;
-    ngx_flag_t used;
+    ngx_flag_t used;                   // anything needs Redis and the secret
+    pairguard::PairingLimits* pairing; // pool-owned; pairguard_pairing_policy or defaults
+    ngx_flag_t pairing_used;           // endpoints or require_paired: subscribe to events
 };
 
 struct ngx_http_pairguard_policy_ref_t {
@@ -56,7 +59,15 @@ struct ngx_http_pairguard_loc_conf_t {
     ngx_uint_t deny_status;
     ngx_flag_t dry_run;
     bool uses_body;
+    ngx_uint_t pairing_op;          // NGX_HTTP_PAIRGUARD_PAIRING_*, 0: none
+    ngx_array_t* paired_platform;   // pairguard_require_paired platform= (key parts)
+    ngx_array_t* paired_user;       // ... user=
 };
+
+#define NGX_HTTP_PAIRGUARD_PAIRING_REQUEST 1
+#define NGX_HTTP_PAIRGUARD_PAIRING_APPROVE 2
+#define NGX_HTTP_PAIRGUARD_PAIRING_PENDING 3
+#define NGX_HTTP_PAIRGUARD_PAIRING_APPROVED 4
 
 struct ngx_http_pairguard_key_t {
     ngx_http_pairguard_policy_t* policy;
@@ -90,14 +101,36 @@ struct ngx_http_pairguard_ctx_t {
     int64_t reservation = 0;
 
     ngx_pairguard_redis_command_t* pending = nullptr;
+
+    // pairguard_require_paired
+    enum class paired_e { unchecked, waiting, approved, refused, unavailable } paired = paired_e::unchecked;
+    std::string paired_platform;
+    std::string paired_user;
+    // pairing endpoints: commands in flight, cancelled if the request goes
+    std::vector<ngx_pairguard_redis_command_t*> calls;
 };
 
 // ngx_http_pairguard_module.cpp
 ngx_pairguard_redis_t* ngx_http_pairguard_store();
 
+// ngx_http_pairguard_module.cpp: key templates (text with $variables)
+ngx_int_t ngx_http_pairguard_compile_key(ngx_conf_t* cf, std::string_view text, ngx_array_t* out, bool* uses_body,
+                                         std::string& err);
+
 // ngx_http_pairguard_guard.cpp
 ngx_int_t ngx_http_pairguard_init_phases(ngx_conf_t* cf);
 ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_ctx(ngx_http_request_t* r);
+ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_or_create_ctx(ngx_http_request_t* r);
+bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, std::string& out);
+ngx_int_t ngx_http_pairguard_send_json(ngx_http_request_t* r, ngx_uint_t status, const std::string& body,
+                                       int64_t retry_after);
+
+// ngx_http_pairguard_pairing.cpp
+ngx_int_t ngx_http_pairguard_pairing_handler(ngx_http_request_t* r) noexcept;
+ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept;
+// Per-worker: the approval cache and what the events channel says about it.
+void ngx_http_pairguard_pairing_event(ngx_shm_zone_t* zone, std::string_view message);
+void ngx_http_pairguard_pairing_resync();
 
 // ngx_http_pairguard_variables.cpp
 ngx_int_t ngx_http_pairguard_add_variables(ngx_conf_t* cf);
@@ -115,6 +148,9 @@ struct ngx_http_pairguard_local_verdict_t {
 bool ngx_http_pairguard_cached_lock(ngx_shm_zone_t* zone, const std::vector<ngx_http_pairguard_key_t>& keys,
                                     ngx_http_pairguard_local_verdict_t& out);
 void ngx_http_pairguard_cache_lock(ngx_shm_zone_t* zone, const ngx_http_pairguard_key_t& key, int64_t lock_ms);
+// Forgets this node's cached lock of the key whose tag starts with `prefix`
+// (pairguardctl unlock): Redis no longer has it.
+void ngx_http_pairguard_forget_lock(ngx_shm_zone_t* zone, const std::string& prefix);
 // Store-down "local": the whole reserve/settle on this node's memory.
 void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
                                       const std::vector<ngx_http_pairguard_key_t>& keys, bool reserve,

@@ -25,6 +25,9 @@ void ctx_cleanup(void* data) {
         ngx_pairguard_redis_t::cancel(ctx->pending);
         ctx->pending = nullptr;
     }
+    for (ngx_pairguard_redis_command_t* c : ctx->calls) {
+        ngx_pairguard_redis_t::cancel(c);
+    }
     ctx->~ngx_http_pairguard_ctx_t();
 }
 
@@ -153,26 +156,6 @@ ngx_uint_t parse_body(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
 
 std::string_view as_view(const ngx_str_t& s) {
     return std::string_view(reinterpret_cast<const char*>(s.data), s.len);
-}
-
-// A policy's key, built from indexed variables (see key_template.hpp).
-bool evaluate_key(ngx_http_request_t* r, const ngx_http_pairguard_policy_t* p, std::string& out) {
-    out.clear();
-    auto* parts = static_cast<const ngx_http_pairguard_key_part_t*>(p->key.elts);
-    for (ngx_uint_t i = 0; i < p->key.nelts; i++) {
-        if (parts[i].index == NGX_ERROR) {
-            out.append(reinterpret_cast<const char*>(parts[i].literal.data), parts[i].literal.len);
-            continue;
-        }
-        ngx_http_variable_value_t* v = ngx_http_get_flushed_variable(r, static_cast<ngx_uint_t>(parts[i].index));
-        if (v == nullptr) {
-            return false;
-        }
-        if (!v->not_found) {
-            out.append(reinterpret_cast<const char*>(v->data), v->len);
-        }
-    }
-    return true;
 }
 
 ngx_int_t deny(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, ngx_http_pairguard_loc_conf_t* lcf,
@@ -369,7 +352,7 @@ ngx_int_t preaccess_handler(ngx_http_request_t* r) noexcept {
         auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(lcf->policies->elts);
         for (ngx_uint_t i = 0; i < lcf->policies->nelts; i++) {
             ngx_http_pairguard_policy_t* p = refs[i].policy;
-            if (!evaluate_key(r, p, value)) {
+            if (!ngx_http_pairguard_eval_key(r, &p->key, value)) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
             if (value.empty()) {
@@ -513,6 +496,36 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
 
 ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_ctx(ngx_http_request_t* r) {
     return find_ctx(r);
+}
+
+ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_or_create_ctx(ngx_http_request_t* r) {
+    ngx_http_pairguard_ctx_t* ctx = find_ctx(r);
+    return ctx != nullptr ? ctx : create_ctx(r);
+}
+
+ngx_int_t ngx_http_pairguard_send_json(ngx_http_request_t* r, ngx_uint_t status, const std::string& body,
+                                       int64_t retry_after) {
+    return send_json(r, status, body, retry_after);
+}
+
+// A key template, built from indexed variables (see key_template.hpp).
+bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, std::string& out) {
+    out.clear();
+    auto* parts = static_cast<const ngx_http_pairguard_key_part_t*>(key->elts);
+    for (ngx_uint_t i = 0; i < key->nelts; i++) {
+        if (parts[i].index == NGX_ERROR) {
+            out.append(reinterpret_cast<const char*>(parts[i].literal.data), parts[i].literal.len);
+            continue;
+        }
+        ngx_http_variable_value_t* v = ngx_http_get_flushed_variable(r, static_cast<ngx_uint_t>(parts[i].index));
+        if (v == nullptr) {
+            return false;
+        }
+        if (!v->not_found) {
+            out.append(reinterpret_cast<const char*>(v->data), v->len);
+        }
+    }
+    return true;
 }
 
 void ngx_http_pairguard_log_lock_start(ngx_log_t* log, const ngx_http_pairguard_key_t& key, int64_t lock_ms) {

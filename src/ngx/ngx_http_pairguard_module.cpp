@@ -9,6 +9,7 @@
 namespace {
 
 std::unique_ptr<ngx_pairguard_redis_t> worker_store;
+std::unique_ptr<ngx_pairguard_redis_t> worker_events;  // the events channel
 
 char* ngx_http_pairguard_redis(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* ngx_http_pairguard_secret_file(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
@@ -16,6 +17,9 @@ char* ngx_http_pairguard_policy(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) 
 char* ngx_http_pairguard(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
 char* ngx_http_pairguard_status_list(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
 char* ngx_http_pairguard_deny_status(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
+char* ngx_http_pairguard_pairing_policy(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* ngx_http_pairguard_pairing(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
+char* ngx_http_pairguard_require_paired(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 
 ngx_int_t ngx_http_pairguard_preconfiguration(ngx_conf_t* cf);
 ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf);
@@ -57,6 +61,12 @@ ngx_command_t ngx_http_pairguard_commands[] = {
      ngx_http_pairguard_deny_status, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("pairguard_dry_run"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
      ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_pairguard_loc_conf_t, dry_run), nullptr},
+    {ngx_string("pairguard_pairing_policy"), NGX_HTTP_MAIN_CONF | NGX_CONF_ANY, ngx_http_pairguard_pairing_policy,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("pairguard_pairing"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, ngx_http_pairguard_pairing,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("pairguard_require_paired"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE2,
+     ngx_http_pairguard_require_paired, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command,
 };
 
@@ -129,6 +139,47 @@ char* read_secret(ngx_conf_t* cf, ngx_str_t* name, std::string& out, bool strip_
 }
 
 #define PG_CONF_ERROR const_cast<char*>(static_cast<const char*>(NGX_CONF_ERROR))
+
+}  // namespace
+
+ngx_int_t ngx_http_pairguard_compile_key(ngx_conf_t* cf, std::string_view text, ngx_array_t* out, bool* uses_body,
+                                         std::string& err) {
+    std::vector<pairguard::KeyPart> parts;
+    err = pairguard::parse_key_template(text, parts);
+    if (!err.empty()) {
+        return NGX_ERROR;
+    }
+    if (ngx_array_init(out, cf->pool, parts.size() ? parts.size() : 1, sizeof(ngx_http_pairguard_key_part_t))
+        != NGX_OK) {
+        return NGX_ERROR;
+    }
+    *uses_body = false;
+    for (const auto& part : parts) {
+        auto* kp = static_cast<ngx_http_pairguard_key_part_t*>(ngx_array_push(out));
+        ngx_str_t t;
+        t.len = part.text.size();
+        t.data = static_cast<u_char*>(ngx_pnalloc(cf->pool, t.len ? t.len : 1));
+        if (kp == nullptr || t.data == nullptr) {
+            return NGX_ERROR;
+        }
+        ngx_memcpy(t.data, part.text.data(), t.len);
+        if (part.variable) {
+            // an unknown name is reported by nginx when variables are initialised
+            kp->index = ngx_http_get_variable_index(cf, &t);
+            if (kp->index == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+            ngx_str_null(&kp->literal);
+            *uses_body = *uses_body || part.text.rfind("pairguard_body_", 0) == 0;
+        } else {
+            kp->index = NGX_ERROR;
+            kp->literal = t;
+        }
+    }
+    return NGX_OK;
+}
+
+namespace {
 
 char* ngx_http_pairguard_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     try {
@@ -282,37 +333,12 @@ char* ngx_http_pairguard_policy(ngx_conf_t* cf, ngx_command_t*, void* conf) noex
         }
         ngx_memcpy(p->limits_resp.data, limits.data.data(), limits.data.size());
 
-        std::vector<pairguard::KeyPart> parts;
-        err = pairguard::parse_key_template(spec.key, parts);
-        if (!err.empty()) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in pairguard policy \"%V\"", err.c_str(), &value[1]);
-            return PG_CONF_ERROR;
-        }
-        if (ngx_array_init(&p->key, cf->pool, parts.size(), sizeof(ngx_http_pairguard_key_part_t)) != NGX_OK) {
-            return PG_CONF_ERROR;
-        }
-        p->uses_body = false;
-        for (const auto& part : parts) {
-            auto* kp = static_cast<ngx_http_pairguard_key_part_t*>(ngx_array_push(&p->key));
-            ngx_str_t text;
-            text.len = part.text.size();
-            text.data = static_cast<u_char*>(ngx_pnalloc(cf->pool, text.len));
-            if (kp == nullptr || text.data == nullptr) {
-                return PG_CONF_ERROR;
+        std::string key_err;
+        if (ngx_http_pairguard_compile_key(cf, spec.key, &p->key, &p->uses_body, key_err) != NGX_OK) {
+            if (!key_err.empty()) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in pairguard policy \"%V\"", key_err.c_str(), &value[1]);
             }
-            ngx_memcpy(text.data, part.text.data(), text.len);
-            if (part.variable) {
-                // an unknown name is reported by nginx when variables are initialised
-                kp->index = ngx_http_get_variable_index(cf, &text);
-                if (kp->index == NGX_ERROR) {
-                    return PG_CONF_ERROR;
-                }
-                ngx_str_null(&kp->literal);
-                p->uses_body = p->uses_body || part.text.rfind("pairguard_body_", 0) == 0;
-            } else {
-                kp->index = NGX_ERROR;
-                kp->literal = text;
-            }
+            return PG_CONF_ERROR;
         }
 
         auto** slot = static_cast<ngx_http_pairguard_policy_t**>(ngx_array_push(&mcf->policies));
@@ -400,6 +426,116 @@ char* ngx_http_pairguard_deny_status(ngx_conf_t* cf, ngx_command_t*, void* conf)
     return NGX_CONF_OK;
 }
 
+char* ngx_http_pairguard_pairing_policy(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    try {
+        auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(conf);
+        if (mcf->pairing != nullptr) {
+            return const_cast<char*>("is duplicate");
+        }
+        auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+        std::vector<std::string_view> args;
+        for (ngx_uint_t i = 1; i < cf->args->nelts; i++) {
+            args.push_back(view(value[i]));
+        }
+        pairguard::PairingLimits limits;
+        std::string err = pairguard::parse_pairing_policy_args(args, limits);
+        if (!err.empty()) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err.c_str());
+            return PG_CONF_ERROR;
+        }
+        mcf->pairing = ngx_pairguard_pool_new<pairguard::PairingLimits>(cf->pool, std::move(limits));
+        return mcf->pairing ? NGX_CONF_OK : PG_CONF_ERROR;
+    } catch (const std::exception& e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", e.what());
+        return PG_CONF_ERROR;
+    }
+}
+
+char* ngx_http_pairguard_pairing(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+    auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(conf);
+    auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_pairguard_module));
+    if (lcf->pairing_op != 0) {
+        return const_cast<char*>("is duplicate");
+    }
+    ngx_str_t* value = static_cast<ngx_str_t*>(cf->args->elts);
+    static const struct {
+        const char* name;
+        ngx_uint_t op;
+    } ops[] = {{"request", NGX_HTTP_PAIRGUARD_PAIRING_REQUEST},
+               {"approve", NGX_HTTP_PAIRGUARD_PAIRING_APPROVE},
+               {"pending", NGX_HTTP_PAIRGUARD_PAIRING_PENDING},
+               {"approved", NGX_HTTP_PAIRGUARD_PAIRING_APPROVED}};
+    for (const auto& op : ops) {
+        if (view(value[1]) == op.name) {
+            lcf->pairing_op = op.op;
+        }
+    }
+    if (lcf->pairing_op == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid value \"%V\": request, approve, pending or approved",
+                           &value[1]);
+        return PG_CONF_ERROR;
+    }
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    clcf->handler = ngx_http_pairguard_pairing_handler;
+    mcf->used = 1;
+    mcf->pairing_used = 1;
+    return NGX_CONF_OK;
+}
+
+char* ngx_http_pairguard_require_paired(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    try {
+        auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(conf);
+        auto* mcf =
+            static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_pairguard_module));
+        if (lcf->paired_platform != nullptr) {
+            return const_cast<char*>("is duplicate");
+        }
+        auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+        ngx_array_t* platform = nullptr;
+        ngx_array_t* user = nullptr;
+        for (ngx_uint_t i = 1; i < cf->args->nelts; i++) {
+            std::string_view arg = view(value[i]);
+            ngx_array_t** target = nullptr;
+            std::string_view text;
+            if (arg.rfind("platform=", 0) == 0) {
+                target = &platform;
+                text = arg.substr(9);
+            } else if (arg.rfind("user=", 0) == 0) {
+                target = &user;
+                text = arg.substr(5);
+            }
+            if (target == nullptr || *target != nullptr || text.empty()) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"", &value[i]);
+                return PG_CONF_ERROR;
+            }
+            *target = static_cast<ngx_array_t*>(ngx_pcalloc(cf->pool, sizeof(ngx_array_t)));
+            bool uses_body = false;
+            std::string err;
+            if (*target == nullptr || ngx_http_pairguard_compile_key(cf, text, *target, &uses_body, err) != NGX_OK) {
+                if (!err.empty()) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in \"%V\"", err.c_str(), &value[i]);
+                }
+                return PG_CONF_ERROR;
+            }
+            if (uses_body) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "$pairguard_body_* cannot be used in \"%V\"", &value[i]);
+                return PG_CONF_ERROR;
+            }
+        }
+        if (platform == nullptr || user == nullptr) {
+            return const_cast<char*>("needs both \"platform=\" and \"user=\"");
+        }
+        lcf->paired_platform = platform;
+        lcf->paired_user = user;
+        mcf->used = 1;
+        mcf->pairing_used = 1;
+        return NGX_CONF_OK;
+    } catch (const std::exception& e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", e.what());
+        return PG_CONF_ERROR;
+    }
+}
+
 void* ngx_http_pairguard_create_main_conf(ngx_conf_t* cf) {
     auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_pcalloc(cf->pool, sizeof(ngx_http_pairguard_main_conf_t)));
     if (mcf == nullptr) {
@@ -423,6 +559,16 @@ char* ngx_http_pairguard_init_main_conf(ngx_conf_t* cf, void* conf) {
     if (mcf->zone_size < 8 * ngx_pagesize) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "pairguard_zone \"%uz\" is too small", mcf->zone_size);
         return PG_CONF_ERROR;
+    }
+    if (mcf->pairing == nullptr) {
+        try {
+            mcf->pairing = ngx_pairguard_pool_new<pairguard::PairingLimits>(cf->pool);
+        } catch (const std::exception&) {
+            mcf->pairing = nullptr;
+        }
+        if (mcf->pairing == nullptr) {
+            return PG_CONF_ERROR;
+        }
     }
     if (mcf->redis != nullptr) {
         static const char* modes[] = {"local", "deny", "allow"};
@@ -465,6 +611,10 @@ char* ngx_http_pairguard_merge_loc_conf(ngx_conf_t* cf, void* parent, void* chil
     if (conf->neutral_status == nullptr) {
         conf->neutral_status = prev->neutral_status;
     }
+    if (conf->paired_platform == nullptr) {
+        conf->paired_platform = prev->paired_platform;
+        conf->paired_user = prev->paired_user;
+    }
     ngx_conf_merge_uint_value(conf->deny_status, prev->deny_status, NGX_HTTP_TOO_MANY_REQUESTS);
     ngx_conf_merge_value(conf->dry_run, prev->dry_run, 0);
 
@@ -500,11 +650,11 @@ ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) {
         return NGX_OK;
     }
     if (!mcf->redis_set) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "\"pairguard\" is used but \"pairguard_redis\" is not set");
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "pairguard is used but \"pairguard_redis\" is not set");
         return NGX_ERROR;
     }
     if (mcf->keys == nullptr) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "\"pairguard\" is used but \"pairguard_secret_file\" is not set");
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "pairguard is used but \"pairguard_secret_file\" is not set");
         return NGX_ERROR;
     }
 
@@ -524,7 +674,18 @@ ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "pairguard: %s", e.what());
         return NGX_ERROR;
     }
-    return ngx_http_pairguard_init_phases(cf);
+    if (ngx_http_pairguard_init_phases(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    // registered after the guard, so it runs before it: an unpaired request
+    // is refused without reserving an attempt
+    auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
+    auto* h = static_cast<ngx_http_handler_pt*>(ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers));
+    if (h == nullptr) {
+        return NGX_ERROR;
+    }
+    *h = ngx_http_pairguard_paired_handler;
+    return NGX_OK;
 }
 
 ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) {
@@ -538,6 +699,15 @@ ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) {
     try {
         worker_store = std::make_unique<ngx_pairguard_redis_t>(*mcf->redis);
         worker_store->start();
+
+        // approvals, revocations and unlocks made anywhere reach this worker
+        ngx_shm_zone_t* zone = mcf->shm_zone;
+        worker_events = std::make_unique<ngx_pairguard_redis_t>(*mcf->redis);
+        worker_events->subscribe(
+            pairguard::events_channel(view(mcf->prefix)),
+            [zone](std::string_view message) { ngx_http_pairguard_pairing_event(zone, message); },
+            [] { ngx_http_pairguard_pairing_resync(); });
+        worker_events->start();
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "pairguard: %s", e.what());
         return NGX_ERROR;
@@ -546,6 +716,10 @@ ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) {
 }
 
 void ngx_http_pairguard_exit_process(ngx_cycle_t*) {
+    if (worker_events) {
+        worker_events->stop();
+        worker_events.reset();
+    }
     if (worker_store) {
         worker_store->stop();
         worker_store.reset();

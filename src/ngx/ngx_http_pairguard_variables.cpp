@@ -53,6 +53,16 @@ ngx_int_t policy_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, u
     return NGX_OK;
 }
 
+ngx_int_t user_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) {
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
+    if (ctx == nullptr || ctx->paired != ngx_http_pairguard_ctx_t::paired_e::approved || ctx->paired_user.empty()) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+    set_value(v, reinterpret_cast<u_char*>(ctx->paired_user.data()), ctx->paired_user.size());
+    return NGX_OK;
+}
+
 ngx_int_t body_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t data) {
     auto* name = reinterpret_cast<ngx_str_t*>(data);
     static const size_t prefix = sizeof("pairguard_body_") - 1;
@@ -81,6 +91,7 @@ const variable_def_t variables[] = {
     {"pairguard_decision", decision_variable, NGX_HTTP_VAR_NOCACHEABLE},
     {"pairguard_retry_after", retry_after_variable, NGX_HTTP_VAR_NOCACHEABLE},
     {"pairguard_policy", policy_variable, NGX_HTTP_VAR_NOCACHEABLE},
+    {"pairguard_user", user_variable, NGX_HTTP_VAR_NOCACHEABLE},
     {"pairguard_body_", body_variable, NGX_HTTP_VAR_NOCACHEABLE | NGX_HTTP_VAR_PREFIX},
 };
 

@@ -334,3 +334,36 @@ void ngx_http_pairguard_local_settle(ngx_shm_zone_t* zone, ngx_log_t* log,
 
     report(log, events.data(), events.size());
 }
+
+void ngx_http_pairguard_forget_lock(ngx_shm_zone_t* zone, const std::string& prefix) {
+    if (prefix.size() < sizeof(ngx_rbtree_key_t) || prefix.size() > pairguard::kTagBytes) {
+        return;
+    }
+    pg_zone_t z = zone_of(zone);
+    ngx_rbtree_key_t hash;
+    ngx_memcpy(&hash, prefix.data(), sizeof(hash));
+
+    ngx_shmtx_lock(&z.shpool->mutex);
+    // every node with this rbtree key: its tag may continue differently
+    ngx_rbtree_node_t* node = z.sh->rbtree.root;
+    ngx_rbtree_node_t* sentinel = z.sh->rbtree.sentinel;
+    std::vector<ngx_rbtree_node_t*> stack;
+    if (node != sentinel) {
+        stack.push_back(node);
+    }
+    while (!stack.empty()) {
+        node = stack.back();
+        stack.pop_back();
+        if (hash <= node->key && node->left != sentinel) {
+            stack.push_back(node->left);
+        }
+        if (hash >= node->key && node->right != sentinel) {
+            stack.push_back(node->right);
+        }
+        auto* n = reinterpret_cast<pg_node_t*>(node);
+        if (node->key == hash && ngx_memcmp(n->tag.data(), prefix.data(), prefix.size()) == 0) {
+            n->rec.locked_until = 0;
+        }
+    }
+    ngx_shmtx_unlock(&z.shpool->mutex);
+}

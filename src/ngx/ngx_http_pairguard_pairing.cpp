@@ -1,0 +1,598 @@
+// The pairing flow at the edge (SPEC section 3): the endpoints of
+// `pairguard_pairing`, and `pairguard_require_paired` with its per-worker
+// approval cache, kept honest by the events channel.
+//
+// Everything that decides lives in src/core/pairing.* and src/lua/pair_*.lua,
+// shared with pairguardctl; this file only moves requests and replies.
+
+#include <unordered_map>
+
+#include "ngx_http_pairguard.h"
+
+namespace {
+
+using pairguard::Reply;
+using pairguard::StoreCall;
+
+// ---- replies ----------------------------------------------------------------
+
+Reply to_reply(const redisReply* r) {
+    if (r == nullptr) {
+        return Reply::nil_reply();
+    }
+    switch (r->type) {
+    case REDIS_REPLY_INTEGER:
+        return Reply::of_integer(r->integer);
+    case REDIS_REPLY_STRING:
+        return Reply::of_string(std::string(r->str, r->len));
+    case REDIS_REPLY_STATUS: {
+        Reply s = Reply::of_string(std::string(r->str, r->len));
+        s.type = Reply::Type::status;
+        return s;
+    }
+    case REDIS_REPLY_ERROR:
+        return Reply::of_error(std::string(r->str, r->len));
+    case REDIS_REPLY_ARRAY: {
+        std::vector<Reply> e;
+        e.reserve(r->elements);
+        for (size_t i = 0; i < r->elements; i++) {
+            e.push_back(to_reply(r->element[i]));
+        }
+        return Reply::of_array(std::move(e));
+    }
+    default:
+        return Reply::nil_reply();
+    }
+}
+
+ngx_http_pairguard_main_conf_t* main_conf(ngx_http_request_t* r) {
+    return static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_get_module_main_conf(r, ngx_http_pairguard_module));
+}
+
+std::string_view view(const ngx_str_t& s) {
+    return std::string_view(reinterpret_cast<const char*>(s.data), s.len);
+}
+
+// Answers from a Redis callback: the request is finalised here, outside its
+// own connection's event, so posted requests are run as nginx does.
+void answer(ngx_http_request_t* r, const pairguard::HttpAnswer& a) {
+    ngx_connection_t* c = r->connection;
+    ngx_http_finalize_request(r, ngx_http_pairguard_send_json(r, static_cast<ngx_uint_t>(a.status), a.body,
+                                                              a.retry_after));
+    ngx_http_run_posted_requests(c);
+}
+
+void answer_unavailable(ngx_http_request_t* r) {
+    answer(r, pairguard::HttpAnswer{503, pairguard::render_error("store_unavailable"), 0});
+}
+
+using reply_fn = std::function<void(bool ok, const Reply& reply)>;
+
+// Runs one store call for a pairing endpoint; `done` gets the decoded reply,
+// or ok=false when Redis failed. nullptr-safe against a request that is gone:
+// its pool cleanup cancels every call in ctx->calls.
+bool call(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, const StoreCall& sc, reply_fn done) {
+    ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
+    if (store == nullptr) {
+        return false;
+    }
+    auto slot = std::make_shared<ngx_pairguard_redis_command_t*>(nullptr);
+    ngx_pairguard_redis_command_t* cmd = store->eval(
+        *sc.script, sc.keys, sc.args,
+        [ctx, slot, done = std::move(done)](ngx_pairguard_redis_result_e res, redisReply* reply) {
+            auto& calls = ctx->calls;
+            calls.erase(std::remove(calls.begin(), calls.end(), *slot), calls.end());
+            bool ok = res == ngx_pairguard_redis_result_e::ok;
+            done(ok, ok ? to_reply(reply) : Reply::nil_reply());
+        });
+    if (cmd == nullptr) {
+        return false;
+    }
+    *slot = cmd;
+    ctx->calls.push_back(cmd);
+    (void) r;
+    return true;
+}
+
+std::optional<std::string> query_arg(ngx_http_request_t* r, const char* name) {
+    ngx_str_t value;
+    if (ngx_http_arg(r, (u_char*) name, ngx_strlen(name), &value) != NGX_OK) {
+        return std::nullopt;
+    }
+    u_char* buf = static_cast<u_char*>(ngx_pnalloc(r->pool, value.len + 1));
+    if (buf == nullptr) {
+        return std::nullopt;
+    }
+    u_char* src = value.data;
+    u_char* dst = buf;
+    ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
+    std::string out(reinterpret_cast<const char*>(buf), static_cast<size_t>(dst - buf));
+    for (char& ch : out) {
+        if (ch == '+') {
+            ch = ' ';
+        }
+    }
+    return out;
+}
+
+bool body_text(ngx_http_request_t* r, std::string& out) {
+    out.clear();
+    if (r->request_body == nullptr || r->request_body->bufs == nullptr) {
+        return true;
+    }
+    if (r->request_body->temp_file != nullptr) {
+        return false;
+    }
+    for (ngx_chain_t* cl = r->request_body->bufs; cl != nullptr; cl = cl->next) {
+        if (ngx_buf_special(cl->buf)) {
+            continue;
+        }
+        if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
+            return false;
+        }
+        out.append(reinterpret_cast<const char*>(cl->buf->pos), static_cast<size_t>(cl->buf->last - cl->buf->pos));
+    }
+    return true;
+}
+
+// ---- the endpoints ----------------------------------------------------------
+
+constexpr int kCodeDraws = 4;  // a fresh code colliding with a pending one is redrawn
+
+void do_request(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, pairguard::PairingRequest req, int draws) {
+    ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
+    std::string code = pairguard::generate_code();
+    StoreCall sc = pairguard::make_request(*mcf->keys, view(mcf->prefix), *mcf->pairing, req, code);
+    bool sent = call(r, ctx, sc, [r, ctx, req, code, draws](bool ok, const Reply& reply) {
+        if (!ok) {
+            answer_unavailable(r);
+            return;
+        }
+        pairguard::RequestResult res = pairguard::decode_request(reply);
+        if (res.status == pairguard::RequestStatus::collision && draws + 1 < kCodeDraws) {
+            do_request(r, ctx, req, draws + 1);
+            return;
+        }
+        answer(r, pairguard::answer_request(res, code));
+    });
+    if (!sent) {
+        answer_unavailable(r);
+    }
+}
+
+void do_approve(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, const std::string& body) {
+    ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
+    pairguard::ApproveInput in;
+    std::string err = pairguard::parse_approve_body(body, in);
+    if (!err.empty()) {
+        answer(r, pairguard::HttpAnswer{400, pairguard::render_invalid_request(err), 0});
+        return;
+    }
+    auto code = pairguard::normalize_code(in.code);
+    if (!code) {
+        // cannot be a code at all: nothing to count, nothing to look up
+        answer(r, pairguard::HttpAnswer{404, pairguard::render_error("invalid_code"), 0});
+        return;
+    }
+    StoreCall sc = pairguard::make_approve(*mcf->keys, view(mcf->prefix), *mcf->pairing, in.platform, *code);
+    std::string platform = in.platform;
+    bool sent = call(r, ctx, sc, [r, platform](bool ok, const Reply& reply) {
+        if (!ok) {
+            answer_unavailable(r);
+            return;
+        }
+        pairguard::ApproveResult res = pairguard::decode_approve(reply);
+        if (res.lock_started_ms > 0) {
+            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                          "pairguard: pairing lockout start, platform \"%s\", %Ls", platform.c_str(),
+                          (res.lock_started_ms + 999) / 1000);
+        }
+        if (res.burned > 0) {
+            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                          "pairguard: %L pending code(s) of platform \"%s\" burned after too many wrong approvals",
+                          res.burned, platform.c_str());
+        }
+        if (res.status == pairguard::ApproveStatus::ok) {
+            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0, "pairguard: pairing approved, platform \"%s\"",
+                          platform.c_str());
+        }
+        answer(r, pairguard::answer_approve(res, platform));
+    });
+    if (!sent) {
+        answer_unavailable(r);
+    }
+}
+
+// pending / approved, for one platform or (no ?platform=) all of them.
+struct listing_t {
+    std::vector<pairguard::PendingEntry> pending;
+    std::vector<pairguard::ApprovedEntry> approved;
+    int64_t cleared = 0;
+    size_t outstanding = 0;
+    bool failed = false;
+};
+
+void list_platform(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, std::shared_ptr<listing_t> acc,
+                   const std::string& platform, ngx_uint_t op, bool clear);
+
+void finish_listing(ngx_http_request_t* r, const listing_t& acc, ngx_uint_t op, bool clear) {
+    if (acc.failed) {
+        answer_unavailable(r);
+    } else if (clear) {
+        answer(r, pairguard::HttpAnswer{200, pairguard::render_cleared(acc.cleared), 0});
+    } else if (op == NGX_HTTP_PAIRGUARD_PAIRING_PENDING) {
+        answer(r, pairguard::HttpAnswer{200, pairguard::render_pending(acc.pending), 0});
+    } else {
+        answer(r, pairguard::HttpAnswer{200, pairguard::render_approved(acc.approved), 0});
+    }
+}
+
+void list_platform(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, std::shared_ptr<listing_t> acc,
+                   const std::string& platform, ngx_uint_t op, bool clear) {
+    ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
+    StoreCall sc = clear ? pairguard::make_clear(*mcf->keys, view(mcf->prefix), platform)
+                   : op == NGX_HTTP_PAIRGUARD_PAIRING_PENDING
+                       ? pairguard::make_pending(*mcf->keys, view(mcf->prefix), platform)
+                       : pairguard::make_approved(*mcf->keys, view(mcf->prefix), platform);
+    acc->outstanding++;
+    bool sent = call(r, ctx, sc, [r, acc, platform, op, clear](bool ok, const Reply& reply) {
+        acc->outstanding--;
+        if (!ok) {
+            acc->failed = true;
+        } else if (clear) {
+            auto n = pairguard::decode_clear(reply);
+            acc->failed = acc->failed || !n;
+            acc->cleared += n.value_or(0);
+        } else if (op == NGX_HTTP_PAIRGUARD_PAIRING_PENDING) {
+            auto l = pairguard::decode_pending(reply, platform);
+            acc->failed = acc->failed || !l;
+            if (l) {
+                acc->pending.insert(acc->pending.end(), l->begin(), l->end());
+            }
+        } else {
+            auto l = pairguard::decode_approved(reply, platform);
+            acc->failed = acc->failed || !l;
+            if (l) {
+                acc->approved.insert(acc->approved.end(), l->begin(), l->end());
+            }
+        }
+        if (acc->outstanding == 0) {
+            finish_listing(r, *acc, op, clear);
+        }
+    });
+    if (!sent) {
+        acc->outstanding--;
+        acc->failed = true;
+    }
+}
+
+void do_listing(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, ngx_uint_t op, bool clear) {
+    auto acc = std::make_shared<listing_t>();
+    auto platform = query_arg(r, "platform");
+    if (platform) {
+        auto p = pairguard::normalize_platform(*platform);
+        if (!p) {
+            answer(r, pairguard::HttpAnswer{400, pairguard::render_invalid_request("invalid \"platform\""), 0});
+            return;
+        }
+        list_platform(r, ctx, acc, *p, op, clear);
+        if (acc->outstanding == 0) {
+            finish_listing(r, *acc, op, clear);
+        }
+        return;
+    }
+    ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
+    bool sent = call(r, ctx, pairguard::make_platforms(view(mcf->prefix)),
+                     [r, ctx, acc, op, clear](bool ok, const Reply& reply) {
+                         auto platforms = ok ? pairguard::decode_platforms(reply) : std::nullopt;
+                         if (!platforms) {
+                             answer_unavailable(r);
+                             return;
+                         }
+                         for (const auto& p : *platforms) {
+                             list_platform(r, ctx, acc, p, op, clear);
+                         }
+                         if (acc->outstanding == 0) {
+                             finish_listing(r, *acc, op, clear);
+                         }
+                     });
+    if (!sent) {
+        answer_unavailable(r);
+    }
+}
+
+void do_revoke(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
+    ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
+    auto platform_raw = query_arg(r, "platform");
+    auto user_raw = query_arg(r, "user_id");
+    auto platform = platform_raw ? pairguard::normalize_platform(*platform_raw) : std::nullopt;
+    auto user = platform && user_raw ? pairguard::normalize_user_id(*platform, *user_raw) : std::nullopt;
+    if (!platform || !user) {
+        answer(r, pairguard::HttpAnswer{400, pairguard::render_invalid_request("\"platform\" and \"user_id\" are required"), 0});
+        return;
+    }
+    std::string p = *platform;
+    bool sent = call(r, ctx, pairguard::make_revoke(*mcf->keys, view(mcf->prefix), *platform, *user),
+                     [r, p](bool ok, const Reply& reply) {
+                         if (!ok) {
+                             answer_unavailable(r);
+                             return;
+                         }
+                         auto res = pairguard::decode_revoke(reply);
+                         if (res && *res) {
+                             ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                                           "pairguard: pairing revoked, platform \"%s\"", p.c_str());
+                         }
+                         answer(r, pairguard::answer_revoke(res));
+                     });
+    if (!sent) {
+        answer_unavailable(r);
+    }
+}
+
+void pairing_body_handler(ngx_http_request_t* r) noexcept {
+    try {
+        auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));
+        ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_or_create_ctx(r);
+        if (ctx == nullptr) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+        ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
+        if (store == nullptr || !store->accepting()) {
+            answer_unavailable(r);
+            return;
+        }
+        // a client that goes away is noticed; its calls are cancelled
+        r->read_event_handler = ngx_http_test_reading;
+
+        std::string body;
+        if (!body_text(r, body)) {
+            answer(r, pairguard::HttpAnswer{413, pairguard::render_error("body_too_large"), 0});
+            return;
+        }
+        ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
+        switch (lcf->pairing_op) {
+        case NGX_HTTP_PAIRGUARD_PAIRING_REQUEST: {
+            pairguard::PairingRequest req;
+            std::string err = pairguard::parse_request_body(body, req);
+            if (err.empty() && !pairguard::platform_allowed(*mcf->pairing, req.platform)) {
+                err = "platform not allowed";
+            }
+            if (!err.empty()) {
+                answer(r, pairguard::HttpAnswer{400, pairguard::render_invalid_request(err), 0});
+                return;
+            }
+            // lists the platform for `pending` without ?platform= (another slot,
+            // so not inside the request script); its answer does not matter
+            call(r, ctx, pairguard::make_register(view(mcf->prefix), req.platform), [](bool, const Reply&) {});
+            do_request(r, ctx, std::move(req), 0);
+            return;
+        }
+        case NGX_HTTP_PAIRGUARD_PAIRING_APPROVE:
+            do_approve(r, ctx, body);
+            return;
+        case NGX_HTTP_PAIRGUARD_PAIRING_PENDING:
+            do_listing(r, ctx, lcf->pairing_op, r->method == NGX_HTTP_DELETE);
+            return;
+        default:
+            if (r->method == NGX_HTTP_DELETE) {
+                do_revoke(r, ctx);
+            } else {
+                do_listing(r, ctx, lcf->pairing_op, false);
+            }
+            return;
+        }
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+// ---- the approval cache ------------------------------------------------------
+
+constexpr ngx_msec_t kPairedCacheMs = 1000;  // the bound when an event is missed
+constexpr size_t kPairedCacheMax = 65536;
+
+struct paired_entry_t {
+    bool approved;
+    ngx_msec_t expires;
+};
+
+struct platform_cache_t {
+    std::string tag;  // platform_tag(): what events name
+    std::unordered_map<std::string, paired_entry_t> users;
+};
+
+// Per worker; only this worker's event loop touches it.
+std::unordered_map<std::string, platform_cache_t> paired_cache;
+size_t paired_cache_size = 0;
+
+platform_cache_t& platform_cache(ngx_http_pairguard_main_conf_t* mcf, const std::string& platform) {
+    auto it = paired_cache.find(platform);
+    if (it == paired_cache.end()) {
+        it = paired_cache.emplace(platform, platform_cache_t{pairguard::platform_tag(*mcf->keys, platform), {}}).first;
+    }
+    return it->second;
+}
+
+void remember(ngx_http_pairguard_main_conf_t* mcf, const std::string& platform, const std::string& user, bool approved) {
+    if (paired_cache_size >= kPairedCacheMax) {
+        paired_cache.clear();  // crude, and rare: every entry is one Redis call away
+        paired_cache_size = 0;
+    }
+    auto& users = platform_cache(mcf, platform).users;
+    auto [it, fresh] = users.insert_or_assign(user, paired_entry_t{approved, ngx_current_msec + kPairedCacheMs});
+    (void) it;
+    paired_cache_size += fresh ? 1 : 0;
+}
+
+void paired_done(ngx_http_pairguard_ctx_t* ctx, ngx_pairguard_redis_result_e res, redisReply* reply) {
+    ngx_http_request_t* r = ctx->request;
+    ctx->pending = nullptr;
+    if (res != ngx_pairguard_redis_result_e::ok) {
+        ctx->paired = ngx_http_pairguard_ctx_t::paired_e::unavailable;
+    } else {
+        pairguard::PairedCheck check = pairguard::decode_check(to_reply(reply));
+        if (!check.valid) {
+            ctx->paired = ngx_http_pairguard_ctx_t::paired_e::unavailable;
+        } else {
+            remember(main_conf(r), ctx->paired_platform, ctx->paired_user, check.approved);
+            ctx->paired = check.approved ? ngx_http_pairguard_ctx_t::paired_e::approved
+                                         : ngx_http_pairguard_ctx_t::paired_e::refused;
+        }
+    }
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_post_event(r->connection->write, &ngx_posted_events);
+}
+
+ngx_int_t paired_verdict(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
+    using p = ngx_http_pairguard_ctx_t::paired_e;
+    switch (ctx->paired) {
+    case p::approved:
+        return NGX_DECLINED;
+    case p::refused: {
+        pairguard::HttpAnswer a = pairguard::answer_not_paired();
+        ctx->paired = p::unchecked;  // answered; never decided again
+        ngx_http_finalize_request(r, ngx_http_pairguard_send_json(r, static_cast<ngx_uint_t>(a.status), a.body, 0));
+        return NGX_DONE;
+    }
+    default:
+        ngx_http_finalize_request(r, ngx_http_pairguard_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                                                  pairguard::render_error("store_unavailable"), 0));
+        return NGX_DONE;
+    }
+}
+
+}  // namespace
+
+ngx_int_t ngx_http_pairguard_pairing_handler(ngx_http_request_t* r) noexcept {
+    auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));
+    ngx_uint_t allowed;
+    switch (lcf->pairing_op) {
+    case NGX_HTTP_PAIRGUARD_PAIRING_REQUEST:
+    case NGX_HTTP_PAIRGUARD_PAIRING_APPROVE:
+        allowed = NGX_HTTP_POST;
+        break;
+    default:
+        allowed = NGX_HTTP_GET | NGX_HTTP_DELETE;
+        break;
+    }
+    if (!(r->method & allowed)) {
+        ngx_table_elt_t* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+        if (h != nullptr) {
+            h->hash = 1;
+            ngx_str_set(&h->key, "Allow");
+            if (allowed == NGX_HTTP_POST) {
+                ngx_str_set(&h->value, "POST");
+            } else {
+                ngx_str_set(&h->value, "GET, DELETE");
+            }
+        }
+        ngx_http_discard_request_body(r);
+        return ngx_http_pairguard_send_json(r, NGX_HTTP_NOT_ALLOWED, pairguard::render_error("method_not_allowed"), 0);
+    }
+    r->request_body_in_single_buf = 1;
+    ngx_int_t rc = ngx_http_read_client_request_body(r, pairing_body_handler);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+    return NGX_DONE;
+}
+
+ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept {
+    try {
+        auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));
+        if (lcf->paired_platform == nullptr || r != r->main) {
+            return NGX_DECLINED;
+        }
+        ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_or_create_ctx(r);
+        if (ctx == nullptr) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        using p = ngx_http_pairguard_ctx_t::paired_e;
+        if (ctx->paired == p::waiting) {
+            return NGX_AGAIN;
+        }
+        if (ctx->paired != p::unchecked) {
+            return paired_verdict(r, ctx);
+        }
+
+        std::string platform_raw, user_raw;
+        if (!ngx_http_pairguard_eval_key(r, lcf->paired_platform, platform_raw)
+            || !ngx_http_pairguard_eval_key(r, lcf->paired_user, user_raw)) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        auto platform = pairguard::normalize_platform(platform_raw);
+        auto user = platform ? pairguard::normalize_user_id(*platform, user_raw) : std::nullopt;
+        if (!platform || !user) {
+            ctx->paired = p::refused;
+            return paired_verdict(r, ctx);
+        }
+        ctx->paired_platform = *platform;
+        ctx->paired_user = *user;
+
+        ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
+        auto pc = paired_cache.find(*platform);
+        if (pc != paired_cache.end()) {
+            auto it = pc->second.users.find(*user);
+            if (it != pc->second.users.end() && it->second.expires > ngx_current_msec) {
+                ctx->paired = it->second.approved ? p::approved : p::refused;
+                return paired_verdict(r, ctx);
+            }
+        }
+
+        ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
+        StoreCall sc = pairguard::make_check(*mcf->keys, view(mcf->prefix), *platform, *user);
+        ctx->pending = store == nullptr ? nullptr
+                                        : store->eval(*sc.script, sc.keys, sc.args,
+                                                      [ctx](ngx_pairguard_redis_result_e res, redisReply* reply) {
+                                                          paired_done(ctx, res, reply);
+                                                      });
+        if (ctx->pending == nullptr) {
+            ctx->paired = p::unavailable;
+            return paired_verdict(r, ctx);
+        }
+        ctx->paired = p::waiting;
+        r->read_event_handler = ngx_http_test_reading;
+        r->write_event_handler = ngx_http_request_empty_handler;
+        return NGX_AGAIN;
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+void ngx_http_pairguard_pairing_event(ngx_shm_zone_t* zone, std::string_view message) {
+    auto ev = pairguard::parse_event(message);
+    if (!ev) {
+        return;
+    }
+    switch (ev->kind) {
+    case pairguard::EventKind::approved:
+    case pairguard::EventKind::revoked:
+        // the event names the user by an HMAC this cache does not keep:
+        // forget the whole platform, one Redis call per user brings it back
+        for (auto& [name, pc] : paired_cache) {
+            if (pc.tag == ev->tag) {
+                paired_cache_size -= pc.users.size();
+                pc.users.clear();
+            }
+        }
+        break;
+    case pairguard::EventKind::unlocked_guard: {
+        std::string prefix;
+        if (zone != nullptr && pairguard::base64url_decode(ev->tag, prefix)) {
+            ngx_http_pairguard_forget_lock(zone, prefix);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+void ngx_http_pairguard_pairing_resync() {
+    paired_cache.clear();
+    paired_cache_size = 0;
+}
