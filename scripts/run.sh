@@ -3,8 +3,9 @@
 # (seed 002's provisioning API) and nginx with the module, all on 127.0.0.1.
 #
 #   scripts/run.sh           start everything, print how to try it, Ctrl-C stops
-#   scripts/run.sh --check   start everything, run a short smoke test, stop;
-#                            exit 0 when it passed, 1 otherwise
+#   scripts/run.sh --check   start everything, run a short smoke test (guard
+#                            and pairing flow), stop; exit 0 when it passed,
+#                            1 otherwise
 #
 # Environment:
 #   PG_PORT=8080 PG_REDIS_PORT=6390 PG_UPSTREAM_PORT=8081   ports (127.0.0.1)
@@ -28,6 +29,7 @@ RUN_DIR=${PG_RUN_DIR:-$ROOT/run}
 CHECK=${PG_RUN_CHECK:-0}
 HOST=127.0.0.1
 MODULE=$ROOT/build/ngx_http_pairguard_module.so
+CTL=$ROOT/build/pairguardctl
 TEMPLATE=$ROOT/conf/demo.conf
 
 usage() {
@@ -100,6 +102,7 @@ if [[ ${PG_SKIP_BUILD:-0} != 1 ]]; then
     "$ROOT/scripts/build.sh"
 fi
 [[ -f $MODULE ]] || die "$MODULE is missing: scripts/build.sh did not build it"
+[[ -x $CTL ]] || die "$CTL is missing: scripts/build.sh did not build it"
 [[ -f $ROOT/demo/upstream.py ]] || die "$ROOT/demo/upstream.py is missing"
 
 # --- 3. ports ----------------------------------------------------------------
@@ -296,13 +299,30 @@ post() {   # PATH JSON [CURL-OPTIONS...]
     rm -f "$out" "$out.body" "$out.head"
 }
 
-json_field() {   # FIELD <<< JSON
+json_field() {   # FIELD[.FIELD...] <<< JSON  (empty when absent)
     "$PYTHON" -c 'import json, sys
 try:
-    v = json.load(sys.stdin).get(sys.argv[1], "")
+    v = json.load(sys.stdin)
+    for k in sys.argv[1].split("."):
+        v = v.get(k, "") if isinstance(v, dict) else ""
 except Exception:
     v = ""
 print(v)' "$1"
+}
+
+# GET; sets STATUS and BODY. Extra curl options before the URL path.
+get() {   # PATH [CURL-OPTIONS...]
+    local path=$1 out
+    shift
+    out=$(mktemp "$RUN_DIR/curl.XXXXXX")
+    STATUS=$(curl -sS --max-time 5 -o "$out" -w '%{http_code}' "$@" "$EDGE$path") || STATUS=000
+    BODY=$(cat "$out" 2>/dev/null || true)
+    rm -f "$out"
+}
+
+# pairguardctl as the owner runs it, with the environment run.sh prints.
+ctl() {
+    PAIRGUARD_REDIS=$HOST:$REDIS_PORT PAIRGUARD_SECRET_FILE=$SECRET_FILE "$CTL" "$@"
 }
 
 # Number of /api/provision/pair requests the upstream has seen.
@@ -365,8 +385,72 @@ smoke() {
     check "access.log shows decision=deny policy=claim_ip" \
         grep -q 'decision=deny policy=claim_ip' "$NGX_PREFIX/access.log"
 
+    smoke_pairing
+
     echo "run.sh --check: $PASSED passed, $FAILED failed"
     ((FAILED == 0))
+}
+
+# The pairing flow: a user asks for a code over HTTP, the owner approves it
+# with pairguardctl, the user passes the paired-only route, the owner revokes.
+smoke_pairing() {
+    local pcode pending listed rc hdr='X-Platform: telegram' uid='X-User-Id: 4242'
+    say "pairing smoke test against $EDGE"
+
+    post /pairing/request '{"platform":"telegram","user_id":"4242","user_name":"Alice"}'
+    pcode=$(json_field code <<<"$BODY")
+    check "POST /pairing/request answers 201 with an 8-symbol code" \
+        test "$STATUS" = 201 -a "${#pcode}" = 8
+    post /pairing/request '{"platform":"telegram","user_id":"4242","user_name":"Alice"}'
+    check "asking again at once is refused (429 rate_limited)" \
+        test "$STATUS" = 429 -a "$(json_field error <<<"$BODY")" = rate_limited
+
+    get /bot/echo -H "$hdr" -H "$uid"
+    check "before approval the paired-only route answers 403 not_paired" \
+        test "$STATUS" = 403 -a "$(json_field error <<<"$BODY")" = not_paired
+
+    get /pairing/admin/pending --interface 127.0.0.2
+    check "the admin endpoints refuse a non-loopback client (127.0.0.2: 403)" test "$STATUS" = 403
+    pending=$(ctl pending telegram 2>&1 || true)
+    listed=no
+    if grep -q 4242 <<<"$pending" && ! grep -qF "${pcode:-NOCODE}" <<<"$pending"; then
+        listed=yes
+    fi
+    check "pairguardctl pending lists the request (and not the code)" test "$listed" = yes
+
+    rc=0
+    ctl approve telegram "${pcode,,}" >/dev/null 2>&1 || rc=$?
+    check "pairguardctl approve telegram CODE (lower case) exits 0" test "$rc" = 0
+
+    get /bot/echo -H "$hdr" -H "$uid"
+    check "the paired user passes the paired-only route (200)" test "$STATUS" = 200
+    check "the upstream sees X-Pairguard-User: 4242" \
+        test "$(json_field headers.x-pairguard-user <<<"$BODY")" = 4242
+    get /bot/echo -H "$hdr" -H 'X-User-Id: 4243'
+    check "another user is still refused (403)" test "$STATUS" = 403
+
+    rc=0
+    ctl revoke telegram 4242 >/dev/null 2>&1 || rc=$?
+    check "pairguardctl revoke telegram 4242 exits 0" test "$rc" = 0
+    get /bot/echo -H "$hdr" -H "$uid"
+    check "right after the revocation the route answers 403" test "$STATUS" = 403
+
+    check "no Redis key or value holds the pairing code" \
+        not_grep -q -e "${pcode:-NOCODE}" <<<"$(redis_everything)"
+}
+
+# Every key of the demo's Redis with its string/hash/set contents.
+redis_everything() {
+    local k t
+    redis-cli -h "$HOST" -p "$REDIS_PORT" --scan 2>/dev/null | while IFS= read -r k; do
+        printf '%s\n' "$k"
+        t=$(redis-cli -h "$HOST" -p "$REDIS_PORT" type "$k")
+        case $t in
+            string) redis-cli -h "$HOST" -p "$REDIS_PORT" get "$k" ;;
+            hash)   redis-cli -h "$HOST" -p "$REDIS_PORT" hgetall "$k" ;;
+            set)    redis-cli -h "$HOST" -p "$REDIS_PORT" smembers "$k" ;;
+        esac
+    done
 }
 
 if ((CHECK)); then
@@ -422,7 +506,43 @@ the client address and the code for 15 minutes.
      tail -f $NGX_PREFIX/access.log $NGX_PREFIX/error.log
      curl -s http://$HOST:$UPSTREAM_PORT/__stats      # what the upstream saw
 
-Restarting scripts/run.sh starts with an empty Redis (no locks).
+The pairing flow (seeds 000/001): a chat user asks for a code, the owner
+approves it with pairguardctl, the user's requests then pass /bot/.
+
+6. Point pairguardctl at this demo's Redis and secret (owner's shell):
+     export PATH=$ROOT/build:\$PATH
+     export PAIRGUARD_REDIS=$HOST:$REDIS_PORT
+     export PAIRGUARD_SECRET_FILE=$SECRET_FILE
+
+7. A user (telegram id 4242) asks for a pairing code; asking again within
+   10 minutes is refused (429 rate_limited):
+     curl -s -H 'Content-Type: application/json' \\
+       -d '{"platform":"telegram","user_id":"4242","user_name":"Alice"}' $EDGE/pairing/request
+     {"code":"K7QW3MZP","expires_in":3600}
+
+8. Until approved, the paired-only route refuses the user (403 not_paired):
+     curl -si -H 'X-Platform: telegram' -H 'X-User-Id: 4242' $EDGE/bot/echo
+
+9. The owner lists pending requests (ids, never codes) and approves the code
+   the user tells them (any case; spaces and dashes are ignored):
+     pairguardctl pending
+     pairguardctl approve telegram k7qw-3mzp
+   (or over HTTP, loopback only: curl -s $EDGE/pairing/admin/pending,
+    curl -s -d '{"platform":"telegram","code":"K7QW3MZP"}' $EDGE/pairing/admin/approve)
+
+10. The user now passes; the upstream sees X-Pairguard-User: 4242:
+     curl -s -H 'X-Platform: telegram' -H 'X-User-Id: 4242' $EDGE/bot/echo
+     pairguardctl approved
+
+11. Revoke: refused again at once, on every worker:
+     pairguardctl revoke telegram 4242
+     curl -si -H 'X-Platform: telegram' -H 'X-User-Id: 4242' $EDGE/bot/echo
+
+   Five wrong approvals lock the platform's approvals for an hour (even the
+   right code): pairguardctl locks shows it, pairguardctl unlock --platform
+   telegram lifts it.
+
+Restarting scripts/run.sh starts with an empty Redis (no locks, no pairings).
 EOF
 
 # Stay up until Ctrl-C or until one of the three exits by itself.

@@ -164,6 +164,10 @@ void do_approve(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, const std:
     ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
     pairguard::ApproveInput in;
     std::string err = pairguard::parse_approve_body(body, in);
+    if (err.empty() && !pairguard::platform_allowed(*mcf->pairing, in.platform)) {
+        // a public approve must not make Redis keys for any name it is sent
+        err = "platform not allowed";
+    }
     if (!err.empty()) {
         answer(r, pairguard::HttpAnswer{400, pairguard::render_invalid_request(err), 0});
         return;
