@@ -3,18 +3,26 @@
 -- ARGV[2] = the reservation (0: none, as in dry run); then five limits per key.
 -- Returns {policy, lock_ms, ...} for every key this failure locked.
 
+-- @include base36_common.lua
+
 local outcome, reservation = ARGV[1], tonumber(ARGV[2])
 
--- The common case first: one key holding nothing but this request's own
--- reservation (as the reserve fast path wrote it), and an answer that
--- records nothing.
-if #KEYS == 1 and outcome ~= 'f' and reservation ~= 0
-    and redis.call('GET', KEYS[1]) == '|||' .. ARGV[2] .. '|' then
-  redis.call('DEL', KEYS[1])
-  return {}
+-- The common cases first: one key holding nothing but this request's own
+-- reservation (as the reserve fast path wrote it). A success or neutral
+-- answer leaves nothing to remember; a failure that cannot lock yet becomes
+-- the key's only failure.
+if #KEYS == 1 and reservation ~= 0 and redis.call('GET', KEYS[1]) == '|||' .. ARGV[2] .. '|' then
+  if outcome ~= 'f' then
+    redis.call('DEL', KEYS[1])
+    return {}
+  end
+  if tonumber(ARGV[3]) > 1 then
+    local t = redis.call('TIME')
+    redis.call('SET', KEYS[1], '||||' .. b36(t[1] * 1000 + math.floor(t[2] / 1000) - EPOCH), 'PX', ARGV[4])
+    return {}
+  end
 end
 
--- @include base36_common.lua
 -- @include guard_common.lua
 
 local now = now_ms()
