@@ -1,0 +1,27 @@
+// Encodings the auth core shares: standard base64 (RFC 4648 section 4) for
+// SCRAM attributes, nonces and signatures, and one lenient decoder for what
+// clients send, since they mix the two alphabets and drop padding.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace pairguard {
+
+// Standard base64 with padding.
+std::string base64(const uint8_t* data, size_t len);
+std::string base64(std::string_view data);
+
+// Standard or URL-safe alphabet (even mixed), padding optional; if present it
+// must be right ("==" only after 2 symbols of a group, "=" only after 3) and
+// last. No whitespace. False on anything else, including leftover bits that
+// are not zero (so that each byte string has one accepted spelling per
+// alphabet and padding choice).
+bool base64_decode_lenient(std::string_view in, std::string& out);
+
+// Well-formed UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF)
+// without C0/C1 control characters or DEL.
+bool utf8_text(std::string_view s);
+
+}  // namespace pairguard
