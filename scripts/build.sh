@@ -44,7 +44,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs_sum" ]; then
 fi
 make -C "$NGX_BUILD" -f objs/Makefile modules -j"$(nproc)" > "$BUILD/make.log" 2>&1 \
     || { grep -E 'error:|Error [0-9]|undefined' "$BUILD/make.log" | head -40; exit 1; }
-cp "$NGX_BUILD/objs/ngx_http_pairguard_module.so" "$BUILD/ngx_http_pairguard_module.so"
+# a new file renamed into place: nginx processes (running tests) that have the
+# old one mapped keep it; copying over it in place would crash them
+cp "$NGX_BUILD/objs/ngx_http_pairguard_module.so" "$BUILD/ngx_http_pairguard_module.so.tmp.$$"
+mv -f "$BUILD/ngx_http_pairguard_module.so.tmp.$$" "$BUILD/ngx_http_pairguard_module.so"
 
 # The plain C++ core, its unit tests, the owner CLI and its test tool.
 cmake -S "$ROOT" -B "$BUILD/cmake" -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$BUILD/cmake.log" 2>&1 \

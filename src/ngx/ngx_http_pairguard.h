@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/auth_store.hpp"
 #include "../core/body.hpp"
 #include "../core/pairing.hpp"
 #include "../core/keys.hpp"
@@ -43,6 +44,9 @@ struct ngx_http_pairguard_main_conf_t {
     ngx_flag_t used;                   // anything needs Redis and the secret
     pairguard::PairingLimits* pairing; // pool-owned; pairguard_pairing_policy or defaults
     ngx_flag_t pairing_used;           // endpoints or require_paired: subscribe to events
+    pairguard::AuthPolicy* auth;       // pool-owned; pairguard_auth_policy or defaults
+    ngx_str_t thread_pool_name;        // pairguard_thread_pool, default "default"
+    ngx_thread_pool_t* thread_pool;    // for Argon2id, when a location needs it
 };
 
 struct ngx_http_pairguard_policy_ref_t {
@@ -62,7 +66,15 @@ struct ngx_http_pairguard_loc_conf_t {
     ngx_uint_t pairing_op;          // NGX_HTTP_PAIRGUARD_PAIRING_*, 0: none
     ngx_array_t* paired_platform;   // pairguard_require_paired platform= (key parts)
     ngx_array_t* paired_user;       // ... user=
+    ngx_uint_t auth_op;             // NGX_HTTP_PAIRGUARD_AUTH_*, 0: none
+    ngx_flag_t auth_require;        // pairguard_auth_require
 };
+
+#define NGX_HTTP_PAIRGUARD_AUTH_PASSWORD 1
+#define NGX_HTTP_PAIRGUARD_AUTH_SESSION 2
+#define NGX_HTTP_PAIRGUARD_AUTH_CHALLENGE 3
+#define NGX_HTTP_PAIRGUARD_AUTH_VERIFY 4
+#define NGX_HTTP_PAIRGUARD_AUTH_HAYSTACK 5
 
 #define NGX_HTTP_PAIRGUARD_PAIRING_REQUEST 1
 #define NGX_HTTP_PAIRGUARD_PAIRING_APPROVE 2
@@ -108,6 +120,14 @@ struct ngx_http_pairguard_ctx_t {
     std::string paired_user;
     // pairing endpoints: commands in flight, cancelled if the request goes
     std::vector<ngx_pairguard_redis_command_t*> calls;
+
+    // pairguard_auth_require and the haystack exchange (PREACCESS): decided in
+    // callbacks, carried out when the phases run again
+    enum class auth_e { unchecked, waiting, allowed, answer } auth = auth_e::unchecked;
+    std::string auth_user;  // $pairguard_user once authenticated
+    int auth_status = 0;    // answer: status, JSON body, WWW-Authenticate / Authentication-Info
+    std::string auth_body;
+    std::string auth_header_name, auth_header_value;
 };
 
 // ngx_http_pairguard_module.cpp
@@ -131,6 +151,17 @@ ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept;
 // Per-worker: the approval cache and what the events channel says about it.
 void ngx_http_pairguard_pairing_event(ngx_shm_zone_t* zone, std::string_view message);
 void ngx_http_pairguard_pairing_resync();
+
+// ngx_http_pairguard_auth.cpp
+char* ngx_http_pairguard_auth_policy(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* ngx_http_pairguard_auth(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* ngx_http_pairguard_auth_require(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* ngx_http_pairguard_thread_pool(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+// postconfiguration: defaults, the thread pool, the PREACCESS handler
+ngx_int_t ngx_http_pairguard_auth_init(ngx_conf_t* cf);
+// Per-worker: the session cache and what the events channel says about it.
+void ngx_http_pairguard_auth_event(std::string_view message);
+void ngx_http_pairguard_auth_resync();
 
 // ngx_http_pairguard_variables.cpp
 ngx_int_t ngx_http_pairguard_add_variables(ngx_conf_t* cf);

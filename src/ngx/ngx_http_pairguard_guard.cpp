@@ -466,6 +466,9 @@ void settle(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, Outcome outcom
                         ngx_http_pairguard_cache_lock(job->zone, job->keys[l.policy], l.lock_ms);
                     }
                 });
+    // before the response leaves: the client's next request, on any worker
+    // or node, must find this outcome recorded
+    store->flush_now();
 }
 
 ngx_int_t header_filter(ngx_http_request_t* r) noexcept {

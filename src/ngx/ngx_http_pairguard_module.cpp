@@ -65,6 +65,14 @@ ngx_command_t ngx_http_pairguard_commands[] = {
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     {ngx_string("pairguard_pairing"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, ngx_http_pairguard_pairing,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("pairguard_auth_policy"), NGX_HTTP_MAIN_CONF | NGX_CONF_ANY, ngx_http_pairguard_auth_policy,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("pairguard_thread_pool"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_http_pairguard_thread_pool,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("pairguard_auth"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, ngx_http_pairguard_auth,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("pairguard_auth_require"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     ngx_http_pairguard_auth_require, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("pairguard_require_paired"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE2,
      ngx_http_pairguard_require_paired, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command,
@@ -585,6 +593,7 @@ void* ngx_http_pairguard_create_loc_conf(ngx_conf_t* cf) {
     // policies, failure_status, neutral_status: nullptr = not set here
     lcf->deny_status = NGX_CONF_UNSET_UINT;
     lcf->dry_run = NGX_CONF_UNSET;
+    lcf->auth_require = NGX_CONF_UNSET;
     return lcf;
 }
 
@@ -617,6 +626,7 @@ char* ngx_http_pairguard_merge_loc_conf(ngx_conf_t* cf, void* parent, void* chil
     }
     ngx_conf_merge_uint_value(conf->deny_status, prev->deny_status, NGX_HTTP_TOO_MANY_REQUESTS);
     ngx_conf_merge_value(conf->dry_run, prev->dry_run, 0);
+    ngx_conf_merge_value(conf->auth_require, prev->auth_require, 0);
 
     conf->uses_body = false;
     if (conf->policies != nullptr) {
@@ -685,7 +695,8 @@ ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) {
         return NGX_ERROR;
     }
     *h = ngx_http_pairguard_paired_handler;
-    return NGX_OK;
+    // and this one before both: an unauthenticated request costs nothing
+    return ngx_http_pairguard_auth_init(cf);
 }
 
 ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) {
@@ -705,8 +716,14 @@ ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) {
         worker_events = std::make_unique<ngx_pairguard_redis_t>(*mcf->redis);
         worker_events->subscribe(
             pairguard::events_channel(view(mcf->prefix)),
-            [zone](std::string_view message) { ngx_http_pairguard_pairing_event(zone, message); },
-            [] { ngx_http_pairguard_pairing_resync(); });
+            [zone](std::string_view message) {
+                ngx_http_pairguard_pairing_event(zone, message);
+                ngx_http_pairguard_auth_event(message);
+            },
+            [] {
+                ngx_http_pairguard_pairing_resync();
+                ngx_http_pairguard_auth_resync();
+            });
         worker_events->start();
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "pairguard: %s", e.what());

@@ -55,6 +55,10 @@ ngx_int_t policy_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, u
 
 ngx_int_t user_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) {
     ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
+    if (ctx != nullptr && !ctx->auth_user.empty()) {
+        set_value(v, reinterpret_cast<u_char*>(ctx->auth_user.data()), ctx->auth_user.size());
+        return NGX_OK;
+    }
     if (ctx == nullptr || ctx->paired != ngx_http_pairguard_ctx_t::paired_e::approved || ctx->paired_user.empty()) {
         v->not_found = 1;
         return NGX_OK;

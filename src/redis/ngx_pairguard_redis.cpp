@@ -445,6 +445,13 @@ void ngx_pairguard_redis_t::ev_add_write(void* data) {
     }
 }
 
+void ngx_pairguard_redis_t::flush_now() {
+    if (flush_ev_.posted) {
+        ngx_delete_posted_event(&flush_ev_);
+        on_flush(&flush_ev_);
+    }
+}
+
 void ngx_pairguard_redis_t::on_flush(ngx_event_t* ev) {
     auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
     if (self->ac_ != nullptr) {

@@ -71,6 +71,10 @@ public:
     ngx_pairguard_redis_command_t* eval(const pairguard::StoreScript& script, const std::vector<std::string>& keys,
                                         const std::vector<std::string>& args, ngx_pairguard_redis_cb_t cb);
 
+    // Writes what is queued now rather than at the end of the loop iteration:
+    // a settle must reach Redis before the client can send its next request.
+    void flush_now();
+
     // The callback will not run; the command still completes (or times out)
     // on the connection, so a hanging Redis is still noticed.
     static void cancel(ngx_pairguard_redis_command_t* cmd);

@@ -10,6 +10,12 @@
 //       one guarded attempt on (POLICY, KEY) that the upstream failed
 //       (guard_reserve, then guard_settle 'f'; window = lockout); prints the
 //       settle reply.
+//   pairguard_test_tool [--redis ADDRESS] SECRET_FILE session USER [METHOD [TTL]]
+//       a session for USER as a login would make it (session_create; METHOD
+//       password by default, TTL 1h); prints the token, or "refused".
+//   pairguard_test_tool [--redis ADDRESS] SECRET_FILE session-get TOKEN
+//       what a request with the token would find: "found USER METHOD
+//       EXPIRES_MS", or "none" (exit 1).
 //
 // Exit status: 0 done, 1 refused, 2 usage, 3 store unreachable.
 
@@ -19,6 +25,10 @@
 
 #include "cli_store.hpp"
 #include "duration.hpp"
+#if PAIRGUARD_CLI_AUTH
+#include "auth_store.hpp"
+#include "session.hpp"
+#endif
 #include "pairing.hpp"
 #include "policy.hpp"
 
@@ -97,6 +107,56 @@ int guard_fail(SyncRedis& store, const KeyDeriver& keys, const RedisTarget& targ
     return 0;
 }
 
+#if PAIRGUARD_CLI_AUTH
+int session(SyncRedis& store, const KeyDeriver& keys, const RedisTarget& target,
+            const std::vector<std::string>& args) {
+    if (args.empty() || args.size() > 3) {
+        return 2;
+    }
+    SessionCreate s;
+    s.token = generate_token(auth_user_tag(keys, args[0]));
+    std::string method = args.size() > 1 ? args[1] : "password";
+    s.method = method == "haystack"  ? AuthMethod::haystack
+               : method == "cli"       ? AuthMethod::cli
+               : method == "challenge" ? AuthMethod::challenge
+               : method == "refresh" ? AuthMethod::refresh
+                                     : AuthMethod::password;
+    s.ttl_ms = parse_duration_ms(args.size() > 2 ? args[2] : "1h").value_or(3600000);
+    SessionCreated c = decode_session_create(store.run(make_session_create(keys, target.prefix, args[0], s)));
+    if (!c.valid) {
+        return 3;
+    }
+    if (!c.ok) {
+        std::cout << "refused\n";
+        return 1;
+    }
+    std::cout << s.token << "\n";
+    return 0;
+}
+
+int session_get(SyncRedis& store, const KeyDeriver& keys, const RedisTarget& target,
+                const std::vector<std::string>& args) {
+    if (args.size() != 1) {
+        return 2;
+    }
+    StoreCall call = make_session_get(keys, target.prefix, args[0]);
+    if (call.script == nullptr) {
+        std::cout << "none\n";
+        return 1;
+    }
+    SessionInfo i = decode_session_get(store.run(call));
+    if (!i.valid) {
+        return 3;
+    }
+    if (!i.found) {
+        std::cout << "none\n";
+        return 1;
+    }
+    std::cout << "found " << i.user << " " << i.method << " " << i.expires_ms << "\n";
+    return 0;
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -141,6 +201,10 @@ int main(int argc, char** argv) {
         std::vector<std::string> rest(args.begin() + 2, args.end());
         int rc = args[1] == "request" ? request(store, keys, target, limits, rest)
                  : args[1] == "guard-fail" ? guard_fail(store, keys, target, rest)
+#if PAIRGUARD_CLI_AUTH
+                 : args[1] == "session"     ? session(store, keys, target, rest)
+                 : args[1] == "session-get" ? session_get(store, keys, target, rest)
+#endif
                                            : 2;
         if (rc == 2) {
             std::cerr << "pairguard_test_tool: bad arguments\n";

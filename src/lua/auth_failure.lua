@@ -1,0 +1,15 @@
+-- One failed proof (per user or per address). KEYS: fail, lock.
+-- ARGV: max_failures, lockout ms. Failures are forgotten `lockout` after the
+-- last one. Returns the lock started (ms), or 0.
+-- @include auth_common.lua
+local now = now_ms()
+if lock_left(KEYS[2], now) > 0 then return 0 end
+local lockout = tonumber(ARGV[2])
+local n = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], lockout)
+if n >= tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[2], now + lockout, 'PX', lockout)
+  redis.call('DEL', KEYS[1])
+  return lockout
+end
+return 0

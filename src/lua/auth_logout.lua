@@ -1,0 +1,6 @@
+-- Ends every session of a user. KEYS: sessions. ARGV: base, channel, event.
+-- Returns how many were live.
+-- @include auth_common.lua
+local n = drop_sessions(ARGV[1], KEYS[1], now_ms())
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return n

@@ -1,0 +1,6 @@
+-- Ends one session. KEYS: session, sessions. ARGV: token hash, channel,
+-- event. Returns 1 when it existed, else 0.
+local n = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if n == 1 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return n

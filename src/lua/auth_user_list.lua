@@ -1,0 +1,2 @@
+-- User names. KEYS: users set.
+return redis.call('SMEMBERS', KEYS[1])
