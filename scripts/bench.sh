@@ -422,6 +422,23 @@ for ((r = 1; r <= ROUNDS; r++)); do
         done
     done
 
+    # f: the bearer-protected route (pairguard_auth_require) with a session
+    # token from a real password login (user made with pairguardctl).
+    say "  scenario f"
+    printf 'bench-password\n' | "$ROOT/build/pairguardctl" --redis "127.0.0.1:$REDIS_PORT" \
+        --secret-file "$WORK/pairguard.secret" user add bench --password-stdin >/dev/null ||
+        die "scenario f: pairguardctl user add failed"
+    token=$(curl -sS -X POST -H 'Content-Type: application/json' \
+        -d '{"user":"bench","password":"bench-password"}' "$(url pairguard)/auth/login" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])') ||
+        die "scenario f: no session token from $(url pairguard)/auth/login"
+    for c in "${order[@]}"; do
+        [[ $c == plain || $c == pairguard ]] || continue
+        for load in sat c4; do
+            PG_BENCH_AUTHORIZATION="Bearer $token" measure "$r" f "$c" "$load" /bearer/ fixed "$paired" stats
+        done
+    done
+
     say "  burst: $BURST_N concurrent failing requests of one address"
     for ci in "${!order[@]}"; do
         c=${order[ci]}

@@ -26,6 +26,7 @@ SCENARIOS = {
     "b": "one locked client hammering",
     "c": "distributed guessing (distinct addresses, upstream 404)",
     "e": "paired-only route (`pairguard_require_paired`, one approved client; plain proxy_pass and pairguard only)",
+    "f": "bearer-protected route (`pairguard_auth_require`, one session token; plain proxy_pass and pairguard only)",
 }
 GUARDED = {"lua", "haproxy", "pairguard"}
 REDIS_USERS = {"lua", "pairguard"}
@@ -36,7 +37,7 @@ MAX_FAILURES = 5
 
 
 def expected(scenario, contender):
-    if scenario in ("a", "e"):
+    if scenario in ("a", "e", "f"):
         return "200"
     if scenario == "b":
         return "429" if contender in GUARDED else "404"
@@ -405,7 +406,7 @@ def main():
     # --- chart --------------------------------------------------------------------
     dat = os.path.splitext(a.gnuplot)[0] + ".dat"
     groups = [("a", "sat", "a: allowed"), ("b", "sat", "b: locked client"), ("c", "sat", "c: guessing"),
-              ("e", "sat", "e: paired-only"),
+              ("e", "sat", "e: paired-only"), ("f", "sat", "f: bearer"),
               ("a", "c4", "a @c%s" % m.get("lat_conns")), ("b", "c4", "b @c%s" % m.get("lat_conns")),
               ("c", "c4", "c @c%s" % m.get("lat_conns"))]
     with open(dat, "w") as f:

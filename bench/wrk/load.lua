@@ -22,6 +22,8 @@ function setup(thread)
 end
 
 local path, mode, fixed_addr, next_addr = "/", "distinct", nil, 0
+-- scenario f: every request carries this Authorization header when set
+local authorization = os.getenv("PG_BENCH_AUTHORIZATION")
 local stop_after, answered = 0, 0
 counts = {}
 
@@ -50,7 +52,11 @@ function request()
         addr = ip(next_addr)
         next_addr = next_addr + 1
     end
-    return wrk.format("GET", path, { ["X-Forwarded-For"] = addr })
+    local headers = { ["X-Forwarded-For"] = addr }
+    if authorization and authorization ~= "" then
+        headers["Authorization"] = authorization
+    end
+    return wrk.format("GET", path, headers)
 end
 
 function response(status, headers, body)
