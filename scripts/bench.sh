@@ -25,7 +25,7 @@
 #
 # Environment:
 #   PG_BENCH_ROUNDS=3        rounds (medians over rounds)
-#   PG_BENCH_SECONDS=5       seconds per saturating measurement
+#   PG_BENCH_SECONDS=3       seconds per saturating measurement
 #   PG_BENCH_LAT_SECONDS=2   seconds per fixed-load (wrk -c4) measurement
 #   PG_BENCH_D_SECONDS=3     seconds per scenario-d measurement
 #   PG_BENCH_CONNS=50        wrk connections for the saturating measurements
@@ -62,7 +62,7 @@ if ((QUICK)); then
     D_SECS=${PG_BENCH_D_SECONDS:-2}; MEM_KEYS=${PG_BENCH_MEM_KEYS:-5000}; MEM_SECS=2
     OUT_NAME=quick
 else
-    ROUNDS=${PG_BENCH_ROUNDS:-3}; SECS=${PG_BENCH_SECONDS:-5}; LAT_SECS=${PG_BENCH_LAT_SECONDS:-2}
+    ROUNDS=${PG_BENCH_ROUNDS:-3}; SECS=${PG_BENCH_SECONDS:-3}; LAT_SECS=${PG_BENCH_LAT_SECONDS:-2}
     D_SECS=${PG_BENCH_D_SECONDS:-3}; MEM_KEYS=${PG_BENCH_MEM_KEYS:-20000}; MEM_SECS=4
     OUT_NAME=latest
 fi

@@ -53,12 +53,12 @@ bool base64_decode_lenient(std::string_view in, std::string& out) {
     return (acc & ((1u << bits) - 1)) == 0;
 }
 
-bool utf8_text(std::string_view s) {
+bool utf8_valid(std::string_view s, bool text) {
     size_t i = 0;
     while (i < s.size()) {
         auto c = static_cast<unsigned char>(s[i]);
         if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f) {
+            if (text && (c < 0x20 || c == 0x7f)) {
                 return false;
             }
             i++;
@@ -78,8 +78,8 @@ bool utf8_text(std::string_view s) {
         } else {
             return false;
         }
-        if (i + n >= s.size()) {  // truncated sequence
-            return false;
+        if (i + n >= s.size()) {
+            return false;  // truncated sequence
         }
         for (size_t k = 1; k <= n; k++) {
             auto cc = static_cast<unsigned char>(s[i + k]);
@@ -88,13 +88,19 @@ bool utf8_text(std::string_view s) {
             }
             cp = (cp << 6) | (cc & 0x3f);
         }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f)) {
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return false;
+        }
+        if (text && cp >= 0x80 && cp <= 0x9f) {
             return false;
         }
         i += n + 1;
     }
     return true;
+}
+
+bool utf8_text(std::string_view s) {
+    return utf8_valid(s, true);
 }
 
 }  // namespace pairguard

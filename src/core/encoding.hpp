@@ -20,8 +20,10 @@ std::string base64(std::string_view data);
 // alphabet and padding choice).
 bool base64_decode_lenient(std::string_view in, std::string& out);
 
-// Well-formed UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF)
-// without C0/C1 control characters or DEL.
-bool utf8_text(std::string_view s);
+// Well-formed UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF);
+// with `text`, also no C0 or C1 control character and no DEL (names end up in
+// tables on an owner's terminal).
+bool utf8_valid(std::string_view s, bool text);
+bool utf8_text(std::string_view s);  // utf8_valid(s, true)
 
 }  // namespace pairguard

@@ -1,5 +1,7 @@
 #include "keys.hpp"
 
+#include "encoding.hpp"
+
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -84,9 +86,7 @@ KeyTag KeyDeriver::tag(std::string_view ns, std::string_view name, std::string_v
 }
 
 std::string base64url(const uint8_t* data, size_t len) {
-    std::string out(4 * ((len + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(len));
-    out.resize(static_cast<size_t>(n));
+    std::string out = base64(data, len);
     while (!out.empty() && out.back() == '=') {
         out.pop_back();
     }
@@ -101,35 +101,14 @@ std::string base64url(const uint8_t* data, size_t len) {
 }
 
 bool base64url_decode(std::string_view in, std::string& out) {
-    out.clear();
-    if (in.size() % 4 == 1) {
-        return false;
-    }
-    uint32_t acc = 0;
-    int bits = 0;
+    // the URL-safe alphabet only and no padding; the decoding itself is shared
     for (char c : in) {
-        int v;
-        if (c >= 'A' && c <= 'Z') {
-            v = c - 'A';
-        } else if (c >= 'a' && c <= 'z') {
-            v = c - 'a' + 26;
-        } else if (c >= '0' && c <= '9') {
-            v = c - '0' + 52;
-        } else if (c == '-') {
-            v = 62;
-        } else if (c == '_') {
-            v = 63;
-        } else {
+        if (c == '+' || c == '/' || c == '=') {
+            out.clear();
             return false;
         }
-        acc = (acc << 6) | static_cast<uint32_t>(v);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out.push_back(static_cast<char>((acc >> bits) & 0xff));
-        }
     }
-    return true;
+    return base64_decode_lenient(in, out);
 }
 
 std::string guard_store_key(std::string_view prefix, const KeyTag& tag) {

@@ -1,5 +1,7 @@
 #include "pairing.hpp"
 
+#include "encoding.hpp"
+
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -42,59 +44,11 @@ std::string_view trim(std::string_view s) {
     return s.substr(b, e - b + 1);
 }
 
-// Well-formed UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF);
-// with `text`, also no C0 or C1 control character and no DEL: names end up
-// in tables on an owner's terminal.
-bool utf8_ok(std::string_view s, bool text) {
-    size_t i = 0;
-    while (i < s.size()) {
-        auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            if (text && (c < 0x20 || c == 0x7f)) {
-                return false;
-            }
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + n >= s.size()) {
-            return false;  // truncated sequence
-        }
-        for (size_t k = 1; k <= n; k++) {
-            auto cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xc0) != 0x80) {
-                return false;
-            }
-            cp = (cp << 6) | (cc & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return false;
-        }
-        if (text && cp >= 0x80 && cp <= 0x9f) {
-            return false;
-        }
-        i += n + 1;
-    }
-    return true;
-}
 
 // For text read back from Redis: anything that is not well-formed UTF-8 or is
 // a control character becomes U+FFFD, so that a JSON answer is always valid.
 std::string sanitize(std::string_view s) {
-    if (utf8_ok(s, true)) {
+    if (utf8_valid(s, true)) {
         return std::string(s);
     }
     std::string out;
@@ -108,7 +62,7 @@ std::string sanitize(std::string_view s) {
         } else if (c >= 0xf0 && c <= 0xf4) {
             len = 4;
         }
-        if (i + len <= s.size() && utf8_ok(s.substr(i, len), true)) {
+        if (i + len <= s.size() && utf8_valid(s.substr(i, len), true)) {
             out.append(s.substr(i, len));
             i += len;
         } else {
@@ -381,7 +335,7 @@ std::string whatsapp_user(std::string_view id) {
 
 std::optional<std::string> normalize_user_id(std::string_view platform, std::string_view raw) {
     std::string_view t = trim(raw);
-    if (t.empty() || t.size() > kUserIdMaxBytes || !utf8_ok(t, true)) {
+    if (t.empty() || t.size() > kUserIdMaxBytes || !utf8_valid(t, true)) {
         return std::nullopt;
     }
     if (platform == "whatsapp") {
@@ -392,7 +346,7 @@ std::optional<std::string> normalize_user_id(std::string_view platform, std::str
 
 std::optional<std::string> normalize_user_name(std::string_view raw) {
     std::string_view t = trim(raw);
-    if (t.size() > kUserNameMaxBytes || !utf8_ok(t, true)) {
+    if (t.size() > kUserNameMaxBytes || !utf8_valid(t, true)) {
         return std::nullopt;
     }
     return std::string(t);

@@ -145,6 +145,16 @@ bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, 
 ngx_int_t ngx_http_pairguard_send_json(ngx_http_request_t* r, ngx_uint_t status, const std::string& body,
                                        int64_t retry_after);
 
+// ngx_http_pairguard_calls.cpp: what the endpoints share
+using ngx_http_pairguard_reply_fn = std::function<void(bool ok, const pairguard::Reply& reply)>;
+pairguard::Reply ngx_http_pairguard_reply(const redisReply* r);
+// The request body as text; false when it is not all in memory.
+bool ngx_http_pairguard_body_text(ngx_http_request_t* r, std::string& out);
+// One store call bound to the request: `done` gets the reply, or ok=false
+// when Redis failed; it does not run if the request went first.
+bool ngx_http_pairguard_call(ngx_http_pairguard_ctx_t* ctx, const pairguard::StoreCall& sc,
+                             ngx_http_pairguard_reply_fn done);
+
 // ngx_http_pairguard_pairing.cpp
 ngx_int_t ngx_http_pairguard_pairing_handler(ngx_http_request_t* r) noexcept;
 ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept;

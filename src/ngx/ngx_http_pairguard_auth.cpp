@@ -32,35 +32,6 @@ using auth_e = ctx_t::auth_e;
 
 // ---- plumbing -----------------------------------------------------------------
 
-Reply to_reply(const redisReply* r) {
-    if (r == nullptr) {
-        return Reply::nil_reply();
-    }
-    switch (r->type) {
-    case REDIS_REPLY_INTEGER:
-        return Reply::of_integer(r->integer);
-    case REDIS_REPLY_STRING:
-        return Reply::of_string(std::string(r->str, r->len));
-    case REDIS_REPLY_STATUS: {
-        Reply s = Reply::of_string(std::string(r->str, r->len));
-        s.type = Reply::Type::status;
-        return s;
-    }
-    case REDIS_REPLY_ERROR:
-        return Reply::of_error(std::string(r->str, r->len));
-    case REDIS_REPLY_ARRAY: {
-        std::vector<Reply> e;
-        e.reserve(r->elements);
-        for (size_t i = 0; i < r->elements; i++) {
-            e.push_back(to_reply(r->element[i]));
-        }
-        return Reply::of_array(std::move(e));
-    }
-    default:
-        return Reply::nil_reply();
-    }
-}
-
 ngx_http_pairguard_main_conf_t* main_conf(ngx_http_request_t* r) {
     return static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_get_module_main_conf(r, ngx_http_pairguard_module));
 }
@@ -141,32 +112,6 @@ const HttpAnswer& invalid_request(const std::string& message) {
     return a;
 }
 
-using reply_fn = std::function<void(bool ok, const Reply& reply)>;
-
-// One store call for this request; cancelled by the context's pool cleanup
-// when the request goes away first.
-bool call(ctx_t* ctx, const StoreCall& sc, reply_fn done) {
-    ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
-    if (store == nullptr || sc.script == nullptr) {
-        return false;
-    }
-    auto slot = std::make_shared<ngx_pairguard_redis_command_t*>(nullptr);
-    ngx_pairguard_redis_command_t* cmd = store->eval(
-        *sc.script, sc.keys, sc.args,
-        [ctx, slot, done = std::move(done)](ngx_pairguard_redis_result_e res, redisReply* reply) {
-            auto& calls = ctx->calls;
-            calls.erase(std::remove(calls.begin(), calls.end(), *slot), calls.end());
-            bool ok = res == ngx_pairguard_redis_result_e::ok;
-            done(ok, ok ? to_reply(reply) : Reply::nil_reply());
-        });
-    if (cmd == nullptr) {
-        return false;
-    }
-    *slot = cmd;
-    ctx->calls.push_back(cmd);
-    return true;
-}
-
 // Several calls at once; `done` runs when all have answered (ok: all did).
 void call_all(ctx_t* ctx, const std::vector<StoreCall>& calls,
               std::function<void(bool ok, const std::vector<Reply>&)> done) {
@@ -181,7 +126,7 @@ void call_all(ctx_t* ctx, const std::vector<StoreCall>& calls,
     acc->outstanding = calls.size();
     acc->done = std::move(done);
     for (size_t i = 0; i < calls.size(); i++) {
-        bool sent = call(ctx, calls[i], [acc, i](bool ok, const Reply& reply) {
+        bool sent = ngx_http_pairguard_call(ctx, calls[i], [acc, i](bool ok, const Reply& reply) {
             acc->replies[i] = reply;
             acc->failed = acc->failed || !ok;
             if (--acc->outstanding == 0) {
@@ -195,26 +140,6 @@ void call_all(ctx_t* ctx, const std::vector<StoreCall>& calls,
             }
         }
     }
-}
-
-bool body_text(ngx_http_request_t* r, std::string& out) {
-    out.clear();
-    if (r->request_body == nullptr || r->request_body->bufs == nullptr) {
-        return true;
-    }
-    if (r->request_body->temp_file != nullptr) {
-        return false;
-    }
-    for (ngx_chain_t* cl = r->request_body->bufs; cl != nullptr; cl = cl->next) {
-        if (ngx_buf_special(cl->buf)) {
-            continue;
-        }
-        if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
-            return false;
-        }
-        out.append(reinterpret_cast<const char*>(cl->buf->pos), static_cast<size_t>(cl->buf->last - cl->buf->pos));
-    }
-    return true;
 }
 
 std::string client_address(ngx_http_request_t* r) {
@@ -353,7 +278,7 @@ ngx_int_t check_bearer(ngx_http_request_t* r, ctx_t* ctx, const std::string& tok
     }
     std::string utag(*tag);
     StoreCall sc = pairguard::make_session_get(*mcf->keys, view(mcf->prefix), token);
-    bool sent = call(ctx, sc, [ctx, thash, utag](bool ok, const Reply& reply) {
+    bool sent = ngx_http_pairguard_call(ctx, sc, [ctx, thash, utag](bool ok, const Reply& reply) {
         if (!ok) {
             decide_answer(ctx, unavailable().status, unavailable().body);
             decided(ctx);
@@ -458,7 +383,7 @@ void issue_session(ngx_http_request_t* r, ctx_t* ctx, const std::string& user, p
     s.ttl_ms = mcf->auth->session_ttl_ms;
     std::string token = s.token;
     const char* method = pairguard::auth_method_name(s.method);
-    bool sent = call(ctx, pairguard::make_session_create(*mcf->keys, view(mcf->prefix), user, s),
+    bool sent = ngx_http_pairguard_call(ctx, pairguard::make_session_create(*mcf->keys, view(mcf->prefix), user, s),
                      [r, ctx, token, user, method](bool ok, const Reply& reply) {
                          if (!ok) {
                              answer(r, unavailable());
@@ -606,7 +531,7 @@ void do_session(ngx_http_request_t* r, ctx_t* ctx) {
         return;
     }
     if (r->method == NGX_HTTP_GET) {
-        call(ctx, pairguard::make_session_get(*mcf->keys, view(mcf->prefix), token),
+        ngx_http_pairguard_call(ctx, pairguard::make_session_get(*mcf->keys, view(mcf->prefix), token),
              [r](bool ok, const Reply& reply) {
                  pairguard::SessionInfo s = ok ? pairguard::decode_session_get(reply) : pairguard::SessionInfo{};
                  if (!s.valid) {
@@ -622,7 +547,7 @@ void do_session(ngx_http_request_t* r, ctx_t* ctx) {
     }
     if (r->method == NGX_HTTP_POST) {
         std::string fresh = pairguard::generate_token(*tag);
-        call(ctx,
+        ngx_http_pairguard_call(ctx,
              pairguard::make_session_refresh(*mcf->keys, view(mcf->prefix), token, fresh,
                                              mcf->auth->session_ttl_ms),
              [r, fresh](bool ok, const Reply& reply) {
@@ -640,7 +565,7 @@ void do_session(ngx_http_request_t* r, ctx_t* ctx) {
         return;
     }
     std::string thash = pairguard::token_hash(*mcf->keys, "session", token);
-    call(ctx, pairguard::make_session_revoke(*mcf->keys, view(mcf->prefix), token),
+    ngx_http_pairguard_call(ctx, pairguard::make_session_revoke(*mcf->keys, view(mcf->prefix), token),
          [r, thash](bool ok, const Reply& reply) {
              auto res = ok ? pairguard::decode_session_revoke(reply) : std::nullopt;
              if (!res) {
@@ -668,7 +593,7 @@ void do_challenge(ngx_http_request_t* r, ctx_t* ctx, const std::string& body) {
     std::string seed = pairguard::generate_challenge_seed();
     std::string nonce = pairguard::challenge_nonce(*mcf->keys, pairguard::auth_user_tag(*mcf->keys, in.user), seed);
     int64_t ttl = mcf->auth->challenge_ttl_ms;
-    call(ctx, pairguard::make_challenge_create(*mcf->keys, view(mcf->prefix), in.user, seed, ttl),
+    ngx_http_pairguard_call(ctx, pairguard::make_challenge_create(*mcf->keys, view(mcf->prefix), in.user, seed, ttl),
          [r, nonce, ttl](bool ok, const Reply& reply) {
              auto res = ok ? pairguard::decode_challenge_create(reply) : std::nullopt;
              if (!res) {
@@ -774,7 +699,7 @@ void haystack_hello(ctx_t* ctx, const std::string& user) {
     h.user = user;
     h.expires_ms = 0;  // marks a HELLO entry: no SCRAM state yet
     std::string value = pairguard::scram::serialize(h);
-    bool sent = call(ctx, pairguard::make_handshake_put(*mcf->keys, view(mcf->prefix), t1, value,
+    bool sent = ngx_http_pairguard_call(ctx, pairguard::make_handshake_put(*mcf->keys, view(mcf->prefix), t1, value,
                                                        mcf->auth->challenge_ttl_ms),
                      [ctx, t1](bool ok, const Reply&) {
                          if (!ok) {
@@ -828,7 +753,7 @@ void haystack_first(ctx_t* ctx, const pairguard::scram::Handshake& hello, const 
                  first, *creds, known, pairguard::scram::generate_server_nonce(), now_ms() + ttl);
              std::string t2 = pairguard::generate_token(pairguard::auth_user_tag(*mcf->keys, user));
              std::string sf = h.server_first;
-             bool sent = call(ctx,
+             bool sent = ngx_http_pairguard_call(ctx,
                               pairguard::make_handshake_put(*mcf->keys, view(mcf->prefix), t2,
                                                             pairguard::scram::serialize(h), ttl),
                               [ctx, t2, sf](bool ok, const Reply&) {
@@ -862,7 +787,7 @@ void haystack_final(ctx_t* ctx, const pairguard::scram::Handshake& h, const std:
     s.ttl_ms = mcf->auth->session_ttl_ms;
     std::string token = s.token;
     std::string user = h.user;
-    call(ctx, pairguard::make_session_create(*mcf->keys, view(mcf->prefix), user, s),
+    ngx_http_pairguard_call(ctx, pairguard::make_session_create(*mcf->keys, view(mcf->prefix), user, s),
          [ctx, token, server_final, user](bool ok, const Reply& reply) {
              pairguard::SessionCreated c = ok ? pairguard::decode_session_create(reply) : pairguard::SessionCreated{};
              if (!c.valid) {
@@ -935,7 +860,7 @@ void haystack_plaintext_done(password_job_t* job) {
     }
     std::string token = s.token;
     std::string user = job->user;
-    call(ctx, pairguard::make_session_create(*mcf->keys, view(mcf->prefix), user, s),
+    ngx_http_pairguard_call(ctx, pairguard::make_session_create(*mcf->keys, view(mcf->prefix), user, s),
          [ctx, token, user](bool ok, const Reply& reply) {
              pairguard::SessionCreated c = ok ? pairguard::decode_session_create(reply) : pairguard::SessionCreated{};
              if (!c.valid) {
@@ -987,7 +912,7 @@ ngx_int_t haystack_phase(ngx_http_request_t* r, ctx_t* ctx) {
         }
         wait_for_decision(r, ctx);
         std::string data = auth.data;
-        bool sent = call(ctx, pairguard::make_handshake_take(*mcf->keys, view(mcf->prefix), auth.handshake_token),
+        bool sent = ngx_http_pairguard_call(ctx, pairguard::make_handshake_take(*mcf->keys, view(mcf->prefix), auth.handshake_token),
                          [ctx, data](bool ok, const Reply& reply) {
                              if (!ok) {
                                  haystack_unavailable(ctx);
@@ -1048,7 +973,7 @@ void auth_body_handler(ngx_http_request_t* r) noexcept {
         }
         r->read_event_handler = ngx_http_test_reading;
         std::string body;
-        if (!body_text(r, body)) {
+        if (!ngx_http_pairguard_body_text(r, body)) {
             answer(r, 413, pairguard::render_error("body_too_large"));
             return;
         }

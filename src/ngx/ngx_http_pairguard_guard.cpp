@@ -129,18 +129,9 @@ ngx_uint_t parse_body(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
         ctx->body = pairguard::BodyFields();
         return 0;
     }
-    if (rb->temp_file != nullptr) {
-        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
-    }
     std::string text;
-    for (ngx_chain_t* cl = rb->bufs; cl != nullptr; cl = cl->next) {
-        if (ngx_buf_special(cl->buf)) {
-            continue;  // the closing last_buf of an empty or chunked body
-        }
-        if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
-            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
-        }
-        text.append(reinterpret_cast<const char*>(cl->buf->pos), static_cast<size_t>(cl->buf->last - cl->buf->pos));
+    if (!ngx_http_pairguard_body_text(r, text)) {
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
     std::string_view ct;
     if (r->headers_in.content_type != nullptr) {

@@ -14,37 +14,6 @@ namespace {
 using pairguard::Reply;
 using pairguard::StoreCall;
 
-// ---- replies ----------------------------------------------------------------
-
-Reply to_reply(const redisReply* r) {
-    if (r == nullptr) {
-        return Reply::nil_reply();
-    }
-    switch (r->type) {
-    case REDIS_REPLY_INTEGER:
-        return Reply::of_integer(r->integer);
-    case REDIS_REPLY_STRING:
-        return Reply::of_string(std::string(r->str, r->len));
-    case REDIS_REPLY_STATUS: {
-        Reply s = Reply::of_string(std::string(r->str, r->len));
-        s.type = Reply::Type::status;
-        return s;
-    }
-    case REDIS_REPLY_ERROR:
-        return Reply::of_error(std::string(r->str, r->len));
-    case REDIS_REPLY_ARRAY: {
-        std::vector<Reply> e;
-        e.reserve(r->elements);
-        for (size_t i = 0; i < r->elements; i++) {
-            e.push_back(to_reply(r->element[i]));
-        }
-        return Reply::of_array(std::move(e));
-    }
-    default:
-        return Reply::nil_reply();
-    }
-}
-
 ngx_http_pairguard_main_conf_t* main_conf(ngx_http_request_t* r) {
     return static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_get_module_main_conf(r, ngx_http_pairguard_module));
 }
@@ -64,34 +33,6 @@ void answer(ngx_http_request_t* r, const pairguard::HttpAnswer& a) {
 
 void answer_unavailable(ngx_http_request_t* r) {
     answer(r, pairguard::HttpAnswer{503, pairguard::render_error("store_unavailable"), 0});
-}
-
-using reply_fn = std::function<void(bool ok, const Reply& reply)>;
-
-// Runs one store call for a pairing endpoint; `done` gets the decoded reply,
-// or ok=false when Redis failed. nullptr-safe against a request that is gone:
-// its pool cleanup cancels every call in ctx->calls.
-bool call(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, const StoreCall& sc, reply_fn done) {
-    ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
-    if (store == nullptr) {
-        return false;
-    }
-    auto slot = std::make_shared<ngx_pairguard_redis_command_t*>(nullptr);
-    ngx_pairguard_redis_command_t* cmd = store->eval(
-        *sc.script, sc.keys, sc.args,
-        [ctx, slot, done = std::move(done)](ngx_pairguard_redis_result_e res, redisReply* reply) {
-            auto& calls = ctx->calls;
-            calls.erase(std::remove(calls.begin(), calls.end(), *slot), calls.end());
-            bool ok = res == ngx_pairguard_redis_result_e::ok;
-            done(ok, ok ? to_reply(reply) : Reply::nil_reply());
-        });
-    if (cmd == nullptr) {
-        return false;
-    }
-    *slot = cmd;
-    ctx->calls.push_back(cmd);
-    (void) r;
-    return true;
 }
 
 std::optional<std::string> query_arg(ngx_http_request_t* r, const char* name) {
@@ -115,26 +56,6 @@ std::optional<std::string> query_arg(ngx_http_request_t* r, const char* name) {
     return out;
 }
 
-bool body_text(ngx_http_request_t* r, std::string& out) {
-    out.clear();
-    if (r->request_body == nullptr || r->request_body->bufs == nullptr) {
-        return true;
-    }
-    if (r->request_body->temp_file != nullptr) {
-        return false;
-    }
-    for (ngx_chain_t* cl = r->request_body->bufs; cl != nullptr; cl = cl->next) {
-        if (ngx_buf_special(cl->buf)) {
-            continue;
-        }
-        if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
-            return false;
-        }
-        out.append(reinterpret_cast<const char*>(cl->buf->pos), static_cast<size_t>(cl->buf->last - cl->buf->pos));
-    }
-    return true;
-}
-
 // ---- the endpoints ----------------------------------------------------------
 
 constexpr int kCodeDraws = 4;  // a fresh code colliding with a pending one is redrawn
@@ -143,7 +64,7 @@ void do_request(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, pairguard:
     ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
     std::string code = pairguard::generate_code();
     StoreCall sc = pairguard::make_request(*mcf->keys, view(mcf->prefix), *mcf->pairing, req, code);
-    bool sent = call(r, ctx, sc, [r, ctx, req, code, draws](bool ok, const Reply& reply) {
+    bool sent = ngx_http_pairguard_call(ctx, sc, [r, ctx, req, code, draws](bool ok, const Reply& reply) {
         if (!ok) {
             answer_unavailable(r);
             return;
@@ -180,7 +101,7 @@ void do_approve(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, const std:
     }
     StoreCall sc = pairguard::make_approve(*mcf->keys, view(mcf->prefix), *mcf->pairing, in.platform, *code);
     std::string platform = in.platform;
-    bool sent = call(r, ctx, sc, [r, platform](bool ok, const Reply& reply) {
+    bool sent = ngx_http_pairguard_call(ctx, sc, [r, platform](bool ok, const Reply& reply) {
         if (!ok) {
             answer_unavailable(r);
             return;
@@ -239,7 +160,7 @@ void list_platform(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, std::sh
                        ? pairguard::make_pending(*mcf->keys, view(mcf->prefix), platform)
                        : pairguard::make_approved(*mcf->keys, view(mcf->prefix), platform);
     acc->outstanding++;
-    bool sent = call(r, ctx, sc, [r, acc, platform, op, clear](bool ok, const Reply& reply) {
+    bool sent = ngx_http_pairguard_call(ctx, sc, [r, acc, platform, op, clear](bool ok, const Reply& reply) {
         acc->outstanding--;
         if (!ok) {
             acc->failed = true;
@@ -286,7 +207,7 @@ void do_listing(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, ngx_uint_t
         return;
     }
     ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
-    bool sent = call(r, ctx, pairguard::make_platforms(view(mcf->prefix)),
+    bool sent = ngx_http_pairguard_call(ctx, pairguard::make_platforms(view(mcf->prefix)),
                      [r, ctx, acc, op, clear](bool ok, const Reply& reply) {
                          auto platforms = ok ? pairguard::decode_platforms(reply) : std::nullopt;
                          if (!platforms) {
@@ -316,7 +237,7 @@ void do_revoke(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
         return;
     }
     std::string p = *platform;
-    bool sent = call(r, ctx, pairguard::make_revoke(*mcf->keys, view(mcf->prefix), *platform, *user),
+    bool sent = ngx_http_pairguard_call(ctx, pairguard::make_revoke(*mcf->keys, view(mcf->prefix), *platform, *user),
                      [r, p](bool ok, const Reply& reply) {
                          if (!ok) {
                              answer_unavailable(r);
@@ -351,7 +272,7 @@ void pairing_body_handler(ngx_http_request_t* r) noexcept {
         r->read_event_handler = ngx_http_test_reading;
 
         std::string body;
-        if (!body_text(r, body)) {
+        if (!ngx_http_pairguard_body_text(r, body)) {
             answer(r, pairguard::HttpAnswer{413, pairguard::render_error("body_too_large"), 0});
             return;
         }
@@ -369,7 +290,7 @@ void pairing_body_handler(ngx_http_request_t* r) noexcept {
             }
             // lists the platform for `pending` without ?platform= (another slot,
             // so not inside the request script); its answer does not matter
-            call(r, ctx, pairguard::make_register(view(mcf->prefix), req.platform), [](bool, const Reply&) {});
+            ngx_http_pairguard_call(ctx, pairguard::make_register(view(mcf->prefix), req.platform), [](bool, const Reply&) {});
             do_request(r, ctx, std::move(req), 0);
             return;
         }
@@ -437,7 +358,7 @@ void paired_done(ngx_http_pairguard_ctx_t* ctx, ngx_pairguard_redis_result_e res
     if (res != ngx_pairguard_redis_result_e::ok) {
         ctx->paired = ngx_http_pairguard_ctx_t::paired_e::unavailable;
     } else {
-        pairguard::PairedCheck check = pairguard::decode_check(to_reply(reply));
+        pairguard::PairedCheck check = pairguard::decode_check(ngx_http_pairguard_reply(reply));
         if (!check.valid) {
             ctx->paired = ngx_http_pairguard_ctx_t::paired_e::unavailable;
         } else {

@@ -146,11 +146,11 @@ TEST(AuthStore, DecodesSessions) {
 }
 
 TEST(AuthStore, ParsesEvents) {
-    auto s = parse_auth_event("revoked_session|AAAAAAAAAAAAAAAA|BBBBBBBBBBBBBBBBBBBBBB");
+    auto s = parse_auth_event("revoked_session|AAAAAAAAAAAAAAAA|BBBBBBBBBBBBBBBBBBBBBA");
     ASSERT_TRUE(s);
     EXPECT_EQ(s->kind, AuthEventKind::revoked_session);
     EXPECT_EQ(s->user_tag, "AAAAAAAAAAAAAAAA");
-    EXPECT_EQ(s->token_hash, "BBBBBBBBBBBBBBBBBBBBBB");
+    EXPECT_EQ(s->token_hash, "BBBBBBBBBBBBBBBBBBBBBA");
     auto u = parse_auth_event("revoked_user|AAAAAAAAAAAAAAAA");
     ASSERT_TRUE(u);
     EXPECT_EQ(u->kind, AuthEventKind::revoked_user);

@@ -1,0 +1,80 @@
+// What the endpoints (pairing, auth) share: hiredis replies as the core's
+// Reply trees, the request body as text, and store calls bound to a request
+// (cancelled by its context's pool cleanup if the request goes first).
+
+#include <algorithm>
+
+#include "ngx_http_pairguard.h"
+
+pairguard::Reply ngx_http_pairguard_reply(const redisReply* r) {
+    using pairguard::Reply;
+    if (r == nullptr) {
+        return Reply::nil_reply();
+    }
+    switch (r->type) {
+    case REDIS_REPLY_INTEGER:
+        return Reply::of_integer(r->integer);
+    case REDIS_REPLY_STRING:
+        return Reply::of_string(std::string(r->str, r->len));
+    case REDIS_REPLY_STATUS: {
+        Reply s = Reply::of_string(std::string(r->str, r->len));
+        s.type = Reply::Type::status;
+        return s;
+    }
+    case REDIS_REPLY_ERROR:
+        return Reply::of_error(std::string(r->str, r->len));
+    case REDIS_REPLY_ARRAY: {
+        std::vector<Reply> e;
+        e.reserve(r->elements);
+        for (size_t i = 0; i < r->elements; i++) {
+            e.push_back(ngx_http_pairguard_reply(r->element[i]));
+        }
+        return Reply::of_array(std::move(e));
+    }
+    default:
+        return Reply::nil_reply();
+    }
+}
+
+bool ngx_http_pairguard_body_text(ngx_http_request_t* r, std::string& out) {
+    out.clear();
+    if (r->request_body == nullptr || r->request_body->bufs == nullptr) {
+        return true;
+    }
+    if (r->request_body->temp_file != nullptr) {
+        return false;
+    }
+    for (ngx_chain_t* cl = r->request_body->bufs; cl != nullptr; cl = cl->next) {
+        if (ngx_buf_special(cl->buf)) {
+            continue;  // the closing last_buf of an empty or chunked body
+        }
+        if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
+            return false;
+        }
+        out.append(reinterpret_cast<const char*>(cl->buf->pos), static_cast<size_t>(cl->buf->last - cl->buf->pos));
+    }
+    return true;
+}
+
+bool ngx_http_pairguard_call(ngx_http_pairguard_ctx_t* ctx, const pairguard::StoreCall& sc,
+                             ngx_http_pairguard_reply_fn done) {
+    ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
+    if (store == nullptr || sc.script == nullptr) {
+        return false;
+    }
+    auto slot = std::make_shared<ngx_pairguard_redis_command_t*>(nullptr);
+    ngx_pairguard_redis_command_t* cmd = store->eval(
+        *sc.script, sc.keys, sc.args,
+        [ctx, slot, done = std::move(done)](ngx_pairguard_redis_result_e res, redisReply* reply) {
+            auto& calls = ctx->calls;
+            calls.erase(std::remove(calls.begin(), calls.end(), *slot), calls.end());
+            bool ok = res == ngx_pairguard_redis_result_e::ok;
+            done(ok, ok ? ngx_http_pairguard_reply(reply) : pairguard::Reply::nil_reply());
+        });
+    if (cmd == nullptr) {
+        return false;
+    }
+    *slot = cmd;
+    ctx->calls.push_back(cmd);
+    return true;
+}
