@@ -95,10 +95,6 @@ bool is_b64url(std::string_view s, size_t len) {
     return s.size() == len && base64url_decode(s, raw);
 }
 
-StoreScript make_script(std::string_view name, std::string_view source) {
-    return StoreScript{name, source, sha1_hex(source)};
-}
-
 }  // namespace
 
 // ---- policy ----
@@ -190,26 +186,26 @@ std::string auth_users_key(std::string_view prefix) {
 
 const StoreScript& auth_script(AuthOp op) {
     static const StoreScript scripts[] = {
-        make_script("auth_user_add", pairguard_lua_auth_user_add),
-        make_script("auth_user_del", pairguard_lua_auth_user_del),
-        make_script("auth_user_update", pairguard_lua_auth_user_update),
-        make_script("auth_user_get", pairguard_lua_auth_user_get),
-        make_script("auth_user_list", pairguard_lua_auth_user_list),
-        make_script("auth_user_register", pairguard_lua_auth_user_register),
-        make_script("auth_key_set", pairguard_lua_auth_key_set),
-        make_script("auth_key_revoke", pairguard_lua_auth_key_revoke),
-        make_script("auth_session_create", pairguard_lua_auth_session_create),
-        make_script("auth_session_get", pairguard_lua_auth_session_get),
-        make_script("auth_session_refresh", pairguard_lua_auth_session_refresh),
-        make_script("auth_session_revoke", pairguard_lua_auth_session_revoke),
-        make_script("auth_sessions_list", pairguard_lua_auth_sessions_list),
-        make_script("auth_logout", pairguard_lua_auth_logout),
-        make_script("auth_challenge_create", pairguard_lua_auth_challenge_create),
-        make_script("auth_challenge_list", pairguard_lua_auth_challenge_list),
-        make_script("auth_handshake_put", pairguard_lua_auth_handshake_put),
-        make_script("auth_handshake_take", pairguard_lua_auth_handshake_take),
-        make_script("auth_failure", pairguard_lua_auth_failure),
-        make_script("auth_lock_status", pairguard_lua_auth_lock_status),
+        make_store_script("auth_user_add", pairguard_lua_auth_user_add),
+        make_store_script("auth_user_del", pairguard_lua_auth_user_del),
+        make_store_script("auth_user_update", pairguard_lua_auth_user_update),
+        make_store_script("auth_user_get", pairguard_lua_auth_user_get),
+        make_store_script("auth_user_list", pairguard_lua_auth_user_list),
+        make_store_script("auth_user_register", pairguard_lua_auth_user_register),
+        make_store_script("auth_key_set", pairguard_lua_auth_key_set),
+        make_store_script("auth_key_revoke", pairguard_lua_auth_key_revoke),
+        make_store_script("auth_session_create", pairguard_lua_auth_session_create),
+        make_store_script("auth_session_get", pairguard_lua_auth_session_get),
+        make_store_script("auth_session_refresh", pairguard_lua_auth_session_refresh),
+        make_store_script("auth_session_revoke", pairguard_lua_auth_session_revoke),
+        make_store_script("auth_sessions_list", pairguard_lua_auth_sessions_list),
+        make_store_script("auth_logout", pairguard_lua_auth_logout),
+        make_store_script("auth_challenge_create", pairguard_lua_auth_challenge_create),
+        make_store_script("auth_challenge_list", pairguard_lua_auth_challenge_list),
+        make_store_script("auth_handshake_put", pairguard_lua_auth_handshake_put),
+        make_store_script("auth_handshake_take", pairguard_lua_auth_handshake_take),
+        make_store_script("auth_failure", pairguard_lua_auth_failure),
+        make_store_script("auth_lock_status", pairguard_lua_auth_lock_status),
     };
     static_assert(sizeof(scripts) / sizeof(scripts[0]) == static_cast<size_t>(AuthOp::lock_status) + 1,
                   "one script per AuthOp");

@@ -6,42 +6,38 @@
 
 namespace pairguard {
 
-namespace {
-
-StoreScript make_script(std::string_view name, std::string_view source) {
+StoreScript make_store_script(std::string_view name, std::string_view source) {
     return StoreScript{name, source, sha1_hex(source)};
 }
 
-}  // namespace
-
 const StoreScript& guard_reserve_script() {
-    static const StoreScript s = make_script("guard_reserve", pairguard_lua_guard_reserve);
+    static const StoreScript s = make_store_script("guard_reserve", pairguard_lua_guard_reserve);
     return s;
 }
 
 const StoreScript& guard_settle_script() {
-    static const StoreScript s = make_script("guard_settle", pairguard_lua_guard_settle);
+    static const StoreScript s = make_store_script("guard_settle", pairguard_lua_guard_settle);
     return s;
 }
 
 const StoreScript& guard_inspect_script() {
-    static const StoreScript s = make_script("guard_inspect", pairguard_lua_guard_inspect);
+    static const StoreScript s = make_store_script("guard_inspect", pairguard_lua_guard_inspect);
     return s;
 }
 
 const StoreScript& pairing_script(PairingOp op) {
     static const StoreScript scripts[] = {
-        make_script("pair_request", pairguard_lua_pair_request),
-        make_script("pair_approve", pairguard_lua_pair_approve),
-        make_script("pair_pending", pairguard_lua_pair_pending),
-        make_script("pair_clear", pairguard_lua_pair_clear),
-        make_script("pair_approved", pairguard_lua_pair_approved),
-        make_script("pair_revoke", pairguard_lua_pair_revoke),
-        make_script("pair_check", pairguard_lua_pair_check),
-        make_script("pair_register", pairguard_lua_pair_register),
-        make_script("pair_platforms", pairguard_lua_pair_platforms),
-        make_script("pair_lock_status", pairguard_lua_pair_lock_status),
-        make_script("store_unlock", pairguard_lua_store_unlock),
+        make_store_script("pair_request", pairguard_lua_pair_request),
+        make_store_script("pair_approve", pairguard_lua_pair_approve),
+        make_store_script("pair_pending", pairguard_lua_pair_pending),
+        make_store_script("pair_clear", pairguard_lua_pair_clear),
+        make_store_script("pair_approved", pairguard_lua_pair_approved),
+        make_store_script("pair_revoke", pairguard_lua_pair_revoke),
+        make_store_script("pair_check", pairguard_lua_pair_check),
+        make_store_script("pair_register", pairguard_lua_pair_register),
+        make_store_script("pair_platforms", pairguard_lua_pair_platforms),
+        make_store_script("pair_lock_status", pairguard_lua_pair_lock_status),
+        make_store_script("store_unlock", pairguard_lua_store_unlock),
     };
     static_assert(sizeof(scripts) / sizeof(scripts[0]) == static_cast<size_t>(PairingOp::unlock) + 1,
                   "one script per PairingOp");

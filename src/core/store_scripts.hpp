@@ -18,6 +18,9 @@ struct StoreScript {
     std::string sha1;  // hex, for EVALSHA
 };
 
+// A script described from its embedded source (the digest for EVALSHA).
+StoreScript make_store_script(std::string_view name, std::string_view source);
+
 const StoreScript& guard_reserve_script();
 const StoreScript& guard_settle_script();
 // pairguardctl locks: {lock end ms, failures} of one guard key.
