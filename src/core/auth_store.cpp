@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "json.hpp"
 #include "duration.hpp"
 #include "encoding.hpp"
 #include "pairguard_lua.h"
@@ -17,45 +18,8 @@ namespace pairguard {
 
 namespace {
 
-struct JsonDeleter {
-    void operator()(json_t* j) const { json_decref(j); }
-};
-using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
-
-std::string invalid(std::string_view arg) {
-    return "invalid parameter \"" + std::string(arg) + "\"";
-}
-
-std::string dump(const JsonPtr& j) {
-    std::unique_ptr<char, decltype(&free)> text(json_dumps(j.get(), JSON_COMPACT), &free);
-    if (!text) {
-        throw std::runtime_error("json_dumps() failed");
-    }
-    return std::string(text.get());
-}
-
-void set(json_t* obj, const char* key, json_t* value) {
-    if (value == nullptr || json_object_set_new(obj, key, value) != 0) {
-        throw std::runtime_error("out of memory building JSON");
-    }
-}
-
 json_t* jstr(std::string_view s) {
     return json_stringn(s.data(), s.size());
-}
-
-JsonPtr load_object(std::string_view text, size_t flags = 0) {
-    json_error_t err;
-    JsonPtr j(json_loadb(text.data(), text.size(), flags, &err));
-    if (!j || !json_is_object(j.get())) {
-        return nullptr;
-    }
-    return j;
-}
-
-std::string get_string(json_t* obj, const char* key) {
-    json_t* v = json_object_get(obj, key);
-    return json_is_string(v) ? std::string(json_string_value(v), json_string_length(v)) : std::string();
 }
 
 int64_t get_number(json_t* obj, const char* key) {
@@ -104,7 +68,7 @@ std::string parse_auth_policy_args(const std::vector<std::string_view>& args, Au
     for (std::string_view arg : args) {
         size_t eq = arg.find('=');
         if (eq == std::string_view::npos) {
-            return invalid(arg);
+            return invalid_parameter(arg);
         }
         std::string_view name = arg.substr(0, eq);
         std::string_view value = arg.substr(eq + 1);
@@ -115,7 +79,7 @@ std::string parse_auth_policy_args(const std::vector<std::string_view>& args, Au
         if (name == "session_ttl" || name == "challenge_ttl" || name == "lockout") {
             auto ms = parse_duration_ms(value);
             if (!ms || *ms <= 0) {
-                return invalid(arg);
+                return invalid_parameter(arg);
             }
             (name == "session_ttl" ? out.session_ttl_ms : name == "lockout" ? out.lockout_ms : out.challenge_ttl_ms) =
                 *ms;
@@ -124,20 +88,20 @@ std::string parse_auth_policy_args(const std::vector<std::string_view>& args, Au
             auto res = std::from_chars(value.data(), value.data() + value.size(), n);
             if (value.empty() || res.ec != std::errc() || res.ptr != value.data() + value.size() || n < 1
                 || n > 1000) {
-                return invalid(arg);
+                return invalid_parameter(arg);
             }
             out.max_failures = n;
         } else if (name == "argon2_m" || name == "argon2_t" || name == "argon2_p") {
             uint32_t n = 0;
             auto res = std::from_chars(value.data(), value.data() + value.size(), n);
             if (value.empty() || res.ec != std::errc() || res.ptr != value.data() + value.size() || n < 1) {
-                return invalid(arg);
+                return invalid_parameter(arg);
             }
             (name == "argon2_m" ? out.argon2.m_kib : name == "argon2_t" ? out.argon2.t : out.argon2.p) = n;
             Argon2Limits lim;
             if (out.argon2.m_kib > lim.max_m_kib || out.argon2.t > lim.max_t || out.argon2.p > lim.max_p
                 || out.argon2.m_kib < 8 * out.argon2.p) {
-                return invalid(arg);
+                return invalid_parameter(arg);
             }
         } else if (name == "plaintext") {
             if (value == "tls_only") {
@@ -147,10 +111,10 @@ std::string parse_auth_policy_args(const std::vector<std::string_view>& args, Au
             } else if (value == "off") {
                 out.plaintext = Plaintext::off;
             } else {
-                return invalid(arg);
+                return invalid_parameter(arg);
             }
         } else {
-            return invalid(arg);
+            return invalid_parameter(arg);
         }
     }
     return {};
@@ -342,8 +306,8 @@ UserInfo decode_user_get(const Reply& reply) {
             u.protect = v == "1";
         } else if (f == "revoked") {
             u.revoked = true;
-            if (JsonPtr j = load_object(v)) {
-                u.revoked_reason = get_string(j.get(), "reason");
+            if (JsonPtr j = json_load_object(v)) {
+                u.revoked_reason = json_get_string(j.get(), "reason");
                 u.revoked_ms = get_number(j.get(), "revoked_ms");
             }
         }
@@ -434,12 +398,12 @@ SessionInfo decode_session_get(const Reply& reply) {
     if (reply.elements[1].type != Reply::Type::string) {
         return s;
     }
-    JsonPtr j = load_object(reply.elements[1].str);
+    JsonPtr j = json_load_object(reply.elements[1].str);
     if (!j) {
         return s;
     }
-    s.user = get_string(j.get(), "user");
-    s.method = get_string(j.get(), "method");
+    s.user = json_get_string(j.get(), "user");
+    s.method = json_get_string(j.get(), "method");
     s.created_ms = get_number(j.get(), "created_ms");
     s.expires_ms = get_number(j.get(), "expires_ms");
     s.valid = true;
@@ -502,7 +466,7 @@ std::optional<std::vector<SessionEntry>> decode_sessions_list(const Reply& reply
             || raw.size() < 4) {
             return std::nullopt;
         }
-        JsonPtr j = load_object(v.str);
+        JsonPtr j = json_load_object(v.str);
         if (!j) {
             return std::nullopt;
         }
@@ -513,7 +477,7 @@ std::optional<std::vector<SessionEntry>> decode_sessions_list(const Reply& reply
             e.id.push_back(hex[c >> 4]);
             e.id.push_back(hex[c & 0xf]);
         }
-        e.method = get_string(j.get(), "method");
+        e.method = json_get_string(j.get(), "method");
         e.created_ms = get_number(j.get(), "created_ms");
         e.expires_ms = get_number(j.get(), "expires_ms");
         out.push_back(std::move(e));
@@ -690,7 +654,7 @@ std::optional<AuthEvent> parse_auth_event(std::string_view message) {
 // ---- HTTP bodies ----
 
 std::string parse_auth_body(std::string_view body, AuthInput& out) {
-    JsonPtr j = load_object(body, JSON_REJECT_DUPLICATES);
+    JsonPtr j = json_load_object(body, JSON_REJECT_DUPLICATES);
     if (!j) {
         return "the body is not a JSON object";
     }
@@ -717,23 +681,23 @@ std::string parse_auth_body(std::string_view body, AuthInput& out) {
 
 std::string render_token(std::string_view token, int64_t expires_at_s) {
     JsonPtr j(json_object());
-    set(j.get(), "token", jstr(token));
-    set(j.get(), "expires_at", json_integer(expires_at_s));
-    return dump(j);
+    json_set(j.get(), "token", jstr(token));
+    json_set(j.get(), "expires_at", json_integer(expires_at_s));
+    return json_dump(j);
 }
 
 std::string render_session(std::string_view user, int64_t expires_at_s) {
     JsonPtr j(json_object());
-    set(j.get(), "user", jstr(user));
-    set(j.get(), "expires_at", json_integer(expires_at_s));
-    return dump(j);
+    json_set(j.get(), "user", jstr(user));
+    json_set(j.get(), "expires_at", json_integer(expires_at_s));
+    return json_dump(j);
 }
 
 std::string render_challenge(std::string_view nonce, int64_t expires_in_s) {
     JsonPtr j(json_object());
-    set(j.get(), "nonce", jstr(nonce));
-    set(j.get(), "expires_in", json_integer(expires_in_s));
-    return dump(j);
+    json_set(j.get(), "nonce", jstr(nonce));
+    json_set(j.get(), "expires_in", json_integer(expires_in_s));
+    return json_dump(j);
 }
 
 }  // namespace pairguard

@@ -1,5 +1,7 @@
 #include "body.hpp"
 
+#include "json.hpp"
+
 #include <jansson.h>
 
 #include <cctype>
@@ -8,11 +10,6 @@
 namespace pairguard {
 
 namespace {
-
-struct JsonDeleter {
-    void operator()(json_t* j) const { json_decref(j); }
-};
-using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
 
 std::string lower_media_type(std::string_view ct) {
     size_t semi = ct.find(';');

@@ -1,5 +1,6 @@
 #include "pairing.hpp"
 
+#include "json.hpp"
 #include "encoding.hpp"
 
 #include <jansson.h>
@@ -16,15 +17,6 @@
 namespace pairguard {
 
 namespace {
-
-struct JsonDeleter {
-    void operator()(json_t* j) const { json_decref(j); }
-};
-using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
-
-std::string invalid(std::string_view arg) {
-    return "invalid parameter \"" + std::string(arg) + "\"";
-}
 
 bool parse_count(std::string_view v, int64_t& out) {
     if (v.empty()) {
@@ -78,20 +70,6 @@ json_t* jstr(std::string_view s) {
     return json_stringn(clean.data(), clean.size());
 }
 
-std::string dump(const JsonPtr& j) {
-    std::unique_ptr<char, decltype(&free)> text(json_dumps(j.get(), JSON_COMPACT), &free);
-    if (!text) {
-        throw std::runtime_error("json_dumps() failed");
-    }
-    return std::string(text.get());
-}
-
-void set(json_t* obj, const char* key, json_t* value) {
-    if (value == nullptr || json_object_set_new(obj, key, value) != 0) {
-        throw std::runtime_error("out of memory building JSON");
-    }
-}
-
 std::string hex8(const uint8_t* p) {
     static const char hex[] = "0123456789abcdef";
     std::string out;
@@ -118,20 +96,6 @@ const Reply* element(const Reply& r, size_t i, Reply::Type type) {
 }
 
 // A JSON object stored by a script.
-JsonPtr load_object(std::string_view text) {
-    json_error_t err;
-    JsonPtr j(json_loadb(text.data(), text.size(), 0, &err));
-    if (!j || !json_is_object(j.get())) {
-        return nullptr;
-    }
-    return j;
-}
-
-std::string get_string(json_t* obj, const char* key) {
-    json_t* v = json_object_get(obj, key);
-    return json_is_string(v) ? std::string(json_string_value(v), json_string_length(v)) : std::string();
-}
-
 bool get_number(json_t* obj, const char* key, int64_t& out) {
     json_t* v = json_object_get(obj, key);
     if (json_is_integer(v)) {
@@ -182,7 +146,7 @@ std::string parse_pairing_policy_args(const std::vector<std::string_view>& args,
     for (std::string_view arg : args) {
         size_t eq = arg.find('=');
         if (eq == std::string_view::npos) {
-            return invalid(arg);
+            return invalid_parameter(arg);
         }
         std::string_view name = arg.substr(0, eq);
         std::string_view value = arg.substr(eq + 1);
@@ -194,13 +158,13 @@ std::string parse_pairing_policy_args(const std::vector<std::string_view>& args,
         if (name == "code_ttl" || name == "request_interval" || name == "lockout") {
             auto ms = parse_duration_ms(value);
             if (!ms || *ms <= 0) {
-                return invalid(arg);
+                return invalid_parameter(arg);
             }
             (name == "code_ttl" ? out.code_ttl_ms : name == "lockout" ? out.lockout_ms : out.request_interval_ms) = *ms;
         } else if (name == "max_pending" || name == "max_failures" || name == "code_max_failures") {
             int64_t n = 0;
             if (!parse_count(value, n)) {
-                return invalid(arg);
+                return invalid_parameter(arg);
             }
             (name == "max_pending" ? out.max_pending : name == "max_failures" ? out.max_failures
                                                                               : out.code_max_failures) = n;
@@ -213,7 +177,7 @@ std::string parse_pairing_policy_args(const std::vector<std::string_view>& args,
                 std::string_view one = value.substr(start, len);
                 auto p = normalize_platform(one);
                 if (!p || one != *p) {
-                    return invalid(arg);
+                    return invalid_parameter(arg);
                 }
                 out.platforms.push_back(*p);
                 if (comma == std::string_view::npos) {
@@ -222,7 +186,7 @@ std::string parse_pairing_policy_args(const std::vector<std::string_view>& args,
                 start = comma + 1;
             }
         } else {
-            return invalid(arg);
+            return invalid_parameter(arg);
         }
     }
     return {};
@@ -596,7 +560,7 @@ std::optional<std::vector<PendingEntry>> decode_pending(const Reply& reply, std:
         if (field == nullptr || value == nullptr) {
             return std::nullopt;
         }
-        JsonPtr j = load_object(value->str);
+        JsonPtr j = json_load_object(value->str);
         PendingEntry e;
         int64_t expires = 0;
         if (!j || !get_number(j.get(), "created_ms", e.created_ms) || !get_number(j.get(), "expires_ms", expires)) {
@@ -604,8 +568,8 @@ std::optional<std::vector<PendingEntry>> decode_pending(const Reply& reply, std:
         }
         e.platform = std::string(platform);
         e.id = code_id(field->str);
-        e.user_id = sanitize(get_string(j.get(), "user_id"));
-        e.user_name = sanitize(get_string(j.get(), "user_name"));
+        e.user_id = sanitize(json_get_string(j.get(), "user_id"));
+        e.user_name = sanitize(json_get_string(j.get(), "user_name"));
         e.age_seconds = std::max<int64_t>(0, (now->integer - e.created_ms) / 1000);
         e.expires_in = ceil_seconds(expires - now->integer);
         out.push_back(std::move(e));
@@ -642,7 +606,7 @@ std::optional<std::vector<ApprovedEntry>> decode_approved(const Reply& reply, st
         if (user == nullptr || value == nullptr) {
             return std::nullopt;
         }
-        JsonPtr j = load_object(value->str);
+        JsonPtr j = json_load_object(value->str);
         int64_t ms = 0;
         if (!j || !get_number(j.get(), "approved_ms", ms)) {
             return std::nullopt;
@@ -650,7 +614,7 @@ std::optional<std::vector<ApprovedEntry>> decode_approved(const Reply& reply, st
         ApprovedEntry e;
         e.platform = std::string(platform);
         e.user_id = sanitize(user->str);
-        e.user_name = sanitize(get_string(j.get(), "user_name"));
+        e.user_name = sanitize(json_get_string(j.get(), "user_name"));
         e.approved_at = ms / 1000;
         rows.emplace_back(ms, std::move(e));
     }
@@ -696,13 +660,13 @@ PairedCheck decode_check(const Reply& reply) {
     if (reply.type != Reply::Type::string) {
         return r;
     }
-    JsonPtr j = load_object(reply.str);
+    JsonPtr j = json_load_object(reply.str);
     if (!j) {
         return r;
     }
     r.valid = true;
     r.approved = true;
-    r.user_name = sanitize(get_string(j.get(), "user_name"));
+    r.user_name = sanitize(json_get_string(j.get(), "user_name"));
     return r;
 }
 
@@ -755,6 +719,24 @@ std::optional<int64_t> decode_unlock(const Reply& reply) {
 
 // ---- bodies ----
 
+namespace {
+
+// The "platform" field of a request or approve body, normalised.
+std::string body_platform(json_t* j, std::optional<std::string>& out) {
+    std::string raw;
+    std::string error = body_field(j, "platform", false, raw);
+    if (!error.empty()) {
+        return error;
+    }
+    out = normalize_platform(raw);
+    if (!out) {
+        return "\"platform\" must be 1-64 characters of a-z, 0-9, \"_\", \".\" and \"-\"";
+    }
+    return {};
+}
+
+}  // namespace
+
 std::string parse_request_body(std::string_view body, PairingRequest& out) {
     std::string error;
     JsonPtr j = load_body(body, error);
@@ -762,12 +744,9 @@ std::string parse_request_body(std::string_view body, PairingRequest& out) {
         return error;
     }
     std::string raw;
-    if (!(error = body_field(j.get(), "platform", false, raw)).empty()) {
+    std::optional<std::string> platform;
+    if (!(error = body_platform(j.get(), platform)).empty()) {
         return error;
-    }
-    auto platform = normalize_platform(raw);
-    if (!platform) {
-        return "\"platform\" must be 1-64 characters of a-z, 0-9, \"_\", \".\" and \"-\"";
     }
     if (!(error = body_field(j.get(), "user_id", true, raw)).empty()) {
         return error;
@@ -799,13 +778,9 @@ std::string parse_approve_body(std::string_view body, ApproveInput& out) {
     if (!j) {
         return error;
     }
-    std::string raw;
-    if (!(error = body_field(j.get(), "platform", false, raw)).empty()) {
+    std::optional<std::string> platform;
+    if (!(error = body_platform(j.get(), platform)).empty()) {
         return error;
-    }
-    auto platform = normalize_platform(raw);
-    if (!platform) {
-        return "\"platform\" must be 1-64 characters of a-z, 0-9, \"_\", \".\" and \"-\"";
     }
     if (!(error = body_field(j.get(), "code", false, out.code)).empty()) {
         return error;
@@ -816,36 +791,36 @@ std::string parse_approve_body(std::string_view body, ApproveInput& out) {
 
 std::string render_code(std::string_view code, int64_t expires_in_s) {
     JsonPtr j(json_object());
-    set(j.get(), "code", jstr(code));
-    set(j.get(), "expires_in", json_integer(expires_in_s));
-    return dump(j);
+    json_set(j.get(), "code", jstr(code));
+    json_set(j.get(), "expires_in", json_integer(expires_in_s));
+    return json_dump(j);
 }
 
 std::string render_user(std::string_view platform, std::string_view user_id, std::string_view user_name) {
     JsonPtr j(json_object());
-    set(j.get(), "platform", jstr(platform));
-    set(j.get(), "user_id", jstr(user_id));
-    set(j.get(), "user_name", jstr(user_name));
-    return dump(j);
+    json_set(j.get(), "platform", jstr(platform));
+    json_set(j.get(), "user_id", jstr(user_id));
+    json_set(j.get(), "user_name", jstr(user_name));
+    return json_dump(j);
 }
 
 std::string render_pending(const std::vector<PendingEntry>& entries) {
     JsonPtr j(json_object());
     json_t* list = json_array();
-    set(j.get(), "pending", list);
+    json_set(j.get(), "pending", list);
     for (const PendingEntry& e : entries) {
         json_t* o = json_object();
         if (o == nullptr || json_array_append_new(list, o) != 0) {
             throw std::runtime_error("out of memory building JSON");
         }
-        set(o, "platform", jstr(e.platform));
-        set(o, "id", jstr(e.id));
-        set(o, "user_id", jstr(e.user_id));
-        set(o, "user_name", jstr(e.user_name));
-        set(o, "age_seconds", json_integer(e.age_seconds));
-        set(o, "expires_in", json_integer(e.expires_in));
+        json_set(o, "platform", jstr(e.platform));
+        json_set(o, "id", jstr(e.id));
+        json_set(o, "user_id", jstr(e.user_id));
+        json_set(o, "user_name", jstr(e.user_name));
+        json_set(o, "age_seconds", json_integer(e.age_seconds));
+        json_set(o, "expires_in", json_integer(e.expires_in));
     }
-    return dump(j);
+    return json_dump(j);
 }
 
 std::string render_cleared(int64_t n) {
@@ -855,18 +830,18 @@ std::string render_cleared(int64_t n) {
 std::string render_approved(const std::vector<ApprovedEntry>& entries) {
     JsonPtr j(json_object());
     json_t* list = json_array();
-    set(j.get(), "approved", list);
+    json_set(j.get(), "approved", list);
     for (const ApprovedEntry& e : entries) {
         json_t* o = json_object();
         if (o == nullptr || json_array_append_new(list, o) != 0) {
             throw std::runtime_error("out of memory building JSON");
         }
-        set(o, "platform", jstr(e.platform));
-        set(o, "user_id", jstr(e.user_id));
-        set(o, "user_name", jstr(e.user_name));
-        set(o, "approved_at", json_integer(e.approved_at));
+        json_set(o, "platform", jstr(e.platform));
+        json_set(o, "user_id", jstr(e.user_id));
+        json_set(o, "user_name", jstr(e.user_name));
+        json_set(o, "approved_at", json_integer(e.approved_at));
     }
-    return dump(j);
+    return json_dump(j);
 }
 
 std::string render_revoked() {
@@ -875,22 +850,22 @@ std::string render_revoked() {
 
 std::string render_error(std::string_view code) {
     JsonPtr j(json_object());
-    set(j.get(), "error", jstr(code));
-    return dump(j);
+    json_set(j.get(), "error", jstr(code));
+    return json_dump(j);
 }
 
 std::string render_error(std::string_view code, int64_t retry_after_s) {
     JsonPtr j(json_object());
-    set(j.get(), "error", jstr(code));
-    set(j.get(), "retry_after", json_integer(retry_after_s));
-    return dump(j);
+    json_set(j.get(), "error", jstr(code));
+    json_set(j.get(), "retry_after", json_integer(retry_after_s));
+    return json_dump(j);
 }
 
 std::string render_invalid_request(std::string_view message) {
     JsonPtr j(json_object());
-    set(j.get(), "error", jstr("invalid_request"));
-    set(j.get(), "message", jstr(message));
-    return dump(j);
+    json_set(j.get(), "error", jstr("invalid_request"));
+    json_set(j.get(), "message", jstr(message));
+    return json_dump(j);
 }
 
 // ---- answers ----

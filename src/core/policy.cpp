@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "duration.hpp"
+#include "json.hpp"
 
 namespace pairguard {
 
@@ -40,10 +41,6 @@ bool parse_factor_milli(std::string_view v, int64_t& out) {
     return true;
 }
 
-std::string invalid(std::string_view arg) {
-    return "invalid parameter \"" + std::string(arg) + "\"";
-}
-
 // Drops failures older than the window and reservations past their expiry,
 // keeping failures first and reservations after them.
 void prune(GuardRecord& rec, int64_t* times, const PolicyLimits& limits, int64_t now) {
@@ -77,27 +74,27 @@ std::string parse_policy_args(const std::vector<std::string_view>& args, PolicyS
         }
         size_t eq = arg.find('=');
         if (eq == std::string_view::npos) {
-            return invalid(arg);
+            return invalid_parameter(arg);
         }
         std::string_view name = arg.substr(0, eq);
         std::string_view value = arg.substr(eq + 1);
 
         if (name == "key") {
             if (value.empty()) {
-                return invalid(arg);
+                return invalid_parameter(arg);
             }
             out.key = std::string(value);
             have_key = true;
         } else if (name == "max_failures") {
             if (!parse_int(value, out.limits.max_failures) || out.limits.max_failures < 1
                 || out.limits.max_failures > kMaxFailuresLimit) {
-                return invalid(arg);
+                return invalid_parameter(arg);
             }
             have_max = true;
         } else if (name == "window" || name == "lockout" || name == "max_lockout") {
             auto ms = parse_duration_ms(value);
             if (!ms || *ms <= 0) {
-                return invalid(arg);
+                return invalid_parameter(arg);
             }
             if (name == "window") {
                 out.limits.window_ms = *ms;
@@ -111,11 +108,11 @@ std::string parse_policy_args(const std::vector<std::string_view>& args, PolicyS
             }
         } else if (name == "backoff") {
             if (!parse_factor_milli(value, out.limits.backoff_milli) || out.limits.backoff_milli < 1000) {
-                return invalid(arg);
+                return invalid_parameter(arg);
             }
             have_backoff = true;
         } else {
-            return invalid(arg);
+            return invalid_parameter(arg);
         }
     }
 
