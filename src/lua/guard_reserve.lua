@@ -31,8 +31,12 @@ for i = 1, nkeys do
   local l, n, t, res, fail = 0, 0, 0, {}, {}
   if v then l, n, t, res, fail = parse(v, window, now) end
   if l > now then
-    if status ~= 1 or l - now > retry then
-      status, policy, retry = 1, i, l - now
+    -- Redis TIME is wall-clock time and may step back: what is left of a
+    -- lock is never more than its length
+    local left = l - now
+    if t > 0 and left > l - t then left = l - t end
+    if status ~= 1 or left > retry then
+      status, policy, retry = 1, i, left
     end
   else
     if l ~= 0 then
