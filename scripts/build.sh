@@ -5,7 +5,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD="$ROOT/build"
+# PG_BUILD_DIR: another build tree (parallel work, sanitizer builds)
+BUILD="${PG_BUILD_DIR:-$ROOT/build}"
 NGX_SRC=/usr/share/nginx/src
 
 need_pkgs=(nginx-core nginx-dev libhiredis-dev libjansson-dev libssl-dev libargon2-dev
