@@ -1,28 +1,68 @@
 // Top-level fields of a request body, for `$pairguard_body_NAME`.
+//
+// The contract with the glue (SPEC section 2), for a key that names body
+// field NAME:
+//   - status `invalid`     -> 400 {"error":"invalid_body"}, upstream not contacted
+//   - status `unsupported` -> 415 {"error":"unsupported_body"}, upstream not contacted
+//   - status `ok` and duplicated(NAME)
+//                          -> 400 {"error":"invalid_body"}: the upstream may
+//                             read another copy than the guard
+//   - status `ok` otherwise -> get(NAME), empty when the field is absent (an
+//                             empty key: the policy is skipped, or refused
+//                             with key_required)
+// A duplicated field that no key uses does not matter. An empty body is
+// always `ok` with no fields, whatever its Content-Type.
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace pairguard {
 
-enum class BodyStatus { ok, invalid, unsupported };
+enum class BodyStatus {
+    ok,           // parsed; fields and duplicates are filled in
+    invalid,      // claims (or was sniffed as) a supported format and does not parse
+    unsupported,  // non-empty, and neither JSON, urlencoded form nor multipart/form-data
+};
 
 struct BodyFields {
-    BodyStatus status = BodyStatus::unsupported;
+    BodyStatus status = BodyStatus::ok;
     std::unordered_map<std::string, std::string> fields;
+    std::unordered_set<std::string> duplicates;  // names that occur more than once
 
     // Empty when absent.
     std::string_view get(std::string_view name) const;
+    // True when NAME occurs more than once at the top level (whatever the
+    // values): a key must not use it.
+    bool duplicated(std::string_view name) const;
 };
 
-// JSON for `application/json` (and `+json`), or no Content-Type and a body that
-// starts with '{'; form fields for `application/x-www-form-urlencoded`, or no
-// Content-Type otherwise; `unsupported` (no fields) for any other type.
-// A JSON string field gives its value, a number or boolean its JSON text;
-// null, arrays and objects give nothing. `invalid` when the JSON does not parse
-// or is not an object.
+// Which parser reads the body, from the media type (matched without regard
+// to case, parameters ignored except multipart's boundary):
+//   - `application/json` or any `+json` type: JSON; the body must be one
+//     object. A string field gives its value, a number or boolean its JSON
+//     text; null, arrays and objects give nothing (but still count as
+//     occurrences of their name).
+//   - `application/x-www-form-urlencoded`: form fields, URL-decoded, split on
+//     '&'. A form body that starts with '{' or '[' is `invalid`: an encoder
+//     escapes those, and an upstream that ignores the Content-Type would
+//     read it as JSON.
+//   - `multipart/form-data; boundary=B` (B quoted or not): parts with
+//     `Content-Disposition: form-data; name="N"`. A part with a non-empty
+//     filename is a file, not a field (its name still counts for
+//     duplicates); a part without one is a text field whose value is the
+//     part's content. Strict: CRLF line ends, no preamble, a closing
+//     delimiter, the boundary nowhere else in the body, one
+//     Content-Disposition per part with a name and no `name*`, no backslash
+//     in its quoted strings, and no Content-Transfer-Encoding other than
+//     7bit, 8bit or binary; anything else is `invalid` (parsers disagree on
+//     such bodies, so the guard could read another field than the upstream).
+//   - no Content-Type: JSON when the first non-blank byte is '{' or '['; a
+//     form when every byte is printable ASCII other than space (what a form
+//     encoder writes); otherwise `unsupported`.
+//   - any other type: `unsupported` (no fields).
 BodyFields parse_body_fields(std::string_view content_type, std::string_view body);
 
 // application/x-www-form-urlencoded decoding of one component.

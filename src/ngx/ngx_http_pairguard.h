@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@ extern "C" ngx_module_t ngx_http_pairguard_module;
 struct ngx_http_pairguard_key_part_t {
     ngx_str_t literal;
     ngx_int_t index;  // NGX_ERROR for a literal
+    ngx_str_t body_field;  // NAME of $pairguard_body_NAME, else empty
 };
 
 struct ngx_http_pairguard_policy_t {
@@ -86,39 +88,62 @@ struct ngx_http_pairguard_key_t {
     pairguard::KeyTag tag;
 };
 
-// init -> [reading_body] -> [waiting for Redis] -> allowed | refuse | fallback
-// -> (re-entry) allowed | answered. `refuse` and `fallback` are decisions
-// made in a Redis callback and carried out when the phases run again.
-enum class ngx_http_pairguard_state_e { init, reading_body, waiting, allowed, refuse, fallback, answered };
+// An answer the module gives itself (refusals, endpoint replies).
+struct ngx_http_pairguard_answer_t {
+    ngx_uint_t status = 0;
+    std::string body;      // JSON; empty: a bare status (Haystack failures)
+    int64_t retry_after = 0;  // > 0: a Retry-After header
+    std::vector<std::pair<std::string, std::string>> headers;  // WWW-Authenticate, Allow, ...
+};
+
+// Policies reserved together, in one location: settled with that location's
+// status lists, whatever location finally answers.
+struct ngx_http_pairguard_group_t {
+    ngx_http_pairguard_loc_conf_t* lcf = nullptr;
+    std::vector<ngx_http_pairguard_key_t> keys;
+    std::string keys_resp;  // the store keys, RESP-encoded for reserve and settle
+    int64_t reservation = 0;
+    bool store_local = false;  // the reservation lives in shared memory
+    bool settled = false;
+};
+
+// The guard, per location the request reaches:
+// idle -> [reading_body] -> [waiting for Redis] -> decided (a verdict made in
+// a Redis callback, carried out when the phases run again) -> idle.
+enum class ngx_http_pairguard_state_e { idle, reading_body, waiting, decided };
+enum class ngx_http_pairguard_verdict_e { none, allow, refuse, fallback };
 
 struct ngx_http_pairguard_ctx_t {
     ngx_http_request_t* request = nullptr;
-    ngx_http_pairguard_state_e state = ngx_http_pairguard_state_e::init;
     bool body_read = false;
     bool body_parsed = false;
     pairguard::BodyFields body;
-    std::vector<ngx_http_pairguard_key_t> keys;
-    std::string keys_resp;  // the store keys, RESP-encoded for reserve and settle
+
+    // the guard
+    ngx_http_pairguard_state_e state = ngx_http_pairguard_state_e::idle;
+    std::vector<ngx_http_pairguard_group_t> groups;  // reserved, in the order of the locations
+    ngx_http_pairguard_group_t candidate;            // being decided in the current location
+    ngx_http_pairguard_verdict_e verdict = ngx_http_pairguard_verdict_e::none;
+    size_t refuse_policy = 0;
+    int64_t refuse_retry_ms = 0;
+    int64_t verdict_reservation = 0;
+    bool guard_refused = false;  // the guard answered itself: every group settles neutral
 
     bool decided = false;  // for $pairguard_decision
     bool denied = false;
     int64_t retry_after = 0;
     ngx_str_t deny_policy = ngx_null_string;
-    size_t refuse_policy = 0;
-    int64_t refuse_retry_ms = 0;
-
-    bool reserved = false;    // an attempt is counted in flight: settle it
-    bool settled = false;
-    bool store_local = false; // the reservation lives in shared memory
-    int64_t reservation = 0;
 
     ngx_pairguard_redis_command_t* pending = nullptr;
+
+    // an answer decided in a callback, sent from the request's connection
+    std::optional<ngx_http_pairguard_answer_t> answer;
 
     // pairguard_require_paired
     enum class paired_e { unchecked, waiting, approved, refused, unavailable } paired = paired_e::unchecked;
     std::string paired_platform;
     std::string paired_user;
-    // pairing endpoints: commands in flight, cancelled if the request goes
+    // endpoints: commands in flight, cancelled if the request goes
     std::vector<ngx_pairguard_redis_command_t*> calls;
 
     // pairguard_auth_require and the haystack exchange (PREACCESS): decided in
@@ -130,6 +155,39 @@ struct ngx_http_pairguard_ctx_t {
     std::string auth_header_name, auth_header_value;
 };
 
+// The most of a body the module reads to find key fields.
+#define NGX_HTTP_PAIRGUARD_BODY_MAX (1024 * 1024)
+
+// ngx_http_pairguard_request.cpp: the plumbing guard, pairing and auth share.
+// The request's context, created on first use and found again after
+// internal redirects.
+ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_ctx(ngx_http_request_t* r);
+ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_or_create_ctx(ngx_http_request_t* r);
+// From a handler running on the request's own event (phase or content
+// handler): sends the answer, finalizes, returns NGX_DONE for the handler to
+// return. Never becomes a 500, never re-enters the phases.
+ngx_int_t ngx_http_pairguard_answer_now(ngx_http_request_t* r, const ngx_http_pairguard_answer_t& a) noexcept;
+// From a Redis callback or a thread task's completion: keeps the answer and
+// sends it from the request's connection (posted), never from inside hiredis.
+void ngx_http_pairguard_answer_later(ngx_http_request_t* r, ngx_http_pairguard_answer_t a) noexcept;
+// The answer's send alone (for a content handler that finalizes itself).
+ngx_int_t ngx_http_pairguard_send_json(ngx_http_request_t* r, ngx_uint_t status, const std::string& body,
+                                       int64_t retry_after);
+// A phase handler waits for a callback: `return ngx_http_pairguard_suspend(r);`
+ngx_int_t ngx_http_pairguard_suspend(ngx_http_request_t* r) noexcept;
+// The callback's decision is made: the phases run again (posted).
+void ngx_http_pairguard_resume(ngx_http_request_t* r) noexcept;
+// false: answered 405 with Allow; the handler returns *rc.
+bool ngx_http_pairguard_method_allowed(ngx_http_request_t* r, ngx_uint_t mask, const char* allow, ngx_int_t* rc);
+// From a phase handler: reads the body (with the location's own body
+// settings), then runs the phases again. Returns what the handler returns.
+ngx_int_t ngx_http_pairguard_read_body(ngx_http_request_t* r);
+// The request body as text (from memory or its file); false when it is
+// larger than NGX_HTTP_PAIRGUARD_BODY_MAX or cannot be read.
+bool ngx_http_pairguard_body_text(ngx_http_request_t* r, std::string& out);
+// postconfiguration: what the plumbing needs to know of other modules
+ngx_int_t ngx_http_pairguard_init_request(ngx_conf_t* cf);
+
 // ngx_http_pairguard_module.cpp
 ngx_pairguard_redis_t* ngx_http_pairguard_store();
 
@@ -138,18 +196,17 @@ ngx_int_t ngx_http_pairguard_compile_key(ngx_conf_t* cf, std::string_view text, 
                                          std::string& err);
 
 // ngx_http_pairguard_guard.cpp
-ngx_int_t ngx_http_pairguard_init_phases(ngx_conf_t* cf);
-ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_ctx(ngx_http_request_t* r);
-ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_or_create_ctx(ngx_http_request_t* r);
+ngx_int_t ngx_http_pairguard_init_guard(ngx_conf_t* cf);
+// The PREACCESS steps, run in this order by one handler that nginx calls
+// after every other PREACCESS handler (realip at location level included).
+ngx_int_t ngx_http_pairguard_auth_access(ngx_http_request_t* r) noexcept;
+ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept;
+ngx_int_t ngx_http_pairguard_guard_access(ngx_http_request_t* r) noexcept;
 bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, std::string& out);
-ngx_int_t ngx_http_pairguard_send_json(ngx_http_request_t* r, ngx_uint_t status, const std::string& body,
-                                       int64_t retry_after);
 
 // ngx_http_pairguard_calls.cpp: what the endpoints share
 using ngx_http_pairguard_reply_fn = std::function<void(bool ok, const pairguard::Reply& reply)>;
 pairguard::Reply ngx_http_pairguard_reply(const redisReply* r);
-// The request body as text; false when it is not all in memory.
-bool ngx_http_pairguard_body_text(ngx_http_request_t* r, std::string& out);
 // One store call bound to the request: `done` gets the reply, or ok=false
 // when Redis failed; it does not run if the request went first.
 bool ngx_http_pairguard_call(ngx_http_pairguard_ctx_t* ctx, const pairguard::StoreCall& sc,
@@ -157,7 +214,6 @@ bool ngx_http_pairguard_call(ngx_http_pairguard_ctx_t* ctx, const pairguard::Sto
 
 // ngx_http_pairguard_pairing.cpp
 ngx_int_t ngx_http_pairguard_pairing_handler(ngx_http_request_t* r) noexcept;
-ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept;
 // Per-worker: the approval cache and what the events channel says about it.
 void ngx_http_pairguard_pairing_event(ngx_shm_zone_t* zone, std::string_view message);
 void ngx_http_pairguard_pairing_resync();

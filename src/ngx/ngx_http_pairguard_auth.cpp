@@ -310,7 +310,9 @@ ngx_int_t check_bearer(ngx_http_request_t* r, ctx_t* ctx, const std::string& tok
 
 ngx_int_t haystack_phase(ngx_http_request_t* r, ctx_t* ctx);
 
-ngx_int_t auth_access_handler(ngx_http_request_t* r) noexcept {
+}  // namespace
+
+ngx_int_t ngx_http_pairguard_auth_access(ngx_http_request_t* r) noexcept {
     try {
         ngx_http_pairguard_loc_conf_t* lcf = loc_conf(r);
         bool haystack = lcf->auth_op == NGX_HTTP_PAIRGUARD_AUTH_HAYSTACK;
@@ -341,6 +343,8 @@ ngx_int_t auth_access_handler(ngx_http_request_t* r) noexcept {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 }
+
+namespace {
 
 // ---- password: Argon2id in the thread pool ------------------------------------------
 
@@ -1121,12 +1125,6 @@ ngx_int_t ngx_http_pairguard_auth_init(ngx_conf_t* cf) {
     if (mcf->thread_pool == nullptr) {
         return NGX_ERROR;
     }
-    auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
-    auto* h = static_cast<ngx_http_handler_pt*>(ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers));
-    if (h == nullptr) {
-        return NGX_ERROR;
-    }
-    *h = auth_access_handler;
     return NGX_OK;
 }
 

@@ -1,5 +1,5 @@
 // What the endpoints (pairing, auth) share: hiredis replies as the core's
-// Reply trees, the request body as text, and store calls bound to a request
+// Reply trees and store calls bound to a request
 // (cancelled by its context's pool cleanup if the request goes first).
 
 #include <algorithm>
@@ -34,26 +34,6 @@ pairguard::Reply ngx_http_pairguard_reply(const redisReply* r) {
     default:
         return Reply::nil_reply();
     }
-}
-
-bool ngx_http_pairguard_body_text(ngx_http_request_t* r, std::string& out) {
-    out.clear();
-    if (r->request_body == nullptr || r->request_body->bufs == nullptr) {
-        return true;
-    }
-    if (r->request_body->temp_file != nullptr) {
-        return false;
-    }
-    for (ngx_chain_t* cl = r->request_body->bufs; cl != nullptr; cl = cl->next) {
-        if (ngx_buf_special(cl->buf)) {
-            continue;  // the closing last_buf of an empty or chunked body
-        }
-        if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
-            return false;
-        }
-        out.append(reinterpret_cast<const char*>(cl->buf->pos), static_cast<size_t>(cl->buf->last - cl->buf->pos));
-    }
-    return true;
 }
 
 bool ngx_http_pairguard_call(ngx_http_pairguard_ctx_t* ctx, const pairguard::StoreCall& sc,

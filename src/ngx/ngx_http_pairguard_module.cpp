@@ -178,10 +178,17 @@ ngx_int_t ngx_http_pairguard_compile_key(ngx_conf_t* cf, std::string_view text, 
                 return NGX_ERROR;
             }
             ngx_str_null(&kp->literal);
-            *uses_body = *uses_body || part.text.rfind("pairguard_body_", 0) == 0;
+            ngx_str_null(&kp->body_field);
+            static constexpr size_t body_prefix = sizeof("pairguard_body_") - 1;
+            if (part.text.rfind("pairguard_body_", 0) == 0) {
+                *uses_body = true;
+                kp->body_field.data = t.data + body_prefix;
+                kp->body_field.len = t.len - body_prefix;
+            }
         } else {
             kp->index = NGX_ERROR;
             kp->literal = t;
+            ngx_str_null(&kp->body_field);
         }
     }
     return NGX_OK;
@@ -654,6 +661,20 @@ ngx_int_t ngx_http_pairguard_preconfiguration(ngx_conf_t* cf) {
     return ngx_http_pairguard_add_variables(cf);
 }
 
+// Authentication first (an unauthenticated request costs nothing), then the
+// paired check (an unpaired request reserves no attempt), then the guard.
+ngx_int_t ngx_http_pairguard_preaccess(ngx_http_request_t* r) noexcept {
+    ngx_int_t rc = ngx_http_pairguard_auth_access(r);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+    rc = ngx_http_pairguard_paired_handler(r);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+    return ngx_http_pairguard_guard_access(r);
+}
+
 ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) {
     auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_pairguard_module));
     if (!mcf->used) {
@@ -684,19 +705,24 @@ ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "pairguard: %s", e.what());
         return NGX_ERROR;
     }
-    if (ngx_http_pairguard_init_phases(cf) != NGX_OK) {
+    if (ngx_http_pairguard_init_guard(cf) != NGX_OK || ngx_http_pairguard_init_request(cf) != NGX_OK
+        || ngx_http_pairguard_auth_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
-    // registered after the guard, so it runs before it: an unpaired request
-    // is refused without reserving an attempt
+
+    // One PREACCESS handler, placed first in the array: nginx runs a phase's
+    // handlers last-registered first, so it runs after every other one,
+    // realip's location-level handler included. Until then no variable the
+    // keys use is evaluated (and cached) with the proxy's address.
     auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
-    auto* h = static_cast<ngx_http_handler_pt*>(ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers));
-    if (h == nullptr) {
+    ngx_array_t* handlers = &cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers;
+    if (ngx_array_push(handlers) == nullptr) {
         return NGX_ERROR;
     }
-    *h = ngx_http_pairguard_paired_handler;
-    // and this one before both: an unauthenticated request costs nothing
-    return ngx_http_pairguard_auth_init(cf);
+    auto* h = static_cast<ngx_http_handler_pt*>(handlers->elts);
+    ngx_memmove(h + 1, h, (handlers->nelts - 1) * sizeof(ngx_http_handler_pt));
+    h[0] = ngx_http_pairguard_preaccess;
+    return NGX_OK;
 }
 
 ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) {

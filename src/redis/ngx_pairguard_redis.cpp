@@ -376,7 +376,7 @@ void ngx_pairguard_redis_t::on_reply(redisAsyncContext* ac, void* r, void* privd
         if (ngx_current_msec - self->last_error_log_ >= 1000) {
             self->last_error_log_ = ngx_current_msec;
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "pairguard: redis %s: script %s failed: %*s",
-                          self->conf_.label.c_str(), cmd->script_.name.data(), (int) ngx_min(reply->len, 200),
+                          self->conf_.label.c_str(), cmd->script_.name.data(), static_cast<size_t>(ngx_min(reply->len, 200)),
                           reply->str);
         }
     } else {
@@ -396,7 +396,10 @@ void ngx_pairguard_redis_t::on_read(ngx_event_t* ev) {
     auto* c = static_cast<ngx_connection_t*>(ev->data);
     auto* self = static_cast<ngx_pairguard_redis_t*>(c->data);
     if (self->ac_ != nullptr) {
+        // replies' callbacks run inside: nothing may write meanwhile
+        self->in_read_ = true;
         redisAsyncHandleRead(self->ac_);
+        self->in_read_ = false;
     }
 }
 
@@ -445,8 +448,11 @@ void ngx_pairguard_redis_t::ev_add_write(void* data) {
     }
 }
 
+// Never from inside a reply callback: hiredis 0.14 is still walking its
+// callback list there, and a write error would free the context under it.
+// The posted flush then runs at the end of this loop iteration.
 void ngx_pairguard_redis_t::flush_now() {
-    if (flush_ev_.posted) {
+    if (flush_ev_.posted && !in_read_) {
         ngx_delete_posted_event(&flush_ev_);
         on_flush(&flush_ev_);
     }

@@ -121,6 +121,7 @@ private:
     ngx_event_t connect_timer_;
     ngx_event_t flush_ev_;   // posted: writes what this loop iteration queued
     bool in_flush_ = false;
+    bool in_read_ = false;   // inside redisAsyncHandleRead: reply callbacks run
     std::string channel_;    // subscriber mode when not empty
     std::function<void(std::string_view)> on_message_;
     std::function<void()> on_resync_;
