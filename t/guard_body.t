@@ -19,7 +19,7 @@ http {
     pairguard_policy ip   key=$remote_addr max_failures=100 window=10s lockout=10s;
 
     client_body_buffer_size 1k;
-    client_max_body_size 1m;
+    client_max_body_size 4m;
 
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
 
@@ -70,10 +70,12 @@ is($r->{json}{body}, '{"pairing_code":"123461","name":"x"}', 'and reaches the up
 is($c, '123462', 'a body without Content-Type and not starting with { is read as a form');
 ($c) = seen('pairing_code=12+34%2056&name=a', ctype('application/x-www-form-urlencoded'));
 is($c, '12 34 56', 'form fields are URL-decoded (+ and %20 are spaces)');
-($c) = seen('{"pairing_code":"123463"}', ctype('text/plain'));
-is($c, '', 'other content types give empty fields');
-($c) = seen('--x', ctype('multipart/form-data; boundary=x'));
-is($c, '', 'multipart bodies give empty fields');
+($c, $r) = seen('{"pairing_code":"123463"}', ctype('text/plain'));
+is($r->{status}, 415, 'a body of another content type is refused with 415');
+is_deeply($r->{json}, { error => 'unsupported_body' }, '  as unsupported_body');
+($c) = seen("--x\r\nContent-Disposition: form-data; name=\"pairing_code\"\r\n\r\n123464\r\n--x--\r\n",
+            ctype('multipart/form-data; boundary=x'));
+is($c, '123464', 'a text part of a multipart form gives the field');
 
 ($c) = seen('{"pairing_code":483920}', ctype('application/json'));
 is($c, '483920', 'a JSON number gives its text');
@@ -127,11 +129,17 @@ for my $case (
 is($up->count, 0, 'the upstream never saw an unparseable body');
 
 my $big = '{"pairing_code":"123468","pad":"' . ('x' x 4096) . '"}';
-$r = http($port, 'POST', '/echo', body => $big, ctype('application/json'));
-is($r->{status}, 413, 'a body larger than client_body_buffer_size is refused with 413');
+($c, $r) = seen($big, ctype('application/json'));
+is($c, '123468', 'a body larger than client_body_buffer_size is read back from its file');
+is(($r->{json} // {})->{body}, $big, '  and the upstream gets it whole');
+
+$up->reset;
+my $huge = '{"pairing_code":"123469","pad":"' . ('x' x (1024 * 1024 + 10)) . '"}';
+$r = http($port, 'POST', '/echo', body => $huge, ctype('application/json'));
+is($r->{status}, 413, 'a body larger than the 1 MiB the guard parses is refused with 413');
 is_deeply($r->{json}, { error => 'body_too_large' }, 'with the body_too_large body');
 like($r->{headers}{'content-type'} // '', qr{^application/json}, 'as JSON');
-is($up->count, 0, 'the upstream never saw the large body');
+is($up->count, 0, 'the upstream never saw the huge body');
 
 $r = http($port, 'POST', '/ip/echo', body => $big, ctype('application/json'));
 is($r->{status}, 200, 'a location whose keys do not need the body lets a large body through');
