@@ -83,14 +83,14 @@ std::string parse_auth_policy_args(const std::vector<std::string_view>& args, Au
             }
             (name == "session_ttl" ? out.session_ttl_ms : name == "lockout" ? out.lockout_ms : out.challenge_ttl_ms) =
                 *ms;
-        } else if (name == "max_failures") {
+        } else if (name == "max_failures" || name == "max_pending") {
             int64_t n = 0;
             auto res = std::from_chars(value.data(), value.data() + value.size(), n);
             if (value.empty() || res.ec != std::errc() || res.ptr != value.data() + value.size() || n < 1
                 || n > 1000) {
                 return invalid_parameter(arg);
             }
-            out.max_failures = n;
+            (name == "max_failures" ? out.max_failures : out.max_pending) = n;
         } else if (name == "argon2_m" || name == "argon2_t" || name == "argon2_p") {
             uint32_t n = 0;
             auto res = std::from_chars(value.data(), value.data() + value.size(), n);
@@ -141,7 +141,7 @@ AuthUserKeys auth_user_keys(const KeyDeriver& keys, std::string_view prefix, std
 AuthFailKeys auth_address_keys(const KeyDeriver& keys, std::string_view prefix, std::string_view address) {
     KeyTag t = keys.tag("a", "addr", address);
     std::string base = std::string(prefix) + "{aa:" + base64url(t.data(), 12) + "}";
-    return {base + ":fail", base + ":lock"};
+    return {base + ":fail", base + ":lock", base + ":starts"};
 }
 
 std::string auth_users_key(std::string_view prefix) {
@@ -170,8 +170,10 @@ const StoreScript& auth_script(AuthOp op) {
         make_store_script("auth_handshake_take", pairguard_lua_auth_handshake_take),
         make_store_script("auth_failure", pairguard_lua_auth_failure),
         make_store_script("auth_lock_status", pairguard_lua_auth_lock_status),
+        make_store_script("auth_address_start", pairguard_lua_auth_address_start),
+        make_store_script("auth_address_reset", pairguard_lua_auth_address_reset),
     };
-    static_assert(sizeof(scripts) / sizeof(scripts[0]) == static_cast<size_t>(AuthOp::lock_status) + 1,
+    static_assert(sizeof(scripts) / sizeof(scripts[0]) == static_cast<size_t>(AuthOp::count_),
                   "one script per AuthOp");
     return scripts[static_cast<size_t>(op)];
 }
@@ -179,7 +181,7 @@ const StoreScript& auth_script(AuthOp op) {
 const std::vector<const StoreScript*>& auth_scripts() {
     static const std::vector<const StoreScript*> all = [] {
         std::vector<const StoreScript*> v;
-        for (size_t i = 0; i <= static_cast<size_t>(AuthOp::lock_status); i++) {
+        for (size_t i = 0; i < static_cast<size_t>(AuthOp::count_); i++) {
             v.push_back(&auth_script(static_cast<AuthOp>(i)));
         }
         return v;
@@ -585,8 +587,16 @@ StoreCall make_handshake_take(const KeyDeriver& keys, std::string_view prefix, s
     return call(AuthOp::handshake_take, {k.handshake(token_hash(keys, "handshake", token))}, {});
 }
 
+std::optional<bool> decode_handshake_put(const Reply& reply) {
+    int64_t v = 0;
+    if (!as_int(reply, v) || (v != 0 && v != 1)) {
+        return std::nullopt;
+    }
+    return v == 1;
+}
+
 std::optional<std::string> decode_handshake_take(const Reply& reply) {
-    if (reply.type != Reply::Type::string) {
+    if (reply.type != Reply::Type::string || reply.str.empty()) {
         return std::nullopt;
     }
     return reply.str;
@@ -622,6 +632,29 @@ StoreCall make_address_lock_status(const KeyDeriver& keys, std::string_view pref
 
 std::optional<int64_t> decode_lock_ms(const Reply& reply) {
     return decode_failure(reply);
+}
+
+StoreCall make_address_start(const KeyDeriver& keys, std::string_view prefix, std::string_view address,
+                             const AuthPolicy& policy) {
+    AuthFailKeys k = auth_address_keys(keys, prefix, address);
+    return call(AuthOp::address_start, {k.lock, k.starts},
+                {std::to_string(policy.max_pending), std::to_string(policy.lockout_ms)});
+}
+
+AddressStart decode_address_start(const Reply& reply) {
+    AddressStart a;
+    int64_t allowed = 0;
+    if (reply.type != Reply::Type::array || reply.elements.size() != 2 || !as_int(reply.elements[0], a.lock_ms)
+        || !as_int(reply.elements[1], allowed) || a.lock_ms < 0) {
+        return a;
+    }
+    a.allowed = allowed == 1;
+    a.valid = true;
+    return a;
+}
+
+StoreCall make_address_reset(const KeyDeriver& keys, std::string_view prefix, std::string_view address) {
+    return call(AuthOp::address_reset, {auth_address_keys(keys, prefix, address).starts}, {});
 }
 
 // ---- events ----

@@ -32,6 +32,10 @@ struct AuthPolicy {
     int64_t challenge_ttl_ms = 5 * 60 * 1000LL;
     int64_t max_failures = 5;
     int64_t lockout_ms = 15 * 60 * 1000LL;
+    // unauthenticated steps that store state (challenge, Haystack
+    // client-first) an address may take without a successful login, within
+    // `lockout` of each other (max_pending=N; an extension of SPEC's list)
+    int64_t max_pending = 20;
     Plaintext plaintext = Plaintext::tls_only;
     // what new and upgraded password hashes get (argon2_m=KiB argon2_t=N
     // argon2_p=N; an extension of SPEC's list)
@@ -50,10 +54,13 @@ std::string parse_auth_policy_args(const std::vector<std::string_view>& args, Au
 //   PREFIX{a:UTAG}:sessions    zset   THASH -> expiry ms
 //   PREFIX{a:UTAG}:s:THASH     string JSON {user,created_ms,expires_ms,method}, PX ttl
 //   PREFIX{a:UTAG}:ch          hash   challenge seed -> expiry ms (at most 4)
-//   PREFIX{a:UTAG}:hs:THASH    string handshake state, PX challenge_ttl (taken once)
+//   PREFIX{a:UTAG}:hs:THASH    string handshake state (client-first), then '' once
+//                                     client-final took it; PX until the token expires
 //   PREFIX{a:UTAG}:fail        string failures, PX lockout after the last one
 //   PREFIX{a:UTAG}:lock        string lock end ms, PX lockout
 //   PREFIX{aa:ATAG}:fail/:lock the same per client address
+//   PREFIX{aa:ATAG}:starts     string state-making steps since the last login,
+//                                     PX lockout after the last one
 //   PREFIXauth:users           set    user names (own slot, separate call)
 //
 // UTAG = auth_user_tag(keys, USER) (session.hpp); ATAG = base64url of the
@@ -77,7 +84,7 @@ AuthUserKeys auth_user_keys(std::string_view prefix, std::string_view user_tag);
 AuthUserKeys auth_user_keys(const KeyDeriver& keys, std::string_view prefix, std::string_view user);
 
 struct AuthFailKeys {
-    std::string fail, lock;
+    std::string fail, lock, starts;
 };
 
 AuthFailKeys auth_address_keys(const KeyDeriver& keys, std::string_view prefix, std::string_view address);
@@ -105,6 +112,9 @@ enum class AuthOp {
     handshake_take,
     failure,
     lock_status,
+    address_start,
+    address_reset,
+    count_,  // not an op
 };
 
 const StoreScript& auth_script(AuthOp op);
@@ -268,9 +278,16 @@ ChallengeState decode_challenge_list(const Reply& reply);
 
 // ---- Haystack handshakes ----
 
+// Each step of an exchange works once per handshake token (the HELLO
+// token, see generate_handshake_token): client-first stores the state (SET
+// NX), client-final takes it and leaves a used mark until the token expires.
+
+// `ttl_ms`: what is left of the token's life.
 StoreCall make_handshake_put(const KeyDeriver& keys, std::string_view prefix, std::string_view token,
                              std::string_view value, int64_t ttl_ms);
-// GET + DEL: a handshake token works once. nil: unknown, used or expired.
+// true: stored; false: this token's client-first was already taken.
+std::optional<bool> decode_handshake_put(const Reply& reply);
+// nil: unknown, used or expired.
 StoreCall make_handshake_take(const KeyDeriver& keys, std::string_view prefix, std::string_view token);
 // nullopt for nil (or a malformed reply).
 std::optional<std::string> decode_handshake_take(const Reply& reply);
@@ -288,6 +305,22 @@ std::optional<int64_t> decode_failure(const Reply& reply);
 // ms left of the address's lock (0: none).
 StoreCall make_address_lock_status(const KeyDeriver& keys, std::string_view prefix, std::string_view address);
 std::optional<int64_t> decode_lock_ms(const Reply& reply);
+
+// ---- what unauthenticated clients may make (per address) ----
+
+// A state-making step (challenge, Haystack client-first) spends one of the
+// address's policy.max_pending starts; the reply also carries the
+// address's lock.
+StoreCall make_address_start(const KeyDeriver& keys, std::string_view prefix, std::string_view address,
+                             const AuthPolicy& policy);
+struct AddressStart {
+    bool valid = false;
+    int64_t lock_ms = 0;  // the address's login lock, ms left
+    bool allowed = false; // the step may store its state
+};
+AddressStart decode_address_start(const Reply& reply);
+// A successful login gives the address its starts back.
+StoreCall make_address_reset(const KeyDeriver& keys, std::string_view prefix, std::string_view address);
 
 // ---- events ----
 

@@ -625,7 +625,9 @@ Error finish(const Handshake& h, std::string_view client_final, int64_t now_ms, 
         client_key[i] = static_cast<uint8_t>(static_cast<uint8_t>(f.proof[i]) ^ signature[i]);
     }
     Key computed = sha256(client_key);
-    if (CRYPTO_memcmp(computed.data(), h.stored_key.data(), computed.size()) != 0) {
+    // a handshake that may not succeed (fake credentials, or a locked or
+    // revoked user on real ones) does all the same work and fails here
+    if ((CRYPTO_memcmp(computed.data(), h.stored_key.data(), computed.size()) != 0) | !h.known) {
         return Error::invalid_proof;
     }
     server_final = "v=" + base64(view(hmac(h.server_key, auth_message)));

@@ -138,7 +138,7 @@ struct Handshake {
     std::string nonce;  // client nonce + server nonce: the only one client-final may carry
     Key stored_key{};
     Key server_key{};
-    bool known = true;  // false: fake credentials (for logs; the client cannot tell)
+    bool known = true;  // false: may not succeed (fake credentials, locked or revoked user): fails at the proof
     int64_t expires_ms = 0;
 };
 
@@ -165,7 +165,7 @@ Error parse_client_final(std::string_view msg, ClientFinal& out);
 // Checks client-final against the handshake: not expired (now_ms <
 // expires_ms), c= decodes to exactly the gs2 header of client-first, r= is
 // exactly the issued nonce, and H(ClientProof XOR ClientSignature) equals
-// StoredKey (constant-time), where ClientSignature = HMAC(StoredKey,
+// StoredKey (constant-time) and the handshake is `known`, where ClientSignature = HMAC(StoredKey,
 // AuthMessage) and AuthMessage = client-first-bare "," server-first ","
 // client-final-without-proof. On success `server_final` is
 // "v=" base64(HMAC(ServerKey, AuthMessage)).

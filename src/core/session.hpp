@@ -42,4 +42,22 @@ std::optional<std::string_view> token_user_tag(std::string_view token);
 // ("session", "handshake").
 std::string token_hash(const KeyDeriver& keys, std::string_view kind, std::string_view token);
 
+// A Haystack handshake token (the HELLO answer's handshakeToken, the token
+// of the whole exchange): shaped like any token, "UTAG.R", but R is not all
+// random: 8 bytes of expiry (Unix ms, big-endian), 12 random bytes, and the
+// first 12 bytes of HMAC(secret, "hs\0" UTAG "\0" expiry random). HELLO
+// therefore stores nothing: the token itself says whose exchange it is and
+// until when (the store only records each step's use, see login.hpp).
+// Throws std::runtime_error when RAND_bytes fails.
+std::string generate_handshake_token(const KeyDeriver& keys, std::string_view user_tag, int64_t expires_ms);
+
+struct HandshakeToken {
+    std::string user_tag;
+    int64_t expires_ms = 0;
+};
+
+// nullopt unless `token` is a handshake token this secret made that has not
+// expired at `now_ms` (the MAC compared in constant time).
+std::optional<HandshakeToken> check_handshake_token(const KeyDeriver& keys, std::string_view token, int64_t now_ms);
+
 }  // namespace pairguard

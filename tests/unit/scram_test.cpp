@@ -639,6 +639,11 @@ TEST(Scram, HandshakeSurvivesSerialisation) {
     EXPECT_FALSE(back->known);
     EXPECT_EQ(back->expires_ms, kLater);
     std::string sf;
+    // a handshake that may not succeed (a locked user on real credentials)
+    // fails at the proof even with the right one
+    EXPECT_EQ(scram::finish(*back, kRfcFinalNoProof + ",p=" + kRfcProof, kNow, sf), scram::Error::invalid_proof);
+    EXPECT_EQ(sf, "");
+    back->known = true;
     EXPECT_EQ(scram::finish(*back, kRfcFinalNoProof + ",p=" + kRfcProof, kNow, sf), scram::Error::none);
     EXPECT_EQ(sf, kRfcServerFinal);
 }
