@@ -5,36 +5,170 @@
 #include <jansson.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
 
 namespace pairguard {
 
 namespace {
 
-std::string lower_media_type(std::string_view ct) {
-    size_t semi = ct.find(';');
-    std::string_view t = ct.substr(0, semi);
-    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) {
-        t.remove_suffix(1);
+constexpr size_t kMaxBoundary = 200;  // RFC 2046 says 70; real clients stay under 70
+
+bool is_blank(char c) {
+    return c == ' ' || c == '\t';
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && is_blank(s.front())) {
+        s.remove_prefix(1);
     }
-    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) {
-        t.remove_prefix(1);
+    while (!s.empty() && is_blank(s.back())) {
+        s.remove_suffix(1);
     }
-    std::string out(t);
+    return s;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
     for (char& c : out) {
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
     return out;
 }
 
-bool looks_like_json(std::string_view body) {
+// RFC 7230 token characters.
+bool is_tchar(char c) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (std::isalnum(u)) {
+        return true;
+    }
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+        return true;
+    default:
+        return false;
+    }
+}
+
+using Params = std::vector<std::pair<std::string, std::string>>;  // lower-cased name, value
+
+// `; name=value; name="value"` after a media type or disposition type.
+// nullopt when malformed. With `escapes`, a backslash in a quoted string
+// quotes the next character (RFC 7230); without, a backslash is refused
+// (multipart parsers disagree on it, so a name could end in different places).
+std::optional<Params> parse_params(std::string_view s, bool escapes) {
+    Params out;
+    size_t i = 0;
+    auto skip_ows = [&] {
+        while (i < s.size() && is_blank(s[i])) {
+            i++;
+        }
+    };
+    for (;;) {
+        skip_ows();
+        if (i == s.size()) {
+            return out;
+        }
+        if (s[i] != ';') {
+            return std::nullopt;
+        }
+        i++;
+        skip_ows();
+        if (i == s.size()) {
+            return out;  // a trailing ';'
+        }
+        size_t start = i;
+        while (i < s.size() && is_tchar(s[i])) {
+            i++;
+        }
+        if (i == start) {
+            return std::nullopt;
+        }
+        std::string name = lower(s.substr(start, i - start));
+        skip_ows();
+        if (i == s.size() || s[i] != '=') {
+            return std::nullopt;
+        }
+        i++;
+        skip_ows();
+        std::string value;
+        if (i < s.size() && s[i] == '"') {
+            i++;
+            bool closed = false;
+            while (i < s.size()) {
+                char c = s[i++];
+                if (c == '"') {
+                    closed = true;
+                    break;
+                }
+                if (c == '\\') {
+                    if (!escapes || i == s.size()) {
+                        return std::nullopt;
+                    }
+                    c = s[i++];
+                }
+                if (c == '\r' || c == '\n') {
+                    return std::nullopt;
+                }
+                value.push_back(c);
+            }
+            if (!closed) {
+                return std::nullopt;
+            }
+        } else {
+            size_t vstart = i;
+            while (i < s.size() && s[i] != ';' && !is_blank(s[i])) {
+                unsigned char u = static_cast<unsigned char>(s[i]);
+                if (s[i] == '"' || s[i] == '\\' || u < 0x20 || u == 0x7f) {
+                    return std::nullopt;
+                }
+                i++;
+            }
+            if (i == vstart) {
+                return std::nullopt;
+            }
+            value = std::string(s.substr(vstart, i - vstart));
+        }
+        for (const auto& p : out) {
+            if (p.first == name) {
+                return std::nullopt;  // which one would the upstream take?
+            }
+        }
+        out.emplace_back(std::move(name), std::move(value));
+    }
+}
+
+const std::string* param(const Params& ps, std::string_view name) {
+    for (const auto& p : ps) {
+        if (p.first == name) {
+            return &p.second;
+        }
+    }
+    return nullptr;
+}
+
+bool first_blank_is(std::string_view body, std::string_view chars) {
     for (char c : body) {
         if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
             continue;
         }
-        return c == '{' || c == '[';
+        return chars.find(c) != std::string_view::npos;
     }
     return false;
+}
+
+bool looks_like_form(std::string_view body) {
+    for (char c : body) {
+        unsigned char u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7f) {
+            return false;
+        }
+    }
+    return true;
 }
 
 int hexval(char c) {
@@ -44,42 +178,105 @@ int hexval(char c) {
     return -1;
 }
 
-BodyFields parse_json(std::string_view body) {
+BodyFields invalid() {
     BodyFields out;
-    json_error_t err;
-    JsonPtr root(json_loadb(body.data(), body.size(), JSON_REJECT_DUPLICATES, &err));
-    if (!root || !json_is_object(root.get())) {
-        out.status = BodyStatus::invalid;
-        return out;
+    out.status = BodyStatus::invalid;
+    return out;
+}
+
+// Records one occurrence of `name`. Every name seen is in `fields` (as ""
+// when it has no value: a file part, a JSON null); the first value is kept.
+void add_field(BodyFields& out, std::string name, std::optional<std::string> value) {
+    if (out.fields.count(name) != 0) {
+        out.duplicates.insert(std::move(name));
+        return;
     }
-    out.status = BodyStatus::ok;
-    const char* name;
-    json_t* value;
-    json_object_foreach(root.get(), name, value) {
-        switch (json_typeof(value)) {
+    out.fields.emplace(std::move(name), value ? std::move(*value) : std::string());
+}
+
+// ---- JSON ----
+
+// The top-level member names of a JSON object text that jansson has already
+// accepted, decoded, in order and with repeats.
+std::optional<std::vector<std::string>> json_top_level_names(std::string_view text) {
+    std::vector<std::string> names;
+    int depth = 0;
+    bool expect_name = false;
+    for (size_t i = 0; i < text.size(); i++) {
+        char c = text[i];
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < text.size() && text[j] != '"') {
+                j += text[j] == '\\' ? 2 : 1;
+            }
+            if (j >= text.size()) {
+                return std::nullopt;
+            }
+            if (depth == 1 && expect_name) {
+                json_error_t err;
+                JsonPtr s(json_loadb(text.data() + i, j + 1 - i, JSON_DECODE_ANY, &err));
+                if (!s || !json_is_string(s.get())) {
+                    return std::nullopt;
+                }
+                names.emplace_back(json_string_value(s.get()), json_string_length(s.get()));
+            }
+            expect_name = false;
+            i = j;
+        } else if (c == '{' || c == '[') {
+            depth++;
+            expect_name = depth == 1 && c == '{';
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == ',') {
+            expect_name = depth == 1;
+        }
+    }
+    return names;
+}
+
+BodyFields parse_json(std::string_view body) {
+    // duplicates are not rejected here: only a key that uses one refuses
+    JsonPtr root = json_load_object(body);
+    if (!root) {
+        return invalid();
+    }
+    auto names = json_top_level_names(body);
+    if (!names) {
+        return invalid();
+    }
+    BodyFields out;
+    for (std::string& name : *names) {
+        std::optional<std::string> value;
+        json_t* v = json_object_get(root.get(), name.c_str());
+        switch (v == nullptr ? JSON_NULL : json_typeof(v)) {
         case JSON_STRING:
-            out.fields.emplace(name, std::string(json_string_value(value), json_string_length(value)));
+            value.emplace(json_string_value(v), json_string_length(v));
             break;
         case JSON_INTEGER:
         case JSON_REAL:
         case JSON_TRUE:
         case JSON_FALSE: {
-            std::unique_ptr<char, decltype(&free)> text(json_dumps(value, JSON_ENCODE_ANY), &free);
+            std::unique_ptr<char, decltype(&free)> text(json_dumps(v, JSON_ENCODE_ANY), &free);
             if (text) {
-                out.fields.emplace(name, text.get());
+                value.emplace(text.get());
             }
             break;
         }
         default:
             break;
         }
+        add_field(out, std::move(name), std::move(value));
     }
     return out;
 }
 
+// ---- application/x-www-form-urlencoded ----
+
 BodyFields parse_form(std::string_view body) {
+    if (first_blank_is(body, "{[")) {
+        return invalid();
+    }
     BodyFields out;
-    out.status = BodyStatus::ok;
     while (!body.empty()) {
         size_t amp = body.find('&');
         std::string_view pair = body.substr(0, amp);
@@ -90,9 +287,137 @@ BodyFields parse_form(std::string_view body) {
         size_t eq = pair.find('=');
         std::string name = form_decode(pair.substr(0, eq));
         std::string value = eq == std::string_view::npos ? std::string() : form_decode(pair.substr(eq + 1));
-        out.fields.emplace(std::move(name), std::move(value));  // first one wins
+        add_field(out, std::move(name), std::move(value));
     }
     return out;
+}
+
+// ---- multipart/form-data ----
+
+struct Part {
+    std::string name;
+    bool file = false;
+};
+
+// The headers of one part (CRLF-separated lines). nullopt when malformed.
+std::optional<Part> parse_part_headers(std::string_view headers) {
+    std::optional<Part> part;
+    bool seen_cte = false;
+    while (!headers.empty()) {
+        size_t eol = headers.find("\r\n");
+        std::string_view line = headers.substr(0, eol);
+        headers = eol == std::string_view::npos ? std::string_view() : headers.substr(eol + 2);
+        if (line.empty() || is_blank(line.front())) {
+            return std::nullopt;  // an empty line here, or obsolete line folding
+        }
+        if (line.find_first_of("\r\n") != std::string_view::npos) {
+            return std::nullopt;  // a bare CR or LF
+        }
+        size_t colon = line.find(':');
+        if (colon == std::string_view::npos || colon == 0) {
+            return std::nullopt;
+        }
+        for (char c : line.substr(0, colon)) {
+            if (!is_tchar(c)) {
+                return std::nullopt;
+            }
+        }
+        std::string name = lower(line.substr(0, colon));
+        std::string_view value = trim(line.substr(colon + 1));
+        if (name == "content-disposition") {
+            if (part) {
+                return std::nullopt;
+            }
+            size_t semi = value.find(';');
+            if (lower(trim(value.substr(0, semi))) != "form-data" || semi == std::string_view::npos) {
+                return std::nullopt;
+            }
+            auto ps = parse_params(value.substr(semi), false);
+            if (!ps || param(*ps, "name*") != nullptr) {
+                return std::nullopt;
+            }
+            const std::string* n = param(*ps, "name");
+            if (n == nullptr) {
+                return std::nullopt;
+            }
+            const std::string* fname = param(*ps, "filename");
+            part = Part{*n, (fname != nullptr && !fname->empty()) || param(*ps, "filename*") != nullptr};
+        } else if (name == "content-transfer-encoding") {
+            std::string cte = lower(value);
+            if (seen_cte || (cte != "7bit" && cte != "8bit" && cte != "binary")) {
+                return std::nullopt;  // some parsers decode quoted-printable or base64, some do not
+            }
+            seen_cte = true;
+        }
+    }
+    return part;
+}
+
+BodyFields parse_multipart(std::string_view content_type_params, std::string_view body) {
+    auto ps = parse_params(content_type_params, true);
+    const std::string* boundary = ps ? param(*ps, "boundary") : nullptr;
+    if (boundary == nullptr || boundary->empty() || boundary->size() > kMaxBoundary) {
+        return invalid();
+    }
+    const std::string delim = "--" + *boundary;
+
+    // Every occurrence of the delimiter must start a line and be a real
+    // delimiter: a parser that looks for the boundary anywhere and one that
+    // honours only line starts then see the same parts.
+    std::vector<size_t> at;
+    for (size_t pos = body.find(delim); pos != std::string_view::npos; pos = body.find(delim, pos + 1)) {
+        if (pos != 0 && (pos < 2 || body.compare(pos - 2, 2, "\r\n") != 0)) {
+            return invalid();
+        }
+        at.push_back(pos);
+    }
+    if (at.empty() || at.front() != 0) {
+        return invalid();  // no delimiter, or a preamble
+    }
+
+    BodyFields out;
+    for (size_t i = 0; i < at.size(); i++) {
+        size_t p = at[i] + delim.size();
+        if (body.compare(p, 2, "--") == 0) {
+            if (i + 1 != at.size()) {
+                return invalid();  // parts after the closing delimiter
+            }
+            return out;
+        }
+        while (p < body.size() && is_blank(body[p])) {
+            p++;
+        }
+        if (body.compare(p, 2, "\r\n") != 0 || i + 1 == at.size()) {
+            return invalid();  // a delimiter line with more on it, or no closing delimiter
+        }
+        p += 2;
+        size_t end = at[i + 1] - 2;  // the CRLF before the next delimiter belongs to it
+        if (end < p) {
+            return invalid();
+        }
+        std::string_view whole = body.substr(p, end - p);
+        std::string_view headers, content;
+        if (whole.compare(0, 2, "\r\n") == 0) {
+            content = whole.substr(2);
+        } else {
+            size_t split = whole.find("\r\n\r\n");
+            if (split == std::string_view::npos) {
+                return invalid();
+            }
+            headers = whole.substr(0, split);
+            content = whole.substr(split + 4);
+        }
+        auto part = parse_part_headers(headers);
+        if (!part) {
+            return invalid();
+        }
+        std::optional<std::string> value;
+        if (!part->file) {
+            value.emplace(content);
+        }
+        add_field(out, std::move(part->name), std::move(value));
+    }
+    return invalid();  // not reached: the last delimiter either closes or is refused
 }
 
 }  // namespace
@@ -100,6 +425,10 @@ BodyFields parse_form(std::string_view body) {
 std::string_view BodyFields::get(std::string_view name) const {
     auto it = fields.find(std::string(name));
     return it == fields.end() ? std::string_view() : std::string_view(it->second);
+}
+
+bool BodyFields::duplicated(std::string_view name) const {
+    return !duplicates.empty() && duplicates.count(std::string(name)) != 0;
 }
 
 std::string form_decode(std::string_view in) {
@@ -121,17 +450,36 @@ std::string form_decode(std::string_view in) {
 }
 
 BodyFields parse_body_fields(std::string_view content_type, std::string_view body) {
-    std::string type = lower_media_type(content_type);
+    if (body.empty()) {
+        return {};
+    }
+    content_type = trim(content_type);
+    if (content_type.empty()) {
+        if (first_blank_is(body, "{[")) {
+            return parse_json(body);
+        }
+        if (looks_like_form(body)) {
+            return parse_form(body);
+        }
+        BodyFields out;
+        out.status = BodyStatus::unsupported;
+        return out;
+    }
+    size_t semi = content_type.find(';');
+    std::string type = lower(trim(content_type.substr(0, semi)));
+    std::string_view params = semi == std::string_view::npos ? std::string_view() : content_type.substr(semi);
     if (type == "application/json" || (type.size() > 5 && type.compare(type.size() - 5, 5, "+json") == 0)) {
         return parse_json(body);
     }
     if (type == "application/x-www-form-urlencoded") {
         return parse_form(body);
     }
-    if (type.empty()) {
-        return looks_like_json(body) ? parse_json(body) : parse_form(body);
+    if (type == "multipart/form-data") {
+        return parse_multipart(params, body);
     }
-    return {};
+    BodyFields out;
+    out.status = BodyStatus::unsupported;
+    return out;
 }
 
 }  // namespace pairguard

@@ -2,7 +2,32 @@
 
 #include "body.hpp"
 
+#include <string>
+
 using namespace pairguard;
+
+namespace {
+
+const char* kForm = "application/x-www-form-urlencoded";
+
+// A multipart/form-data body with boundary "XyZ": each part is its header
+// lines and content, joined with CRLF as a browser would.
+std::string multipart(std::initializer_list<std::pair<std::string, std::string>> parts,
+                      const std::string& boundary = "XyZ") {
+    std::string out;
+    for (const auto& [headers, content] : parts) {
+        out += "--" + boundary + "\r\n" + headers + "\r\n\r\n" + content + "\r\n";
+    }
+    return out + "--" + boundary + "--\r\n";
+}
+
+std::string text_part(const std::string& name) {
+    return "Content-Disposition: form-data; name=\"" + name + "\"";
+}
+
+}  // namespace
+
+// ---- JSON ----
 
 TEST(Body, JsonStringNumberAndBoolFields) {
     BodyFields b = parse_body_fields("application/json; charset=utf-8",
@@ -14,39 +39,237 @@ TEST(Body, JsonStringNumberAndBoolFields) {
     EXPECT_EQ(b.get("x"), "");
     EXPECT_EQ(b.get("o"), "");
     EXPECT_EQ(b.get("missing"), "");
+    EXPECT_FALSE(b.duplicated("pairing_code"));
+}
+
+TEST(Body, PlusJsonTypesAreJson) {
+    BodyFields b = parse_body_fields("application/merge-patch+json", R"({"a":"1"})");
+    ASSERT_EQ(b.status, BodyStatus::ok);
+    EXPECT_EQ(b.get("a"), "1");
 }
 
 TEST(Body, MalformedJsonIsInvalid) {
     EXPECT_EQ(parse_body_fields("application/json", "{\"a\":").status, BodyStatus::invalid);
     EXPECT_EQ(parse_body_fields("application/json", "[1,2]").status, BodyStatus::invalid);
-    EXPECT_EQ(parse_body_fields("application/json", "").status, BodyStatus::invalid);
+    EXPECT_EQ(parse_body_fields("application/json", "\"a\"").status, BodyStatus::invalid);
+    EXPECT_EQ(parse_body_fields("application/json", "{} x").status, BodyStatus::invalid);
+    EXPECT_EQ(parse_body_fields("application/json", "  ").status, BodyStatus::invalid);
 }
 
-TEST(Body, DuplicateJsonKeysAreInvalid) {
-    // an upstream may read the other copy: refuse rather than guess
-    EXPECT_EQ(parse_body_fields("application/json", R"({"c":"1","c":"2"})").status, BodyStatus::invalid);
+TEST(Body, DuplicateJsonKeysAreRecordedNotRefused) {
+    // an upstream may read the other copy: the glue refuses when a key uses it
+    BodyFields b = parse_body_fields("application/json", R"({"c":"1","d":"x","c":"2"})");
+    ASSERT_EQ(b.status, BodyStatus::ok);
+    EXPECT_TRUE(b.duplicated("c"));
+    EXPECT_FALSE(b.duplicated("d"));
+    EXPECT_EQ(b.get("d"), "x");
 }
+
+TEST(Body, JsonDuplicatesAreFoundWhateverTheValueType) {
+    EXPECT_TRUE(parse_body_fields("application/json", R"({"c":null,"c":"2"})").duplicated("c"));
+    EXPECT_TRUE(parse_body_fields("application/json", R"({"c":{"x":1},"c":[1]})").duplicated("c"));
+}
+
+TEST(Body, JsonDuplicatesCompareDecodedNames) {
+    // "\u0061ccount" is "account": jansson (and every upstream) decodes it
+    BodyFields b = parse_body_fields("application/json", R"({"account":"a","\u0061ccount":"b"})");
+    ASSERT_EQ(b.status, BodyStatus::ok);
+    EXPECT_TRUE(b.duplicated("account"));
+}
+
+TEST(Body, NestedRepeatsAreNotTopLevelDuplicates) {
+    BodyFields b = parse_body_fields(
+        "application/json", R"({"a":{"c":1,"c":2},"l":[{"c":1},{"c":2}],"s":"\"c\":","c":"top"})");
+    ASSERT_EQ(b.status, BodyStatus::ok);
+    EXPECT_FALSE(b.duplicated("c"));
+    EXPECT_EQ(b.get("c"), "top");
+    EXPECT_FALSE(b.duplicated("a"));
+}
+
+TEST(Body, JsonStringValuesThatLookLikeNamesAreNotNames) {
+    BodyFields b = parse_body_fields("application/json", R"({"x":"c","y":"c , \"c\"","c":"1"})");
+    ASSERT_EQ(b.status, BodyStatus::ok);
+    EXPECT_FALSE(b.duplicated("c"));
+    EXPECT_EQ(b.get("c"), "1");
+}
+
+// ---- urlencoded forms ----
 
 TEST(Body, FormFieldsAreDecoded) {
-    BodyFields b = parse_body_fields("application/x-www-form-urlencoded", "pairing_code=12%2034&name=a+b&empty=&flag");
+    BodyFields b = parse_body_fields(kForm, "pairing_code=12%2034&name=a+b&empty=&flag");
     ASSERT_EQ(b.status, BodyStatus::ok);
     EXPECT_EQ(b.get("pairing_code"), "12 34");
     EXPECT_EQ(b.get("name"), "a b");
     EXPECT_EQ(b.get("empty"), "");
+    EXPECT_FALSE(b.duplicated("pairing_code"));
 }
 
-TEST(Body, NoContentTypeSniffsJsonOrForm) {
-    EXPECT_EQ(parse_body_fields("", "  {\"a\":\"1\"}").get("a"), "1");
-    EXPECT_EQ(parse_body_fields("", "a=2").get("a"), "2");
+TEST(Body, RepeatedFormNamesAreDuplicates) {
+    BodyFields b = parse_body_fields(kForm, "account=random&other=1&account=victim");
+    ASSERT_EQ(b.status, BodyStatus::ok);
+    EXPECT_TRUE(b.duplicated("account"));
+    EXPECT_FALSE(b.duplicated("other"));
+    EXPECT_EQ(b.get("other"), "1");
 }
 
-TEST(Body, OtherTypesGiveNoFields) {
-    BodyFields b = parse_body_fields("text/plain", "a=1");
-    EXPECT_EQ(b.status, BodyStatus::unsupported);
-    EXPECT_EQ(b.get("a"), "");
+TEST(Body, FormDuplicatesCompareDecodedNames) {
+    EXPECT_TRUE(parse_body_fields(kForm, "account=a&%61ccount=b").duplicated("account"));
+    EXPECT_TRUE(parse_body_fields(kForm, "a+b=1&a%20b=2").duplicated("a b"));
+    EXPECT_TRUE(parse_body_fields(kForm, "account=&account").duplicated("account"));
+}
+
+TEST(Body, FormThatLooksLikeJsonIsInvalid) {
+    // a form encoder escapes '{': an upstream that ignores the Content-Type reads JSON here
+    EXPECT_EQ(parse_body_fields(kForm, R"({"account":"victim"})").status, BodyStatus::invalid);
+    EXPECT_EQ(parse_body_fields(kForm, " [1]").status, BodyStatus::invalid);
+    EXPECT_EQ(parse_body_fields(kForm, "a=%7B").status, BodyStatus::ok);
 }
 
 TEST(Body, FormDecodeKeepsBrokenEscapes) {
     EXPECT_EQ(form_decode("%zz%4"), "%zz%4");
     EXPECT_EQ(form_decode("%41%42"), "AB");
+}
+
+// ---- no Content-Type ----
+
+TEST(Body, NoContentTypeSniffsJsonOrForm) {
+    EXPECT_EQ(parse_body_fields("", "  {\"a\":\"1\"}").get("a"), "1");
+    EXPECT_EQ(parse_body_fields("", "a=2").get("a"), "2");
+    EXPECT_EQ(parse_body_fields("  ", "a=3").get("a"), "3");
+    EXPECT_TRUE(parse_body_fields("", "a=2&a=3").duplicated("a"));
+    EXPECT_TRUE(parse_body_fields("", R"({"a":1,"a":2})").duplicated("a"));
+    EXPECT_EQ(parse_body_fields("", "{a:1}").status, BodyStatus::invalid);
+}
+
+TEST(Body, NoContentTypeAndNotAFormIsUnsupported) {
+    EXPECT_EQ(parse_body_fields("", "hello world").status, BodyStatus::unsupported);
+    EXPECT_EQ(parse_body_fields("", "a=1\n").status, BodyStatus::unsupported);
+    EXPECT_EQ(parse_body_fields("", "a=\xc3\xa9").status, BodyStatus::unsupported);
+}
+
+// ---- other types, empty bodies ----
+
+TEST(Body, OtherTypesAreUnsupported) {
+    for (const char* type : {"text/plain", "application/octet-stream", "multipart/mixed; boundary=x",
+                             "application/xml", "text/json", "; boundary=x"}) {
+        BodyFields b = parse_body_fields(type, "a=1");
+        EXPECT_EQ(b.status, BodyStatus::unsupported) << type;
+        EXPECT_EQ(b.get("a"), "") << type;
+    }
+}
+
+TEST(Body, EmptyBodyIsOkWithNoFieldsWhateverTheType) {
+    for (const char* type : {"", "application/json", kForm, "multipart/form-data", "text/plain"}) {
+        BodyFields b = parse_body_fields(type, "");
+        EXPECT_EQ(b.status, BodyStatus::ok) << type;
+        EXPECT_EQ(b.get("a"), "") << type;
+        EXPECT_FALSE(b.duplicated("a")) << type;
+    }
+    EXPECT_EQ(BodyFields().status, BodyStatus::ok);
+}
+
+// ---- multipart/form-data ----
+
+TEST(Body, MultipartTextPartsAreFields) {
+    std::string body = multipart({{text_part("account"), "alice"}, {text_part("note"), "two\r\nlines"}});
+    BodyFields b = parse_body_fields("multipart/form-data; boundary=XyZ", body);
+    ASSERT_EQ(b.status, BodyStatus::ok);
+    EXPECT_EQ(b.get("account"), "alice");
+    EXPECT_EQ(b.get("note"), "two\r\nlines");
+    EXPECT_FALSE(b.duplicated("account"));
+}
+
+TEST(Body, MultipartQuotedBoundaryAndOddSpelling) {
+    std::string body = multipart({{"content-disposition: FORM-DATA; name=account", "bob"}}, "a'b(c)+_,-./:=?");
+    BodyFields b = parse_body_fields(R"(Multipart/Form-Data ; charset=utf-8; BOUNDARY="a'b(c)+_,-./:=?")", body);
+    ASSERT_EQ(b.status, BodyStatus::ok);
+    EXPECT_EQ(b.get("account"), "bob");
+}
+
+TEST(Body, MultipartBoundaryWithSpaceMustBeQuoted) {
+    std::string body = multipart({{text_part("a"), "1"}}, "x y");
+    EXPECT_EQ(parse_body_fields(R"(multipart/form-data; boundary="x y")", body).get("a"), "1");
+    EXPECT_EQ(parse_body_fields("multipart/form-data; boundary=x y", body).status, BodyStatus::invalid);
+}
+
+TEST(Body, MultipartFilePartIsNotAField) {
+    std::string body = multipart(
+        {{"Content-Disposition: form-data; name=\"upload\"; filename=\"a.txt\"\r\nContent-Type: text/plain", "data"},
+         {text_part("account"), "carol"}});
+    BodyFields b = parse_body_fields("multipart/form-data; boundary=XyZ", body);
+    ASSERT_EQ(b.status, BodyStatus::ok);
+    EXPECT_EQ(b.get("upload"), "");
+    EXPECT_EQ(b.get("account"), "carol");
+}
+
+TEST(Body, MultipartEmptyFilenameIsReadAsText) {
+    // some frameworks read a part with filename="" as a text field
+    std::string body = multipart({{"Content-Disposition: form-data; name=\"account\"; filename=\"\"", "dave"}});
+    EXPECT_EQ(parse_body_fields("multipart/form-data; boundary=XyZ", body).get("account"), "dave");
+}
+
+TEST(Body, RepeatedMultipartNamesAreDuplicates) {
+    std::string body = multipart({{text_part("account"), "random"}, {text_part("x"), "1"}, {text_part("account"), "victim"}});
+    BodyFields b = parse_body_fields("multipart/form-data; boundary=XyZ", body);
+    ASSERT_EQ(b.status, BodyStatus::ok);
+    EXPECT_TRUE(b.duplicated("account"));
+    EXPECT_FALSE(b.duplicated("x"));
+}
+
+TEST(Body, AFilePartRepeatingATextNameIsADuplicate) {
+    std::string body = multipart(
+        {{text_part("account"), "random"},
+         {"Content-Disposition: form-data; name=\"account\"; filename=\"v.txt\"", "victim"}});
+    EXPECT_TRUE(parse_body_fields("multipart/form-data; boundary=XyZ", body).duplicated("account"));
+}
+
+TEST(Body, MultipartAllowedExtras) {
+    // transport padding after a delimiter, an epilogue, an explicit 8bit encoding, no parts at all
+    std::string body = "--XyZ  \r\n" + text_part("a") + "\r\nContent-Transfer-Encoding: 8bit\r\n\r\n1\r\n--XyZ--\r\nbye";
+    EXPECT_EQ(parse_body_fields("multipart/form-data; boundary=XyZ", body).get("a"), "1");
+    EXPECT_EQ(parse_body_fields("multipart/form-data; boundary=XyZ", "--XyZ--").status, BodyStatus::ok);
+}
+
+TEST(Body, MalformedMultipartIsInvalid) {
+    const std::string ct = "multipart/form-data; boundary=XyZ";
+    const std::string good = multipart({{text_part("a"), "1"}});
+    ASSERT_EQ(parse_body_fields(ct, good).status, BodyStatus::ok);
+
+    struct Case {
+        const char* what;
+        std::string type, body;
+    } cases[] = {
+        {"no boundary", "multipart/form-data", good},
+        {"empty boundary", "multipart/form-data; boundary=", good},
+        {"unterminated quoted boundary", "multipart/form-data; boundary=\"XyZ", good},
+        {"two boundaries", "multipart/form-data; boundary=XyZ; boundary=Q", good},
+        {"another boundary", "multipart/form-data; boundary=Other", good},
+        {"no closing delimiter", ct, "--XyZ\r\n" + text_part("a") + "\r\n\r\n1\r\n"},
+        {"truncated", ct, good.substr(0, good.size() - 6)},
+        {"a preamble", ct, "hello\r\n" + good},
+        {"LF line ends", ct, "--XyZ\n" + text_part("a") + "\n\n1\n--XyZ--\n"},
+        {"boundary inside content", ct, multipart({{text_part("a"), "x--XyZ"}})},
+        {"parts after the close", ct, good + "--XyZ\r\n" + text_part("b") + "\r\n\r\n2\r\n--XyZ--"},
+        {"no Content-Disposition", ct, multipart({{"Content-Type: text/plain", "1"}})},
+        {"no header block", ct, "--XyZ\r\n\r\n1\r\n--XyZ--"},
+        {"headers without an end", ct, "--XyZ\r\n" + text_part("a") + "\r\n--XyZ--"},
+        {"two Content-Dispositions", ct, multipart({{text_part("a") + "\r\n" + text_part("b"), "1"}})},
+        {"not form-data", ct, multipart({{"Content-Disposition: attachment; name=\"a\"", "1"}})},
+        {"no name", ct, multipart({{"Content-Disposition: form-data; filename=\"f\"", "1"}})},
+        {"name twice", ct, multipart({{"Content-Disposition: form-data; name=\"a\"; name=\"b\"", "1"}})},
+        {"name*", ct, multipart({{"Content-Disposition: form-data; name=\"a\"; name*=UTF-8''b", "1"}})},
+        {"backslash in a name", ct, multipart({{R"(Content-Disposition: form-data; name="a\"; x=")", "1"}})},
+        {"unterminated name", ct, multipart({{"Content-Disposition: form-data; name=\"a", "1"}})},
+        {"folded header", ct, multipart({{"Content-Disposition: form-data;\r\n name=\"a\"", "1"}})},
+        {"header without colon", ct, multipart({{text_part("a") + "\r\nX-Junk", "1"}})},
+        {"quoted-printable", ct, multipart({{text_part("a") + "\r\nContent-Transfer-Encoding: quoted-printable", "=41"}})},
+        {"base64", ct, multipart({{text_part("a") + "\r\nContent-Transfer-Encoding: base64", "QQ=="}})},
+        {"junk after a delimiter", ct, "--XyZjunk\r\n" + text_part("a") + "\r\n\r\n1\r\n--XyZ--"},
+        {"JSON sent as multipart", ct, R"({"a":"1"})"},
+    };
+    for (const Case& c : cases) {
+        BodyFields b = parse_body_fields(c.type, c.body);
+        EXPECT_EQ(b.status, BodyStatus::invalid) << c.what;
+        EXPECT_EQ(b.get("a"), "") << c.what;
+    }
 }
