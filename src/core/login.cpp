@@ -471,7 +471,7 @@ std::unique_ptr<Flow> verify(Request req, std::string_view body) {
     return std::make_unique<VerifyFlow>(std::move(req), body);
 }
 
-std::unique_ptr<Flow> haystack(Request req, const haystack::Authorization& auth) {
+std::unique_ptr<Flow> haystack_exchange(Request req, const haystack::Authorization& auth) {
     if (auth.kind == haystack::Kind::plaintext) {
         return std::make_unique<PasswordFlow>(std::move(req), Style::haystack, auth.user, auth.password,
                                               std::string());

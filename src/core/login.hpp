@@ -115,7 +115,7 @@ std::unique_ptr<Flow> challenge(Request req, std::string_view body);
 std::unique_ptr<Flow> verify(Request req, std::string_view body);
 // HELLO, SCRAM or PLAINTEXT of pairguard_auth haystack (not BEARER: a session
 // check, not a login).
-std::unique_ptr<Flow> haystack(Request req, const haystack::Authorization& auth);
+std::unique_ptr<Flow> haystack_exchange(Request req, const haystack::Authorization& auth);
 
 // ---- the signature check of verify, the same work for every caller ----
 

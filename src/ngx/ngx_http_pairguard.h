@@ -150,9 +150,7 @@ struct ngx_http_pairguard_ctx_t {
     // callbacks, carried out when the phases run again
     enum class auth_e { unchecked, waiting, allowed, answer } auth = auth_e::unchecked;
     std::string auth_user;  // $pairguard_user once authenticated
-    int auth_status = 0;    // answer: status, JSON body, WWW-Authenticate / Authentication-Info
-    std::string auth_body;
-    std::string auth_header_name, auth_header_value;
+    ngx_http_pairguard_answer_t auth_answer;  // auth == answer: what to answer on re-entry
 };
 
 // The most of a body the module reads to find key fields.
@@ -233,7 +231,7 @@ void ngx_http_pairguard_auth_resync();
 ngx_int_t ngx_http_pairguard_add_variables(ngx_conf_t* cf);
 
 // ngx_http_pairguard_zone.cpp: per-node state in shared memory
-ngx_int_t ngx_http_pairguard_init_zone(ngx_shm_zone_t* shm_zone, void* data);
+ngx_int_t ngx_http_pairguard_init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept;
 
 struct ngx_http_pairguard_local_verdict_t {
     pairguard::Verdict verdict = pairguard::Verdict::allow;

@@ -205,7 +205,7 @@ std::string header(const Answer& a, const std::string& name) {
 }
 
 std::string hello_token(const std::string& user) {
-    auto f = haystack(request(), hello(user));
+    auto f = haystack_exchange(request(), hello(user));
     Step s = f->start();
     EXPECT_EQ(s.kind, Step::Kind::answer);
     auto h = parse_auth_header(header(s.answer, "WWW-Authenticate"));
@@ -222,7 +222,7 @@ struct FirstResult {
 FirstResult run_first(const std::string& token, const std::string& user, const Reply& user_get, const Reply& start) {
     FirstResult out;
     out.bare = "n=" + user + ",r=clientnonce";
-    auto f = haystack(request(), scram_step(token, "n,," + out.bare));
+    auto f = haystack_exchange(request(), scram_step(token, "n,," + out.bare));
     Step s = f->start();
     EXPECT_EQ(names(s), (Names{"auth_user_get", "auth_address_start"}));
     EXPECT_EQ(s.calls[1].keys, make_address_start(keys(), kPrefix, kAddr, policy()).keys);
@@ -337,19 +337,19 @@ TEST(LoginPassword, PlaintextFollowsThePolicy) {
     a.kind = haystack::Kind::plaintext;
     a.user = "alice";
     a.password = kPassword;
-    Step s = haystack(request(), a)->start();
+    Step s = haystack_exchange(request(), a)->start();
     EXPECT_EQ(s.answer.status, 403) << "tls_only without TLS";
     EXPECT_TRUE(s.answer.body.empty());
     Request tls = request();
     tls.tls = true;
-    s = haystack(tls, a)->start();
+    s = haystack_exchange(tls, a)->start();
     EXPECT_EQ(names(s), (Names{"auth_user_get", "auth_lock_status"}));
 }
 
 // ---- Haystack SCRAM ----------------------------------------------------------------
 
 TEST(LoginHaystack, HelloStoresNothingAndItsTokenCarriesTheExchange) {
-    auto f = haystack(request(), hello("alice"));
+    auto f = haystack_exchange(request(), hello("alice"));
     Step s = f->start();
     ASSERT_EQ(s.kind, Step::Kind::answer);
     EXPECT_TRUE(s.calls.empty());
@@ -370,7 +370,7 @@ TEST(LoginHaystack, KnownUserLogsInKeepingTheHelloToken) {
     std::string token = hello_token("alice");
     FirstResult first = run_first(token, "alice", user_reply({{"name", "alice"}, {"scram", scram_text()}}),
                                   address_start(0, true));
-    auto f = haystack(request(), scram_step(token, client_final(kPassword, first.bare, first.server)));
+    auto f = haystack_exchange(request(), scram_step(token, client_final(kPassword, first.bare, first.server)));
     Step s = f->start();
     ASSERT_EQ(names(s), Names{"auth_handshake_take"});
     EXPECT_EQ(s.calls[0].keys, make_handshake_put(keys(), kPrefix, token, "", 1).keys) << "the same step key";
@@ -400,7 +400,7 @@ TEST(LoginHaystack, LockedKnownUserKeepsItsRealSaltAndFailsAtTheProof) {
     // the right password on a locked exchange fails at the proof, and counts
     std::string locked_token = hello_token("alice");
     FirstResult first = run_first(locked_token, "alice", locked_alice, address_start(0, true));
-    auto f = haystack(request(), scram_step(locked_token, client_final(kPassword, first.bare, first.server)));
+    auto f = haystack_exchange(request(), scram_step(locked_token, client_final(kPassword, first.bare, first.server)));
     f->start();
     Step s = f->stored(true, {str(first.step.calls[0].args[0])});
     expect_failure_step(s, "alice");
@@ -417,7 +417,7 @@ TEST(LoginHaystack, UnknownUserSaltIsStableAndFailsAtTheProof) {
     EXPECT_EQ(a.server.salt_b64, base64(scram::fake_credentials(keys(), "ghost").salt));
     std::string token = hello_token("ghost");
     FirstResult first = run_first(token, "ghost", no_user(), address_start(0, true));
-    auto f = haystack(request(), scram_step(token, client_final("guess", first.bare, first.server)));
+    auto f = haystack_exchange(request(), scram_step(token, client_final("guess", first.bare, first.server)));
     f->start();
     Step s = f->stored(true, {str(first.step.calls[0].args[0])});
     expect_failure_step(s, "ghost");
@@ -438,7 +438,7 @@ TEST(LoginHaystack, WrongProofCountsAFailureAndAnswersABare403) {
     std::string token = hello_token("alice");
     FirstResult first = run_first(token, "alice", user_reply({{"name", "alice"}, {"scram", scram_text()}}),
                                   address_start(0, true));
-    auto f = haystack(request(), scram_step(token, client_final("wrong", first.bare, first.server)));
+    auto f = haystack_exchange(request(), scram_step(token, client_final("wrong", first.bare, first.server)));
     f->start();
     Step s = f->stored(true, {str(first.step.calls[0].args[0])});
     expect_failure_step(s, "alice");
@@ -450,14 +450,14 @@ TEST(LoginHaystack, WrongProofCountsAFailureAndAnswersABare403) {
 TEST(LoginHaystack, ReplaysAreRefusedWithoutCounting) {
     std::string token = hello_token("alice");
     // client-first again with the same token: the store says the step was taken
-    auto f = haystack(request(), scram_step(token, "n,,n=alice,r=x"));
+    auto f = haystack_exchange(request(), scram_step(token, "n,,n=alice,r=x"));
     f->start();
     Step s = f->stored(true, {user_reply({{"name", "alice"}, {"scram", scram_text()}}), address_start(0, true)});
     ASSERT_EQ(names(s), Names{"auth_handshake_put"});
     s = f->stored(true, {num(0)});
     EXPECT_EQ(s.answer.status, 403);
     // client-final again: the state is gone
-    auto g = haystack(request(), scram_step(token, "c=biws,r=x,p=AAAA"));
+    auto g = haystack_exchange(request(), scram_step(token, "c=biws,r=x,p=AAAA"));
     g->start();
     s = g->stored(true, {Reply::nil_reply()});
     ASSERT_EQ(s.kind, Step::Kind::answer);
@@ -466,17 +466,17 @@ TEST(LoginHaystack, ReplaysAreRefusedWithoutCounting) {
 }
 
 TEST(LoginHaystack, ClientFirstMustNameTheHelloUserAndTheTokenMustBeOurs) {
-    Step s = haystack(request(), scram_step(hello_token("alice"), "n,,n=mallory,r=x"))->start();
+    Step s = haystack_exchange(request(), scram_step(hello_token("alice"), "n,,n=mallory,r=x"))->start();
     ASSERT_EQ(s.kind, Step::Kind::answer);
     EXPECT_EQ(s.answer.status, 403);
-    s = haystack(request(), scram_step(generate_token(auth_user_tag(keys(), "alice")), "n,,n=alice,r=x"))->start();
+    s = haystack_exchange(request(), scram_step(generate_token(auth_user_tag(keys(), "alice")), "n,,n=alice,r=x"))->start();
     ASSERT_EQ(s.kind, Step::Kind::answer);
     EXPECT_EQ(s.answer.status, 403);
 }
 
 TEST(LoginHaystack, SpentStartsShowTheExchangeButStoreNothing) {
     std::string token = hello_token("alice");
-    auto f = haystack(request(), scram_step(token, "n,,n=alice,r=x"));
+    auto f = haystack_exchange(request(), scram_step(token, "n,,n=alice,r=x"));
     f->start();
     Step s = f->stored(true, {user_reply({{"name", "alice"}, {"scram", scram_text()}}), address_start(0, false)});
     ASSERT_EQ(s.kind, Step::Kind::answer);
