@@ -134,7 +134,7 @@ $sig = sign('ed', 'localhost', 'erin', $c->{json}{nonce});
 my ($rc, undef, $err) = ctl_auth($redis, undef, 'key', 'revoke', 'erin', '--reason', 'lost laptop');
 is($rc, 0, 'pairguardctl key revoke erin') or diag($err);
 is(verify($A, 'erin', $sig)->{status}, 403, 'a revoked key is refused even with a challenge outstanding');
-is(app($A, $token)->{status}, 403, '  and her session ended');
+is(app($A, $token)->{status}, 401, '  and her session ended (401)');
 
 ($rc, undef, $err) = ctl_auth($redis, undef, 'key', 'set', 'erin', "$dir/ed2.pub");
 is($rc, 0, 'pairguardctl key set erin (a new key)') or diag($err);
@@ -151,10 +151,10 @@ my $t0 = time;
 my $st = '';
 while (time - $t0 < 1) {
     $st = app($A, $token)->{status} . ' ' . app($B, $token)->{status};
-    last if $st eq '403 403';
+    last if $st eq '401 401';
     sleep 0.05;
 }
-is($st, '403 403', 'ends her sessions on every node within 1 s');
+is($st, '401 401', 'ends her sessions on every node within 1 s');
 
 # --- no nonce in Redis --------------------------------------------------------------------
 

@@ -71,9 +71,9 @@ is($r->{json}{headers}{'x-pairguard-user'}, 'alice', '  and the upstream sees $p
 $r = http_get($P, '/app');
 is($r->{status}, 401, 'no credentials: 401');
 like($r->{headers}{'www-authenticate'} // '', qr/^Bearer/i, '  with WWW-Authenticate: Bearer');
-is(app('x' x 60)->{status}, 403, 'a token of the wrong shape: 403');
+is(app('x' x 60)->{status}, 401, 'a token of the wrong shape: 401');
 my $forged = substr($token, 0, 17) . ('A' x 43);
-is(app($forged)->{status}, 403, 'a well-shaped token nobody issued: 403');
+is(app($forged)->{status}, 401, 'a well-shaped token nobody issued: 401');
 is(http_get($P, '/app', headers => { Authorization => "Basic YWxpY2U6eA==" })->{status}, 401,
    'another scheme counts as no credentials: 401');
 

@@ -74,7 +74,7 @@ ok(abs(($r->{json}{expires_at} // 0) - time - 3600) < 5, '  and when it expires'
 $r = http_get($B, '/auth/session', headers => { Authorization => "BEARER authToken=$t" });
 is($r->{status}, 200, 'the Haystack form of the header works as well, on another node');
 is(http_get($A, '/auth/session')->{status}, 401, 'GET without a token: 401');
-is(http_get($A, '/auth/session', headers => bearer('nonsense'))->{status}, 403, 'GET with a bad token: 403');
+is(http_get($A, '/auth/session', headers => bearer('nonsense'))->{status}, 401, 'GET with a bad token: 401');
 is(http($A, 'PUT', '/auth/session', headers => bearer($t))->{status}, 405, 'PUT: 405');
 
 is(everywhere($t), '200 200 200 200', 'the token passes on both nodes (and is now cached there)');
@@ -83,15 +83,15 @@ $r = http($A, 'POST', '/auth/session', headers => bearer($t));
 is($r->{status}, 200, 'POST refreshes the session: 200');
 my $t2 = $r->{json}{token} // '';
 ok($t2 && $t2 ne $t, '  with a new token');
-ok(within_1s($t, 403), 'the old token is refused on every node within 1 s');
+ok(within_1s($t, 401), 'the old token is refused on every node within 1 s');
 is(everywhere($t2), '200 200 200 200', 'the new one passes everywhere');
-is(http($A, 'POST', '/auth/session', headers => bearer($t))->{status}, 403, 'refreshing the old token again: 403');
+is(http($A, 'POST', '/auth/session', headers => bearer($t))->{status}, 401, 'refreshing the old token again: 401');
 
 $r = http($B, 'DELETE', '/auth/session', headers => bearer($t2));
 is($r->{status}, 200, 'DELETE ends the session: 200');
 is($r->{json}{revoked}, JSON::PP::true, '  {"revoked":true}');
-ok(within_1s($t2, 403), 'the deleted session is refused on every node within 1 s');
-is(http($B, 'DELETE', '/auth/session', headers => bearer($t2))->{status}, 403, 'deleting it again: 403');
+ok(within_1s($t2, 401), 'the deleted session is refused on every node within 1 s');
+is(http($B, 'DELETE', '/auth/session', headers => bearer($t2))->{status}, 401, 'deleting it again: 401');
 
 # --- logout, key rotation, user deletion from the CLI ------------------------------------
 
@@ -99,13 +99,13 @@ my @tokens = map { login($_, 'dave') } ($A, $B);
 is(everywhere($tokens[0]) . ' ' . everywhere($tokens[1]), join(' ', ('200') x 8), 'dave has two sessions, cached on both nodes');
 my ($rc) = ctl_auth($redis, undef, 'logout', 'dave');
 is($rc, 0, 'pairguardctl logout dave');
-ok(within_1s($tokens[0], 403) && within_1s($tokens[1], 403), 'both of his sessions are refused everywhere within 1 s');
+ok(within_1s($tokens[0], 401) && within_1s($tokens[1], 401), 'both of his sessions are refused everywhere within 1 s');
 
 $t = login($A, 'dave');
 is(everywhere($t), '200 200 200 200', 'dave logs in again');
 ($rc, my $out, my $err) = ctl_auth($redis, undef, 'user', 'del', 'dave');
 is($rc, 0, 'pairguardctl user del dave') or diag($err);
-ok(within_1s($t, 403), 'his session is refused everywhere within 1 s');
+ok(within_1s($t, 401), 'his session is refused everywhere within 1 s');
 is(login($A, 'dave'), '', 'and he cannot log in any more');
 
 # --- the hot path costs no Redis call --------------------------------------------------------
@@ -131,8 +131,8 @@ ok($calls <= 1 + int($took), "  with $calls Redis call(s) in ${\ sprintf('%.2f',
 $t = login($C, 'carol');
 is(app($C, $t), 200, 'a session of a node with session_ttl=2s passes');
 sleep 2.2;
-is(app($C, $t), 403, '  and is refused once it expired');
-is(http_get($C, '/auth/session', headers => bearer($t))->{status}, 403, '  GET on it: 403');
+is(app($C, $t), 401, '  and is refused once it expired (401)');
+is(http_get($C, '/auth/session', headers => bearer($t))->{status}, 401, '  GET on it: 401');
 
 # --- nothing in clear ----------------------------------------------------------------------
 

@@ -69,6 +69,6 @@ ok(!exists $r->{json}{headers}{authorization}, '  and without the token itself')
 is(http_post_json($P, '/auth/login', { user => 'alice', password => 'wrong' })->{status}, 403, 'a wrong password: 403');
 is(http_get($P, '/api/about')->{status}, 401, 'the Haystack API without credentials: 401');
 is(http($P, 'DELETE', '/auth/session', headers => { Authorization => "Bearer $t" })->{status}, 200, 'logout: 200');
-is(http_get($P, '/app/echo', headers => { Authorization => "Bearer $t" })->{status}, 403, 'the token no longer works');
+is(http_get($P, '/app/echo', headers => { Authorization => "Bearer $t" })->{status}, 401, 'the token no longer works (401)');
 
 done();
