@@ -17,7 +17,8 @@ my $CTL = $ENV{PG_CTL} // root_dir() . '/build/pairguardctl';
 plan skip_all => "$CTL not built (scripts/build.sh)" unless -x $CTL;
 
 # the limits of nodes A and B; the CLI gets the same with --policy
-my $POLICY = 'code_ttl=30s max_pending=3 request_interval=1s max_failures=5 lockout=2s code_max_failures=3';
+my $POLICY = 'code_ttl=30s max_pending=3 request_interval=1s max_failures=5 lockout=2s code_max_failures=3'
+    . ' platforms=telegram,discord,burst,cli,cli2';
 
 my $redis = start_redis();
 my $up    = start_upstream();
@@ -49,7 +50,7 @@ CONF
 my $na = start_nginx($tmpl, redis => $redis, upstream => $up, vars => { policy => $POLICY });
 my $nb = start_nginx($tmpl, redis => $redis, upstream => $up, vars => { policy => $POLICY });
 # node C: codes live two seconds
-my $nc = start_nginx($tmpl, redis => $redis, upstream => $up, vars => { policy => 'code_ttl=2s request_interval=1s' });
+my $nc = start_nginx($tmpl, redis => $redis, upstream => $up, vars => { policy => 'code_ttl=2s request_interval=1s platforms=expiry' });
 my ($A, $B, $C) = ($na->port, $nb->port, $nc->port);
 
 my $CODE_RE = qr/^[ABCDEFGHJKLMNPQRSTUVWXYZ23456789]{8}$/;

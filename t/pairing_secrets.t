@@ -19,7 +19,8 @@ use PgTest;
 my $CTL = $ENV{PG_CTL} // root_dir() . '/build/pairguardctl';
 plan skip_all => "$CTL not built (scripts/build.sh)" unless -x $CTL;
 
-my $POLICY = 'code_ttl=1h max_pending=3 request_interval=1s max_failures=3 lockout=1s code_max_failures=2';
+my $POLICY = 'code_ttl=1h max_pending=3 request_interval=1s max_failures=3 lockout=1s code_max_failures=2'
+    . ' platforms=telegram,whatsapp,cli';
 
 my $redis = start_redis();
 my $up    = start_upstream();

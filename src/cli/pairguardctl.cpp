@@ -80,6 +80,7 @@ const char kUsageText[] =
     "prefix=STR as in pairguard_redis. --policy takes the parameters of\n"
     "pairguard_pairing_policy (e.g. \"max_failures=5 lockout=1h\"), so that CLI\n"
     "approvals follow the same limits as the module; default: its defaults.\n"
+    "With platforms=, listings without a platform cover those platforms.\n"
 #if PAIRGUARD_CLI_AUTH
     "--auth-policy takes the parameters of pairguard_auth_policy (session_ttl=,\n"
     "challenge_ttl=, max_failures=, lockout=) for sessions, challenges and the\n"
@@ -240,7 +241,14 @@ Reply run(Context& c, const StoreCall& call) {
     throw StoreUnreachable("redis: unexpected reply from script " + std::string(call.script->name));
 }
 
+// The policy's platforms= when given (as nginx lists them), else every
+// platform that has had a request (only configured names ever get there).
 std::vector<std::string> all_platforms(Context& c) {
+    if (!c.limits.platforms.empty()) {
+        std::vector<std::string> list = c.limits.platforms;
+        std::sort(list.begin(), list.end());
+        return list;
+    }
     StoreCall call = make_platforms(c.prefix());
     auto list = decode_platforms(run(c, call));
     if (!list) {

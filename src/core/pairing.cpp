@@ -176,7 +176,9 @@ std::string parse_pairing_policy_args(const std::vector<std::string_view>& args,
                 size_t len = comma == std::string_view::npos ? value.npos : comma - start;
                 std::string_view one = value.substr(start, len);
                 auto p = normalize_platform(one);
-                if (!p || one != *p) {
+                if (!p || one != *p
+                    || std::find(out.platforms.begin(), out.platforms.end(), *p) != out.platforms.end()
+                    || out.platforms.size() == kMaxPlatforms) {
                     return invalid_parameter(arg);
                 }
                 out.platforms.push_back(*p);

@@ -20,6 +20,9 @@ namespace pairguard {
 // ---- policy (`pairguard_pairing_policy`) ----
 
 constexpr int64_t kPairingCountLimit = 1000;
+// The most names `platforms=` takes: a listing without ?platform= runs one
+// script per configured platform.
+constexpr size_t kMaxPlatforms = 32;
 
 struct PairingLimits {
     int64_t code_ttl_ms = 3600 * 1000;
@@ -28,7 +31,10 @@ struct PairingLimits {
     int64_t max_failures = 5;
     int64_t lockout_ms = 3600 * 1000;
     int64_t code_max_failures = 5;
-    std::vector<std::string> platforms;  // normalised; empty: any platform
+    // Normalised, distinct, at most kMaxPlatforms. Empty: any platform (the
+    // CLI without --policy); the nginx endpoints require a list, so that
+    // what strangers can make Redis hold is bounded by configuration.
+    std::vector<std::string> platforms;
 };
 
 // Parses "code_ttl=1h max_pending=3 ... platforms=telegram,whatsapp" (all
@@ -78,7 +84,8 @@ std::optional<std::string> normalize_user_name(std::string_view raw);
 //   PREFIX{p:TAG}:rate:UHASH   string, PX request_interval
 //   PREFIX{p:TAG}:fail         wrong approvals, PX code_ttl after the last one
 //   PREFIX{p:TAG}:lock         lock end (ms), PX lockout
-//   PREFIXpairing:platforms    set of platform names (no hash tag: other slot)
+//   PREFIXpairing:platforms    set of platform names (no hash tag: other slot);
+//                              only names of a `platforms=` list are added
 //   channel PREFIXevents       approved|TAG|UHASH, revoked|TAG|UHASH,
 //                              unlocked|p|TAG, unlocked|g|GUARD_TAG (what the
 //                              guard key holds between its braces)
@@ -151,8 +158,9 @@ struct PairingRequest {
     std::string user_name;  // normalised, may be empty
 };
 
-// Sent before (pipelined with) every request: lists the platform for
-// listings without a platform. Its reply can be ignored.
+// Sent before (pipelined with) every request of an allowed platform: lists
+// the platform for pairguardctl's listings without a platform (nginx lists
+// its configured platforms). Its reply can be ignored.
 StoreCall make_register(std::string_view prefix, std::string_view platform);
 StoreCall make_platforms(std::string_view prefix);
 // Valid platform names, sorted; nullopt for a malformed reply.

@@ -490,6 +490,14 @@ char* ngx_http_pairguard_pairing(ngx_conf_t* cf, ngx_command_t*, void* conf) {
                            &value[1]);
         return PG_CONF_ERROR;
     }
+    // Platform names come from configuration, so that strangers cannot make
+    // Redis hold state for names they invent, and listings cover a bounded set.
+    if (mcf->pairing == nullptr || mcf->pairing->platforms.empty()) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"pairguard_pairing\" needs \"pairguard_pairing_policy ... platforms=NAME,...\" "
+                           "earlier in the http block");
+        return PG_CONF_ERROR;
+    }
     auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
     clcf->handler = ngx_http_pairguard_pairing_handler;
     mcf->used = 1;

@@ -5,6 +5,7 @@
 // Everything that decides lives in src/core/pairing.* and src/lua/pair_*.lua,
 // shared with pairguardctl; this file only moves requests and replies.
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "ngx_http_pairguard.h"
@@ -22,17 +23,27 @@ std::string_view view(const ngx_str_t& s) {
     return std::string_view(reinterpret_cast<const char*>(s.data), s.len);
 }
 
-// Answers from a Redis callback: the request is finalised here, outside its
-// own connection's event, so posted requests are run as nginx does.
-void answer(ngx_http_request_t* r, const pairguard::HttpAnswer& a) {
-    ngx_connection_t* c = r->connection;
-    ngx_http_finalize_request(r, ngx_http_pairguard_send_json(r, static_cast<ngx_uint_t>(a.status), a.body,
-                                                              a.retry_after));
-    ngx_http_run_posted_requests(c);
+ngx_http_pairguard_answer_t to_answer(const pairguard::HttpAnswer& a) {
+    return ngx_http_pairguard_answer_t{static_cast<ngx_uint_t>(a.status), a.body, a.retry_after, {}};
+}
+
+// From the body handler, on the request's own event.
+void answer_now(ngx_http_request_t* r, const pairguard::HttpAnswer& a) {
+    ngx_http_pairguard_answer_now(r, to_answer(a));
+}
+
+// From a Redis callback (or wherever one may be running): the answer is sent
+// from the request's connection, never from inside hiredis.
+void answer_later(ngx_http_request_t* r, const pairguard::HttpAnswer& a) {
+    ngx_http_pairguard_answer_later(r, to_answer(a));
 }
 
 void answer_unavailable(ngx_http_request_t* r) {
-    answer(r, pairguard::HttpAnswer{503, pairguard::render_error("store_unavailable"), 0});
+    answer_later(r, pairguard::HttpAnswer{503, pairguard::render_error("store_unavailable"), 0});
+}
+
+pairguard::HttpAnswer invalid_request(std::string_view message) {
+    return pairguard::HttpAnswer{400, pairguard::render_invalid_request(message), 0};
 }
 
 std::optional<std::string> query_arg(ngx_http_request_t* r, const char* name) {
@@ -74,7 +85,7 @@ void do_request(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, pairguard:
             do_request(r, ctx, req, draws + 1);
             return;
         }
-        answer(r, pairguard::answer_request(res, code));
+        answer_later(r, pairguard::answer_request(res, code));
     });
     if (!sent) {
         answer_unavailable(r);
@@ -90,13 +101,13 @@ void do_approve(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, const std:
         err = "platform not allowed";
     }
     if (!err.empty()) {
-        answer(r, pairguard::HttpAnswer{400, pairguard::render_invalid_request(err), 0});
+        answer_now(r, invalid_request(err));
         return;
     }
     auto code = pairguard::normalize_code(in.code);
     if (!code) {
         // cannot be a code at all: nothing to count, nothing to look up
-        answer(r, pairguard::HttpAnswer{404, pairguard::render_error("invalid_code"), 0});
+        answer_now(r, pairguard::HttpAnswer{404, pairguard::render_error("invalid_code"), 0});
         return;
     }
     StoreCall sc = pairguard::make_approve(*mcf->keys, view(mcf->prefix), *mcf->pairing, in.platform, *code);
@@ -121,14 +132,15 @@ void do_approve(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, const std:
             ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0, "pairguard: pairing approved, platform \"%s\"",
                           platform.c_str());
         }
-        answer(r, pairguard::answer_approve(res, platform));
+        answer_later(r, pairguard::answer_approve(res, platform));
     });
     if (!sent) {
         answer_unavailable(r);
     }
 }
 
-// pending / approved, for one platform or (no ?platform=) all of them.
+// pending / approved, for one platform or (no ?platform=) every configured
+// one: a bounded number of calls, whatever strangers sent.
 struct listing_t {
     std::vector<pairguard::PendingEntry> pending;
     std::vector<pairguard::ApprovedEntry> approved;
@@ -144,11 +156,11 @@ void finish_listing(ngx_http_request_t* r, const listing_t& acc, ngx_uint_t op, 
     if (acc.failed) {
         answer_unavailable(r);
     } else if (clear) {
-        answer(r, pairguard::HttpAnswer{200, pairguard::render_cleared(acc.cleared), 0});
+        answer_later(r, pairguard::HttpAnswer{200, pairguard::render_cleared(acc.cleared), 0});
     } else if (op == NGX_HTTP_PAIRGUARD_PAIRING_PENDING) {
-        answer(r, pairguard::HttpAnswer{200, pairguard::render_pending(acc.pending), 0});
+        answer_later(r, pairguard::HttpAnswer{200, pairguard::render_pending(acc.pending), 0});
     } else {
-        answer(r, pairguard::HttpAnswer{200, pairguard::render_approved(acc.approved), 0});
+        answer_later(r, pairguard::HttpAnswer{200, pairguard::render_approved(acc.approved), 0});
     }
 }
 
@@ -193,36 +205,26 @@ void list_platform(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, std::sh
 
 void do_listing(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, ngx_uint_t op, bool clear) {
     auto acc = std::make_shared<listing_t>();
+    std::vector<std::string> platforms;
     auto platform = query_arg(r, "platform");
     if (platform) {
+        // any well-formed name: the owner may still list (and revoke) users
+        // of a platform that has left the configuration
         auto p = pairguard::normalize_platform(*platform);
         if (!p) {
-            answer(r, pairguard::HttpAnswer{400, pairguard::render_invalid_request("invalid \"platform\""), 0});
+            answer_now(r, invalid_request("invalid \"platform\""));
             return;
         }
-        list_platform(r, ctx, acc, *p, op, clear);
-        if (acc->outstanding == 0) {
-            finish_listing(r, *acc, op, clear);
-        }
-        return;
+        platforms.push_back(*p);
+    } else {
+        platforms = main_conf(r)->pairing->platforms;
+        std::sort(platforms.begin(), platforms.end());
     }
-    ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
-    bool sent = ngx_http_pairguard_call(ctx, pairguard::make_platforms(view(mcf->prefix)),
-                     [r, ctx, acc, op, clear](bool ok, const Reply& reply) {
-                         auto platforms = ok ? pairguard::decode_platforms(reply) : std::nullopt;
-                         if (!platforms) {
-                             answer_unavailable(r);
-                             return;
-                         }
-                         for (const auto& p : *platforms) {
-                             list_platform(r, ctx, acc, p, op, clear);
-                         }
-                         if (acc->outstanding == 0) {
-                             finish_listing(r, *acc, op, clear);
-                         }
-                     });
-    if (!sent) {
-        answer_unavailable(r);
+    for (const std::string& p : platforms) {
+        list_platform(r, ctx, acc, p, op, clear);
+    }
+    if (acc->outstanding == 0) {
+        finish_listing(r, *acc, op, clear);
     }
 }
 
@@ -233,7 +235,7 @@ void do_revoke(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
     auto platform = platform_raw ? pairguard::normalize_platform(*platform_raw) : std::nullopt;
     auto user = platform && user_raw ? pairguard::normalize_user_id(*platform, *user_raw) : std::nullopt;
     if (!platform || !user) {
-        answer(r, pairguard::HttpAnswer{400, pairguard::render_invalid_request("\"platform\" and \"user_id\" are required"), 0});
+        answer_now(r, invalid_request("\"platform\" and \"user_id\" are required"));
         return;
     }
     std::string p = *platform;
@@ -248,7 +250,7 @@ void do_revoke(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
                              ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                                            "pairguard: pairing revoked, platform \"%s\"", p.c_str());
                          }
-                         answer(r, pairguard::answer_revoke(res));
+                         answer_later(r, pairguard::answer_revoke(res));
                      });
     if (!sent) {
         answer_unavailable(r);
@@ -260,12 +262,12 @@ void pairing_body_handler(ngx_http_request_t* r) noexcept {
         auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));
         ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_or_create_ctx(r);
         if (ctx == nullptr) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            ngx_http_finalize_request(r, NGX_ERROR);
             return;
         }
         ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
         if (store == nullptr || !store->accepting()) {
-            answer_unavailable(r);
+            answer_now(r, pairguard::HttpAnswer{503, pairguard::render_error("store_unavailable"), 0});
             return;
         }
         // a client that goes away is noticed; its calls are cancelled
@@ -273,7 +275,7 @@ void pairing_body_handler(ngx_http_request_t* r) noexcept {
 
         std::string body;
         if (!ngx_http_pairguard_body_text(r, body)) {
-            answer(r, pairguard::HttpAnswer{413, pairguard::render_error("body_too_large"), 0});
+            answer_now(r, pairguard::HttpAnswer{413, pairguard::render_error("body_too_large"), 0});
             return;
         }
         ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
@@ -285,11 +287,12 @@ void pairing_body_handler(ngx_http_request_t* r) noexcept {
                 err = "platform not allowed";
             }
             if (!err.empty()) {
-                answer(r, pairguard::HttpAnswer{400, pairguard::render_invalid_request(err), 0});
+                answer_now(r, invalid_request(err));
                 return;
             }
-            // lists the platform for `pending` without ?platform= (another slot,
-            // so not inside the request script); its answer does not matter
+            // lists the (configured) platform for pairguardctl's listings
+            // without a platform (another slot, so not inside the request
+            // script); its answer does not matter
             ngx_http_pairguard_call(ctx, pairguard::make_register(view(mcf->prefix), req.platform), [](bool, const Reply&) {});
             do_request(r, ctx, std::move(req), 0);
             return;
@@ -310,7 +313,7 @@ void pairing_body_handler(ngx_http_request_t* r) noexcept {
         }
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        answer_later(r, pairguard::HttpAnswer{500, pairguard::render_error("internal_error"), 0});
     }
 }
 
@@ -352,23 +355,19 @@ void remember(ngx_http_pairguard_main_conf_t* mcf, const std::string& platform, 
     paired_cache_size += fresh ? 1 : 0;
 }
 
-void paired_done(ngx_http_pairguard_ctx_t* ctx, ngx_pairguard_redis_result_e res, redisReply* reply) {
+// The check's reply: the verdict is kept, and carried out when the phases
+// run again from the request's own connection.
+void paired_done(ngx_http_pairguard_ctx_t* ctx, bool ok, const Reply& reply) {
     ngx_http_request_t* r = ctx->request;
-    ctx->pending = nullptr;
-    if (res != ngx_pairguard_redis_result_e::ok) {
+    pairguard::PairedCheck check = ok ? pairguard::decode_check(reply) : pairguard::PairedCheck{};
+    if (!check.valid) {
         ctx->paired = ngx_http_pairguard_ctx_t::paired_e::unavailable;
     } else {
-        pairguard::PairedCheck check = pairguard::decode_check(ngx_http_pairguard_reply(reply));
-        if (!check.valid) {
-            ctx->paired = ngx_http_pairguard_ctx_t::paired_e::unavailable;
-        } else {
-            remember(main_conf(r), ctx->paired_platform, ctx->paired_user, check.approved);
-            ctx->paired = check.approved ? ngx_http_pairguard_ctx_t::paired_e::approved
-                                         : ngx_http_pairguard_ctx_t::paired_e::refused;
-        }
+        remember(main_conf(r), ctx->paired_platform, ctx->paired_user, check.approved);
+        ctx->paired = check.approved ? ngx_http_pairguard_ctx_t::paired_e::approved
+                                     : ngx_http_pairguard_ctx_t::paired_e::refused;
     }
-    r->write_event_handler = ngx_http_core_run_phases;
-    ngx_post_event(r->connection->write, &ngx_posted_events);
+    ngx_http_pairguard_resume(r);
 }
 
 ngx_int_t paired_verdict(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
@@ -376,16 +375,12 @@ ngx_int_t paired_verdict(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
     switch (ctx->paired) {
     case p::approved:
         return NGX_DECLINED;
-    case p::refused: {
-        pairguard::HttpAnswer a = pairguard::answer_not_paired();
+    case p::refused:
         ctx->paired = p::unchecked;  // answered; never decided again
-        ngx_http_finalize_request(r, ngx_http_pairguard_send_json(r, static_cast<ngx_uint_t>(a.status), a.body, 0));
-        return NGX_DONE;
-    }
+        return ngx_http_pairguard_answer_now(r, to_answer(pairguard::answer_not_paired()));
     default:
-        ngx_http_finalize_request(r, ngx_http_pairguard_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                                                  pairguard::render_error("store_unavailable"), 0));
-        return NGX_DONE;
+        return ngx_http_pairguard_answer_now(
+            r, ngx_http_pairguard_answer_t{NGX_HTTP_SERVICE_UNAVAILABLE, pairguard::render_error("store_unavailable"), 0, {}});
     }
 }
 
@@ -404,17 +399,21 @@ ngx_int_t ngx_http_pairguard_pairing_handler(ngx_http_request_t* r) noexcept {
         break;
     }
     if (!(r->method & allowed)) {
+        // sent, not finalized: the content phase finalizes with this rc
         ngx_table_elt_t* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
-        if (h != nullptr) {
-            h->hash = 1;
-            ngx_str_set(&h->key, "Allow");
-            if (allowed == NGX_HTTP_POST) {
-                ngx_str_set(&h->value, "POST");
-            } else {
-                ngx_str_set(&h->value, "GET, DELETE");
-            }
+        if (h == nullptr) {
+            return NGX_ERROR;
         }
-        ngx_http_discard_request_body(r);
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        if (allowed == NGX_HTTP_POST) {
+            ngx_str_set(&h->value, "POST");
+        } else {
+            ngx_str_set(&h->value, "GET, DELETE");
+        }
+#if (nginx_version >= 1023000)
+        h->next = nullptr;
+#endif
         return ngx_http_pairguard_send_json(r, NGX_HTTP_NOT_ALLOWED, pairguard::render_error("method_not_allowed"), 0);
     }
     r->request_body_in_single_buf = 1;
@@ -437,7 +436,7 @@ ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept {
         }
         using p = ngx_http_pairguard_ctx_t::paired_e;
         if (ctx->paired == p::waiting) {
-            return NGX_AGAIN;
+            return ngx_http_pairguard_suspend(r);
         }
         if (ctx->paired != p::unchecked) {
             return paired_verdict(r, ctx);
@@ -467,21 +466,14 @@ ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept {
             }
         }
 
-        ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
         StoreCall sc = pairguard::make_check(*mcf->keys, view(mcf->prefix), *platform, *user);
-        ctx->pending = store == nullptr ? nullptr
-                                        : store->eval(*sc.script, sc.keys, sc.args,
-                                                      [ctx](ngx_pairguard_redis_result_e res, redisReply* reply) {
-                                                          paired_done(ctx, res, reply);
-                                                      });
-        if (ctx->pending == nullptr) {
+        bool sent = ngx_http_pairguard_call(ctx, sc, [ctx](bool ok, const Reply& reply) { paired_done(ctx, ok, reply); });
+        if (!sent) {
             ctx->paired = p::unavailable;
             return paired_verdict(r, ctx);
         }
         ctx->paired = p::waiting;
-        r->read_event_handler = ngx_http_test_reading;
-        r->write_event_handler = ngx_http_request_empty_handler;
-        return NGX_AGAIN;
+        return ngx_http_pairguard_suspend(r);
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

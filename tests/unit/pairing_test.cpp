@@ -86,7 +86,31 @@ TEST(PairingPolicy, RefusesBadParametersInNginxStyle) {
     EXPECT_EQ(parse_err({"colour=red"}), "invalid parameter \"colour=red\"");
     EXPECT_EQ(parse_err({"platforms=Telegram"}), "invalid parameter \"platforms=Telegram\"");
     EXPECT_EQ(parse_err({"platforms=a,,b"}), "invalid parameter \"platforms=a,,b\"");
+    EXPECT_EQ(parse_err({"platforms="}), "invalid parameter \"platforms=\"");
+    EXPECT_EQ(parse_err({"platforms=a,b,a"}), "invalid parameter \"platforms=a,b,a\"");
     EXPECT_EQ(parse_err({"lockout=1h", "lockout=2h"}), "duplicate parameter \"lockout=2h\"");
+}
+
+TEST(PairingPolicy, PlatformListIsBounded) {
+    // a listing without ?platform= runs one script per configured platform
+    std::string list = "platforms=p0";
+    for (size_t i = 1; i < kMaxPlatforms; i++) {
+        list += ",p" + std::to_string(i);
+    }
+    PairingLimits l;
+    ASSERT_EQ(parse_pairing_policy_args({list}, l), "");
+    EXPECT_EQ(l.platforms.size(), kMaxPlatforms);
+    list += ",one_more";
+    EXPECT_EQ(parse_err({list}), "invalid parameter \"" + list + "\"");
+}
+
+TEST(PairingPolicy, PlatformAllowed) {
+    PairingLimits any;
+    EXPECT_TRUE(platform_allowed(any, "irc"));
+    PairingLimits listed;
+    ASSERT_EQ(parse_pairing_policy_args({"platforms=telegram,whatsapp"}, listed), "");
+    EXPECT_TRUE(platform_allowed(listed, "whatsapp"));
+    EXPECT_FALSE(platform_allowed(listed, "irc"));
 }
 
 // ---- codes ----
