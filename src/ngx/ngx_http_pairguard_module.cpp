@@ -14,21 +14,21 @@ std::unique_ptr<ngx_pairguard_redis_t> worker_events;  // the events channel
 char* ngx_http_pairguard_redis(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* ngx_http_pairguard_secret_file(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* ngx_http_pairguard_policy(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
-char* ngx_http_pairguard(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
-char* ngx_http_pairguard_status_list(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
-char* ngx_http_pairguard_deny_status(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
+char* ngx_http_pairguard(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* ngx_http_pairguard_status_list(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* ngx_http_pairguard_deny_status(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* ngx_http_pairguard_pairing_policy(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
-char* ngx_http_pairguard_pairing(ngx_conf_t* cf, ngx_command_t* cmd, void* conf);
+char* ngx_http_pairguard_pairing(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* ngx_http_pairguard_require_paired(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 
-ngx_int_t ngx_http_pairguard_preconfiguration(ngx_conf_t* cf);
-ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf);
-void* ngx_http_pairguard_create_main_conf(ngx_conf_t* cf);
-char* ngx_http_pairguard_init_main_conf(ngx_conf_t* cf, void* conf);
-void* ngx_http_pairguard_create_loc_conf(ngx_conf_t* cf);
-char* ngx_http_pairguard_merge_loc_conf(ngx_conf_t* cf, void* parent, void* child);
-ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle);
-void ngx_http_pairguard_exit_process(ngx_cycle_t* cycle);
+ngx_int_t ngx_http_pairguard_preconfiguration(ngx_conf_t* cf) noexcept;
+ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) noexcept;
+void* ngx_http_pairguard_create_main_conf(ngx_conf_t* cf) noexcept;
+char* ngx_http_pairguard_init_main_conf(ngx_conf_t* cf, void* conf) noexcept;
+void* ngx_http_pairguard_create_loc_conf(ngx_conf_t* cf) noexcept;
+char* ngx_http_pairguard_merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept;
+ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) noexcept;
+void ngx_http_pairguard_exit_process(ngx_cycle_t* cycle) noexcept;
 
 ngx_conf_enum_t ngx_http_pairguard_store_down_modes[] = {
     {ngx_string("local"), NGX_HTTP_PAIRGUARD_DOWN_LOCAL},
@@ -368,7 +368,7 @@ char* ngx_http_pairguard_policy(ngx_conf_t* cf, ngx_command_t*, void* conf) noex
     }
 }
 
-char* ngx_http_pairguard(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+char* ngx_http_pairguard(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(conf);
     auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_pairguard_module));
     auto* value = static_cast<ngx_str_t*>(cf->args->elts);
@@ -397,7 +397,7 @@ char* ngx_http_pairguard(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     return NGX_CONF_OK;
 }
 
-char* ngx_http_pairguard_status_list(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) {
+char* ngx_http_pairguard_status_list(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
     auto** list = reinterpret_cast<ngx_array_t**>(static_cast<char*>(conf) + cmd->offset);
     if (*list != nullptr) {
         return const_cast<char*>("is duplicate");
@@ -426,7 +426,7 @@ char* ngx_http_pairguard_status_list(ngx_conf_t* cf, ngx_command_t* cmd, void* c
     return NGX_CONF_OK;
 }
 
-char* ngx_http_pairguard_deny_status(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+char* ngx_http_pairguard_deny_status(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(conf);
     if (lcf->deny_status != NGX_CONF_UNSET_UINT) {
         return const_cast<char*>("is duplicate");
@@ -466,7 +466,7 @@ char* ngx_http_pairguard_pairing_policy(ngx_conf_t* cf, ngx_command_t*, void* co
     }
 }
 
-char* ngx_http_pairguard_pairing(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+char* ngx_http_pairguard_pairing(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(conf);
     auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_pairguard_module));
     if (lcf->pairing_op != 0) {
@@ -559,7 +559,7 @@ char* ngx_http_pairguard_require_paired(ngx_conf_t* cf, ngx_command_t*, void* co
     }
 }
 
-void* ngx_http_pairguard_create_main_conf(ngx_conf_t* cf) {
+void* ngx_http_pairguard_create_main_conf(ngx_conf_t* cf) noexcept {
     auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_pcalloc(cf->pool, sizeof(ngx_http_pairguard_main_conf_t)));
     if (mcf == nullptr) {
         return nullptr;
@@ -572,7 +572,7 @@ void* ngx_http_pairguard_create_main_conf(ngx_conf_t* cf) {
     return mcf;
 }
 
-char* ngx_http_pairguard_init_main_conf(ngx_conf_t* cf, void* conf) {
+char* ngx_http_pairguard_init_main_conf(ngx_conf_t* cf, void* conf) noexcept {
     auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(conf);
     ngx_conf_init_uint_value(mcf->store_down, NGX_HTTP_PAIRGUARD_DOWN_LOCAL);
     ngx_conf_init_size_value(mcf->zone_size, 1024 * 1024);
@@ -600,7 +600,7 @@ char* ngx_http_pairguard_init_main_conf(ngx_conf_t* cf, void* conf) {
     return NGX_CONF_OK;
 }
 
-void* ngx_http_pairguard_create_loc_conf(ngx_conf_t* cf) {
+void* ngx_http_pairguard_create_loc_conf(ngx_conf_t* cf) noexcept {
     auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_pcalloc(cf->pool, sizeof(ngx_http_pairguard_loc_conf_t)));
     if (lcf == nullptr) {
         return nullptr;
@@ -612,7 +612,7 @@ void* ngx_http_pairguard_create_loc_conf(ngx_conf_t* cf) {
     return lcf;
 }
 
-char* ngx_http_pairguard_merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) {
+char* ngx_http_pairguard_merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
     auto* prev = static_cast<ngx_http_pairguard_loc_conf_t*>(parent);
     auto* conf = static_cast<ngx_http_pairguard_loc_conf_t*>(child);
     auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_pairguard_module));
@@ -665,7 +665,7 @@ char* ngx_http_pairguard_merge_loc_conf(ngx_conf_t* cf, void* parent, void* chil
     return NGX_CONF_OK;
 }
 
-ngx_int_t ngx_http_pairguard_preconfiguration(ngx_conf_t* cf) {
+ngx_int_t ngx_http_pairguard_preconfiguration(ngx_conf_t* cf) noexcept {
     return ngx_http_pairguard_add_variables(cf);
 }
 
@@ -683,7 +683,7 @@ ngx_int_t ngx_http_pairguard_preaccess(ngx_http_request_t* r) noexcept {
     return ngx_http_pairguard_guard_access(r);
 }
 
-ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) {
+ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) noexcept {
     auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_pairguard_module));
     if (!mcf->used) {
         return NGX_OK;
@@ -733,7 +733,7 @@ ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) {
     return NGX_OK;
 }
 
-ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) {
+ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) noexcept {
     if (ngx_process != NGX_PROCESS_WORKER && ngx_process != NGX_PROCESS_SINGLE) {
         return NGX_OK;
     }
@@ -766,7 +766,7 @@ ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) {
     return NGX_OK;
 }
 
-void ngx_http_pairguard_exit_process(ngx_cycle_t*) {
+void ngx_http_pairguard_exit_process(ngx_cycle_t*) noexcept {
     if (worker_events) {
         worker_events->stop();
         worker_events.reset();

@@ -13,7 +13,7 @@ void set_value(ngx_http_variable_value_t* v, u_char* data, size_t len) {
     v->not_found = 0;
 }
 
-ngx_int_t decision_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) {
+ngx_int_t decision_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept {
     ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
     if (ctx == nullptr || !ctx->decided) {
         v->not_found = 1;
@@ -29,7 +29,7 @@ ngx_int_t decision_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v,
     return NGX_OK;
 }
 
-ngx_int_t retry_after_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) {
+ngx_int_t retry_after_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept {
     ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
     if (ctx == nullptr || !ctx->denied || ctx->retry_after <= 0) {
         v->not_found = 1;
@@ -43,7 +43,7 @@ ngx_int_t retry_after_variable(ngx_http_request_t* r, ngx_http_variable_value_t*
     return NGX_OK;
 }
 
-ngx_int_t policy_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) {
+ngx_int_t policy_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept {
     ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
     if (ctx == nullptr || ctx->deny_policy.len == 0) {
         v->not_found = 1;
@@ -53,7 +53,7 @@ ngx_int_t policy_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, u
     return NGX_OK;
 }
 
-ngx_int_t user_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) {
+ngx_int_t user_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept {
     ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
     if (ctx != nullptr && !ctx->auth_user.empty()) {
         set_value(v, reinterpret_cast<u_char*>(ctx->auth_user.data()), ctx->auth_user.size());
@@ -67,7 +67,7 @@ ngx_int_t user_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uin
     return NGX_OK;
 }
 
-ngx_int_t body_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t data) {
+ngx_int_t body_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t data) noexcept try {
     auto* name = reinterpret_cast<ngx_str_t*>(data);
     static const size_t prefix = sizeof("pairguard_body_") - 1;
     ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
@@ -83,6 +83,9 @@ ngx_int_t body_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uin
     }
     set_value(v, reinterpret_cast<u_char*>(const_cast<char*>(value.data())), value.size());
     return NGX_OK;
+} catch (const std::exception& e) {
+    ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
+    return NGX_ERROR;
 }
 
 struct variable_def_t {

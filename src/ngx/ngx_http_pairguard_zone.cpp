@@ -2,6 +2,7 @@
 // (keys this node knows to be locked) and, while Redis is unavailable under
 // `pairguard_store_down local`, the policies' whole arithmetic.
 
+#include <array>
 #include <cstddef>
 
 #include "ngx_http_pairguard.h"
@@ -31,6 +32,20 @@ struct pg_zone_t {
 struct pg_event_t {
     const ngx_http_pairguard_key_t* key;
     int64_t lock_ms;  // > 0: lock start; 0: lock end
+};
+
+// The zone's mutex for one scope. Nothing in such a scope allocates from the
+// heap or throws: a bad_alloc there would leave every worker waiting on the
+// lock forever.
+class zone_lock_t {
+public:
+    explicit zone_lock_t(ngx_slab_pool_t* shpool) noexcept : shpool_(shpool) { ngx_shmtx_lock(&shpool_->mutex); }
+    ~zone_lock_t() { ngx_shmtx_unlock(&shpool_->mutex); }
+    zone_lock_t(const zone_lock_t&) = delete;
+    zone_lock_t& operator=(const zone_lock_t&) = delete;
+
+private:
+    ngx_slab_pool_t* shpool_;
 };
 
 size_t node_size(uint16_t cap) {
@@ -182,7 +197,7 @@ void report(ngx_log_t* log, const pg_event_t* events, size_t n) {
 
 }  // namespace
 
-ngx_int_t ngx_http_pairguard_init_zone(ngx_shm_zone_t* shm_zone, void* data) {
+ngx_int_t ngx_http_pairguard_init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept {
     if (data != nullptr) {
         shm_zone->data = data;  // reload: keep what the old cycle knew
         return NGX_OK;
@@ -218,7 +233,7 @@ bool ngx_http_pairguard_cached_lock(ngx_shm_zone_t* zone, const std::vector<ngx_
     int64_t now = now_ms();
     bool locked = false;
 
-    ngx_shmtx_lock(&z.shpool->mutex);
+    zone_lock_t lock(z.shpool);
     for (size_t i = 0; i < keys.size(); i++) {
         pg_node_t* n = lookup(z, keys[i].tag);
         if (n == nullptr || n->rec.locked_until == 0) {
@@ -235,7 +250,6 @@ bool ngx_http_pairguard_cached_lock(ngx_shm_zone_t* zone, const std::vector<ngx_
             n->rec.locked_until = 0;  // a cached Redis lock ran out; Redis reports its end
         }
     }
-    ngx_shmtx_unlock(&z.shpool->mutex);
     return locked;
 }
 
@@ -243,12 +257,12 @@ void ngx_http_pairguard_cache_lock(ngx_shm_zone_t* zone, const ngx_http_pairguar
     pg_zone_t z = zone_of(zone);
     int64_t now = now_ms();
 
-    ngx_shmtx_lock(&z.shpool->mutex);
-    pg_node_t* n = lookup_or_create(z, key.tag, cap_of(key), now, {});
+    static const std::vector<pg_node_t*> none;
+    zone_lock_t lock(z.shpool);
+    pg_node_t* n = lookup_or_create(z, key.tag, cap_of(key), now, none);
     if (n != nullptr && n->rec.locked_until < now + lock_ms) {
         n->rec.locked_until = now + lock_ms;
     }
-    ngx_shmtx_unlock(&z.shpool->mutex);
 }
 
 void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
@@ -262,8 +276,11 @@ void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
 
     out = ngx_http_pairguard_local_verdict_t();
     reservation = 0;
+    nodes.reserve(keys.size());  // no allocation once the zone is locked
+    events.reserve(keys.size());
 
-    ngx_shmtx_lock(&z.shpool->mutex);
+    {
+    zone_lock_t lock(z.shpool);
     for (size_t i = 0; i < keys.size(); i++) {
         pg_node_t* n = lookup_or_create(z, keys[i].tag, cap_of(keys[i]), now, nodes);
         nodes.push_back(n);
@@ -298,7 +315,7 @@ void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
             }
         }
     }
-    ngx_shmtx_unlock(&z.shpool->mutex);
+    }
 
     if (full) {
         ngx_log_error(NGX_LOG_WARN, log, 0, "pairguard: zone \"%V\" is full, a key goes uncounted",
@@ -314,8 +331,11 @@ void ngx_http_pairguard_local_settle(ngx_shm_zone_t* zone, ngx_log_t* log,
     int64_t now = now_ms();
     std::vector<pg_event_t> events;
     std::vector<pg_node_t*> held;
+    events.reserve(keys.size());  // no allocation once the zone is locked
+    held.reserve(keys.size());
 
-    ngx_shmtx_lock(&z.shpool->mutex);
+    {
+    zone_lock_t lock(z.shpool);
     for (const auto& key : keys) {
         pg_node_t* n = lookup_or_create(z, key.tag, cap_of(key), now, held);
         held.push_back(n);
@@ -330,7 +350,7 @@ void ngx_http_pairguard_local_settle(ngx_shm_zone_t* zone, ngx_log_t* log,
             events.push_back(pg_event_t{&key, s.lock_ms});
         }
     }
-    ngx_shmtx_unlock(&z.shpool->mutex);
+    }
 
     report(log, events.data(), events.size());
 }
@@ -343,27 +363,28 @@ void ngx_http_pairguard_forget_lock(ngx_shm_zone_t* zone, const std::string& pre
     ngx_rbtree_key_t hash;
     ngx_memcpy(&hash, prefix.data(), sizeof(hash));
 
-    ngx_shmtx_lock(&z.shpool->mutex);
-    // every node with this rbtree key: its tag may continue differently
+    zone_lock_t lock(z.shpool);
+    // every node with this rbtree key: its tag may continue differently. A
+    // red-black tree is at most 2*log2(n+1) deep, so a fixed stack holds the
+    // walk (no allocation under the lock)
     ngx_rbtree_node_t* node = z.sh->rbtree.root;
     ngx_rbtree_node_t* sentinel = z.sh->rbtree.sentinel;
-    std::vector<ngx_rbtree_node_t*> stack;
+    std::array<ngx_rbtree_node_t*, 256> stack;
+    size_t depth = 0;
     if (node != sentinel) {
-        stack.push_back(node);
+        stack[depth++] = node;
     }
-    while (!stack.empty()) {
-        node = stack.back();
-        stack.pop_back();
-        if (hash <= node->key && node->left != sentinel) {
-            stack.push_back(node->left);
+    while (depth > 0) {
+        node = stack[--depth];
+        if (hash <= node->key && node->left != sentinel && depth < stack.size()) {
+            stack[depth++] = node->left;
         }
-        if (hash >= node->key && node->right != sentinel) {
-            stack.push_back(node->right);
+        if (hash >= node->key && node->right != sentinel && depth < stack.size()) {
+            stack[depth++] = node->right;
         }
         auto* n = reinterpret_cast<pg_node_t*>(node);
         if (node->key == hash && ngx_memcmp(n->tag.data(), prefix.data(), prefix.size()) == 0) {
             n->rec.locked_until = 0;
         }
     }
-    ngx_shmtx_unlock(&z.shpool->mutex);
 }

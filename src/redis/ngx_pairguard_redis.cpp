@@ -170,7 +170,7 @@ void ngx_pairguard_redis_t::send_handshake() {
     }
 }
 
-void ngx_pairguard_redis_t::on_handshake_reply(redisAsyncContext* ac, void* r, void* privdata) {
+void ngx_pairguard_redis_t::on_handshake_reply(redisAsyncContext* ac, void* r, void* privdata) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(ac->data);
     auto* reply = static_cast<redisReply*>(r);
     if (reply == nullptr || self == nullptr || self->ac_ != ac) {
@@ -178,8 +178,11 @@ void ngx_pairguard_redis_t::on_handshake_reply(redisAsyncContext* ac, void* r, v
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         // Redis' own words (never the password): "WRONGPASS ...", "NOAUTH ..."
-        std::string reason(reply->str, reply->len);
-        self->drop(reason.c_str());
+        char reason[128];
+        size_t n = ngx_min(reply->len, sizeof(reason) - 1);
+        ngx_memcpy(reason, reply->str, n);
+        reason[n] = '\0';
+        self->drop(reason);
         return;
     }
     if (privdata != nullptr) {
@@ -187,7 +190,7 @@ void ngx_pairguard_redis_t::on_handshake_reply(redisAsyncContext* ac, void* r, v
     }
 }
 
-void ngx_pairguard_redis_t::on_subscription(redisAsyncContext* ac, void* r, void*) {
+void ngx_pairguard_redis_t::on_subscription(redisAsyncContext* ac, void* r, void*) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(ac->data);
     auto* reply = static_cast<redisReply*>(r);
     if (reply == nullptr || self == nullptr || self->ac_ != ac || self->exiting_) {
@@ -223,7 +226,7 @@ void ngx_pairguard_redis_t::became_up() {
     }
 }
 
-void ngx_pairguard_redis_t::on_connect(const redisAsyncContext* ac, int status) {
+void ngx_pairguard_redis_t::on_connect(const redisAsyncContext* ac, int status) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(ac->data);
     if (status != REDIS_OK && self != nullptr && self->ac_ == ac) {
         // hiredis frees the context itself after this callback
@@ -232,7 +235,7 @@ void ngx_pairguard_redis_t::on_connect(const redisAsyncContext* ac, int status) 
     }
 }
 
-void ngx_pairguard_redis_t::on_disconnect(const redisAsyncContext* ac, int status) {
+void ngx_pairguard_redis_t::on_disconnect(const redisAsyncContext* ac, int status) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(ac->data);
     if (self != nullptr && self->ac_ == ac) {
         self->lost(status == REDIS_OK ? "connection closed" : ac->errstr);
@@ -274,19 +277,19 @@ void ngx_pairguard_redis_t::schedule_reconnect() {
     ngx_add_timer(&reconnect_ev_, backoff_);
 }
 
-void ngx_pairguard_redis_t::on_reconnect(ngx_event_t* ev) {
+void ngx_pairguard_redis_t::on_reconnect(ngx_event_t* ev) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
     if (self->ac_ == nullptr) {
         self->connect();
     }
 }
 
-void ngx_pairguard_redis_t::on_connect_timeout(ngx_event_t* ev) {
+void ngx_pairguard_redis_t::on_connect_timeout(ngx_event_t* ev) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
     self->drop("connect timed out");
 }
 
-void ngx_pairguard_redis_t::on_command_timeout(ngx_event_t* ev) {
+void ngx_pairguard_redis_t::on_command_timeout(ngx_event_t* ev) noexcept {
     auto* cmd = static_cast<ngx_pairguard_redis_command_t*>(ev->data);
     cmd->timed_out_ = true;
     // frees the context: the command's own callback runs inside, reporting
@@ -328,7 +331,7 @@ ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::Stor
     return eval(script, std::move(tail), std::move(cb));
 }
 
-bool ngx_pairguard_redis_t::send(ngx_pairguard_redis_command_t* cmd) {
+bool ngx_pairguard_redis_t::send(ngx_pairguard_redis_command_t* cmd) noexcept try {
     if (!cmd->by_source_) {
         return redisAsyncFormattedCommand(ac_, on_reply, cmd, cmd->cmd_.data(), cmd->cmd_.size()) == REDIS_OK;
     }
@@ -340,6 +343,8 @@ bool ngx_pairguard_redis_t::send(ngx_pairguard_redis_command_t* cmd) {
     eval.append(head.data);
     eval.append(cmd->cmd_, cmd->tail_offset_, std::string::npos);
     return redisAsyncFormattedCommand(ac_, on_reply, cmd, eval.data(), eval.size()) == REDIS_OK;
+} catch (const std::exception&) {
+    return false;  // out of memory: the command fails like a lost connection
 }
 
 void ngx_pairguard_redis_t::cancel(ngx_pairguard_redis_command_t* cmd) {
@@ -349,7 +354,7 @@ void ngx_pairguard_redis_t::cancel(ngx_pairguard_redis_command_t* cmd) {
     }
 }
 
-void ngx_pairguard_redis_t::on_reply(redisAsyncContext* ac, void* r, void* privdata) {
+void ngx_pairguard_redis_t::on_reply(redisAsyncContext* ac, void* r, void* privdata) noexcept {
     std::unique_ptr<ngx_pairguard_redis_command_t> cmd(static_cast<ngx_pairguard_redis_command_t*>(privdata));
     auto* reply = static_cast<redisReply*>(r);
     ngx_pairguard_redis_t* self = cmd->client_;
@@ -392,7 +397,7 @@ void ngx_pairguard_redis_t::on_reply(redisAsyncContext* ac, void* r, void* privd
     }
 }
 
-void ngx_pairguard_redis_t::on_read(ngx_event_t* ev) {
+void ngx_pairguard_redis_t::on_read(ngx_event_t* ev) noexcept {
     auto* c = static_cast<ngx_connection_t*>(ev->data);
     auto* self = static_cast<ngx_pairguard_redis_t*>(c->data);
     if (self->ac_ != nullptr) {
@@ -403,7 +408,7 @@ void ngx_pairguard_redis_t::on_read(ngx_event_t* ev) {
     }
 }
 
-void ngx_pairguard_redis_t::on_write(ngx_event_t* ev) {
+void ngx_pairguard_redis_t::on_write(ngx_event_t* ev) noexcept {
     auto* c = static_cast<ngx_connection_t*>(ev->data);
     auto* self = static_cast<ngx_pairguard_redis_t*>(c->data);
     if (self->ac_ != nullptr) {
@@ -413,14 +418,14 @@ void ngx_pairguard_redis_t::on_write(ngx_event_t* ev) {
 
 // Level-triggered events: hiredis reads at most one buffer per call and says
 // when it wants to write, so it must hear again while data is waiting.
-void ngx_pairguard_redis_t::ev_add_read(void* data) {
+void ngx_pairguard_redis_t::ev_add_read(void* data) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(data);
     if (self->conn_ != nullptr && !self->conn_->read->active) {
         ngx_add_event(self->conn_->read, NGX_READ_EVENT, 0);
     }
 }
 
-void ngx_pairguard_redis_t::ev_del_read(void* data) {
+void ngx_pairguard_redis_t::ev_del_read(void* data) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(data);
     if (self->conn_ != nullptr && self->conn_->read->active) {
         ngx_del_event(self->conn_->read, NGX_READ_EVENT, 0);
@@ -431,7 +436,7 @@ void ngx_pairguard_redis_t::ev_del_read(void* data) {
 // loop iteration: everything queued meanwhile goes out in one write, with no
 // epoll_ctl calls. Only a full socket buffer (or a connect in progress) waits
 // for a real write event.
-void ngx_pairguard_redis_t::ev_add_write(void* data) {
+void ngx_pairguard_redis_t::ev_add_write(void* data) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(data);
     if (self->conn_ == nullptr) {
         return;
@@ -458,7 +463,7 @@ void ngx_pairguard_redis_t::flush_now() {
     }
 }
 
-void ngx_pairguard_redis_t::on_flush(ngx_event_t* ev) {
+void ngx_pairguard_redis_t::on_flush(ngx_event_t* ev) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
     if (self->ac_ != nullptr) {
         self->in_flush_ = true;
@@ -467,7 +472,7 @@ void ngx_pairguard_redis_t::on_flush(ngx_event_t* ev) {
     }
 }
 
-void ngx_pairguard_redis_t::ev_del_write(void* data) {
+void ngx_pairguard_redis_t::ev_del_write(void* data) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(data);
     if (self->conn_ != nullptr && self->conn_->write->active) {
         ngx_del_event(self->conn_->write, NGX_WRITE_EVENT, 0);
@@ -476,7 +481,7 @@ void ngx_pairguard_redis_t::ev_del_write(void* data) {
 
 // hiredis is about to close the socket it owns: give our connection back
 // without closing the fd, and make events still queued for it stale.
-void ngx_pairguard_redis_t::ev_cleanup(void* data) {
+void ngx_pairguard_redis_t::ev_cleanup(void* data) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(data);
     if (self->flush_ev_.posted) {
         ngx_delete_posted_event(&self->flush_ev_);
