@@ -39,8 +39,11 @@ http {
     }
 }
 CONF
-my $na = start_nginx($conf, redis => $redis, upstream => $up, vars => { ttl => '1h' });
-my $nb = start_nginx($conf, redis => $redis, upstream => $up, vars => { ttl => '1s' });
+# info, not debug: nginx's own debug log prints whole request headers,
+# Authorization included (README, security notes); the module's lines are
+# what is checked for secrets here
+my $na = start_nginx($conf, redis => $redis, upstream => $up, vars => { ttl => '1h' }, log_level => 'info');
+my $nb = start_nginx($conf, redis => $redis, upstream => $up, vars => { ttl => '1s' }, log_level => 'info');
 my ($A, $B) = ($na->port, $nb->port);
 
 my $PW = 'alice pass';
@@ -94,5 +97,9 @@ is($again->{status}, 403, 'client-first replayed with that token: 403');
 
 my $bad = haystack_login($A, '/api/about', 'alice', $PW, keep_token => 1, wrong_pw => 'nope');
 is($bad->{final}{status} . ' "' . $bad->{final}{body} . '"', '403 ""', 'a failed SCRAM proof: a bare 403');
+
+is(secret_seen($PW, $redis, $na, $nb), '', 'the password is in neither Redis nor any log');
+is(secret_seen($s->{token}, $redis, $na, $nb), '', 'nor the token');
+is(secret_seen($s->{t1}, $redis, $na, $nb), '', 'nor the handshake token');
 
 done();
