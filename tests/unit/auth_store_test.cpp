@@ -171,3 +171,39 @@ TEST(AuthStore, ParsesBodies) {
     EXPECT_NE(parse_auth_body(R"({"user":"a","user":"b"})", in), "");
     EXPECT_NE(parse_auth_body("not json", in), "");
 }
+
+TEST(AuthStore, AddressStartsAreCountedUnderTheAddressTag) {
+    KeyDeriver keys(kSecret);
+    AuthPolicy p;
+    p.max_pending = 7;
+    StoreCall c = make_address_start(keys, kPrefix, "192.0.2.1", p);
+    AuthFailKeys k = auth_address_keys(keys, kPrefix, "192.0.2.1");
+    EXPECT_EQ(c.keys, (std::vector<std::string>{k.lock, k.starts}));
+    EXPECT_EQ(c.args[0], "7");
+    EXPECT_EQ(k.starts.find("192.0.2.1"), std::string::npos) << "no address in clear";
+    EXPECT_EQ(make_address_reset(keys, kPrefix, "192.0.2.1").keys, std::vector<std::string>{k.starts});
+    AddressStart a = decode_address_start(arr({num(1500), num(0)}));
+    EXPECT_TRUE(a.valid);
+    EXPECT_EQ(a.lock_ms, 1500);
+    EXPECT_FALSE(a.allowed);
+    EXPECT_TRUE(decode_address_start(arr({num(0), num(1)})).allowed);
+    EXPECT_FALSE(decode_address_start(num(1)).valid);
+}
+
+TEST(AuthStore, HandshakeStepsDecode) {
+    EXPECT_EQ(decode_handshake_put(num(1)), std::optional<bool>(true));
+    EXPECT_EQ(decode_handshake_put(num(0)), std::optional<bool>(false));
+    EXPECT_FALSE(decode_handshake_put(Reply::nil_reply()));
+    EXPECT_EQ(decode_handshake_take(str("{}")), std::optional<std::string>("{}"));
+    EXPECT_FALSE(decode_handshake_take(str(""))) << "the used mark";
+    EXPECT_FALSE(decode_handshake_take(Reply::nil_reply()));
+}
+
+TEST(AuthPolicy, MaxPending) {
+    AuthPolicy p;
+    EXPECT_EQ(p.max_pending, 20);
+    EXPECT_EQ(parse_err({"max_pending=3"}, p), "");
+    EXPECT_EQ(p.max_pending, 3);
+    AuthPolicy q;
+    EXPECT_NE(parse_err({"max_pending=0"}, q), "");
+}

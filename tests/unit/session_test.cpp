@@ -91,3 +91,22 @@ TEST(Encoding, StandardBase64IsPadded) {
     EXPECT_EQ(base64("\xfb\xff\xbf"), "+/+/");
     EXPECT_EQ(base64(""), "");
 }
+
+TEST(Tokens, HandshakeTokenSaysWhoseAndUntilWhenAndNeedsTheSecret) {
+    KeyDeriver keys("0123456789abcdef0123456789abcdef");
+    KeyDeriver other("another secret, also 32 bytes long!!");
+    std::string tag = auth_user_tag(keys, "alice");
+    std::string t = generate_handshake_token(keys, tag, 5000);
+    EXPECT_EQ(t.size(), kTokenChars);
+    EXPECT_EQ(token_user_tag(t), std::optional<std::string_view>(tag));
+    EXPECT_NE(t, generate_handshake_token(keys, tag, 5000)) << "random part";
+    auto ok = check_handshake_token(keys, t, 4999);
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->user_tag, tag);
+    EXPECT_EQ(ok->expires_ms, 5000);
+    EXPECT_FALSE(check_handshake_token(keys, t, 5000)) << "expired";
+    EXPECT_FALSE(check_handshake_token(other, t, 0)) << "another secret";
+    std::string moved = auth_user_tag(keys, "bob") + t.substr(kUserTagChars);
+    EXPECT_FALSE(check_handshake_token(keys, moved, 0)) << "bound to its user";
+    EXPECT_FALSE(check_handshake_token(keys, generate_token(tag), 0)) << "a session token is not one";
+}
