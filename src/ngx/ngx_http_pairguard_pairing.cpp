@@ -46,6 +46,26 @@ pairguard::HttpAnswer invalid_request(std::string_view message) {
     return pairguard::HttpAnswer{400, pairguard::render_invalid_request(message), 0};
 }
 
+// A store call for an endpoint: whatever its reply handler throws, the
+// request is answered (500) rather than left waiting.
+bool store_call(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, const StoreCall& sc,
+                ngx_http_pairguard_reply_fn done) {
+    return ngx_http_pairguard_call(ctx, sc, [r, done = std::move(done)](bool ok, const Reply& reply) noexcept {
+        try {
+            done(ok, reply);
+        } catch (const std::exception& e) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
+            try {
+                answer_later(r, pairguard::HttpAnswer{500, pairguard::render_error("internal_error"), 0});
+            } catch (const std::exception&) {
+                ngx_http_pairguard_answer_t bare;  // allocates nothing
+                bare.status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+                ngx_http_pairguard_answer_later(r, std::move(bare));
+            }
+        }
+    });
+}
+
 std::optional<std::string> query_arg(ngx_http_request_t* r, const char* name) {
     ngx_str_t value;
     if (ngx_http_arg(r, (u_char*) name, ngx_strlen(name), &value) != NGX_OK) {
@@ -75,7 +95,7 @@ void do_request(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, pairguard:
     ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
     std::string code = pairguard::generate_code();
     StoreCall sc = pairguard::make_request(*mcf->keys, view(mcf->prefix), *mcf->pairing, req, code);
-    bool sent = ngx_http_pairguard_call(ctx, sc, [r, ctx, req, code, draws](bool ok, const Reply& reply) {
+    bool sent = store_call(r, ctx, sc, [r, ctx, req, code, draws](bool ok, const Reply& reply) {
         if (!ok) {
             answer_unavailable(r);
             return;
@@ -112,7 +132,7 @@ void do_approve(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, const std:
     }
     StoreCall sc = pairguard::make_approve(*mcf->keys, view(mcf->prefix), *mcf->pairing, in.platform, *code);
     std::string platform = in.platform;
-    bool sent = ngx_http_pairguard_call(ctx, sc, [r, platform](bool ok, const Reply& reply) {
+    bool sent = store_call(r, ctx, sc, [r, platform](bool ok, const Reply& reply) {
         if (!ok) {
             answer_unavailable(r);
             return;
@@ -172,7 +192,7 @@ void list_platform(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, std::sh
                        ? pairguard::make_pending(*mcf->keys, view(mcf->prefix), platform)
                        : pairguard::make_approved(*mcf->keys, view(mcf->prefix), platform);
     acc->outstanding++;
-    bool sent = ngx_http_pairguard_call(ctx, sc, [r, acc, platform, op, clear](bool ok, const Reply& reply) {
+    bool sent = store_call(r, ctx, sc, [r, acc, platform, op, clear](bool ok, const Reply& reply) {
         acc->outstanding--;
         if (!ok) {
             acc->failed = true;
@@ -239,7 +259,7 @@ void do_revoke(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
         return;
     }
     std::string p = *platform;
-    bool sent = ngx_http_pairguard_call(ctx, pairguard::make_revoke(*mcf->keys, view(mcf->prefix), *platform, *user),
+    bool sent = store_call(r, ctx, pairguard::make_revoke(*mcf->keys, view(mcf->prefix), *platform, *user),
                      [r, p](bool ok, const Reply& reply) {
                          if (!ok) {
                              answer_unavailable(r);
@@ -293,7 +313,7 @@ void pairing_body_handler(ngx_http_request_t* r) noexcept {
             // lists the (configured) platform for pairguardctl's listings
             // without a platform (another slot, so not inside the request
             // script); its answer does not matter
-            ngx_http_pairguard_call(ctx, pairguard::make_register(view(mcf->prefix), req.platform), [](bool, const Reply&) {});
+            store_call(r, ctx, pairguard::make_register(view(mcf->prefix), req.platform), [](bool, const Reply&) {});
             do_request(r, ctx, std::move(req), 0);
             return;
         }
@@ -357,17 +377,21 @@ void remember(ngx_http_pairguard_main_conf_t* mcf, const std::string& platform, 
 
 // The check's reply: the verdict is kept, and carried out when the phases
 // run again from the request's own connection.
-void paired_done(ngx_http_pairguard_ctx_t* ctx, bool ok, const Reply& reply) {
+void paired_done(ngx_http_pairguard_ctx_t* ctx, bool ok, const Reply& reply) noexcept {
     ngx_http_request_t* r = ctx->request;
-    pairguard::PairedCheck check = ok ? pairguard::decode_check(reply) : pairguard::PairedCheck{};
-    if (!check.valid) {
-        ctx->paired = ngx_http_pairguard_ctx_t::paired_e::unavailable;
-    } else {
-        remember(main_conf(r), ctx->paired_platform, ctx->paired_user, check.approved);
-        ctx->paired = check.approved ? ngx_http_pairguard_ctx_t::paired_e::approved
-                                     : ngx_http_pairguard_ctx_t::paired_e::refused;
+    ctx->paired = ngx_http_pairguard_ctx_t::paired_e::unavailable;
+    try {
+        pairguard::PairedCheck check = ok ? pairguard::decode_check(reply) : pairguard::PairedCheck{};
+        if (check.valid) {
+            ctx->paired = check.approved ? ngx_http_pairguard_ctx_t::paired_e::approved
+                                         : ngx_http_pairguard_ctx_t::paired_e::refused;
+            remember(main_conf(r), ctx->paired_platform, ctx->paired_user, check.approved);
+        }
+    } catch (const std::exception& e) {
+        // the verdict stands; only the cache missed it
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
     }
-    ngx_http_pairguard_resume(r);
+    ngx_http_pairguard_resume(r);  // whatever happened: the request never waits forever
 }
 
 ngx_int_t paired_verdict(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
