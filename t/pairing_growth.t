@@ -100,6 +100,7 @@ cmp_ok($_, '>', 0, 'every key a stranger made expires') for map { $redis->cmd('P
 
 my $size = 0;
 $size += $redis->cmd('MEMORY', 'USAGE', $_) for @rate, @pending;
+note("three ordinary codes with their rate markers: $size bytes of Redis memory");
 my $long = request_code('whatsapp', '1' x 256, 'N' x 256);
 is($long->{status}, 201, 'a request with the longest user id and name gets a code');
 my $grown = 0;
