@@ -13,7 +13,7 @@ use Time::HiRes qw(sleep time);
 use Digest::SHA qw(hmac_sha256 sha256);
 use MIME::Base64 qw(encode_base64 decode_base64 encode_base64url);
 use PgTest;
-use PgAuth;
+use PgAuth qw(ctl_auth user_base secret_seen);
 
 my $redis = start_redis();
 my $up    = start_upstream();
