@@ -133,17 +133,23 @@ ngx_int_t ngx_http_pairguard_check_bearer(ngx_http_request_t* r, ctx_t* ctx, con
     ctx->auth = auth_e::waiting;
     ngx_int_t rc = ngx_http_pairguard_suspend(r);
     bool sent = ngx_http_pairguard_call(ctx, sc, [r, ctx, thash, utag, challenge](bool ok, const Reply& reply) {
-        pairguard::SessionInfo s = ok ? pairguard::decode_session_get(reply) : pairguard::SessionInfo{};
-        if (!s.valid) {
-            ngx_http_pairguard_auth_decide(ctx, unavailable());
-        } else {
-            remember_session(thash, session_entry_t{s.found, s.user, utag, s.expires_ms, 0});
-            if (s.found) {
-                ctx->auth = auth_e::allowed;
-                ctx->auth_user = s.user;
+        try {
+            pairguard::SessionInfo s = ok ? pairguard::decode_session_get(reply) : pairguard::SessionInfo{};
+            if (!s.valid) {
+                ngx_http_pairguard_auth_decide(ctx, unavailable());
             } else {
-                ngx_http_pairguard_auth_decide(ctx, invalid_token(challenge));
+                remember_session(thash, session_entry_t{s.found, s.user, utag, s.expires_ms, 0});
+                if (s.found) {
+                    ctx->auth = auth_e::allowed;
+                    ctx->auth_user = s.user;
+                } else {
+                    ngx_http_pairguard_auth_decide(ctx, invalid_token(challenge));
+                }
             }
+        } catch (const std::exception& e) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
+            ctx->auth = auth_e::answer;
+            ctx->auth_answer = answer_t{NGX_HTTP_INTERNAL_SERVER_ERROR, "{\"error\":\"internal_error\"}", 0, {}};
         }
         ngx_http_pairguard_resume(r);
     });
@@ -352,16 +358,22 @@ ngx_int_t ngx_http_pairguard_auth_init(ngx_conf_t* cf) {
 }
 
 void ngx_http_pairguard_auth_event(std::string_view message) {
-    auto ev = pairguard::parse_auth_event(message);
-    if (!ev) {
-        return;
-    }
-    if (ev->kind == pairguard::AuthEventKind::revoked_session) {
-        session_cache.erase(ev->token_hash);
-        return;
-    }
-    for (auto it = session_cache.begin(); it != session_cache.end();) {
-        it = it->second.user_tag == ev->user_tag ? session_cache.erase(it) : std::next(it);
+    try {
+        auto ev = pairguard::parse_auth_event(message);
+        if (!ev) {
+            return;
+        }
+        if (ev->kind == pairguard::AuthEventKind::revoked_session) {
+            session_cache.erase(ev->token_hash);
+            return;
+        }
+        for (auto it = session_cache.begin(); it != session_cache.end();) {
+            it = it->second.user_tag == ev->user_tag ? session_cache.erase(it) : std::next(it);
+        }
+    } catch (const std::exception& e) {
+        // the cache cannot be trusted any more
+        session_cache.clear();
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
     }
 }
 

@@ -54,17 +54,11 @@ ngx_int_t ngx_http_pairguard_haystack_access(ngx_http_request_t* r, ctx_t* ctx) 
         // another scheme starts over with HELLO
         return ngx_http_pairguard_answer_now(r, hello_challenge("unauthorized"));
     }
-    ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
-    if (store == nullptr || !store->accepting()) {
-        return ngx_http_pairguard_answer_now(
-            r, ngx_http_pairguard_answer_t{NGX_HTTP_SERVICE_UNAVAILABLE, pairguard::render_error("store_unavailable"),
-                                           0, {}});
-    }
     std::shared_ptr<pairguard::login::Flow> flow =
         pairguard::login::haystack_exchange(ngx_http_pairguard_login_request(r), *auth);
     pairguard::login::Step step = flow->start();
     if (step.kind == pairguard::login::Step::Kind::answer) {
-        // HELLO, and refusals that need no store
+        // HELLO (which needs no store), and refusals that need none
         for (const std::string& n : step.notices) {
             ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0, "pairguard: %s", n.c_str());
         }

@@ -612,6 +612,34 @@ TEST(LoginVerify, UnknownUserAndBadSignatureGetTheSameAnswer) {
     EXPECT_EQ(answers[0].headers, answers[1].headers);
 }
 
+TEST(LoginVerify, ReplayedSignatureFailsWhenTheStoreRefusesTheSeed) {
+    KeyPair bob = ed25519();
+    ChallengeState st = state(true, bob.pem, {"s1"});
+    std::string nonce = challenge_nonce(keys(), auth_user_tag(keys(), "bob"), "s1");
+    std::string sig = sign(bob.key.get(), auth_signed_message("example.org", "bob", nonce));
+    // the seed is still listed (a concurrent verify took it meanwhile):
+    // auth_session_create refuses, and that counts like a bad signature
+    auto f = verify(request(), body("bob", "signature", sig));
+    f->start();
+    Step s = f->stored(true, {list_reply(st), num(0)});
+    ASSERT_EQ(names(s), Names{"auth_session_create"});
+    s = f->stored(true, {Reply::nil_reply()});
+    expect_failure_step(s, "bob");
+    s = f->stored(true, {num(0), num(0)});
+    EXPECT_EQ(s.answer.body, "{\"error\":\"invalid_credentials\"}");
+}
+
+TEST(LoginPassword, ThreadFailureIsA500) {
+    auto f = password_login(request(), body("alice", "password", kPassword));
+    f->start();
+    f->stored(true, {user_reply({{"name", "alice"}, {"argon2", argon2_hash()}}), num(0)});
+    PasswordResult r;
+    r.failed = true;
+    Step s = f->hashed(r);
+    ASSERT_EQ(s.kind, Step::Kind::answer);
+    EXPECT_EQ(s.answer.status, 500);
+}
+
 TEST(LoginVerify, GoodSignatureConsumesItsSeed) {
     KeyPair bob = ed25519();
     ChallengeState st = state(true, bob.pem, {"s1", "s2"});
