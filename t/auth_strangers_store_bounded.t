@@ -1,8 +1,9 @@
 # What unauthenticated clients can make in Redis is bounded (issue 8 item 8,
 # the auth half): HELLO stores nothing; challenges and Haystack client-first
 # steps spend the address's `max_pending` starts, and past them answer as
-# usual but store nothing; every key they make expires; a successful login
-# gives the address its starts back.
+# usual but store nothing; wrong passwords for many names make at most
+# `max_failures` user counters per address, even all at once; every key they
+# make expires; a successful login gives the address its starts back.
 use 5.036;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -18,7 +19,7 @@ http {
     %%HTTP_COMMON%%
     pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=500ms;
     pairguard_secret_file %%SECRET_FILE%%;
-    pairguard_auth_policy max_pending=5 max_failures=50 lockout=1m;
+    pairguard_auth_policy max_pending=5 max_failures=%%MAXF%% lockout=1m argon2_m=64 argon2_t=1;
 
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
 
@@ -34,7 +35,7 @@ http {
     }
 }
 CONF
-my $ng = start_nginx($conf, redis => $redis, upstream => $up);
+my $ng = start_nginx($conf, redis => $redis, upstream => $up, vars => { maxf => 50 });
 my $P  = $ng->port;
 
 my $dir = testdir();
@@ -82,5 +83,16 @@ is($s->{final}{status}, 403, 'grace from the spent address fails at the proof');
 is(http_post_json($P, '/auth/login', { user => 'grace', password => 'grace pass' }, from => '127.0.0.5')->{status}, 200,
    'a password login from the spent address succeeds');
 is(erin_login('127.0.0.5'), 200, '  and gives it its starts back: erin logs in from there');
+
+# wrong passwords for 30 names at once from one address (max_failures=3 here)
+my $strict = start_nginx($conf, redis => $redis, upstream => $up, vars => { maxf => 3 });
+my $before = keys_now();
+my @pw = http_burst($strict->port, 30, sub ($i) {
+    { method => 'POST', path => '/auth/login', json => { user => "victim$i", password => 'guess' }, from => '127.0.0.8' }
+});
+is(join(',', sort keys %{{ map { $_ => 1 } @pw }}), '403', '30 wrong passwords for 30 names at once: 403 each');
+my $counters = grep { $redis->cmd('EXISTS', user_base("victim$_") . ':fail') || $redis->cmd('EXISTS', user_base("victim$_") . ':lock') } 0 .. 29;
+ok($counters <= 3, "  at most max_failures=3 user counters made ($counters)");
+is(unexpiring(), '', '  and they expire');
 
 done();

@@ -620,7 +620,7 @@ StoreCall make_address_failure(const KeyDeriver& keys, std::string_view prefix, 
 
 std::optional<int64_t> decode_failure(const Reply& reply) {
     int64_t v = 0;
-    if (!as_int(reply, v) || v < 0) {
+    if (!as_int(reply, v) || v < -1) {
         return std::nullopt;
     }
     return v;
@@ -631,7 +631,11 @@ StoreCall make_address_lock_status(const KeyDeriver& keys, std::string_view pref
 }
 
 std::optional<int64_t> decode_lock_ms(const Reply& reply) {
-    return decode_failure(reply);
+    int64_t v = 0;
+    if (!as_int(reply, v) || v < 0) {
+        return std::nullopt;
+    }
+    return v;
 }
 
 StoreCall make_address_start(const KeyDeriver& keys, std::string_view prefix, std::string_view address,

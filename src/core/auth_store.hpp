@@ -295,7 +295,8 @@ std::optional<std::string> decode_handshake_take(const Reply& reply);
 // ---- failures and locks (per user, per address) ----
 
 // One failed proof: counts a failure (forgotten `lockout` after the last
-// one); at max_failures locks for `lockout`. Reply: lock started (ms) or 0.
+// one); at max_failures locks for `lockout`. Reply: lock started (ms), 0, or
+// -1 when the user or address was locked already (nothing counted).
 StoreCall make_user_failure(const KeyDeriver& keys, std::string_view prefix, std::string_view user,
                             const AuthPolicy& policy);
 StoreCall make_address_failure(const KeyDeriver& keys, std::string_view prefix, std::string_view address,

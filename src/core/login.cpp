@@ -102,24 +102,37 @@ protected:
     std::string_view prefix() const { return req_.prefix; }
     const AuthPolicy& policy() const { return *req_.policy; }
 
-    // A failed proof: one failure for the user and one for the address,
-    // then the answer of a wrong password (whatever the counters said).
+    // A failed proof: one failure for the address, then, if the address was
+    // not locked already, one for the user; then the answer of a wrong
+    // password (whatever the counters said). The address goes first so that
+    // an address makes at most max_failures user counters per lockout, even
+    // with attempts in flight when its lock starts.
     Step fail(const std::string& user, const std::string& why) {
-        Step s = store({make_user_failure(keys(), prefix(), user, policy()),
-                        make_address_failure(keys(), prefix(), req_.address, policy())},
-                       [this](bool, const std::vector<Reply>& replies) {
-                           std::vector<std::string> notices;
-                           static const char* what[] = {"user", "address"};
-                           for (size_t i = 0; i < replies.size() && i < 2; i++) {
-                               auto lock = decode_failure(replies[i]);
-                               if (lock && *lock > 0) {
-                                   notices.push_back(std::string("auth lockout start, ") + what[i] + ", "
-                                                     + std::to_string((*lock + 999) / 1000) + "s");
-                               }
+        Step s = store({make_address_failure(keys(), prefix(), req_.address, policy())},
+                       [this, user](bool ok, const std::vector<Reply>& replies) {
+                           auto addr = ok ? decode_failure(replies.at(0)) : std::nullopt;
+                           std::vector<std::string> notices = lock_notices("address", addr);
+                           if (!addr || *addr < 0) {
+                               return answer(refused(style_), std::move(notices));
                            }
-                           return answer(refused(style_), std::move(notices));
+                           return store({make_user_failure(keys(), prefix(), user, policy())},
+                                        [this, notices](bool ok2, const std::vector<Reply>& r2) {
+                                            std::vector<std::string> all = notices;
+                                            for (auto& n : lock_notices("user", ok2 ? decode_failure(r2.at(0))
+                                                                                    : std::nullopt)) {
+                                                all.push_back(std::move(n));
+                                            }
+                                            return answer(refused(style_), std::move(all));
+                                        });
                        });
         return with_notice(std::move(s), "auth refused (" + why + ")");
+    }
+
+    static std::vector<std::string> lock_notices(const char* what, std::optional<int64_t> lock) {
+        if (!lock || *lock <= 0) {
+            return {};
+        }
+        return {std::string("auth lockout start, ") + what + ", " + std::to_string((*lock + 999) / 1000) + "s"};
     }
 
     // After a successful proof: the session (the store re-checks that the

@@ -1,9 +1,10 @@
 -- One failed proof (per user or per address). KEYS: fail, lock.
 -- ARGV: max_failures, lockout ms. Failures are forgotten `lockout` after the
--- last one. Returns the lock started (ms), or 0.
+-- last one. Returns the lock started (ms), 0, or -1 when already locked
+-- (nothing counted).
 -- @include auth_common.lua
 local now = now_ms()
-if lock_left(KEYS[2], now) > 0 then return 0 end
+if lock_left(KEYS[2], now) > 0 then return -1 end
 local lockout = tonumber(ARGV[2])
 local n = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], lockout)
