@@ -283,8 +283,13 @@ bool printable_nonce(std::string_view s) {
     return true;
 }
 
+// RFC 5802 attr-val: ALPHA "=" 1*value-char, value-char being any UTF-8
+// character but NUL (and ','). An extension is kept in client-first-bare,
+// which the handshake stores as JSON: a non-UTF-8 value must be refused here,
+// not fail the store write.
 bool attr_val(std::string_view s) {
-    return s.size() >= 3 && ((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')) && s[1] == '=';
+    return s.size() >= 3 && ((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')) && s[1] == '=' &&
+           s.find('\0') == std::string_view::npos && utf8_valid(s.substr(2), false);
 }
 
 std::vector<std::string_view> split_commas(std::string_view s) {

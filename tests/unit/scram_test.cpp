@@ -406,6 +406,20 @@ TEST(Scram, AuthzidMustNameTheUser) {
     EXPECT_EQ(scram::parse_client_first("n,b=user,n=user,r=abc", f), scram::Error::invalid_encoding);
 }
 
+// Found by tests/fuzz/fuzz_scram: an extension with non-UTF-8 bytes was
+// accepted, and serialize() then threw (jansson refuses such strings): a 500
+// and an [alert] line for any client.
+TEST(Scram, ExtensionsMustBeUtf8WithoutNul) {
+    scram::ClientFirst f;
+    EXPECT_EQ(scram::parse_client_first("n,,n=user,r=abc,x=caf\xc3\xa9", f), scram::Error::none);
+    scram::Handshake h = scram::start(f, scram::Credentials{}, false, "srv", 1);
+    EXPECT_TRUE(scram::parse_handshake(scram::serialize(h)).has_value());
+    EXPECT_EQ(scram::parse_client_first("n,,n=user,r=abc,x=\xaf\xaa", f), scram::Error::invalid_encoding);
+    EXPECT_EQ(scram::parse_client_first(std::string_view("n,,n=user,r=abc,x=a\0b", 21), f),
+              scram::Error::invalid_encoding);
+    EXPECT_EQ(scram::parse_client_first("n,,n=user,r=abc,r=\xc0\x80", f), scram::Error::invalid_encoding);
+}
+
 TEST(Scram, UsernameEscapesAreUnescaped) {
     scram::ClientFirst f;
     ASSERT_EQ(scram::parse_client_first("n,,n=a=2Cb=3Dc,r=abc", f), scram::Error::none);
