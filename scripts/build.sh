@@ -30,7 +30,15 @@ mkdir -p "$BUILD"
 # then make only the modules target.
 NGX_BUILD="$BUILD/nginx"
 stamp="$NGX_BUILD/.pairguard-configured"
-inputs_sum=$(cat "$ROOT/config" "$ROOT"/src/lua/*.lua "$ROOT/scripts/embed-lua.sh" | sha1sum | cut -d' ' -f1)
+# PG_SANITIZE=1: the module with ASan and UBSan (scripts/sanitize.sh; nginx
+# must then run with libasan preloaded). Use another PG_BUILD_DIR.
+san_opts=()
+if [ "${PG_SANITIZE:-0}" = 1 ]; then
+    san_opts=(--with-cc-opt="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined"
+              --with-ld-opt="-fsanitize=address,undefined")
+fi
+inputs_sum=$( (cat "$ROOT/config" "$ROOT"/src/lua/*.lua "$ROOT/scripts/embed-lua.sh"; echo "${san_opts[*]}") \
+    | sha1sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs_sum" ]; then
     rm -rf "$NGX_BUILD"
     cp -r "$NGX_SRC" "$NGX_BUILD"
@@ -38,7 +46,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs_sum" ]; then
         cd "$NGX_BUILD"
         # shellcheck disable=SC1091
         source ./conf_flags
-        ./configure "${NGX_CONF_FLAGS[@]}" --add-dynamic-module="$ROOT" > "$BUILD/configure.log" 2>&1 \
+        ./configure "${NGX_CONF_FLAGS[@]}" "${san_opts[@]}" --add-dynamic-module="$ROOT" > "$BUILD/configure.log" 2>&1 \
             || { tail -30 "$BUILD/configure.log"; exit 1; }
     )
     echo "$inputs_sum" > "$stamp"

@@ -6,10 +6,23 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
+# ---- reliability (issue 12): --sanitize runs the t/ suite under ASan+UBSan ----
+if [ "${1:-}" = "--sanitize" ]; then
+    shift
+    exec bash scripts/sanitize.sh "$@"
+fi
+# ---- end reliability ----
+
 bash scripts/build.sh
 
 echo "== unit tests"
 "$ROOT/build/cmake/unit_tests" --gtest_brief=1
+
+# ---- reliability (issue 12): every fuzz harness briefly, so they keep compiling ----
+echo "== fuzz harnesses (3 s each; scripts/fuzz.sh SECONDS for a real run)"
+bash scripts/fuzz.sh 3 > "$ROOT/build/fuzz-brief.log" 2>&1 || { cat "$ROOT/build/fuzz-brief.log"; exit 1; }
+tail -n +2 "$ROOT/build/fuzz/summary.txt"
+# ---- end reliability ----
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
