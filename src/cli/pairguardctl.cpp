@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_status.hpp"
 #include "cli_store.hpp"
 #include "keys.hpp"
 #include "pairing.hpp"
@@ -59,6 +60,7 @@ const char kUsageText[] =
     "  locks [POLICY [KEY...]]      list locked guard keys and pairing platforms\n"
     "  unlock POLICY KEY            lift the lock (and failures) of a guard key\n"
     "  unlock --platform PLATFORM   lift a platform's pairing approval lock\n"
+    "  status [--url URL] [--json]  a node's pairguard_status as a table (no Redis needed)\n"
 #if PAIRGUARD_CLI_AUTH
     "\n"
     "  user add USER [--password-stdin] [--pubkey FILE.pem] [--protected]\n"
@@ -1347,6 +1349,9 @@ int main_checked(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     using namespace pairguard::cli;
+    if (argc >= 2 && std::string_view(argv[1]) == "status") {
+        return status_main(argc, argv);  // plain HTTP to a node: no store, no secret
+    }
     try {
         return main_checked(argc, argv);
     } catch (const UsageError& e) {

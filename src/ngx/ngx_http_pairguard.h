@@ -32,6 +32,7 @@ struct ngx_http_pairguard_policy_t {
     pairguard::PolicyLimits limits;
     ngx_str_t limits_resp;  // the five limit arguments, RESP-encoded once
     bool uses_body;
+    ngx_uint_t index;  // in mcf->policies: the policy's counters (pairguard_status)
 };
 
 struct ngx_http_pairguard_main_conf_t {

@@ -11,6 +11,7 @@
 
 #include "../core/session.hpp"
 #include "ngx_http_pairguard_auth.h"
+#include "ngx_http_pairguard_metrics.h"
 
 namespace {
 
@@ -122,6 +123,7 @@ ngx_int_t ngx_http_pairguard_check_bearer(ngx_http_request_t* r, ctx_t* ctx, con
     if (it != session_cache.end() && it->second.until > ngx_current_msec) {
         if (it->second.valid && it->second.expires_ms > now_ms()) {
             ctx->auth = auth_e::allowed;
+            ngx_http_pairguard_metric_session_ok();
             ctx->auth_user = it->second.user;
             return NGX_DECLINED;
         }
@@ -141,6 +143,7 @@ ngx_int_t ngx_http_pairguard_check_bearer(ngx_http_request_t* r, ctx_t* ctx, con
                 remember_session(thash, session_entry_t{s.found, s.user, utag, s.expires_ms, 0});
                 if (s.found) {
                     ctx->auth = auth_e::allowed;
+                    ngx_http_pairguard_metric_session_ok();
                     ctx->auth_user = s.user;
                 } else {
                     ngx_http_pairguard_auth_decide(ctx, invalid_token(challenge));

@@ -11,6 +11,7 @@
 #include "../core/answers.hpp"
 #include "../core/store_scripts.hpp"
 #include "ngx_http_pairguard.h"
+#include "ngx_http_pairguard_metrics.h"
 
 namespace {
 
@@ -106,6 +107,7 @@ ngx_int_t decide_without_store(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* 
 
     case NGX_HTTP_PAIRGUARD_DOWN_ALLOW:
         // nothing reserved, nothing to settle
+        ngx_http_pairguard_metric_allowed(ctx->candidate);
         ctx->decided = true;
         ctx->state = state_e::idle;
         ctx->candidate = ngx_http_pairguard_group_t();
@@ -117,8 +119,10 @@ ngx_int_t decide_without_store(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* 
         ngx_http_pairguard_local_reserve(mcf->shm_zone, r->connection->log, ctx->candidate.keys, true, v,
                                          reservation);
         if (v.verdict != Verdict::allow) {
+            ngx_http_pairguard_metric_refused(ctx->candidate, v.policy, v.verdict == Verdict::busy, true);
             return deny(r, ctx, v.policy, v.retry_ms, true);
         }
+        ngx_http_pairguard_metric_allowed(ctx->candidate);
         return allow(ctx, reservation, true);
     }
     }
@@ -187,6 +191,7 @@ void reserve_done(ngx_http_pairguard_ctx_t* ctx, ngx_pairguard_redis_result_e re
                 ctx->verdict = verdict_e::refuse;
                 ctx->refuse_policy = rr.policy;
                 ctx->refuse_retry_ms = rr.retry_ms;
+                ngx_http_pairguard_metric_refused(ctx->candidate, rr.policy, rr.status == pairguard::ReserveStatus::busy, false);
             }
         }
     } catch (const std::exception& e) {
@@ -213,6 +218,7 @@ ngx_int_t carry_out(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
     ctx->verdict = verdict_e::none;
     switch (v) {
     case verdict_e::allow:
+        ngx_http_pairguard_metric_allowed(ctx->candidate);
         return allow(ctx, ctx->verdict_reservation, false);
     case verdict_e::refuse:
         return deny(r, ctx, ctx->refuse_policy, ctx->refuse_retry_ms, false);
@@ -287,6 +293,7 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
         }
         if (value.empty()) {
             if (p->limits.key_required) {
+                ngx_http_pairguard_metric_decision(p, pairguard::metrics::key_required);
                 ctx->candidate = ngx_http_pairguard_group_t();
                 return refuse(r, ctx, NGX_HTTP_BAD_REQUEST, pairguard::error_body("key_required"), 0);
             }
@@ -306,6 +313,7 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
     // a node that knows a key is locked answers without Redis
     ngx_http_pairguard_local_verdict_t cached;
     if (ngx_http_pairguard_cached_lock(mcf->shm_zone, ctx->candidate.keys, cached)) {
+        ngx_http_pairguard_metric_refused(ctx->candidate, cached.policy, false, true);
         return deny(r, ctx, cached.policy, cached.retry_ms, false);
     }
 
@@ -421,6 +429,7 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                 // each group with the lists of the location that reserved it;
                 // the guard's own refusal releases them all
                 Outcome outcome = ctx->guard_refused ? Outcome::neutral : classify(g.lcf, r->headers_out.status);
+                ngx_http_pairguard_metric_outcome(g, outcome);
                 queued = settle(r, g, outcome) || queued;
             }
             ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
@@ -484,6 +493,7 @@ bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, 
 }
 
 void ngx_http_pairguard_log_lock_start(ngx_log_t* log, const ngx_http_pairguard_key_t& key, int64_t lock_ms) {
+    ngx_http_pairguard_metric_lockout(key.policy);
     std::string label = pairguard::tag_label(key.tag);
     ngx_log_error(NGX_LOG_NOTICE, log, 0, "pairguard: lockout start, policy \"%V\", key %s, %Ls", &key.policy->name,
                   label.c_str(), pairguard::retry_after_seconds(lock_ms));

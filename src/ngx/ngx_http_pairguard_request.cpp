@@ -8,6 +8,7 @@
 
 #include "../core/answers.hpp"
 #include "ngx_http_pairguard.h"
+#include "ngx_http_pairguard_metrics.h"
 
 namespace {
 
@@ -52,6 +53,7 @@ ngx_int_t send_answer(ngx_http_request_t* r, const ngx_http_pairguard_answer_t& 
         if (r->header_sent) {
             return NGX_ERROR;
         }
+        ngx_http_pairguard_metric_answer(r, a);
         // a body that cannot be discarded (malformed chunks) still gets the
         // answer; the connection just is not kept alive, as nginx does for
         // its own special responses

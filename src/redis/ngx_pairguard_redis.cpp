@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "../core/store_scripts.hpp"
+#include "../ngx/ngx_pairguard_metrics.h"
 
 namespace {
 
@@ -219,6 +220,7 @@ void ngx_pairguard_redis_t::became_up() {
         ngx_del_timer(&connect_timer_);
     }
     state_ = state_e::up;
+    ngx_pairguard_metric_store_up(true, !channel_.empty());
     backoff_ = 0;
     if (down_logged_) {
         ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0, "pairguard: redis %s available", conf_.label.c_str());
@@ -254,6 +256,7 @@ void ngx_pairguard_redis_t::lost(const char* reason) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "pairguard: redis %s unavailable (%s), store_down %s",
                       conf_.label.c_str(), reason != nullptr ? reason : "unknown", conf_.down_mode.c_str());
         down_logged_ = true;
+        ngx_pairguard_metric_store_up(false, !channel_.empty());
     }
 }
 
@@ -313,6 +316,7 @@ ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::Stor
         return nullptr;
     }
     ngx_add_timer(&cmd->timer_, conf_.timeout);
+    cmd->sent_ns_ = ngx_pairguard_metric_store_sent();
     return cmd.release();  // owned by hiredis' callback list until on_reply
 }
 
@@ -388,6 +392,7 @@ void ngx_pairguard_redis_t::on_reply(redisAsyncContext* ac, void* r, void* privd
         res = ngx_pairguard_redis_result_e::ok;
     }
 
+    ngx_pairguard_metric_store_done(res, cmd->sent_ns_);
     if (!cmd->cancelled_ && !self->exiting_ && cmd->cb_) {
         try {
             cmd->cb_(res, reply);

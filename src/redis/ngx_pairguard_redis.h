@@ -146,4 +146,5 @@ private:
     bool by_source_ = false;  // sent as EVAL after a NOSCRIPT
     bool cancelled_ = false;
     bool timed_out_ = false;
+    uint64_t sent_ns_ = 0;  // for the store latency histogram
 };
