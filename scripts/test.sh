@@ -15,6 +15,16 @@ fi
 
 bash scripts/build.sh
 
+# ---- observability (issue 11): promtool and a Prometheus server for t/status_*.t ----
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+    echo "test.sh: installing prometheus (the tests run their own server on a loopback port)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+# ---- end observability ----
+
 echo "== unit tests"
 "$ROOT/build/cmake/unit_tests" --gtest_brief=1
 
