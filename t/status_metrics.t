@@ -111,7 +111,7 @@ is($j->{auth}{session}{invalid_token}, 1, 'auth: one invalid token');
 is($j->{pairing}{request}{ok}, 1, 'pairing: one code handed out');
 is($j->{pairing}{request}{invalid_request}, 1, 'pairing: one invalid request');
 is($j->{store}{up}, 1, 'the store is up');
-cmp_ok($j->{store}{commands}, '>=', 2 * 200, 'store commands: at least reserve and settle per burst request');
+cmp_ok($j->{store}{commands}, '>', 0, 'store commands counted (batched: fewer than the requests)');
 is($j->{store}{latency_seconds}{count}, $j->{store}{commands} - 0, 'every command has a latency')
     or diag(json_encode($j->{store}));
 
