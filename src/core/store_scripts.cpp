@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include "pairguard_lua.h"
+#include "pairing.hpp"
 
 namespace pairguard {
 
@@ -17,6 +18,11 @@ const StoreScript& guard_reserve_script() {
 
 const StoreScript& guard_settle_script() {
     static const StoreScript s = make_store_script("guard_settle", pairguard_lua_guard_settle);
+    return s;
+}
+
+const StoreScript& guard_batch_script() {
+    static const StoreScript s = make_store_script("guard_batch", pairguard_lua_guard_batch);
     return s;
 }
 
@@ -106,6 +112,82 @@ bool decode_settle(const std::vector<int64_t>& reply, size_t nkeys, std::vector<
             return false;
         }
         out.push_back(LockStart{static_cast<size_t>(reply[i] - 1), reply[i + 1]});
+    }
+    return true;
+}
+
+GuardOp make_guard_reserve(std::string_view keys, size_t nkeys, std::string_view limits) {
+    GuardOp op;
+    op.nkeys = nkeys;
+    op.keys.assign(keys);
+    RespArgs a;
+    a.data.reserve(16 + limits.size());
+    a.add("r");
+    a.add(static_cast<int64_t>(nkeys));
+    a.add_encoded(limits, 5 * nkeys);
+    op.args = std::move(a.data);
+    op.nargs = a.count;
+    return op;
+}
+
+GuardOp make_guard_settle(std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
+                          std::string_view limits) {
+    GuardOp op;
+    op.settle = true;
+    op.nkeys = nkeys;
+    op.keys.assign(keys);
+    RespArgs a;
+    a.data.reserve(48 + limits.size());
+    a.add("s");
+    a.add(static_cast<int64_t>(nkeys));
+    a.add(outcome == Outcome::failure ? "f" : outcome == Outcome::success ? "s" : "n");
+    a.add(reservation);
+    a.add_encoded(limits, 5 * nkeys);
+    op.args = std::move(a.data);
+    op.nargs = a.count;
+    return op;
+}
+
+RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms) {
+    size_t nkeys = 0, nargs = 0, bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        nkeys += ops[i]->nkeys;
+        nargs += ops[i]->nargs;
+        bytes += ops[i]->keys.size() + ops[i]->args.size();
+    }
+    RespArgs a = resp_evalsha(guard_batch_script().sha1, 1 + nkeys + 1 + nargs);
+    a.data.reserve(a.data.size() + bytes + 32);
+    a.add(static_cast<int64_t>(nkeys));
+    for (size_t i = 0; i < n; i++) {
+        a.add_encoded(ops[i]->keys, ops[i]->nkeys);
+    }
+    a.add(hold_ms);
+    for (size_t i = 0; i < n; i++) {
+        a.add_encoded(ops[i]->args, ops[i]->nargs);
+    }
+    return a;
+}
+
+bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<std::vector<int64_t>>& out) {
+    out.clear();
+    if (reply.type != Reply::Type::array || reply.elements.size() != nops) {
+        return false;
+    }
+    out.reserve(nops);
+    for (const Reply& op : reply.elements) {
+        // an empty Lua table comes back as an empty array
+        if (op.type != Reply::Type::array) {
+            return false;
+        }
+        std::vector<int64_t> v;
+        v.reserve(op.elements.size());
+        for (const Reply& e : op.elements) {
+            if (e.type != Reply::Type::integer) {
+                return false;
+            }
+            v.push_back(e.integer);
+        }
+        out.push_back(std::move(v));
     }
     return true;
 }

@@ -12,6 +12,8 @@
 
 namespace pairguard {
 
+struct Reply;
+
 struct StoreScript {
     std::string_view name;
     std::string_view source;
@@ -23,6 +25,8 @@ StoreScript make_store_script(std::string_view name, std::string_view source);
 
 const StoreScript& guard_reserve_script();
 const StoreScript& guard_settle_script();
+// Every reserve and settle of one event-loop iteration in one call.
+const StoreScript& guard_batch_script();
 // pairguardctl locks: {lock end ms, failures} of one guard key.
 const StoreScript& guard_inspect_script();
 
@@ -69,6 +73,31 @@ struct LockStart {
 
 ReserveReply decode_reserve(const std::vector<int64_t>& reply, size_t nkeys);
 bool decode_settle(const std::vector<int64_t>& reply, size_t nkeys, std::vector<LockStart>& out);
+
+// One guard operation for guard_batch.lua, its RESP written up front: the
+// keys (encoded once per request) and the operation's arguments with each
+// key's five limits (encoded once per policy at configuration time).
+struct GuardOp {
+    bool settle = false;
+    size_t nkeys = 0;
+    std::string keys;  // nkeys RESP bulk strings
+    std::string args;  // 'r' | 's', nkeys, [outcome, reservation], limits
+    size_t nargs = 0;
+};
+
+// `keys`: the store keys as RESP bulk strings; `limits`: 5 * nkeys RESP
+// bulk strings (append_limits, per key in the same order).
+GuardOp make_guard_reserve(std::string_view keys, size_t nkeys, std::string_view limits);
+GuardOp make_guard_settle(std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
+                          std::string_view limits);
+
+// EVALSHA guard_batch numkeys KEYS... hold ops...: the operations in order.
+RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms);
+
+// The batch's reply: one integer list per operation, in order; false when
+// the reply is not that shape. Each list decodes with decode_reserve or
+// decode_settle.
+bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<std::vector<int64_t>>& out);
 
 std::string sha1_hex(std::string_view data);
 

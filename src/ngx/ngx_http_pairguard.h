@@ -1,6 +1,7 @@
 // Types shared by the module's nginx glue files.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -89,6 +90,8 @@ struct ngx_http_pairguard_key_t {
     pairguard::KeyTag tag;
 };
 
+struct ngx_http_pairguard_batch_op_t;  // ngx_http_pairguard_batch.cpp
+
 // An answer the module gives itself (refusals, endpoint replies).
 struct ngx_http_pairguard_answer_t {
     ngx_uint_t status = 0;
@@ -102,7 +105,8 @@ struct ngx_http_pairguard_answer_t {
 struct ngx_http_pairguard_group_t {
     ngx_http_pairguard_loc_conf_t* lcf = nullptr;
     std::vector<ngx_http_pairguard_key_t> keys;
-    std::string keys_resp;  // the store keys, RESP-encoded for reserve and settle
+    std::string keys_resp;    // the store keys, RESP-encoded for reserve and settle
+    std::string limits_resp;  // each key's five limits, RESP-encoded
     int64_t reservation = 0;
     bool store_local = false;  // the reservation lives in shared memory
     bool settled = false;
@@ -136,6 +140,7 @@ struct ngx_http_pairguard_ctx_t {
     ngx_str_t deny_policy = ngx_null_string;
 
     ngx_pairguard_redis_command_t* pending = nullptr;
+    std::shared_ptr<ngx_http_pairguard_batch_op_t> reserve_op;  // the guard's reserve in flight
 
     // an answer decided in a callback, sent from the request's connection
     std::optional<ngx_http_pairguard_answer_t> answer;
@@ -154,6 +159,16 @@ struct ngx_http_pairguard_ctx_t {
     ngx_http_pairguard_answer_t auth_answer;  // auth == answer: what to answer on re-entry
 };
 
+// ngx_http_pairguard_batch.cpp: the guard's reserves and settles of one
+// event-loop iteration, sent as one script call.
+using ngx_http_pairguard_batch_fn = std::function<void(bool ok, const std::vector<int64_t>& reply)>;
+// `done` runs once with the operation's own reply (ok=false: Redis failed),
+// unless cancelled first.
+std::shared_ptr<ngx_http_pairguard_batch_op_t> ngx_http_pairguard_batch_submit(pairguard::GuardOp op,
+                                                                                ngx_http_pairguard_batch_fn done);
+void ngx_http_pairguard_batch_cancel(ngx_http_pairguard_batch_op_t* op) noexcept;
+void ngx_http_pairguard_batch_exit() noexcept;
+
 // The most of a body the module reads to find key fields.
 #define NGX_HTTP_PAIRGUARD_BODY_MAX (1024 * 1024)
 
@@ -162,9 +177,10 @@ struct ngx_http_pairguard_ctx_t {
 // internal redirects.
 ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_ctx(ngx_http_request_t* r);
 ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_or_create_ctx(ngx_http_request_t* r);
-// From a handler running on the request's own event (phase or content
-// handler): sends the answer, finalizes, returns NGX_DONE for the handler to
-// return. Never becomes a 500, never re-enters the phases.
+// From a phase handler or a body handler running on the request's own event:
+// sends the answer, finalizes, returns NGX_DONE for a phase handler to
+// return. Never becomes a 500, never re-enters the phases. Not for a content
+// handler's return value (the content phase finalizes that once more).
 ngx_int_t ngx_http_pairguard_answer_now(ngx_http_request_t* r, const ngx_http_pairguard_answer_t& a) noexcept;
 // From a Redis callback or a thread task's completion: keeps the answer and
 // sends it from the request's connection (posted), never from inside hiredis.
@@ -176,7 +192,8 @@ ngx_int_t ngx_http_pairguard_send_json(ngx_http_request_t* r, ngx_uint_t status,
 ngx_int_t ngx_http_pairguard_suspend(ngx_http_request_t* r) noexcept;
 // The callback's decision is made: the phases run again (posted).
 void ngx_http_pairguard_resume(ngx_http_request_t* r) noexcept;
-// false: answered 405 with Allow; the handler returns *rc.
+// For a content handler: false when the method is not in `mask`; the 405
+// with Allow is sent (not finalized) and the handler returns *rc.
 bool ngx_http_pairguard_method_allowed(ngx_http_request_t* r, ngx_uint_t mask, const char* allow, ngx_int_t* rc);
 // From a phase handler: reads the body (with the location's own body
 // settings), then runs the phases again. Returns what the handler returns.

@@ -190,21 +190,6 @@ void run(const pump_t& p, Step step) noexcept {
 
 // ---- the JSON endpoints --------------------------------------------------------------
 
-bool allow_header(ngx_http_request_t* r, const char* methods) {
-    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
-    if (h == nullptr) {
-        return false;
-    }
-    h->hash = 1;
-    ngx_str_set(&h->key, "Allow");
-    h->value.data = reinterpret_cast<u_char*>(const_cast<char*>(methods));
-    h->value.len = ngx_strlen(methods);
-#if (nginx_version >= 1023000)
-    h->next = nullptr;
-#endif
-    return true;
-}
-
 void answer_later(ngx_http_request_t* r, ngx_http_pairguard_answer_t a) {
     ngx_http_pairguard_answer_later(r, std::move(a));
 }
@@ -295,17 +280,13 @@ ngx_int_t ngx_http_pairguard_auth_content(ngx_http_request_t* r) noexcept {
         auto* lcf =
             static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));
         bool session = lcf->auth_op == NGX_HTTP_PAIRGUARD_AUTH_SESSION;
-        if (!(r->method & (session ? NGX_HTTP_GET | NGX_HTTP_POST | NGX_HTTP_DELETE : NGX_HTTP_POST))) {
-            // sent, not finalized: nginx's content phase finalizes with this rc
-            // (answer_now would finalize twice here)
-            if (!allow_header(r, session ? "GET, POST, DELETE" : "POST")) {
-                return NGX_ERROR;
-            }
-            return ngx_http_pairguard_send_json(r, NGX_HTTP_NOT_ALLOWED, pairguard::render_error("method_not_allowed"),
-                                                0);
+        ngx_int_t rc;
+        if (!ngx_http_pairguard_method_allowed(r, session ? NGX_HTTP_GET | NGX_HTTP_POST | NGX_HTTP_DELETE : NGX_HTTP_POST,
+                                               session ? "GET, POST, DELETE" : "POST", &rc)) {
+            return rc;
         }
         r->request_body_in_single_buf = 1;
-        ngx_int_t rc = ngx_http_read_client_request_body(r, auth_body_handler);
+        rc = ngx_http_read_client_request_body(r, auth_body_handler);
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
             return rc;
         }

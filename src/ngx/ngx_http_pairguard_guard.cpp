@@ -128,49 +128,32 @@ ngx_int_t decide_without_store(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* 
     }
 }
 
-// numkeys and the store keys, encoded once per group for reserve and settle
+// The store keys and their limits, encoded once per group for reserve and
+// settle.
 void encode_keys(const ngx_http_pairguard_main_conf_t* mcf, ngx_http_pairguard_group_t& g) {
     pairguard::RespArgs a;
-    a.data.reserve(16 + g.keys.size() * (mcf->prefix.len + 40));
-    a.add(static_cast<int64_t>(g.keys.size()));
+    a.data.reserve(g.keys.size() * (mcf->prefix.len + 40));
+    size_t limits = 0;
     for (const auto& k : g.keys) {
         a.add(pairguard::guard_store_key(as_view(mcf->prefix), k.tag));
+        limits += k.policy->limits_resp.len;
     }
     g.keys_resp = std::move(a.data);
-}
-
-// A guard script call: keys, the call's own arguments, then each policy's
-// limits.
-pairguard::RespArgs guard_call(const pairguard::StoreScript& script, const ngx_http_pairguard_group_t& g,
-                               std::initializer_list<std::string_view> own) {
-    pairguard::RespArgs a = pairguard::resp_evalsha(script.sha1, 1 + g.keys.size() * 6 + own.size());
-    a.add_encoded(g.keys_resp, 1 + g.keys.size());
-    for (std::string_view v : own) {
-        a.add(v);
-    }
+    g.limits_resp.clear();
+    g.limits_resp.reserve(limits);
     for (const auto& k : g.keys) {
-        a.add_encoded(as_view(k.policy->limits_resp), 5);
+        g.limits_resp.append(reinterpret_cast<const char*>(k.policy->limits_resp.data), k.policy->limits_resp.len);
     }
-    return a;
 }
 
-void reserve_done(ngx_http_pairguard_ctx_t* ctx, ngx_pairguard_redis_result_e res, redisReply* reply) noexcept {
+void reserve_done(ngx_http_pairguard_ctx_t* ctx, bool ok, const std::vector<int64_t>& v) noexcept {
     ngx_http_request_t* r = ctx->request;
-    ctx->pending = nullptr;
+    ctx->reserve_op.reset();
     ctx->state = state_e::decided;
     try {
         pairguard::ReserveReply rr;
-        if (res == ngx_pairguard_redis_result_e::ok && reply->type == REDIS_REPLY_ARRAY) {
-            std::vector<int64_t> v;
-            v.reserve(reply->elements);
-            bool ints = true;
-            for (size_t i = 0; i < reply->elements && ints; i++) {
-                ints = reply->element[i]->type == REDIS_REPLY_INTEGER;
-                v.push_back(reply->element[i]->integer);
-            }
-            if (ints) {
-                rr = pairguard::decode_reserve(v, ctx->candidate.keys.size());
-            }
+        if (ok) {
+            rr = pairguard::decode_reserve(v, ctx->candidate.keys.size());
         }
 
         if (!rr.valid) {
@@ -322,16 +305,11 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
         return decide_without_store(r, ctx, mcf);
     }
 
+    // sent with every other reserve and settle of this loop iteration
     encode_keys(mcf, ctx->candidate);
-    static const std::string hold = std::to_string(pairguard::kReservationHoldMs);
-    ctx->pending = store->eval(pairguard::guard_reserve_script(),
-                               guard_call(pairguard::guard_reserve_script(), ctx->candidate, {hold}),
-                               [ctx](ngx_pairguard_redis_result_e res, redisReply* reply) {
-                                   reserve_done(ctx, res, reply);
-                               });
-    if (ctx->pending == nullptr) {
-        return decide_without_store(r, ctx, mcf);
-    }
+    ctx->reserve_op = ngx_http_pairguard_batch_submit(
+        pairguard::make_guard_reserve(ctx->candidate.keys_resp, ctx->candidate.keys.size(), ctx->candidate.limits_resp),
+        [ctx](bool ok, const std::vector<int64_t>& v) { reserve_done(ctx, ok, v); });
     ctx->state = state_e::waiting;
     return ngx_http_pairguard_suspend(r);
 }
@@ -342,17 +320,10 @@ struct settle_job_t {
     ngx_shm_zone_t* zone;
 };
 
-void settle_reply(const settle_job_t& job, ngx_pairguard_redis_result_e res, redisReply* reply) noexcept {
+void settle_reply(const settle_job_t& job, bool ok, const std::vector<int64_t>& v) noexcept {
     try {
-        if (res != ngx_pairguard_redis_result_e::ok || reply->type != REDIS_REPLY_ARRAY) {
+        if (!ok) {
             return;
-        }
-        std::vector<int64_t> v;
-        for (size_t i = 0; i < reply->elements; i++) {
-            if (reply->element[i]->type != REDIS_REPLY_INTEGER) {
-                return;
-            }
-            v.push_back(reply->element[i]->integer);
         }
         std::vector<pairguard::LockStart> locks;
         if (!pairguard::decode_settle(v, job.keys.size(), locks)) {
@@ -367,17 +338,16 @@ void settle_reply(const settle_job_t& job, ngx_pairguard_redis_result_e res, red
     }
 }
 
-// Returns true when a command was queued for Redis.
-bool settle(ngx_http_request_t* r, ngx_http_pairguard_group_t& g, Outcome outcome) {
+void settle(ngx_http_request_t* r, ngx_http_pairguard_group_t& g, Outcome outcome) {
     g.settled = true;
     ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
 
     if (g.store_local) {
         ngx_http_pairguard_local_settle(mcf->shm_zone, r->connection->log, g.keys, outcome, g.reservation);
-        return false;
+        return;
     }
     if (outcome == Outcome::neutral && g.reservation == 0) {
-        return false;  // nothing to record, nothing to release
+        return;  // nothing to record, nothing to release
     }
     ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
     if (store == nullptr || !store->accepting()) {
@@ -386,25 +356,20 @@ bool settle(ngx_http_request_t* r, ngx_http_pairguard_group_t& g, Outcome outcom
         if (mcf->store_down == NGX_HTTP_PAIRGUARD_DOWN_LOCAL) {
             ngx_http_pairguard_local_settle(mcf->shm_zone, r->connection->log, g.keys, outcome, 0);
         }
-        return false;
+        return;
     }
 
     if (g.keys_resp.empty()) {
         encode_keys(mcf, g);  // decided from the verdict cache: dry run
     }
-    char reservation[24];
-    auto [end, ec] = std::to_chars(reservation, reservation + sizeof(reservation), g.reservation);
-    (void) ec;
-    pairguard::RespArgs call =
-        guard_call(pairguard::guard_settle_script(), g,
-                   {outcome == Outcome::failure ? "f" : outcome == Outcome::success ? "s" : "n",
-                    std::string_view(reservation, static_cast<size_t>(end - reservation))});
-
-    // the settle is the group's last use of its keys
+    pairguard::GuardOp op =
+        pairguard::make_guard_settle(g.keys_resp, g.keys.size(), outcome, g.reservation, g.limits_resp);
+    // the settle is the group's last use of its keys; it goes out at the end
+    // of this loop iteration, before this worker reads anything new, with
+    // every other reserve and settle of the iteration
     auto job = std::make_shared<settle_job_t>(settle_job_t{std::move(g.keys), mcf->shm_zone});
-    store->eval(pairguard::guard_settle_script(), std::move(call),
-                [job](ngx_pairguard_redis_result_e res, redisReply* reply) { settle_reply(*job, res, reply); });
-    return true;
+    ngx_http_pairguard_batch_submit(std::move(op),
+                                    [job](bool ok, const std::vector<int64_t>& v) { settle_reply(*job, ok, v); });
 }
 
 Outcome classify(const ngx_http_pairguard_loc_conf_t* lcf, ngx_uint_t status) {
@@ -421,7 +386,6 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
     try {
         ngx_http_pairguard_ctx_t* ctx = r == r->main ? ngx_http_pairguard_get_ctx(r) : nullptr;
         if (ctx != nullptr && !ctx->groups.empty()) {
-            bool queued = false;
             for (auto& g : ctx->groups) {
                 if (g.settled) {
                     continue;
@@ -430,14 +394,7 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                 // the guard's own refusal releases them all
                 Outcome outcome = ctx->guard_refused ? Outcome::neutral : classify(g.lcf, r->headers_out.status);
                 ngx_http_pairguard_metric_outcome(g, outcome);
-                queued = settle(r, g, outcome) || queued;
-            }
-            ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
-            if (queued && store != nullptr) {
-                // before the response leaves: the client's next request, on
-                // any worker or node, must find this outcome recorded (the
-                // client deferrs the write when called inside its own reply)
-                store->flush_now();
+                settle(r, g, outcome);
             }
         }
     } catch (const std::exception& e) {

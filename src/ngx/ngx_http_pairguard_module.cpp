@@ -707,8 +707,7 @@ ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) noexcept {
 
     try {
         // compute the script digests now, not on a worker's first request
-        (void) pairguard::guard_reserve_script();
-        (void) pairguard::guard_settle_script();
+        (void) pairguard::guard_batch_script();
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "pairguard: %s", e.what());
         return NGX_ERROR;
@@ -767,6 +766,7 @@ ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) noexcept {
 }
 
 void ngx_http_pairguard_exit_process(ngx_cycle_t*) noexcept {
+    ngx_http_pairguard_batch_exit();
     if (worker_events) {
         worker_events->stop();
         worker_events.reset();

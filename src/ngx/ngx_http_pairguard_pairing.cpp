@@ -422,26 +422,12 @@ ngx_int_t ngx_http_pairguard_pairing_handler(ngx_http_request_t* r) noexcept {
         allowed = NGX_HTTP_GET | NGX_HTTP_DELETE;
         break;
     }
-    if (!(r->method & allowed)) {
-        // sent, not finalized: the content phase finalizes with this rc
-        ngx_table_elt_t* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
-        if (h == nullptr) {
-            return NGX_ERROR;
-        }
-        h->hash = 1;
-        ngx_str_set(&h->key, "Allow");
-        if (allowed == NGX_HTTP_POST) {
-            ngx_str_set(&h->value, "POST");
-        } else {
-            ngx_str_set(&h->value, "GET, DELETE");
-        }
-#if (nginx_version >= 1023000)
-        h->next = nullptr;
-#endif
-        return ngx_http_pairguard_send_json(r, NGX_HTTP_NOT_ALLOWED, pairguard::render_error("method_not_allowed"), 0);
+    ngx_int_t rc;
+    if (!ngx_http_pairguard_method_allowed(r, allowed, allowed == NGX_HTTP_POST ? "POST" : "GET, DELETE", &rc)) {
+        return rc;
     }
     r->request_body_in_single_buf = 1;
-    ngx_int_t rc = ngx_http_read_client_request_body(r, pairing_body_handler);
+    rc = ngx_http_read_client_request_body(r, pairing_body_handler);
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
     }

@@ -21,6 +21,7 @@ void ctx_cleanup(void* data) noexcept {
         ngx_pairguard_redis_t::cancel(ctx->pending);
         ctx->pending = nullptr;
     }
+    ngx_http_pairguard_batch_cancel(ctx->reserve_op.get());
     ctx->~ngx_http_pairguard_ctx_t();
 }
 
@@ -230,7 +231,8 @@ bool ngx_http_pairguard_method_allowed(ngx_http_request_t* r, ngx_uint_t mask, c
     }
     ngx_http_pairguard_answer_t a{NGX_HTTP_NOT_ALLOWED, pairguard::error_body("method_not_allowed"), 0, {}};
     a.headers.emplace_back("Allow", allow);
-    *rc = ngx_http_pairguard_answer_now(r, a);
+    // sent, not finalized: the content phase finalizes with this rc
+    *rc = send_answer(r, a);
     return false;
 }
 

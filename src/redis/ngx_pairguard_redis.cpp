@@ -162,13 +162,12 @@ void ngx_pairguard_redis_t::send_handshake() {
         redisAsyncCommandArgv(ac_, on_subscription, this, 2, argv, lens);
         return;
     }
-    const pairguard::StoreScript* scripts[] = {&pairguard::guard_reserve_script(), &pairguard::guard_settle_script()};
-    for (size_t i = 0; i < 2; i++) {
-        const char* argv[] = {"SCRIPT", "LOAD", scripts[i]->source.data()};
-        size_t lens[] = {6, 4, scripts[i]->source.size()};
-        // the last handshake reply marks the store up
-        redisAsyncCommandArgv(ac_, on_handshake_reply, i == 1 ? this : nullptr, 3, argv, lens);
-    }
+    // the guard's one script; the endpoints' scripts load on first use
+    // (NOSCRIPT), and the last handshake reply marks the store up
+    const pairguard::StoreScript& batch = pairguard::guard_batch_script();
+    const char* argv[] = {"SCRIPT", "LOAD", batch.source.data()};
+    size_t lens[] = {6, 4, batch.source.size()};
+    redisAsyncCommandArgv(ac_, on_handshake_reply, this, 3, argv, lens);
 }
 
 void ngx_pairguard_redis_t::on_handshake_reply(redisAsyncContext* ac, void* r, void* privdata) noexcept {
@@ -294,10 +293,25 @@ void ngx_pairguard_redis_t::on_connect_timeout(ngx_event_t* ev) noexcept {
 
 void ngx_pairguard_redis_t::on_command_timeout(ngx_event_t* ev) noexcept {
     auto* cmd = static_cast<ngx_pairguard_redis_command_t*>(ev->data);
+    ngx_pairguard_redis_t* self = cmd->client_;
+    // nginx expires timers after a loop iteration's events: a long iteration
+    // can leave the reply unread in the socket when the timer fires. Read
+    // what is there first (never blocks); only a reply still missing is a
+    // timeout.
+    if (self->ac_ != nullptr && (self->ac_->c.flags & REDIS_CONNECTED)) {
+        self->overdue_ = cmd;
+        self->in_read_ = true;
+        redisAsyncHandleRead(self->ac_);
+        self->in_read_ = false;
+        if (self->overdue_ == nullptr) {
+            return;  // answered (and freed) meanwhile, or the connection went
+        }
+        self->overdue_ = nullptr;
+    }
     cmd->timed_out_ = true;
     // frees the context: the command's own callback runs inside, reporting
     // the timeout, and frees the command
-    cmd->client_->drop("command timed out");
+    self->drop("command timed out");
 }
 
 ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::StoreScript& script,
@@ -362,12 +376,18 @@ void ngx_pairguard_redis_t::on_reply(redisAsyncContext* ac, void* r, void* privd
     std::unique_ptr<ngx_pairguard_redis_command_t> cmd(static_cast<ngx_pairguard_redis_command_t*>(privdata));
     auto* reply = static_cast<redisReply*>(r);
     ngx_pairguard_redis_t* self = cmd->client_;
+    if (self->overdue_ == cmd.get()) {
+        self->overdue_ = nullptr;
+    }
 
     if (reply != nullptr && reply->type == REDIS_REPLY_ERROR && !cmd->by_source_
         && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0 && self->ac_ == ac) {
         // the scripts were flushed under us: send the source this once
         cmd->by_source_ = true;
         if (self->send(cmd.get())) {
+            if (!cmd->timer_.timer_set) {
+                ngx_add_timer(&cmd->timer_, self->conf_.timeout);  // it may have fired meanwhile
+            }
             cmd.release();
             return;
         }

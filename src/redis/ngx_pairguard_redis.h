@@ -122,6 +122,7 @@ private:
     ngx_event_t flush_ev_;   // posted: writes what this loop iteration queued
     bool in_flush_ = false;
     bool in_read_ = false;   // inside redisAsyncHandleRead: reply callbacks run
+    ngx_pairguard_redis_command_t* overdue_ = nullptr;  // its timer fired: is the reply in?
     std::string channel_;    // subscriber mode when not empty
     std::function<void(std::string_view)> on_message_;
     std::function<void()> on_resync_;

@@ -1,0 +1,28 @@
+-- The reserves and settles one worker produced in one event-loop iteration,
+-- walked in order: the answers are exactly those of separate calls of
+-- guard_reserve.lua and guard_settle.lua, for one Redis TIME and one round
+-- trip. KEYS: every operation's keys, in order.
+-- ARGV[1] = reservation lifetime (ms); then per operation:
+--   'r', nkeys, five limits per key
+--   's', nkeys, outcome, reservation, five limits per key
+-- Returns one reply per operation, as the single scripts return them.
+
+-- @include base36_common.lua
+-- @include guard_common.lua
+-- @include guard_ops_common.lua
+
+local now, hold = now_ms(), tonumber(ARGV[1])
+local out = {}
+local kb, a, nargv = 0, 2, #ARGV
+while a <= nargv do
+  local n = tonumber(ARGV[a + 1])
+  if ARGV[a] == 'r' then
+    out[#out + 1] = reserve_op(kb, n, a + 2, now, hold)
+    a = a + 2 + 5 * n
+  else
+    out[#out + 1] = settle_op(kb, n, ARGV[a + 2], ARGV[a + 3], a + 4, now)
+    a = a + 4 + 5 * n
+  end
+  kb = kb + n
+end
+return out

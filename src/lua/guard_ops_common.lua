@@ -1,0 +1,141 @@
+-- The guard's two operations as functions, shared by guard_reserve.lua,
+-- guard_settle.lua and guard_batch.lua (included after base36_common.lua and
+-- guard_common.lua). An operation reads its keys from KEYS[kb + 1 .. kb + n]
+-- and its five limits per key from ARGV[ab + (i - 1) * 5 .. + 4]: max_failures,
+-- window, lockout, backoff*1000, max_lockout. `now` is the caller's one
+-- Redis TIME, so a batch of operations costs one TIME.
+
+-- Decides one request against all its policy keys at once, and reserves an
+-- attempt on each if every key allows it.
+-- Returns {status, policy, retry_ms, reservation, ended...}: status 0 allowed,
+-- 1 locked, 2 over budget with attempts in flight; `ended` lists the policies
+-- whose lock ran out (and is cleared now).
+local function reserve_op(kb, n, ab, now, hold)
+  local reservation = now + hold
+  -- the common case: one key with no history at all, written only if it is
+  -- still absent (one command). Its value keeps the time in decimal (13
+  -- digits; it lives one request long), which parse() tells from base 36.
+  if n == 1 and redis.call('SET', KEYS[kb + 1], '|||' .. reservation .. '|', 'NX', 'PX', hold) then
+    return {0, 0, 0, reservation}
+  end
+
+  local status, policy, retry = 0, 0, 0
+  local st, ended = {}, {}
+  for i = 1, n do
+    local b = ab + (i - 1) * 5
+    local max, window = tonumber(ARGV[b]), tonumber(ARGV[b + 1])
+    local v = redis.call('GET', KEYS[kb + i])
+    local l, c, t, res, fail = 0, 0, 0, {}, {}
+    if v then l, c, t, res, fail = parse(v, window, now) end
+    if l > now then
+      -- Redis TIME is wall-clock time and may step back: what is left of a
+      -- lock is never more than its length
+      local left = l - now
+      if t > 0 and left > l - t then left = l - t end
+      if status ~= 1 or left > retry then
+        status, policy, retry = 1, i, left
+      end
+    else
+      if l ~= 0 then
+        l = 0
+        ended[#ended + 1] = i
+      end
+      if status == 0 and #fail + #res >= max then
+        status, policy, retry = 2, i, 1000
+      end
+    end
+    st[i] = {l, c, t, res, fail, v}
+  end
+
+  if status ~= 0 then reservation = 0 end
+  for i = 1, n do
+    local s = st[i]
+    local b = ab + (i - 1) * 5
+    if reservation ~= 0 then
+      s[4][#s[4] + 1] = reservation
+    end
+    if reservation ~= 0 or s[6] then
+      store(KEYS[kb + i], s[1], s[2], s[3], s[4], s[5], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 3]), now)
+    end
+  end
+
+  local out = {status, policy, retry, reservation}
+  for j = 1, #ended do out[#out + 1] = ended[j] end
+  return out
+end
+
+-- Records the upstream's answer for a reserved attempt. `outcome` is 'f'
+-- failure, 's' success, 'n' neutral; `rtext` the reservation as the reserve
+-- returned it ('0': none, as in dry run).
+-- Returns {policy, lock_ms, ...} for every key this failure locked.
+local function settle_op(kb, n, outcome, rtext, ab, now)
+  local reservation = tonumber(rtext)
+  local first
+  -- the common cases: one key holding nothing but this request's own
+  -- reservation (as the reserve's fast path wrote it). A success or neutral
+  -- answer leaves nothing to remember; a failure that cannot lock yet becomes
+  -- the key's only failure.
+  if n == 1 and reservation ~= 0 then
+    first = redis.call('GET', KEYS[kb + 1])
+    if first == '|||' .. rtext .. '|' then
+      if outcome ~= 'f' then
+        redis.call('DEL', KEYS[kb + 1])
+        return {}
+      end
+      if tonumber(ARGV[ab]) > 1 then
+        redis.call('SET', KEYS[kb + 1], '||||' .. b36(now - EPOCH), 'PX', ARGV[ab + 1])
+        return {}
+      end
+    end
+  end
+
+  local out = {}
+  for i = 1, n do
+    local b = ab + (i - 1) * 5
+    local key = KEYS[kb + i]
+    local v
+    if i == 1 and first ~= nil then v = first else v = redis.call('GET', key) end
+
+    if v or outcome == 'f' then
+      local max, window = tonumber(ARGV[b]), tonumber(ARGV[b + 1])
+      local l, c, t, res, fail = 0, 0, 0, {}, {}
+      if v then l, c, t, res, fail = parse(v, window, now) end
+
+      if reservation ~= 0 then
+        for j = 1, #res do
+          if res[j] == reservation then
+            table.remove(res, j)
+            break
+          end
+        end
+      end
+
+      if outcome == 'f' and l <= now then
+        if #fail + #res >= max then
+          -- only a dry run lets more than the budget through: keep the newest
+          if #fail > 0 then table.remove(fail, 1) else table.remove(res, 1) end
+        end
+        fail[#fail + 1] = now
+        if #fail >= max then
+          local lockout, backoff, max_lockout = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+          local earlier = 0
+          if t > 0 and now - t < 86400000 then earlier = c end
+          local cap = max_lockout > 0 and max_lockout or 1e15
+          local d = lockout
+          for _ = 1, earlier do
+            if d >= cap then break end
+            d = d * backoff / 1000
+          end
+          d = math.floor(math.min(d, cap))
+          l, c, t, fail = now + d, earlier + 1, now, {}
+          out[#out + 1] = i
+          out[#out + 1] = d
+        end
+      elseif outcome == 's' then
+        fail = {}
+      end
+      store(key, l, c, t, res, fail, window, tonumber(ARGV[b + 3]), now)
+    end
+  end
+  return out
+end
