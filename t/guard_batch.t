@@ -1,0 +1,126 @@
+# Batching is exact. guard_batch.lua walking a sequence of reserves and
+# settles gives the same answers as the single scripts called one by one
+# (mixed keys, stacked policies, locks, busy keys, lock ends after expiry),
+# and two nginx nodes with two workers each, batching concurrently, still let
+# exactly max_failures guesses through while sending fewer script calls than
+# operations.
+use 5.036;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(sleep);
+use PgTest;
+
+my $lua = root_dir() . '/src/lua';
+sub script ($name) {
+    my $text = read_file("$lua/$name.lua");
+    $text =~ s/^-- \@include (\S+)\s*$/read_file("$lua\/$1")/gme;
+    return $text;
+}
+my %src = map { $_ => script($_) } qw(guard_reserve guard_settle guard_batch);
+
+my $single = start_redis();
+my $batch  = start_redis();
+
+# limits: max_failures window lockout backoff*1000 max_lockout
+my @A = ('{t}:A', 3, 60000, 400, 1000, 0);
+my @B = ('{t}:B', 2, 60000, 400, 1000, 0);
+my @C = ('{t}:C', 5, 60000, 400, 1000, 0);
+
+# One step: ['r', [keys...]] or ['s', step_index, outcome, [keys...]]
+my @steps = (
+    [['r', [\@A]], ['r', [\@A, \@B]], ['r', [\@C]]],
+    [['s', 0, 'f', [\@A]], ['s', 1, 'f', [\@A, \@B]], ['s', 2, 's', [\@C]]],
+    [['r', [\@B]], ['r', [\@A]], ['r', [\@A]]],
+    [['s', 6, 'f', [\@B]], ['s', 7, 'f', [\@A]], ['s', 8, 'n', [\@A]]],
+    [['r', [\@A, \@B, \@C]], ['r', [\@C]], ['r', [\@C]], ['r', [\@C]], ['r', [\@C]], ['r', [\@C]], ['r', [\@C]]],
+    [['s', 10, 's', [\@C]], ['s', 11, 'f', [\@C]], ['s', 12, 'f', [\@C]]],
+    'sleep',
+    [['r', [\@A]], ['r', [\@B]], ['r', [\@C, \@A]]],
+);
+
+sub limits_of (@keys) { map { @$_[1 .. 5] } @keys }
+
+my (@single_out, @batch_out, @res_single, @res_batch);
+my $idx = 0;
+for my $group (@steps) {
+    if (!ref $group) { sleep 0.5; next }
+    # the single scripts, one call per operation
+    for my $op (@$group) {
+        my ($kind, @rest) = @$op;
+        my $keys = $kind eq 'r' ? $rest[0] : $rest[2];
+        my @k = map { $_->[0] } @$keys;
+        my $r = $kind eq 'r'
+            ? $single->cmd('EVAL', $src{guard_reserve}, scalar(@k), @k, 60000, limits_of(@$keys))
+            : $single->cmd('EVAL', $src{guard_settle}, scalar(@k), @k, $rest[1], $res_single[$rest[0]] // 0, limits_of(@$keys));
+        push @single_out, $r;
+        push @res_single, $kind eq 'r' ? $r->[3] : undef;
+    }
+    # the same operations as one batch
+    my (@bk, @ba);
+    for my $op (@$group) {
+        my ($kind, @rest) = @$op;
+        my $keys = $kind eq 'r' ? $rest[0] : $rest[2];
+        push @bk, map { $_->[0] } @$keys;
+        push @ba, $kind eq 'r' ? ('r', scalar(@$keys), limits_of(@$keys))
+                               : ('s', scalar(@$keys), $rest[1], $res_batch[$rest[0]] // 0, limits_of(@$keys));
+    }
+    my $replies = $batch->cmd('EVAL', $src{guard_batch}, scalar(@bk), @bk, 60000, @ba);
+    is(scalar(@$replies), scalar(@$group), 'a batch answers once per operation');
+    for my $i (0 .. $#$group) {
+        push @batch_out, $replies->[$i];
+        push @res_batch, $group->[$i][0] eq 'r' ? $replies->[$i][3] : undef;
+    }
+    $idx += @$group;
+}
+
+# reservation times and lock lengths come from each Redis' own clock: compare
+# what they decide
+sub shape ($r, $kind) {
+    return 'settle:' . join(',', map { $_ % 2 ? 'lock' : $r->[$_] } 0 .. $#$r) if $kind eq 's';
+    my @r = @$r;
+    return "reserve:status=$r[0],policy=$r[1],retry=" . ($r[2] > 0 ? 'yes' : 'no') . ',reserved=' . ($r[3] > 0 ? 'yes' : 'no')
+         . ',ended=' . join(',', @r[4 .. $#r]);
+}
+my @kinds = map { ref $_ ? map { $_->[0] } @$_ : () } @steps;
+my @s = map { shape($single_out[$_], $kinds[$_]) } 0 .. $#kinds;
+my @b = map { shape($batch_out[$_], $kinds[$_]) } 0 .. $#kinds;
+is_deeply(\@b, \@s, 'the batch decides every operation as the single scripts do');
+like(join(' ', @s), qr/status=1/, '  the sequence includes a locked key');
+like(join(' ', @s), qr/status=2/, '  and a busy key');
+like(join(' ', @s), qr/ended=\d/, '  and a lock that ran out');
+like(join(' ', @s), qr/settle:\d+,lock/, '  and a settle that locks');
+is_deeply([sort $batch->scan_keys('*')], [sort $single->scan_keys('*')], 'both leave the same keys in Redis');
+
+# two nodes, two workers each, batching at once
+my $up = start_upstream(delay_ms => 100);
+my $conf = <<'CONF';
+http {
+    %%HTTP_COMMON%%
+    pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=1s;
+    pairguard_secret_file %%SECRET_FILE%%;
+    pairguard_policy code key=$http_x_code max_failures=5 window=30s lockout=30s;
+    pairguard_policy ip   key=$http_x_client max_failures=1000 window=30s lockout=30s;
+    upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location = /guess { pairguard ip; pairguard code; proxy_pass http://backend/status/404; }
+    }
+}
+CONF
+my $r = start_redis();
+my @nodes = map { start_nginx($conf, redis => $r, upstream => $up, workers => 2) } 1 .. 2;
+my @ports = map { $_->port } @nodes;
+$r->cmd('CONFIG', 'RESETSTAT');
+my @res = http_burst_responses(\@ports, 300, sub ($i) {
+    { method => 'POST', path => '/guess', headers => { 'X-Code' => 'c-' . ($i % 3), 'X-Client' => "cl-$i" } }
+});
+is(scalar(grep { $_->{timeout} || !$_->{status} } @res), 0, 'three hundred guesses on two nodes are all answered');
+is($up->count('/status/404'), 15, 'exactly max_failures per code (3 x 5) reached the upstream');
+my $info = $r->cmd('INFO', 'commandstats');
+my ($calls) = $info =~ /cmdstat_evalsha:calls=(\d+)/;
+$calls //= 0;
+my ($evals) = $info =~ /cmdstat_eval:calls=(\d+)/;
+$calls += $evals // 0;
+cmp_ok($calls, '<', 300 + 15, "fewer script calls ($calls) than reserves and settles (315)");
+done();
