@@ -45,7 +45,7 @@ say $head; say $rule;
 push @rows, $head, $rule;
 
 my ($t0, $next_sample, $next_blip) = (time, time, time + 120);
-my ($n, $total, %codes, $blips) = (0, 0, (), 0);
+my ($n, $total, $blips, %codes) = (0, 0, 0);
 my $end = $t0 + $minutes * 60;
 my $rand = int(rand(1e9));
 while (time < $end) {
