@@ -132,6 +132,27 @@ is(json('/login', '{"account":"mallory","password":"x"}')->{status}, 429, '  and
 is(multipart('/login', [account => 'trent'], [password => 'x'])->{status}, 401, 'another account is not locked');
 is($up->count, 4, 'only the attempts the guard let through reached the upstream');
 
+# what backends read differently from the first Content-Type or from the
+# bytes as sent
+$up->reset;
+$r = http($P, 'POST', '/login', body => '{"x":"&account=victim&y="}',
+    headers => [['Content-Type', 'application/json'], ['Content-Type', 'application/x-www-form-urlencoded']]);
+is($r->{status}, 400, 'a body with two Content-Type headers is refused with 400');
+is($r->{json}{error}, 'invalid_body', '  as invalid_body');
+$r = http($P, 'POST', '/login', body => "\x1f\x8b\x08\x00compressed",
+    headers => [['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Encoding', 'gzip']]);
+is($r->{status}, 415, 'a coded (gzip) body is refused with 415: the guard cannot read what a backend may inflate');
+is($r->{json}{error}, 'unsupported_body', '  as unsupported_body');
+# spellings some backend reads as "account"
+for my $case (['{"Account":"victim"}', 'json', 'another case (ASP.NET binds names case-insensitively)'],
+              ['+account=victim', 'form', 'a leading blank (PHP drops it)'],
+              ['account=decoy&account%00=victim', 'form', 'a NUL in the name (PHP cuts there)']) {
+    my ($body, $kind, $what) = @$case;
+    $r = $kind eq 'json' ? json('/login', $body) : form('/login', $body);
+    is($r->{status}, 400, "the key field spelled with $what is refused with 400");
+}
+is($up->count, 0, 'none of them reached the upstream');
+
 my @skip = map { form('/login', "user=x$_")->{status} } 1 .. 5;
 is_deeply(\@skip, [(401) x 5], 'requests without the key field are never locked: the policy is skipped');
 

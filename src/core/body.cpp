@@ -178,6 +178,36 @@ int hexval(char c) {
     return -1;
 }
 
+}  // namespace
+
+// What the loosest common backend makes of a field name: cut at NUL, leading
+// blanks dropped, ASCII lower case, '.', ' ' and '[' as '_'.
+std::string canonical_field_name(std::string_view name) {
+    size_t nul = name.find('\0');
+    if (nul != std::string_view::npos) {
+        name = name.substr(0, nul);
+    }
+    size_t i = 0;
+    while (i < name.size() && (name[i] == ' ' || name[i] == '\t' || name[i] == '\n' || name[i] == '\r'
+                               || name[i] == '\v' || name[i] == '\f')) {
+        i++;
+    }
+    std::string out;
+    out.reserve(name.size() - i);
+    for (; i < name.size(); i++) {
+        char c = name[i];
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        } else if (c == '.' || c == ' ' || c == '[') {
+            c = '_';
+        }
+        out.push_back(c);
+    }
+    return out;
+}
+
+namespace {
+
 BodyFields invalid() {
     BodyFields out;
     out.status = BodyStatus::invalid;
@@ -187,6 +217,10 @@ BodyFields invalid() {
 // Records one occurrence of `name`. Every name seen is in `fields` (as ""
 // when it has no value: a file part, a JSON null); the first value is kept.
 void add_field(BodyFields& out, std::string name, std::optional<std::string> value) {
+    auto [sp, fresh] = out.spellings.emplace(canonical_field_name(name), name);
+    if (!fresh && sp->second != name) {
+        sp->second.clear();  // two spellings of one name
+    }
     if (out.fields.count(name) != 0) {
         out.duplicates.insert(std::move(name));
         return;
@@ -428,7 +462,11 @@ std::string_view BodyFields::get(std::string_view name) const {
 }
 
 bool BodyFields::duplicated(std::string_view name) const {
-    return !duplicates.empty() && duplicates.count(std::string(name)) != 0;
+    if (!duplicates.empty() && duplicates.count(std::string(name)) != 0) {
+        return true;
+    }
+    auto it = spellings.find(canonical_field_name(name));
+    return it != spellings.end() && it->second != name;
 }
 
 std::string form_decode(std::string_view in) {

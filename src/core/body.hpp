@@ -31,11 +31,15 @@ struct BodyFields {
     BodyStatus status = BodyStatus::ok;
     std::unordered_map<std::string, std::string> fields;
     std::unordered_set<std::string> duplicates;  // names that occur more than once
+    // Backends read names loosely (PHP trims leading blanks, maps ". [" to
+    // "_" and cuts at NUL; ASP.NET ignores case): canonical name -> the raw
+    // spelling seen, "" when there were several.
+    std::unordered_map<std::string, std::string> spellings;
 
     // Empty when absent.
     std::string_view get(std::string_view name) const;
-    // True when NAME occurs more than once at the top level (whatever the
-    // values): a key must not use it.
+    // True when NAME occurs twice, or when the body spells it another way
+    // that some backend reads as NAME ("Account", " account", "account\0x").
     bool duplicated(std::string_view name) const;
 };
 
@@ -64,6 +68,9 @@ struct BodyFields {
 //     encoder writes); otherwise `unsupported`.
 //   - any other type: `unsupported` (no fields).
 BodyFields parse_body_fields(std::string_view content_type, std::string_view body);
+
+// A field name as the loosest common backend reads it (see BodyFields).
+std::string canonical_field_name(std::string_view name);
 
 // application/x-www-form-urlencoded decoding of one component.
 std::string form_decode(std::string_view in);

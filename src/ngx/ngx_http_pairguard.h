@@ -65,6 +65,8 @@ struct ngx_http_pairguard_loc_conf_t {
     ngx_array_t* failure_status;  // of int
     ngx_array_t* neutral_status;  // of int
     ngx_uint_t deny_status;
+    ngx_uint_t client_v4_bits;  // pairguard_client_prefix
+    ngx_uint_t client_v6_bits;
     ngx_flag_t dry_run;
     bool uses_body;
     ngx_uint_t pairing_op;          // NGX_HTTP_PAIRGUARD_PAIRING_*, 0: none
@@ -201,6 +203,9 @@ ngx_int_t ngx_http_pairguard_read_body(ngx_http_request_t* r);
 // The request body as text (from memory or its file); false when it is
 // larger than NGX_HTTP_PAIRGUARD_BODY_MAX or cannot be read.
 bool ngx_http_pairguard_body_text(ngx_http_request_t* r, std::string& out);
+// The client address (after realip) cut to the location's
+// pairguard_client_prefix, as "ADDRESS/BITS"; IPv4-mapped IPv6 is IPv4.
+std::string ngx_http_pairguard_client_net(ngx_http_request_t* r);
 // postconfiguration: what the plumbing needs to know of other modules
 ngx_int_t ngx_http_pairguard_init_request(ngx_conf_t* cf);
 

@@ -252,7 +252,8 @@ pairguard::login::Request ngx_http_pairguard_login_request(ngx_http_request_t* r
     req.keys = mcf->keys;
     req.prefix = std::string(view(mcf->prefix));
     req.policy = mcf->auth;
-    req.address = std::string(view(r->connection->addr_text));
+    // per network, not per address: one IPv6 client holds a whole /64
+    req.address = ngx_http_pairguard_client_net(r);
     ngx_str_t name = ngx_string("host");
     ngx_http_variable_value_t* v = ngx_http_get_variable(r, &name, ngx_hash_key(name.data, name.len));
     if (v != nullptr && !v->not_found) {

@@ -48,6 +48,42 @@ ngx_uint_t parse_body(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, cons
         *code = "body_too_large";
         return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
+    // nginx keeps the first Content-Type and forwards them all: a backend that
+    // takes the last one would parse the body differently. A coded body
+    // (gzip...) is one the guard cannot read but a backend may inflate.
+    size_t types = 0;
+    bool coded = false;
+    ngx_list_part_t* part = &r->headers_in.headers.part;
+    auto* h = static_cast<ngx_table_elt_t*>(part->elts);
+    for (ngx_uint_t i = 0;; i++) {
+        if (i >= part->nelts) {
+            if (part->next == nullptr) {
+                break;
+            }
+            part = part->next;
+            h = static_cast<ngx_table_elt_t*>(part->elts);
+            i = 0;
+        }
+        if (h[i].key.len == sizeof("Content-Type") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char*) "Content-Type", h[i].key.len) == 0) {
+            types++;
+        } else if (h[i].key.len == sizeof("Content-Encoding") - 1
+                   && ngx_strncasecmp(h[i].key.data, (u_char*) "Content-Encoding", h[i].key.len) == 0
+                   && !(h[i].value.len == sizeof("identity") - 1
+                        && ngx_strncasecmp(h[i].value.data, (u_char*) "identity", h[i].value.len) == 0)) {
+            coded = true;
+        }
+    }
+    if (types > 1) {
+        OPENSSL_cleanse(text.data(), text.size());
+        *code = "invalid_body";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+    if (coded && !text.empty()) {
+        OPENSSL_cleanse(text.data(), text.size());
+        *code = "unsupported_body";
+        return NGX_HTTP_UNSUPPORTED_MEDIA_TYPE;
+    }
     std::string_view ct;
     if (r->headers_in.content_type != nullptr) {
         ct = as_view(r->headers_in.content_type->value);

@@ -20,6 +20,7 @@ char* ngx_http_pairguard_deny_status(ngx_conf_t* cf, ngx_command_t* cmd, void* c
 char* ngx_http_pairguard_pairing_policy(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* ngx_http_pairguard_pairing(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* ngx_http_pairguard_require_paired(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* ngx_http_pairguard_client_prefix(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 
 ngx_int_t ngx_http_pairguard_preconfiguration(ngx_conf_t* cf) noexcept;
 ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) noexcept;
@@ -61,6 +62,8 @@ ngx_command_t ngx_http_pairguard_commands[] = {
      ngx_http_pairguard_deny_status, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("pairguard_dry_run"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
      ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_pairguard_loc_conf_t, dry_run), nullptr},
+    {ngx_string("pairguard_client_prefix"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE2,
+     ngx_http_pairguard_client_prefix, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("pairguard_pairing_policy"), NGX_HTTP_MAIN_CONF | NGX_CONF_ANY, ngx_http_pairguard_pairing_policy,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     {ngx_string("pairguard_pairing"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, ngx_http_pairguard_pairing,
@@ -559,6 +562,27 @@ char* ngx_http_pairguard_require_paired(ngx_conf_t* cf, ngx_command_t*, void* co
     }
 }
 
+char* ngx_http_pairguard_client_prefix(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(conf);
+    if (lcf->client_v4_bits != NGX_CONF_UNSET_UINT) {
+        return const_cast<char*>("is duplicate");
+    }
+    auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+    ngx_int_t v4 = ngx_atoi(value[1].data, value[1].len);
+    ngx_int_t v6 = ngx_atoi(value[2].data, value[2].len);
+    if (v4 < 1 || v4 > 32) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid IPv4 prefix \"%V\": must be 1 to 32", &value[1]);
+        return PG_CONF_ERROR;
+    }
+    if (v6 < 1 || v6 > 128) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid IPv6 prefix \"%V\": must be 1 to 128", &value[2]);
+        return PG_CONF_ERROR;
+    }
+    lcf->client_v4_bits = static_cast<ngx_uint_t>(v4);
+    lcf->client_v6_bits = static_cast<ngx_uint_t>(v6);
+    return NGX_CONF_OK;
+}
+
 void* ngx_http_pairguard_create_main_conf(ngx_conf_t* cf) noexcept {
     auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_pcalloc(cf->pool, sizeof(ngx_http_pairguard_main_conf_t)));
     if (mcf == nullptr) {
@@ -607,6 +631,8 @@ void* ngx_http_pairguard_create_loc_conf(ngx_conf_t* cf) noexcept {
     }
     // policies, failure_status, neutral_status: nullptr = not set here
     lcf->deny_status = NGX_CONF_UNSET_UINT;
+    lcf->client_v4_bits = NGX_CONF_UNSET_UINT;
+    lcf->client_v6_bits = NGX_CONF_UNSET_UINT;
     lcf->dry_run = NGX_CONF_UNSET;
     lcf->auth_require = NGX_CONF_UNSET;
     return lcf;
@@ -640,6 +666,8 @@ char* ngx_http_pairguard_merge_loc_conf(ngx_conf_t* cf, void* parent, void* chil
         conf->paired_user = prev->paired_user;
     }
     ngx_conf_merge_uint_value(conf->deny_status, prev->deny_status, NGX_HTTP_TOO_MANY_REQUESTS);
+    ngx_conf_merge_uint_value(conf->client_v4_bits, prev->client_v4_bits, 32);
+    ngx_conf_merge_uint_value(conf->client_v6_bits, prev->client_v6_bits, 64);
     ngx_conf_merge_value(conf->dry_run, prev->dry_run, 0);
     ngx_conf_merge_value(conf->auth_require, prev->auth_require, 0);
 

@@ -295,6 +295,53 @@ bool ngx_http_pairguard_body_text(ngx_http_request_t* r, std::string& out) {
     return true;
 }
 
+std::string ngx_http_pairguard_client_net(ngx_http_request_t* r) {
+    auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));
+    ngx_uint_t v4 = lcf->client_v4_bits == NGX_CONF_UNSET_UINT ? 32 : lcf->client_v4_bits;
+    ngx_uint_t v6 = lcf->client_v6_bits == NGX_CONF_UNSET_UINT ? 64 : lcf->client_v6_bits;
+    u_char bytes[16];
+    size_t len = 0;
+    int family = r->connection->sockaddr->sa_family;
+    if (family == AF_INET) {
+        ngx_memcpy(bytes, &reinterpret_cast<struct sockaddr_in*>(r->connection->sockaddr)->sin_addr, 4);
+        len = 4;
+    }
+#if (NGX_HAVE_INET6)
+    else if (family == AF_INET6) {
+        auto* a6 = &reinterpret_cast<struct sockaddr_in6*>(r->connection->sockaddr)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            ngx_memcpy(bytes, a6->s6_addr + 12, 4);
+            len = 4;
+        } else {
+            ngx_memcpy(bytes, a6->s6_addr, 16);
+            len = 16;
+        }
+    }
+#endif
+    if (len == 0) {
+        // unix sockets and the like: the address as nginx prints it
+        return std::string(reinterpret_cast<const char*>(r->connection->addr_text.data), r->connection->addr_text.len);
+    }
+    ngx_uint_t bits = len == 4 ? v4 : v6;
+    for (size_t i = 0; i < len; i++) {
+        size_t from = i * 8;
+        if (from >= bits) {
+            bytes[i] = 0;
+        } else if (bits - from < 8) {
+            bytes[i] &= static_cast<u_char>(0xff << (8 - (bits - from)));
+        }
+    }
+    char text[NGX_INET6_ADDRSTRLEN + 8];
+    size_t n;
+    if (len == 4) {
+        n = ngx_inet_ntop(AF_INET, bytes, reinterpret_cast<u_char*>(text), NGX_INET_ADDRSTRLEN);
+    } else {
+        n = ngx_inet_ntop(AF_INET6, bytes, reinterpret_cast<u_char*>(text), NGX_INET6_ADDRSTRLEN);
+    }
+    u_char* end = ngx_sprintf(reinterpret_cast<u_char*>(text) + n, "/%ui", bits);
+    return std::string(text, static_cast<size_t>(end - reinterpret_cast<u_char*>(text)));
+}
+
 ngx_int_t ngx_http_pairguard_init_request(ngx_conf_t* cf) {
     for (ngx_uint_t i = 0; cf->cycle->modules[i] != nullptr; i++) {
         if (ngx_strcmp(cf->cycle->modules[i]->name, "ngx_http_dav_module") == 0) {

@@ -88,6 +88,21 @@ ngx_int_t body_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uin
     return NGX_ERROR;
 }
 
+// $pairguard_client_net: the client's network, per pairguard_client_prefix.
+ngx_int_t client_net_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept try {
+    std::string net = ngx_http_pairguard_client_net(r);
+    auto* p = static_cast<u_char*>(ngx_pnalloc(r->pool, net.size()));
+    if (p == nullptr) {
+        return NGX_ERROR;
+    }
+    ngx_memcpy(p, net.data(), net.size());
+    set_value(v, p, net.size());
+    return NGX_OK;
+} catch (const std::exception& e) {
+    ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
+    return NGX_ERROR;
+}
+
 struct variable_def_t {
     const char* name;
     ngx_http_get_variable_pt handler;
@@ -99,6 +114,7 @@ const variable_def_t variables[] = {
     {"pairguard_retry_after", retry_after_variable, NGX_HTTP_VAR_NOCACHEABLE},
     {"pairguard_policy", policy_variable, NGX_HTTP_VAR_NOCACHEABLE},
     {"pairguard_user", user_variable, NGX_HTTP_VAR_NOCACHEABLE},
+    {"pairguard_client_net", client_net_variable, NGX_HTTP_VAR_NOCACHEABLE},
     {"pairguard_body_", body_variable, NGX_HTTP_VAR_NOCACHEABLE | NGX_HTTP_VAR_PREFIX},
 };
 

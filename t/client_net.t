@@ -1,0 +1,49 @@
+# $pairguard_client_net and pairguard_client_prefix: the client address
+# (after realip) cut to a network. Keyed on it, one IPv6 client cannot escape
+# a lock by rotating through its /64; another /64 is another key;
+# IPv4-mapped IPv6 counts as IPv4; the prefix is set per location.
+use 5.036;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use PgTest;
+
+my $redis = start_redis();
+my $up    = start_upstream();
+my $ng    = start_nginx(<<'CONF', redis => $redis, upstream => $up);
+http {
+    %%HTTP_COMMON%%
+    pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=500ms;
+    pairguard_secret_file %%SECRET_FILE%%;
+    pairguard_policy net key=$pairguard_client_net max_failures=3 window=1m lockout=1m;
+    set_real_ip_from 127.0.0.0/8;
+    real_ip_header X-Forwarded-For;
+    upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location = /net  { return 200 "$pairguard_client_net\n"; }
+        location = /net48 { pairguard_client_prefix 24 48; return 200 "$pairguard_client_net\n"; }
+        location = /login {
+            pairguard net;
+            rewrite ^ /status/401 break;
+            proxy_pass http://backend;
+        }
+    }
+}
+CONF
+my $P = $ng->port;
+sub net ($path, $ip) { my $r = http($P, 'GET', $path, headers => { 'X-Forwarded-For' => $ip }); chomp(my $b = $r->{body}); $b }
+
+is(net('/net', '2001:db8:1:2:aaaa:bbbb:cccc:dddd'), '2001:db8:1:2::/64', 'an IPv6 client is its /64 by default');
+is(net('/net', '10.1.2.3'), '10.1.2.3/32', 'an IPv4 client is its address by default');
+is(net('/net', '::ffff:10.1.2.3'), '10.1.2.3/32', 'IPv4-mapped IPv6 is treated as IPv4');
+is(net('/net48', '2001:db8:1:2:aaaa::1'), '2001:db8:1::/48', 'pairguard_client_prefix 24 48: a /48');
+is(net('/net48', '10.1.2.3'), '10.1.2.0/24', '  and a /24');
+
+my @st = map { http($P, 'POST', '/login', headers => { 'X-Forwarded-For' => "2001:db8:7:7::$_" })->{status} } 1 .. 5;
+is("@st", '401 401 401 429 429', 'five addresses of one /64 share one lock');
+is(http($P, 'POST', '/login', headers => { 'X-Forwarded-For' => '2001:db8:7:8::1' })->{status}, 401,
+    'another /64 is not locked');
+is(http($P, 'POST', '/login', headers => { 'X-Forwarded-For' => '::1' })->{status}, 401, 'nor is ::1');
+done();
