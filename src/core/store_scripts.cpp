@@ -148,6 +148,39 @@ GuardOp make_guard_settle(std::string_view keys, size_t nkeys, Outcome outcome, 
     return op;
 }
 
+StoreCall make_guard_reserve_call(const std::vector<std::string>& keys, const std::vector<PolicyLimits>& limits) {
+    StoreCall c{&guard_reserve_script(), keys, {std::to_string(kReservationHoldMs)}};
+    for (const auto& l : limits) {
+        append_limits(c.args, l);
+    }
+    return c;
+}
+
+StoreCall make_guard_settle_call(const std::vector<std::string>& keys, const std::vector<PolicyLimits>& limits,
+                                 Outcome outcome, int64_t reservation) {
+    StoreCall c{&guard_settle_script(),
+                keys,
+                {outcome == Outcome::failure ? "f" : outcome == Outcome::success ? "s" : "n", std::to_string(reservation)}};
+    for (const auto& l : limits) {
+        append_limits(c.args, l);
+    }
+    return c;
+}
+
+bool reply_integers(const Reply& reply, std::vector<int64_t>& out) {
+    out.clear();
+    if (reply.type != Reply::Type::array) {
+        return false;
+    }
+    for (const Reply& e : reply.elements) {
+        if (e.type != Reply::Type::integer) {
+            return false;
+        }
+        out.push_back(e.integer);
+    }
+    return true;
+}
+
 RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms) {
     size_t nkeys = 0, nargs = 0, bytes = 0;
     for (size_t i = 0; i < n; i++) {
@@ -176,16 +209,9 @@ bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<std::vector
     out.reserve(nops);
     for (const Reply& op : reply.elements) {
         // an empty Lua table comes back as an empty array
-        if (op.type != Reply::Type::array) {
-            return false;
-        }
         std::vector<int64_t> v;
-        v.reserve(op.elements.size());
-        for (const Reply& e : op.elements) {
-            if (e.type != Reply::Type::integer) {
-                return false;
-            }
-            v.push_back(e.integer);
+        if (!reply_integers(op, v)) {
+            return false;
         }
         out.push_back(std::move(v));
     }

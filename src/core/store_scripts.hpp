@@ -13,6 +13,7 @@
 namespace pairguard {
 
 struct Reply;
+struct StoreCall;
 
 struct StoreScript {
     std::string_view name;
@@ -90,6 +91,14 @@ struct GuardOp {
 GuardOp make_guard_reserve(std::string_view keys, size_t nkeys, std::string_view limits);
 GuardOp make_guard_settle(std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
                           std::string_view limits);
+
+// One guard call on its own, for the CLI and tests (the module batches):
+// keys and one limits entry per key.
+StoreCall make_guard_reserve_call(const std::vector<std::string>& keys, const std::vector<PolicyLimits>& limits);
+StoreCall make_guard_settle_call(const std::vector<std::string>& keys, const std::vector<PolicyLimits>& limits,
+                                 Outcome outcome, int64_t reservation);
+// A reply that is a list of integers (what the guard scripts answer).
+bool reply_integers(const Reply& reply, std::vector<int64_t>& out);
 
 // EVALSHA guard_batch numkeys KEYS... hold ops...: the operations in order.
 RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms);

@@ -81,27 +81,27 @@ int guard_fail(SyncRedis& store, const KeyDeriver& keys, const RedisTarget& targ
     limits.max_lockout_ms = limits.lockout_ms;
     std::string key = guard_store_key(target.prefix, keys.tag("g", args[0], args[1]));
 
-    StoreCall reserve{&guard_reserve_script(), {key}, {std::to_string(kReservationHoldMs)}};
-    append_limits(reserve.args, limits);
-    Reply r = store.run(reserve);
-    if (r.type != Reply::Type::array || r.elements.size() < 4) {
+    Reply r = store.run(make_guard_reserve_call({key}, {limits}));
+    std::vector<int64_t> rv;
+    ReserveReply rr = reply_integers(r, rv) ? decode_reserve(rv, 1) : ReserveReply();
+    if (!rr.valid) {
         std::cerr << "pairguard_test_tool: reserve failed: " << r.str << "\n";
         return 3;
     }
-    if (r.elements[0].integer != 0) {
-        std::cout << "refused " << r.elements[0].integer << "\n";
+    if (rr.status != ReserveStatus::allowed) {
+        std::cout << "refused " << static_cast<int>(rr.status) << "\n";
         return 1;
     }
-    StoreCall settle{&guard_settle_script(), {key}, {"f", std::to_string(r.elements[3].integer)}};
-    append_limits(settle.args, limits);
-    Reply s = store.run(settle);
-    if (s.type != Reply::Type::array) {
+    Reply s = store.run(make_guard_settle_call({key}, {limits}, Outcome::failure, rr.reservation));
+    std::vector<int64_t> sv;
+    std::vector<LockStart> locks;
+    if (!reply_integers(s, sv) || !decode_settle(sv, 1, locks)) {
         std::cerr << "pairguard_test_tool: settle failed: " << s.str << "\n";
         return 3;
     }
     std::cout << "settled";
-    for (const Reply& e : s.elements) {
-        std::cout << " " << e.integer;
+    for (int64_t v : sv) {
+        std::cout << " " << v;
     }
     std::cout << "\n";
     return 0;

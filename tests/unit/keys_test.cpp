@@ -5,6 +5,7 @@
 
 #include "answers.hpp"
 #include "keys.hpp"
+#include "pairing.hpp"
 #include "store_scripts.hpp"
 
 using namespace pairguard;
@@ -98,6 +99,46 @@ TEST(Scripts, DecodeSettle) {
     out.clear();
     EXPECT_FALSE(decode_settle({1}, 2, out));
     EXPECT_FALSE(decode_settle({3, 1}, 2, out));
+}
+
+TEST(Scripts, BatchWritesEveryOperationsKeysThenArguments) {
+    RespArgs k1, k2, lim;
+    k1.add("p:{a}");
+    k2.add("p:{b}");
+    k2.add("p:{c}");
+    PolicyLimits l;
+    l.max_failures = 5;
+    append_limits(lim, l);
+    std::string two_limits = lim.data + lim.data;
+
+    GuardOp r = make_guard_reserve(k1.data, 1, lim.data);
+    GuardOp s = make_guard_settle(k2.data, 2, Outcome::failure, 42, two_limits);
+    EXPECT_FALSE(r.settle);
+    EXPECT_EQ(r.nargs, 2u + 5u);
+    EXPECT_EQ(s.nargs, 4u + 10u);
+    const GuardOp* ops[] = {&r, &s};
+    RespArgs call = make_guard_batch(ops, 2, 60000);
+    EXPECT_EQ(call.count, call.declared) << "as many arguments as the head declares";
+    // EVALSHA sha numkeys=3 (keys of both, in order) hold ops...
+    std::string expect = "*" + std::to_string(2 + 1 + 3 + 1 + 7 + 14) + "\r\n$7\r\nEVALSHA\r\n$40\r\n" +
+                         guard_batch_script().sha1 + "\r\n$1\r\n3\r\n" + k1.data + k2.data + "$5\r\n60000\r\n" +
+                         "$1\r\nr\r\n$1\r\n1\r\n" + lim.data + "$1\r\ns\r\n$1\r\n2\r\n$1\r\nf\r\n$2\r\n42\r\n" +
+                         two_limits;
+    EXPECT_EQ(call.data, expect);
+}
+
+TEST(Scripts, DecodeBatchNeedsOneIntegerListPerOperation) {
+    std::vector<std::vector<int64_t>> out;
+    Reply ok = Reply::of_array({Reply::of_array({Reply::of_integer(0), Reply::of_integer(0), Reply::of_integer(0),
+                                                 Reply::of_integer(9)}),
+                                Reply::of_array({})});
+    ASSERT_TRUE(decode_guard_batch(ok, 2, out));
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].back(), 9);
+    EXPECT_TRUE(out[1].empty());
+    EXPECT_FALSE(decode_guard_batch(ok, 3, out)) << "one reply short";
+    EXPECT_FALSE(decode_guard_batch(Reply::of_error("NOSCRIPT"), 2, out));
+    EXPECT_FALSE(decode_guard_batch(Reply::of_array({Reply::of_array({Reply::of_string("x")}), Reply::of_array({})}), 2, out));
 }
 
 TEST(Answers, RetryAfterRoundsUp) {
