@@ -14,6 +14,7 @@ struct pg_node_t {
     ngx_queue_t lru;
     pairguard::KeyTag tag;
     uint16_t cap;
+    int64_t cached_len;    // length of a lock cached from Redis (0: none)
     pairguard::GuardRecord rec;
     int64_t times[1];      // cap entries
 };
@@ -175,6 +176,7 @@ pg_node_t* lookup_or_create(pg_zone_t& z, const pairguard::KeyTag& tag, uint16_t
     fresh->rb.key = tag_hash(tag);
     fresh->tag = tag;
     fresh->cap = cap;
+    fresh->cached_len = 0;
     new (&fresh->rec) pairguard::GuardRecord(kept);
     ngx_rbtree_insert(&z.sh->rbtree, &fresh->rb);
     ngx_queue_insert_head(&z.sh->lru, &fresh->lru);
@@ -240,10 +242,16 @@ bool ngx_http_pairguard_cached_lock(ngx_shm_zone_t* zone, const std::vector<ngx_
             continue;
         }
         if (n->rec.locked_until > now) {
-            if (!locked || n->rec.locked_until - now > out.retry_ms) {
+            // each worker's clock is the one cached at the start of its loop
+            // iteration: what is left is never more than the lock's length
+            int64_t left = n->rec.locked_until - now;
+            if (n->cached_len > 0 && left > n->cached_len) {
+                left = n->cached_len;
+            }
+            if (!locked || left > out.retry_ms) {
                 out.verdict = pairguard::Verdict::locked;
                 out.policy = i;
-                out.retry_ms = n->rec.locked_until - now;
+                out.retry_ms = left;
             }
             locked = true;
         } else if (n->rec.nfail == 0 && n->rec.nres == 0) {
@@ -262,6 +270,7 @@ void ngx_http_pairguard_cache_lock(ngx_shm_zone_t* zone, const ngx_http_pairguar
     pg_node_t* n = lookup_or_create(z, key.tag, cap_of(key), now, none);
     if (n != nullptr && n->rec.locked_until < now + lock_ms) {
         n->rec.locked_until = now + lock_ms;
+        n->cached_len = lock_ms;
     }
 }
 
