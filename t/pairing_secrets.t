@@ -188,7 +188,7 @@ no_leak('any command Redis received (MONITOR, scripts included)', $mon);
 my @msgs = $ev =~ /\$7\r\nmessage\r\n\$\d+\r\n[^\r]*\r\n\$\d+\r\n([^\r]*)\r\n/g;
 ok(scalar @msgs >= 3, 'events were published (' . scalar(@msgs) . ')');
 no_leak('the published events', join "\n", @msgs);
-ok(!grep({ !/^(approved|revoked|unlocked)\|/ } @msgs), 'events hold nothing in clear but their kind');
+ok(!grep({ !/^(approved|revoked|unlocked|requested|wrong_approval|locked)\|/ } @msgs), 'events hold nothing in clear but their kind');
 ok(!grep({ /t1|15551234567|telegram|whatsapp/ } @msgs), '  (no user id or platform name)');
 
 # every key and value, by type
@@ -202,12 +202,13 @@ for my $k (@keys) {
           : $type eq 'set'    ? $redis->cmd('SMEMBERS', $k)
           : $type eq 'zset'   ? $redis->cmd('ZRANGE', $k, 0, -1, 'WITHSCORES')
           : $type eq 'list'   ? $redis->cmd('LRANGE', $k, 0, -1)
+          : $type eq 'stream' ? [map { @{ $_->[1] } } @{ $redis->cmd('XRANGE', $k, '-', '+') }]
           : ["(type $type)"];
     $dump .= "$k\n" . join("\n", map { $_ // '' } @$v) . "\n" . ($redis->cmd('DUMP', $k) // '') . "\n";
 }
 like($dump, qr/"user_id":"c2"/, 'the dump reads the values (a pending entry is there)');
 no_leak('Redis (every key name and value: GET, HGETALL, SMEMBERS, ZRANGE, LRANGE, DUMP)', $dump);
-my @odd = grep { !/^pairguard:(\{p:[A-Za-z0-9_-]{22}\}:(pending|approved|fail|lock|rate:[A-Za-z0-9_-]{22})|pairing:platforms)$/ } @keys;
+my @odd = grep { !/^pairguard:(\{p:[A-Za-z0-9_-]{22}\}:(pending|approved|fail|lock|rate:[A-Za-z0-9_-]{22})|pairing:platforms|\{events\}-stream)$/ } @keys;
 ok(!@odd, 'every key is a pairing key of the documented layout') or diag "odd: @odd";
 
 done();

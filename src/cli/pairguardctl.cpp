@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_events.hpp"
 #include "cli_status.hpp"
 #include "cli_store.hpp"
 #include "keys.hpp"
@@ -61,6 +62,8 @@ const char kUsageText[] =
     "  unlock POLICY KEY            lift the lock (and failures) of a guard key\n"
     "  unlock --platform PLATFORM   lift a platform's pairing approval lock\n"
     "  status [--url URL] [--json]  a node's pairguard_status as a table (no Redis needed)\n"
+    "  events [--follow] [--count N] [--json]   recent events (wrong approvals, locks,\n"
+    "                               approvals, revocations); --follow waits for new ones\n"
 #if PAIRGUARD_CLI_AUTH
     "\n"
     "  user add USER [--password-stdin] [--pubkey FILE.pem] [--protected]\n"
@@ -1351,6 +1354,17 @@ int main(int argc, char** argv) {
     using namespace pairguard::cli;
     if (argc >= 2 && std::string_view(argv[1]) == "status") {
         return status_main(argc, argv);  // plain HTTP to a node: no store, no secret
+    }
+    for (int i = 1; i < argc; i++) {
+        std::string_view a = argv[i];
+        if (a == "events") {
+            return events_main(argc, argv);  // the event stream: no secret needed
+        }
+        if (a == "--redis" || a == "--prefix" || a == "--secret-file" || a == "--policy" || a == "--auth-policy") {
+            i++;  // skip the option's value
+        } else if (a.substr(0, 2) != "--") {
+            break;  // another command
+        }
     }
     try {
         return main_checked(argc, argv);

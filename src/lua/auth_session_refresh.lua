@@ -3,13 +3,14 @@
 -- ttl ms, channel, event. Returns {1, expires_ms}, or nil when the old
 -- session is gone or the user is no longer allowed in.
 -- @include auth_common.lua
+-- @include events_common.lua
 local now = now_ms()
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local ok, s = pcall(cjson.decode, v)
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+pg_emit(ARGV[4], ARGV[5])
 local u = redis.call('HMGET', KEYS[4], 'name', 'revoked')
 if not ok or type(s) ~= 'table' or not u[1] or u[2] then return false end
 local ttl = tonumber(ARGV[3])

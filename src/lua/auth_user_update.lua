@@ -2,6 +2,7 @@
 -- event, revoke sessions ('1'/'0'), then field/value pairs (an empty value
 -- deletes the field). Returns 'ok' or 'not_found'.
 -- @include auth_common.lua
+-- @include events_common.lua
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'not_found' end
 for i = 5, #ARGV, 2 do
   if ARGV[i + 1] == '' then
@@ -12,6 +13,6 @@ for i = 5, #ARGV, 2 do
 end
 if ARGV[4] == '1' then
   drop_sessions(ARGV[1], KEYS[2], now_ms())
-  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  pg_emit(ARGV[2], ARGV[3])
 end
 return 'ok'

@@ -9,6 +9,7 @@
 
 -- @include base36_common.lua
 -- @include guard_common.lua
+-- @include events_common.lua
 -- @include guard_ops_common.lua
 
 local now, hold = now_ms(), tonumber(ARGV[1])

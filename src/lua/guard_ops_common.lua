@@ -39,6 +39,8 @@ local function reserve_op(kb, n, ab, now, hold)
       if l ~= 0 then
         l = 0
         ended[#ended + 1] = i
+        -- a lock that ran out is seen (and cleared) by the next request
+        pg_key_event('lock_ended', KEYS[kb + i])
       end
       if status == 0 and #fail + #res >= max then
         status, policy, retry = 2, i, 1000
@@ -130,6 +132,8 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
           l, c, t, fail = now + d, earlier + 1, now, {}
           out[#out + 1] = i
           out[#out + 1] = d
+          -- only when a key locks (never on the hot path): an event
+          pg_key_event('locked', key, d)
         end
       elseif outcome == 's' then
         fail = {}

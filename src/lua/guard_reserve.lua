@@ -3,6 +3,7 @@
 
 -- @include base36_common.lua
 -- @include guard_common.lua
+-- @include events_common.lua
 -- @include guard_ops_common.lua
 
 return reserve_op(0, #KEYS, 2, now_ms(), tonumber(ARGV[1]))

@@ -4,6 +4,7 @@
 
 -- @include base36_common.lua
 -- @include guard_common.lua
+-- @include events_common.lua
 -- @include guard_ops_common.lua
 
 return settle_op(0, #KEYS, ARGV[1], ARGV[2], 3, now_ms())

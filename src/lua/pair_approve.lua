@@ -10,6 +10,7 @@
 -- locks for lockout. A right code resets the platform's failures.
 
 -- @include pair_common.lua
+-- @include events_common.lua
 
 local pending, approved, fail, lock = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local field = ARGV[1]
@@ -31,7 +32,7 @@ for i = 1, #live do
     -- same user lands on the same field and replaces the old entry
     redis.call('HSET', approved, e.user_id, cjson.encode({user_name = name, approved_ms = now}))
     redis.call('DEL', fail)
-    redis.call('PUBLISH', channel, event .. e.uh)
+    pg_emit(channel, event .. e.uh)
     return {'ok', e.user_id, name}
   end
 end
@@ -50,9 +51,11 @@ end
 
 local fails = redis.call('INCR', fail)
 redis.call('PEXPIRE', fail, memory)
+pg_key_event('wrong_approval', lock, burned)
 if fails >= max_failures then
   redis.call('SET', lock, tostring(now + lockout), 'PX', lockout)
   redis.call('DEL', fail)
+  pg_key_event('locked', lock, lockout)
   return {'invalid_code', burned, lockout}
 end
 return {'invalid_code', burned, 0}

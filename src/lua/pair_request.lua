@@ -9,6 +9,7 @@
 -- the user's earlier code rather than taking a second slot.
 
 -- @include pair_common.lua
+-- @include events_common.lua
 
 local pending, rate, lock = KEYS[1], KEYS[2], KEYS[3]
 local field, uh, user, name = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -41,4 +42,5 @@ redis.call('HSET', pending, field, cjson.encode(entry))
 others[#others + 1] = {field, entry}
 expire_pending(pending, others, now)
 redis.call('SET', rate, '1', 'PX', interval)
+pg_key_event('requested', pending, uh)
 return {'ok', ttl}

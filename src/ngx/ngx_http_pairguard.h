@@ -51,6 +51,7 @@ struct ngx_http_pairguard_main_conf_t {
     pairguard::AuthPolicy* auth;       // pool-owned; pairguard_auth_policy or defaults
     ngx_str_t thread_pool_name;        // pairguard_thread_pool, default "default"
     ngx_thread_pool_t* thread_pool;    // for Argon2id, when a location needs it
+    ngx_flag_t events_log;             // pairguard_events_log: worker 0 logs each event
 };
 
 struct ngx_http_pairguard_policy_ref_t {

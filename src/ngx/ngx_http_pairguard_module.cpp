@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "../core/events.hpp"
 #include "../core/key_template.hpp"
 #include "../core/store_scripts.hpp"
 #include "ngx_http_pairguard.h"
@@ -66,6 +67,8 @@ ngx_command_t ngx_http_pairguard_commands[] = {
      ngx_http_pairguard_client_prefix, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("pairguard_pairing_policy"), NGX_HTTP_MAIN_CONF | NGX_CONF_ANY, ngx_http_pairguard_pairing_policy,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("pairguard_events_log"), NGX_HTTP_MAIN_CONF | NGX_CONF_FLAG, ngx_conf_set_flag_slot,
+     NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_pairguard_main_conf_t, events_log), nullptr},
     {ngx_string("pairguard_pairing"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, ngx_http_pairguard_pairing,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("pairguard_auth_policy"), NGX_HTTP_MAIN_CONF | NGX_CONF_ANY, ngx_http_pairguard_auth_policy,
@@ -593,6 +596,7 @@ void* ngx_http_pairguard_create_main_conf(ngx_conf_t* cf) noexcept {
     }
     mcf->store_down = NGX_CONF_UNSET_UINT;
     mcf->zone_size = NGX_CONF_UNSET_SIZE;
+    mcf->events_log = NGX_CONF_UNSET;
     return mcf;
 }
 
@@ -600,6 +604,7 @@ char* ngx_http_pairguard_init_main_conf(ngx_conf_t* cf, void* conf) noexcept {
     auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(conf);
     ngx_conf_init_uint_value(mcf->store_down, NGX_HTTP_PAIRGUARD_DOWN_LOCAL);
     ngx_conf_init_size_value(mcf->zone_size, 1024 * 1024);
+    ngx_conf_init_value(mcf->events_log, 0);
     if (mcf->prefix.len == 0) {
         ngx_str_set(&mcf->prefix, "pairguard:");
     }
@@ -775,11 +780,26 @@ ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) noexcept {
         // approvals, revocations and unlocks made anywhere reach this worker
         ngx_shm_zone_t* zone = mcf->shm_zone;
         worker_events = std::make_unique<ngx_pairguard_redis_t>(*mcf->redis);
+        // pairguard_events_log: every worker hears every event; only worker 0
+        // (the one process in single-process mode) logs it, so each event is
+        // one line per node. Events published while its subscription is down
+        // are not logged (the stream keeps them: pairguardctl events).
+        bool log_events = mcf->events_log != 0 && ngx_worker == 0;
+        ngx_log_t* log = cycle->log;
         worker_events->subscribe(
             pairguard::events_channel(view(mcf->prefix)),
-            [zone](std::string_view message) {
+            [zone, log_events, log](std::string_view message) {
                 ngx_http_pairguard_pairing_event(zone, message);
                 ngx_http_pairguard_auth_event(message);
+                if (log_events) {
+                    try {
+                        ngx_time_t* tp = ngx_timeofday();
+                        if (auto json = pairguard::event_json(message, int64_t(tp->sec) * 1000 + tp->msec)) {
+                            ngx_log_error(NGX_LOG_NOTICE, log, 0, "pairguard: event %*s", json->size(), json->data());
+                        }
+                    } catch (const std::exception&) {
+                    }
+                }
             },
             [] {
                 ngx_http_pairguard_pairing_resync();

@@ -234,7 +234,8 @@ events();
     ($rc, $r) = ctl_json('approve', 'whatsapp', $a->{code});
     is_deeply([$rc, $r], [1, { error => 'invalid_code' }], 'a code approves once');
 
-    my @ev = events();
+    # (the request and the wrong second approval publish their own events)
+    my @ev = grep { !/^(requested|wrong_approval)\|/ } events();
     is(scalar @ev, 1, 'the approval published one event');
     like($ev[0], qr/^approved\|[A-Za-z0-9_-]{22}\|[A-Za-z0-9_-]{22}$/, 'approved|TAG|USER_HASH');
     unlike($ev[0], qr/15551234567/, 'without the user id');
