@@ -400,10 +400,11 @@ void settle(ngx_http_request_t* r, ngx_http_pairguard_group_t& g, Outcome outcom
     }
     pairguard::GuardOp op =
         pairguard::make_guard_settle(g.keys_resp, g.keys.size(), outcome, g.reservation, g.limits_resp);
-    // the settle is the group's last use of its keys; it goes out at the end
+    // the group keeps its keys (a later run of the phases, as post_action
+    // makes, must not reserve them again); it goes out at the end
     // of this loop iteration, before this worker reads anything new, with
     // every other reserve and settle of the iteration
-    auto job = std::make_shared<settle_job_t>(settle_job_t{std::move(g.keys), mcf->shm_zone});
+    auto job = std::make_shared<settle_job_t>(settle_job_t{g.keys, mcf->shm_zone});
     ngx_http_pairguard_batch_submit(std::move(op),
                                     [job](bool ok, const std::vector<int64_t>& v) { settle_reply(*job, ok, v); });
 }
@@ -450,6 +451,9 @@ ngx_int_t ngx_http_pairguard_guard_access(ngx_http_request_t* r) noexcept {
         ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_or_create_ctx(r);
         if (ctx == nullptr) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        if (r->header_sent) {
+            return NGX_DECLINED;  // post_action: the request was decided and answered
         }
         if (ctx->guard_refused) {
             // refused already (a refusal anywhere refuses); nothing re-enters
