@@ -10,7 +10,8 @@ if not v then return false end
 local ok, s = pcall(cjson.decode, v)
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-pg_emit(ARGV[4], ARGV[5])
+-- the old token's caches must go; a refresh is not an owner's event
+pg_emit(ARGV[4], ARGV[5], true)
 local u = redis.call('HMGET', KEYS[4], 'name', 'revoked')
 if not ok or type(s) ~= 'table' or not u[1] or u[2] then return false end
 local ttl = tonumber(ARGV[3])

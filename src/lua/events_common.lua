@@ -9,9 +9,15 @@
 -- the calling script's keys, and it is not passed in KEYS (it is derived from
 -- the channel name). That is fine on one Redis (today) and with Sentinel;
 -- under Redis Cluster the XADD must move out of the script (issue 10).
-local function pg_emit(channel, payload)
-  redis.call('PUBLISH', channel, payload)
-  redis.call('XADD', string.sub(channel, 1, -7) .. '{events}-stream', 'MAXLEN', '~', 10000, '*', 'e', payload)
+--
+-- An event never stops the script that emits it (pcall): the state it
+-- reports (a lock) is written whatever happens to the event. `cache_only`:
+-- for the nodes' caches alone (a session refresh), not kept in the stream.
+local function pg_emit(channel, payload, cache_only)
+  redis.pcall('PUBLISH', channel, payload)
+  if not cache_only then
+    redis.pcall('XADD', string.sub(channel, 1, -7) .. '{events}-stream', 'MAXLEN', '~', 10000, '*', 'e', payload)
+  end
 end
 
 -- The prefix and the hash-tag text of a store key "PREFIX{TAG}...", or nil.

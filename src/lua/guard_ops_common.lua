@@ -99,6 +99,7 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
     if i == 1 and first ~= nil then v = first else v = redis.call('GET', key) end
 
     if v or outcome == 'f' then
+      local locked
       local max, window = tonumber(ARGV[b]), tonumber(ARGV[b + 1])
       local l, c, t, res, fail = 0, 0, 0, {}, {}
       if v then l, c, t, res, fail = parse(v, window, now) end
@@ -132,13 +133,15 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
           l, c, t, fail = now + d, earlier + 1, now, {}
           out[#out + 1] = i
           out[#out + 1] = d
-          -- only when a key locks (never on the hot path): an event
-          pg_key_event('locked', key, d)
+          locked = d
         end
       elseif outcome == 's' then
         fail = {}
       end
       store(key, l, c, t, res, fail, window, tonumber(ARGV[b + 3]), now)
+      -- only when a key locks (never on the hot path), after the lock is
+      -- stored: an event
+      if locked then pg_key_event('locked', key, locked) end
     end
   end
   return out

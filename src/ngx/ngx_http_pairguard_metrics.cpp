@@ -181,16 +181,18 @@ ngx_int_t init_zone(ngx_shm_zone_t* zone, void* data) noexcept {
             conf->block = ob;
             return NGX_OK;
         }
+        // Old blocks are never freed: a worker of any earlier configuration
+        // may still be finishing a request and adding to its own block (a
+        // freed block reused for a new layout would take its counts).
         ngx_shmtx_lock(&shpool->mutex);
-        if (ob->prev != nullptr) {
-            ngx_slab_free_locked(shpool, ob->prev);  // two reloads ago: its workers are long gone
-            ob->prev = nullptr;
-        }
         auto* nb = static_cast<block_t*>(ngx_slab_calloc_locked(shpool, block_size(conf->names.nelts)));
         ngx_shmtx_unlock(&shpool->mutex);
         if (nb == nullptr) {
             ngx_log_error(NGX_LOG_EMERG, ngx_cycle->log, 0,
-                          "pairguard_status: zone \"%V\" has no room for the new policies", &zone->shm.name);
+                          "pairguard_status: zone \"%V\" has no room for another set of policies "
+                          "(each change of the policy set keeps the old counters for workers still "
+                          "finishing): restart nginx to start the counters afresh",
+                          &zone->shm.name);
             return NGX_ERROR;
         }
         nb->npolicies = conf->names.nelts;

@@ -792,9 +792,27 @@ ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) noexcept {
                 ngx_http_pairguard_pairing_event(zone, message);
                 ngx_http_pairguard_auth_event(message);
                 if (log_events) {
+                    // anyone can make events (wrong guesses lock keys they
+                    // choose): at most kEventsLogRate lines a second, and a
+                    // count of what was left out
+                    static constexpr ngx_uint_t kEventsLogRate = 20;
+                    static time_t second = 0;
+                    static ngx_uint_t logged = 0, skipped = 0;
                     try {
                         ngx_time_t* tp = ngx_timeofday();
-                        if (auto json = pairguard::event_json(message, int64_t(tp->sec) * 1000 + tp->msec)) {
+                        if (tp->sec != second) {
+                            if (skipped > 0) {
+                                ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                                              "pairguard: %ui events not logged (more than %ui a second)", skipped,
+                                              kEventsLogRate);
+                            }
+                            second = tp->sec;
+                            logged = skipped = 0;
+                        }
+                        if (logged >= kEventsLogRate) {
+                            skipped++;
+                        } else if (auto json = pairguard::event_json(message, int64_t(tp->sec) * 1000 + tp->msec)) {
+                            logged++;
                             ngx_log_error(NGX_LOG_NOTICE, log, 0, "pairguard: event %*s", json->size(), json->data());
                         }
                     } catch (const std::exception&) {
