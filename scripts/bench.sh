@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark pairguard against its peers, all in front of the same upstream.
 #
-#   scripts/bench.sh           full run (3 rounds x 5 s per measurement, < 10 min)
+#   scripts/bench.sh           full run (3 rounds x 3 s per measurement, about 20 min)
 #   scripts/bench.sh --quick   1 round x 2 s, to check the script (writes quick.*)
 #
 # Contenders, each its own nginx (or haproxy) with one worker, all proxying to
@@ -17,8 +17,17 @@
 #   c  distributed guessing, a distinct address per request, upstream 404
 #   d  pairguard only: Redis stopped / hung (SIGSTOP) under load, for each
 #      pairguard_store_down mode; guarded and unguarded route of one nginx
-# plus Redis commands per request, Redis bytes per tracked key, and a burst of
-# 200 concurrent failing requests of one address (how many reach the upstream).
+#   s  scenario a with 1, 2 and 3 stacked policies (pairguard, pg_stack2,
+#      pg_stack3) against plain proxy_pass
+#   w  scenario a with 1 and 2 nginx workers (plain, lua, pairguard and their
+#      *_w2 twins)
+# plus Redis commands per request, Redis script calls per request, guard
+# operations per batch, CPU µs per request split into edge (the contender's
+# processes), Redis, upstream and wrk (/proc utime+stime over each
+# measurement), user-space instructions per request (perf stat, when the
+# machine has hardware counters), Redis bytes per tracked key, and a burst of
+# 200 concurrent failing requests of one address, at one node and spread over
+# two pairguard nodes (how many reach the upstream).
 #
 # Results: bench/results/latest.{md,json,png} (--quick: quick.*); the table is
 # printed at the end.
@@ -34,6 +43,10 @@
 #   PG_BENCH_RETRY_BUDGET=60   CPU during a measurement (seconds for all retries)
 #   PG_BENCH_KEEP=1          keep the work directory (configs, logs) afterwards
 #   PG_SKIP_BUILD=1          do not run scripts/build.sh
+#   PG_BUILD_DIR=DIR         build directory (scripts/build.sh's; default build/):
+#                            the module and pairguardctl are taken from there
+#   PG_BENCH_SRC=DIR         source tree to build and to name in the results
+#                            (default: this one; e.g. a git worktree of HEAD)
 #
 # Only loopback addresses and free ports; stops exactly what it started.
 
@@ -47,6 +60,7 @@ RESULTS=$BENCH/results
 TOOL=(python3 "$BENCH/tools/benchtool.py")
 WRK_LUA=$BENCH/wrk/load.lua
 T_START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 QUICK=0
 for arg in "$@"; do
@@ -123,11 +137,16 @@ for m in ndk_http_module ngx_http_lua_module; do
 done
 [[ -f /usr/share/lua/5.1/nginx/redis.lua ]] || die "/usr/share/lua/5.1/nginx/redis.lua is missing (lua-nginx-redis)"
 
+SRC=$(cd "${PG_BENCH_SRC:-$ROOT}" && pwd)
+BUILD=${PG_BUILD_DIR:-$SRC/build}
+export PG_BUILD_DIR=$BUILD
 if [[ ${PG_SKIP_BUILD:-0} != 1 ]]; then
-    say "building the module (scripts/build.sh)"
-    bash "$ROOT/scripts/build.sh"
+    say "building the module ($SRC/scripts/build.sh into $BUILD)"
+    bash "$SRC/scripts/build.sh"
 fi
-[[ -f $ROOT/build/ngx_http_pairguard_module.so ]] || die "build/ngx_http_pairguard_module.so is missing"
+[[ -f $BUILD/ngx_http_pairguard_module.so ]] || die "$BUILD/ngx_http_pairguard_module.so is missing"
+[[ -x $BUILD/pairguardctl ]] || die "$BUILD/pairguardctl is missing"
+PGCTL=$BUILD/pairguardctl
 
 # --- 2. work directory, ports, configs ---------------------------------------
 
@@ -183,7 +202,7 @@ trap 'exit 130' INT TERM
 
 # The module is copied, so that a rebuild during the run cannot touch the
 # file the running nginx has mapped.
-cp "$ROOT/build/ngx_http_pairguard_module.so" "$WORK/"
+cp "$BUILD/ngx_http_pairguard_module.so" "$WORK/"
 (umask 077 && head -c 32 /dev/urandom >"$WORK/pairguard.secret")
 mkdir -p "$WORK"/tmp/{body,proxy,fastcgi,uwsgi,scgi} "$WORK/redis"
 if ((EUID == 0)); then
@@ -196,8 +215,12 @@ else
 fi
 
 CONTENDERS=(plain limitreq lua haproxy pairguard)
-GUARDED=" lua haproxy pairguard "
-INSTANCES=(upstream "${CONTENDERS[@]}" pg_local pg_deny pg_allow)
+# Scenario s: stacked policies; scenario w: two workers.
+STACKED=(plain pairguard pg_stack2 pg_stack3)
+SCALING=(plain lua pairguard plain_w2 lua_w2 pairguard_w2)
+GUARDED=" lua haproxy pairguard pg_stack2 pg_stack3 lua_w2 pairguard_w2 "
+INSTANCES=(upstream "${CONTENDERS[@]}" pg_local pg_deny pg_allow pg_stack2 pg_stack3
+           plain_w2 lua_w2 pairguard_w2)
 read -r -a ports <<<"$("${TOOL[@]}" ports $((${#INSTANCES[@]} + 1)))"
 declare -A PORT
 for i in "${!INSTANCES[@]}"; do PORT[${INSTANCES[i]}]=${ports[i]}; done
@@ -218,13 +241,13 @@ render() {   # TEMPLATE KEY=VALUE... -> stdout
 
 render "$BENCH/conf/common.conf.in" WORK="$WORK" UPSTREAM_PORT="${PORT[upstream]}" >"$WORK/common.conf"
 
-nginx_conf() {   # NAME TEMPLATE LOAD_MODULES [EXTRA KEY=VALUE...]
+nginx_conf() {   # NAME TEMPLATE LOAD_MODULES [EXTRA KEY=VALUE...] (WORKERS=N: env)
     local name=$1 tmpl=$2 mods=$3 dir=$WORK/$1
     shift 3
     mkdir -p "$dir"
     {
         render "$BENCH/conf/main.conf.in" LOAD_MODULES="$mods" USER_LINE="$USER_LINE" \
-            DIR="$dir" ERROR_LEVEL=notice
+            DIR="$dir" ERROR_LEVEL=notice WORKERS="${WORKERS:-1}"
         render "$BENCH/conf/$tmpl" WORK="$WORK" BENCH="$BENCH" DIR="$dir" PORT="${PORT[$name]}" \
             UPSTREAM_PORT="${PORT[upstream]}" REDIS_PORT="$REDIS_PORT" "$@"
     } >"$dir/nginx.conf"
@@ -246,6 +269,13 @@ for mode in local deny allow; do
     nginx_conf "pg_$mode" pairguard.conf.in "$PG_MOD" STORE_DOWN="$mode" \
         SLOW_LOG="access_log $WORK/pg_$mode/slow.log combined if=\$pg_bench_slow;"
 done
+# Scenario s: 2 and 3 policies on one location (each its own Redis key).
+nginx_conf pg_stack2 pairguard_stack.conf.in "$PG_MOD" GUARDS="pairguard ip; pairguard ip2;"
+nginx_conf pg_stack3 pairguard_stack.conf.in "$PG_MOD" GUARDS="pairguard ip; pairguard ip2; pairguard ip3;"
+# Scenario w: the same contenders with two workers.
+WORKERS=2 nginx_conf plain_w2 plain.conf.in ""
+WORKERS=2 nginx_conf lua_w2 lua.conf.in "$LUA_MODS"
+WORKERS=2 nginx_conf pairguard_w2 pairguard.conf.in "$PG_MOD" STORE_DOWN=local SLOW_LOG=""
 mkdir -p "$WORK/haproxy"
 render "$BENCH/conf/haproxy.cfg.in" DIR="$WORK/haproxy" PORT="${PORT[haproxy]}" \
     UPSTREAM_PORT="${PORT[upstream]}" >"$WORK/haproxy/haproxy.cfg"
@@ -278,29 +308,38 @@ stop_redis() {
     REDIS_PID=''
 }
 
+declare -A MAINPID   # instance -> its master (or haproxy) pid
 start_nginx() {   # NAME
     local dir=$WORK/$1
     "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" &
     PIDS+=("$!")
+    MAINPID[$1]=$!
     wait_up "$1" "${PORT[$1]}" "$!" "$dir/error.log"
 }
 
 say "work directory $WORK; redis :$REDIS_PORT, upstream :${PORT[upstream]}"
 start_redis
 start_nginx upstream
-for c in plain limitreq lua pairguard pg_local pg_deny pg_allow; do start_nginx "$c"; done
+for c in plain limitreq lua pairguard pg_local pg_deny pg_allow pg_stack2 pg_stack3 \
+         plain_w2 lua_w2 pairguard_w2; do
+    start_nginx "$c"
+done
 haproxy -db -f "$WORK/haproxy/haproxy.cfg" >"$WORK/haproxy/haproxy.log" 2>&1 &
 PIDS+=("$!")
+MAINPID[haproxy]=$!
 wait_up haproxy "${PORT[haproxy]}" "$!" "$WORK/haproxy/haproxy.log"
 
 url() { echo "http://127.0.0.1:${PORT[$1]}"; }
 rcmd() { "${TOOL[@]}" redis "$REDIS_PORT" "$@" >/dev/null; }
 
 # Every contender answers 200 on /ok and 404 on /fail through the upstream.
-for c in "${CONTENDERS[@]}" pg_local pg_deny pg_allow; do
+# (a failing address of its own for each, as they share policy keys in Redis)
+i=0
+for c in "${CONTENDERS[@]}" pg_local pg_deny pg_allow pg_stack2 pg_stack3 plain_w2 lua_w2 pairguard_w2; do
+    i=$((i + 1))
     got=$("${TOOL[@]}" get "$(url "$c")/ok" 203.0.113.7)
     [[ $got == 200 ]] || die "$c: GET /ok answered $got, not 200"
-    got=$("${TOOL[@]}" get "$(url "$c")/fail" 203.0.113.8)
+    got=$("${TOOL[@]}" get "$(url "$c")/fail" "203.0.113.$((100 + i))")
     [[ $got == 404 ]] || die "$c: GET /fail answered $got, not 404"
 done
 rcmd FLUSHALL
@@ -326,13 +365,16 @@ lock_client() {   # CONTENDER ADDRESS: 5 failures, then the 6th must be refused
     odd "$c: $a not locked after 5 failures (answer $got)"
 }
 
-run_wrk() {   # OUT CONNS SECONDS URL PATH MODE ARG [STOP]
-    local out=$1 conns=$2 secs=$3 u=$4
+run_wrk() {   # OUT CONNS SECONDS URL PATH MODE ARG [STOP]; wrk's CPU seconds in OUT.cpu
+    local out=$1 conns=$2 secs=$3 u=$4 rc=0 TIMEFORMAT='%3U %3S'
     shift 4
-    if ! wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s --latency -s "$WRK_LUA" "$u" -- "$@" >"$out" 2>&1; then
+    { time wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s --latency -s "$WRK_LUA" "$u" -- "$@" \
+        >"$out" 2>&1 || rc=$?; } 2>"$out.time"
+    if ((rc)); then
         cat "$out" >&2
         die "wrk failed ($u $*)"
     fi
+    awk '{ print $1 + $2 }' "$out.time" >"$out.cpu"
 }
 
 MEASURE_N=0
@@ -346,19 +388,21 @@ RETRIES=0
 # and the quieter attempt is kept.
 measure() {   # ROUND SCENARIO CONTENDER LOAD PATH MODE ARG PREP
     local r=$1 s=$2 c=$3 load=$4 path=$5 mode=$6 arg=$7 prep=$8
-    local conns secs out rec msg snap attempt best='' best_fc=2 fc t0
+    local conns secs out rec msg snap psnap procs attempt best='' best_fc=2 fc t0
     if [[ $load == sat ]]; then conns=$CONNS; secs=$SECS; else conns=$LAT_CONNS; secs=$LAT_SECS; fi
     for ((attempt = 1; ; attempt++)); do
         t0=$(date +%s)
         if [[ $prep == flush ]]; then reset_state; else "${TOOL[@]}" reset "$REDIS_PORT" --stats-only; fi
         MEASURE_N=$((MEASURE_N + 1))
         out=$WORK/wrk-$MEASURE_N-$s-$c-$load.txt
+        procs=("edge=${MAINPID[$c]}" "redis=$REDIS_PID" "upstream=${MAINPID[upstream]}")
+        psnap=$("${TOOL[@]}" proc-snap "${procs[@]}")
         snap=$("${TOOL[@]}" cpu-snap $$)
         run_wrk "$out" "$conns" "$secs" "$(url "$c")" "$path" "$mode" "$arg"
         rec=$WORK/rec-$MEASURE_N.json
         msg=$("${TOOL[@]}" record "$out" kind=load round="$r" scenario="$s" contender="$c" \
-            load="$load" conns="$conns" seconds="$secs" attempt="$attempt" \
-            --cpu $$ "$snap" --redis "$REDIS_PORT" 2>&1 >"$rec") \
+            load="$load" conns="$conns" seconds="$secs" attempt="$attempt" wrk_cpu_s="$(<"$out.cpu")" \
+            --procs "$psnap" "${procs[@]}" --cpu $$ "$snap" --redis "$REDIS_PORT" 2>&1 >"$rec") \
             || { echo "$msg" >&2; die "could not read wrk's output for $c/$s/$load"; }
         printf '    %-9s %-3s %s\n' "$c" "$load" "$msg"
         [[ $(<"$rec") =~ \"foreign_cpu\":\ ([0-9.e-]+) ]] && fc=${BASH_REMATCH[1]} || fc=0
@@ -403,6 +447,19 @@ for ((r = 1; r <= ROUNDS; r++)); do
             esac
         done
     done
+    # s: scenario a with 1, 2 and 3 stacked policies.
+    say "  scenario s (stacked policies)"
+    for ((i = 0; i < ${#STACKED[@]}; i++)); do
+        c=${STACKED[(i + r - 1) % ${#STACKED[@]}]}
+        measure "$r" s "$c" sat /ok distinct "$BASE_A" flush
+    done
+    # w: scenario a with 1 and 2 workers per contender.
+    say "  scenario w (1 and 2 workers)"
+    for ((i = 0; i < ${#SCALING[@]}; i++)); do
+        c=${SCALING[(i + r - 1) % ${#SCALING[@]}]}
+        measure "$r" w "$c" sat /ok distinct "$BASE_A" flush
+    done
+
     # e: the paired-only route (pairguard_require_paired) for one approved
     # client, against plain proxy_pass; the approval is made the way an owner
     # makes it: a code from the request endpoint, approved with pairguardctl.
@@ -413,7 +470,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
         -d "{\"platform\":\"bench\",\"user_id\":\"$paired\"}" "$(url pairguard)/pairing/request" |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["code"])') ||
         die "scenario e: no pairing code from $(url pairguard)/pairing/request"
-    "$ROOT/build/pairguardctl" --redis "127.0.0.1:$REDIS_PORT" --secret-file "$WORK/pairguard.secret" \
+    "$PGCTL" --redis "127.0.0.1:$REDIS_PORT" --secret-file "$WORK/pairguard.secret" \
         approve bench "$code" >/dev/null || die "scenario e: pairguardctl approve failed"
     for c in "${order[@]}"; do
         [[ $c == plain || $c == pairguard ]] || continue
@@ -425,7 +482,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     # f: the bearer-protected route (pairguard_auth_require) with a session
     # token from a real password login (user made with pairguardctl).
     say "  scenario f"
-    printf 'bench-password\n' | "$ROOT/build/pairguardctl" --redis "127.0.0.1:$REDIS_PORT" \
+    printf 'bench-password\n' | "$PGCTL" --redis "127.0.0.1:$REDIS_PORT" \
         --secret-file "$WORK/pairguard.secret" user add bench --password-stdin >/dev/null ||
         die "scenario f: pairguardctl user add failed"
     token=$(curl -sS -X POST -H 'Content-Type: application/json' \
@@ -451,6 +508,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
         printf '    %-9s reached the upstream: %s  answers: %s\n' "$c" "$reached" "$answers"
         echo "{\"kind\":\"burst\",\"round\":$r,\"contender\":\"$c\",\"sent\":$BURST_N,\"reached\":$reached,\"answers\":$answers}" >>"$RAW"
     done
+    # The same burst spread over two pairguard nodes sharing Redis (one with
+    # one worker, one with two), connections alternating between them.
+    a="198.19.$r.1"
+    p="/burst/pg2nodes/r$r"
+    reset_state
+    answers=$("${TOOL[@]}" burst "$(url pairguard)$p,$(url pairguard_w2)$p" "$a" "$BURST_N")
+    sleep 0.3
+    reached=$(grep -cx "$p" "$WORK/upstream/burst.log" || true)
+    printf '    %-9s reached the upstream: %s  answers: %s\n' "2 nodes" "$reached" "$answers"
+    echo "{\"kind\":\"burst2\",\"round\":$r,\"contender\":\"pairguard\",\"nodes\":2,\"sent\":$BURST_N,\"reached\":$reached,\"answers\":$answers}" >>"$RAW"
 done
 
 say "Redis commands per request (MONITOR, $SAMPLE_N sequential requests)"
@@ -467,6 +534,29 @@ for c in lua pairguard; do
         echo "{\"kind\":\"monitor\",\"contender\":\"$c\",\"scenario\":\"$s\",\"sample\":$res}" >>"$RAW"
     done
 done
+
+# User-space instructions per request of the edge's worker (scenario a):
+# perf stat counts the worker while one wrk run lasts. Needs hardware
+# counters (absent in many VMs: then skipped with a note).
+perf_probe=$(perf stat -x, -e instructions:u -- true 2>&1 || true)
+if command -v perf >/dev/null 2>&1 && [[ $perf_probe =~ (^|$'\n')[0-9]+,,?instructions ]]; then
+    say "user-space instructions per request (perf stat, scenario a)"
+    for c in plain lua pairguard; do
+        reset_state
+        workers=$(pgrep -P "${MAINPID[$c]}" | paste -sd, -)
+        out=$WORK/wrk-perf-$c.txt
+        perf stat -x, -e instructions:u -o "$WORK/perf-$c.txt" -p "$workers" -- \
+            wrk -t1 -c"$CONNS" -d"${SECS}s" --timeout 5s --latency -s "$WRK_LUA" "$(url "$c")" \
+            -- /ok distinct "$BASE_A" >"$out" 2>&1 || die "perf stat / wrk failed for $c"
+        ins=$(awk -F, '/instructions/ { print $1; exit }' "$WORK/perf-$c.txt")
+        [[ $ins =~ ^[0-9]+$ ]] || { odd "perf stat gave no instruction count for $c"; continue; }
+        "${TOOL[@]}" record "$out" kind=instructions contender="$c" scenario=a instructions="$ins" >>"$RAW" 2>/dev/null \
+            || die "could not read wrk's output for the instructions step of $c"
+        printf '    %-9s %s instructions\n' "$c" "$ins"
+    done
+else
+    odd "user-space instructions per request not measured: perf stat has no hardware counters here (instructions:u <not supported>); callgrind would take minutes per contender"
+fi
 
 say "Redis bytes per tracked key (up to $MEM_KEYS addresses, one failure each)"
 for c in lua pairguard; do
@@ -554,7 +644,8 @@ done
 # only counted.
 state_re='pairguard: redis .* unavailable \('
 states=0
-for c in upstream plain limitreq lua pairguard pg_local pg_deny pg_allow; do
+for c in upstream plain limitreq lua pairguard pg_local pg_deny pg_allow pg_stack2 pg_stack3 \
+         plain_w2 lua_w2 pairguard_w2; do
     n=$(grep -E '\[(error|crit|alert|emerg)\]' "$WORK/$c/error.log" | grep -c -v -E "$state_re" || true)
     states=$((states + $(grep -c -E "$state_re" "$WORK/$c/error.log" || true)))
     ((n == 0)) && continue
@@ -577,7 +668,8 @@ python3 "$BENCH/tools/report.py" --raw "$RAW" --odd "$ODD" --out "$RESULTS/$OUT_
     haproxy="$(haproxy -v | awk 'NR == 1 { print $3 }')" \
     wrk="$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')" \
     lua_module="$(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null || echo '?')" \
-    commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src config 2>/dev/null || echo '+dirty')" \
+    commit="$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$SRC" diff --quiet HEAD -- src config 2>/dev/null || echo '+dirty')" \
+    load_avg="$(cut -d' ' -f1-3 /proc/loadavg)" load_avg_start="$LOAD_START" \
     date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
     rounds="$ROUNDS" seconds="$SECS" lat_seconds="$LAT_SECS" d_seconds="$D_SECS" conns="$CONNS" \
     lat_conns="$LAT_CONNS" d_conns="$D_CONNS" burst="$BURST_N" mem_keys="$MEM_KEYS" \

@@ -8,7 +8,8 @@
   benchtool.py redis-mem PORT [SAMPLE]       used_memory, client and script memory,
                                              DBSIZE [and mean MEMORY USAGE of SAMPLE keys]
   benchtool.py get URL XFF [N]               N sequential GETs; prints the statuses
-  benchtool.py burst URL XFF N               N requests on N connections, sent at once
+  benchtool.py burst URL[,URL...] XFF N       N requests on N connections, sent at once
+                                             (spread round-robin over the URLs: nodes)
   benchtool.py monitor RPORT URL MODE ARG N  N sequential GETs under Redis MONITOR;
                                              counts commands sent by clients vs
                                              run inside scripts
@@ -26,6 +27,11 @@
                                              usable BENCHJSON), and the share of
                                              CPU that other processes used since
                                              SNAPSHOT; req/s on stderr
+                                             [--procs SNAPSHOT NAME=PID...]: CPU
+                                             seconds each named process tree used
+                                             since a proc-snap (cpu_s)
+  benchtool.py proc-snap NAME=PID...         {"NAME": ticks}: utime+stime of PID and
+                                             its descendants (their own time)
 """
 
 import http.client
@@ -151,6 +157,36 @@ def cpu_snapshot(root):
     return time.time(), busy, ours
 
 
+def proc_ticks(specs):
+    """{name: utime+stime ticks of pid and its live descendants} for
+    NAME=PID specs (their own time, not that of reaped children)."""
+    procs = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        rest = st[st.rindex(")") + 2:].split()
+        procs[int(d)] = (int(rest[1]), int(rest[11]) + int(rest[12]))
+    children = {}
+    for pid, (ppid, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    out = {}
+    for spec in specs:
+        name, pid = spec.split("=", 1)
+        total, todo = 0, [int(pid)]
+        while todo:
+            p = todo.pop()
+            if p in procs:
+                total += procs[p][1]
+            todo.extend(children.get(p, []))
+        out[name] = total
+    return out
+
+
 def foreign_cpu(before, after):
     """Share of the machine's CPU (0..1 of all cores) used by processes that
     are not ours between two snapshots, steal time included."""
@@ -187,16 +223,24 @@ def ip(n):
     return "%d.%d.%d.%d" % (n >> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255)
 
 
-def burst(url, xff, n):
-    """n connections opened first, then one request on each, all written in
-    one tight loop (well under a millisecond apart), so that the guard sees
-    them at the same time; returns {status: count}."""
-    host, port, path = split_url(url)
-    req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nX-Forwarded-For: %s\r\n"
-           "Connection: close\r\n\r\n" % (path, host, port, xff)).encode()
-    socks = [socket.create_connection((host, port), timeout=10) for _ in range(n)]
-    time.sleep(0.05)     # let the server accept them all
-    for s in socks:
+def burst(urls, xff, n):
+    """n connections opened first (round-robin over urls: one node each),
+    then one request on each, all written in one tight loop (well under a
+    millisecond apart), so that the guards see them at the same time;
+    returns {status: count}."""
+    targets = []
+    for url in urls:
+        host, port, path = split_url(url)
+        req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nX-Forwarded-For: %s\r\n"
+               "Connection: close\r\n\r\n" % (path, host, port, xff)).encode()
+        targets.append((host, port, req))
+    socks, reqs = [], []
+    for i in range(n):
+        host, port, req = targets[i % len(targets)]
+        socks.append(socket.create_connection((host, port), timeout=10))
+        reqs.append(req)
+    time.sleep(0.05)     # let the servers accept them all
+    for s, req in zip(socks, reqs):
         s.sendall(req)
     sel = selectors.DefaultSelector()
     bufs = {}
@@ -305,7 +349,7 @@ def main(argv):
         return 0
 
     if cmd == "burst":
-        print(json.dumps(burst(args[0], args[1], int(args[2])), sort_keys=True))
+        print(json.dumps(burst(args[0].split(","), args[1], int(args[2])), sort_keys=True))
         return 0
 
     if cmd == "monitor":
@@ -349,6 +393,10 @@ def main(argv):
             return main([argv[0], "haproxy-clear", args[i + 1], args[i + 2]])
         return 0
 
+    if cmd == "proc-snap":
+        print(json.dumps(proc_ticks(args)))
+        return 0
+
     if cmd == "cpu-snap":
         print("%.3f %d %d" % cpu_snapshot(args[0]))
         return 0
@@ -384,6 +432,21 @@ def main(argv):
                 before = (float(b[0]), int(b[1]), int(b[2]))
                 rec["foreign_cpu"] = foreign_cpu(before, cpu_snapshot(rest[i + 1]))
                 i += 3
+                continue
+            if rest[i] == "--procs":
+                # --procs SNAPSHOT NAME=PID ... (up to the next --option)
+                before = json.loads(rest[i + 1])
+                j = i + 2
+                specs = []
+                while j < len(rest) and not rest[j].startswith("--") and "=" in rest[j] \
+                        and rest[j].split("=", 1)[0] in before:
+                    specs.append(rest[j])
+                    j += 1
+                after = proc_ticks(specs)
+                hz = os.sysconf("SC_CLK_TCK")
+                rec.setdefault("cpu_s", {}).update(
+                    {k: (after[k] - before[k]) / hz for k in after})
+                i = j
                 continue
             k, v = rest[i].split("=", 1)
             try:

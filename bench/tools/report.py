@@ -28,8 +28,21 @@ SCENARIOS = {
     "e": "paired-only route (`pairguard_require_paired`, one approved client; plain proxy_pass and pairguard only)",
     "f": "bearer-protected route (`pairguard_auth_require`, one session token; plain proxy_pass and pairguard only)",
 }
-GUARDED = {"lua", "haproxy", "pairguard"}
-REDIS_USERS = {"lua", "pairguard"}
+GUARDED = {"lua", "haproxy", "pairguard", "pg_stack2", "pg_stack3", "lua_w2", "pairguard_w2"}
+REDIS_USERS = {"lua", "pairguard", "pg_stack2", "pg_stack3", "lua_w2", "pairguard_w2"}
+PAIRGUARDS = {"pairguard", "pg_stack2", "pg_stack3", "pairguard_w2"}
+POLICIES = {"pairguard": 1, "pg_stack2": 2, "pg_stack3": 3, "pairguard_w2": 1}
+STACKED = ["plain", "pairguard", "pg_stack2", "pg_stack3"]
+SCALING = ["plain", "lua", "pairguard", "plain_w2", "lua_w2", "pairguard_w2"]
+LABEL.update({
+    "pg_stack2": "pairguard, 2 policies",
+    "pg_stack3": "pairguard, 3 policies",
+    "plain_w2": "plain proxy_pass, 2 workers",
+    "lua_w2": "lua + Redis, 2 workers",
+    "pairguard_w2": "pairguard, 2 workers",
+})
+SCRIPT_CMDS = ("evalsha", "eval")
+CPU_PARTS = ("edge", "redis", "upstream", "wrk")
 # Commands the benchmark itself sends, not the contenders.
 BENCH_CMDS = {"config|resetstat", "config|get", "config", "info", "flushall", "dbsize",
               "monitor", "command", "command|docs"}
@@ -37,7 +50,7 @@ MAX_FAILURES = 5
 
 
 def expected(scenario, contender):
-    if scenario in ("a", "e", "f"):
+    if scenario in ("a", "e", "f", "s", "w"):
         return "200"
     if scenario == "b":
         return "429" if contender in GUARDED else "404"
@@ -85,6 +98,42 @@ def redis_calls(rec):
     return sum(v for k, v in calls.items() if k not in BENCH_CMDS)
 
 
+def script_calls(rec):
+    calls = rec.get("redis_calls") or {}
+    return sum(calls.get(k, 0) for k in SCRIPT_CMDS)
+
+
+def cpu_us(rec):
+    """CPU µs per request of each part (edge, redis, upstream, wrk)."""
+    c = dict(rec.get("cpu_s") or {})
+    if "wrk_cpu_s" in rec:
+        c["wrk"] = rec["wrk_cpu_s"]
+    n = rec["wrk"]["requests"]
+    if not c or not n:
+        return None
+    out = {k: 1e6 * c[k] / n for k in CPU_PARTS if k in c}
+    out["total"] = sum(out.values())
+    return out
+
+
+def ops_per_batch(rec, contender):
+    """Guard operations per script call: one reserve per guarded request and
+    one settle per request let through (not refused with 429)."""
+    if contender not in PAIRGUARDS:
+        return None
+    sc = script_calls(rec)
+    st = rec["wrk"]["status"]
+    n = sum(st.values())
+    allowed = n - st.get("429", 0)
+    return (n + allowed) / sc if sc else None
+
+
+def base_of(scenario, contender):
+    """The contender a ratio is taken against: plain proxy_pass with the same
+    number of workers."""
+    return "plain_w2" if contender.endswith("_w2") else "plain"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
@@ -106,19 +155,23 @@ def main():
     for r in loads:
         by[(r["scenario"], r["contender"], r["load"], r["round"])] = r
 
-    summary = {"load": {}, "monitor": {}, "memory": {}, "burst": {}, "store_down": {}}
-    for s in SCENARIOS:
-        for c in CONTENDERS:
-            for load in ("sat", "c4"):
+    summary = {"load": {}, "monitor": {}, "memory": {}, "burst": {}, "burst2": {},
+               "store_down": {}, "instructions": {}}
+    for s, c, load in sorted({k[:3] for k in by}):
+        if True:
+            if True:
                 rows = [r for (s2, c2, l2, _), r in sorted(by.items()) if (s2, c2, l2) == (s, c, load)]
                 if not rows:
                     continue
-                ratios, cmds = [], []
+                ratios, cmds, scripts, opb, cpus = [], [], [], [], []
                 statuses, errors = {}, 0
                 for r in rows:
-                    base = by.get((s, "plain", load, r["round"]))
+                    base = by.get((s, base_of(s, c), load, r["round"]))
                     ratios.append(r["rps"] / base["rps"] if base else None)
                     cmds.append(redis_calls(r) / r["wrk"]["requests"])
+                    scripts.append(script_calls(r) / r["wrk"]["requests"])
+                    opb.append(ops_per_batch(r, c))
+                    cpus.append(cpu_us(r))
                     add_counts(statuses, r["wrk"]["status"])
                     e = r["wrk"]["errors"]
                     errors += e["connect"] + e["read"] + e["write"] + e["timeout"]
@@ -131,6 +184,10 @@ def main():
                     "p50_us": med([r["wrk"]["lat_us"]["p50"] for r in rows]),
                     "p99_us": med([r["wrk"]["lat_us"]["p99"] for r in rows]),
                     "redis_cmds_per_req": med(cmds),
+                    "script_calls_per_req": med(scripts),
+                    "ops_per_batch": med(opb),
+                    "cpu_us_per_req": ({k: med([x.get(k) for x in cpus if x]) for k in CPU_PARTS + ("total",)}
+                                       if any(cpus) else None),
                     "status": statuses,
                     "socket_errors": errors,
                 }
@@ -138,10 +195,10 @@ def main():
                 total = sum(statuses.values())
                 if total and statuses.get(exp, 0) < 0.99 * total:
                     notes.append("%s, scenario %s (%s): expected %s, got %s"
-                                 % (LABEL[c], s, load, exp, status_mix(statuses)))
+                                 % (LABEL.get(c, c), s, load, exp, status_mix(statuses)))
                 if errors:
                     notes.append("%s, scenario %s (%s): %d socket errors (connect/read/write/timeout)"
-                                 % (LABEL[c], s, load, errors))
+                                 % (LABEL.get(c, c), s, load, errors))
 
     for r in raw:
         if r["kind"] == "monitor":
@@ -175,11 +232,26 @@ def main():
             }
             if keys <= 0:
                 notes.append("%s: the bytes-per-key step created no Redis keys" % LABEL[r["contender"]])
+        elif r["kind"] == "instructions":
+            summary["instructions"][r["contender"]] = {
+                "instructions": r["instructions"], "requests": r["wrk"]["requests"],
+                "per_req": r["instructions"] / r["wrk"]["requests"],
+            }
+        elif r["kind"] == "burst2":
+            d = summary["burst2"].setdefault(r["contender"], {"reached_rounds": [], "answers_rounds": []})
+            d["sent"], d["nodes"] = r["sent"], r["nodes"]
+            d["reached_rounds"].append(r["reached"])
+            d["answers_rounds"].append(r["answers"])
         elif r["kind"] == "burst":
             d = summary["burst"].setdefault(r["contender"], {"reached_rounds": [], "answers_rounds": []})
             d["sent"] = r["sent"]
             d["reached_rounds"].append(r["reached"])
             d["answers_rounds"].append(r["answers"])
+    for c, d in summary["burst2"].items():
+        d["reached_min"], d["reached_max"] = min(d["reached_rounds"]), max(d["reached_rounds"])
+        if d["reached_min"] != MAX_FAILURES or d["reached_max"] != MAX_FAILURES:
+            notes.append("burst over 2 nodes: %s reached the upstream (exactly %d expected)"
+                         % (" ".join(map(str, d["reached_rounds"])), MAX_FAILURES))
     for c, d in summary["burst"].items():
         d["reached_max"] = max(d["reached_rounds"])
         d["beyond_threshold_max"] = max(0, d["reached_max"] - MAX_FAILURES)
@@ -245,6 +317,10 @@ def main():
              "Run time %s s."
              % (m.get("nproc"), m.get("rounds"), m.get("conns"), m.get("seconds"),
                 m.get("lat_conns"), m.get("lat_seconds"), m.get("elapsed")))
+    if m.get("load_avg_start"):
+        L.append("")
+        L.append("Load average (1, 5, 15 min) when the run started: %s; when it ended: %s."
+                 % (m.get("load_avg_start"), m.get("load_avg")))
     f = summary["foreign_cpu"]
     if f["median"] is not None:
         L.append("")
@@ -278,6 +354,8 @@ def main():
              "run inside scripts) per request at saturation; *sent* is what the contender sent "
              "(MONITOR over %s sequential requests)." % m.get("sample"))
     L.append("")
+    L.append("Scenarios s (stacked policies) and w (workers) are in their own tables below.")
+    L.append("")
     L.append("| scenario | contender | req/s | × plain | p50 ms | p99 ms | req/s @c%s | × plain @c%s "
              "| p50 ms @c%s | p99 ms @c%s | Redis cmds/req (sent) | answers |"
              % ((m.get("lat_conns"),) * 4))
@@ -304,6 +382,112 @@ def main():
     L.append("Scenarios: " + "; ".join("**%s** %s" % kv for kv in SCENARIOS.items()) +
              ". In **b** the client is locked first (5 failures); plain proxy_pass and limit_req "
              "have no lock, so they keep forwarding the 404s.")
+    L.append("")
+
+    def us(d, k):
+        c = d.get("cpu_us_per_req") if d else None
+        return "—" if not c or c.get(k) is None else "%.1f" % c[k]
+
+    def f2(x):
+        return "—" if x is None else "%.2f" % x
+
+    L.append("## Where the time goes (saturating load, c%s)" % m.get("conns"))
+    L.append("")
+    L.append("Per request: Redis commands executed (INFO commandstats, inside scripts included), "
+             "script calls (EVALSHA + EVAL), guard operations per script call (pairguard: one reserve "
+             "per guarded request plus one settle per request let through, divided by the script "
+             "calls: the mean batch), and CPU µs (utime + stime from `/proc/PID/stat` over the "
+             "measurement, divided by the requests) of the contender's own processes (edge: nginx "
+             "master and workers, or HAProxy), Redis, the upstream nginx, and wrk. *ceiling*: the "
+             "req/s these %s cores could give if the total were the only cost (%s × 10⁶ µs / total); "
+             "the gap to req/s is idle time, scheduling and the other processes on the machine."
+             % (m.get("nproc"), m.get("nproc")))
+    L.append("")
+    L.append("| scenario | contender | req/s | Redis cmds/req | script calls/req | ops/batch "
+             "| edge µs | Redis µs | upstream µs | wrk µs | total µs | ceiling req/s |")
+    L.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    ncpu = m.get("nproc") or 1
+    for s_ in ("a", "b", "c"):
+        for c in CONTENDERS:
+            d = summary["load"].get("%s/%s/sat" % (s_, c))
+            if not d:
+                continue
+            tot = (d.get("cpu_us_per_req") or {}).get("total")
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                s_, LABEL[c], num(d["rps"]),
+                f2(d["redis_cmds_per_req"]) if c in REDIS_USERS else "—",
+                f2(d["script_calls_per_req"]) if c in REDIS_USERS else "—",
+                "%.1f" % d["ops_per_batch"] if d.get("ops_per_batch") else "—",
+                us(d, "edge"), us(d, "redis"), us(d, "upstream"), us(d, "wrk"), us(d, "total"),
+                num(ncpu * 1e6 / tot if tot else None)))
+    L.append("")
+
+    L.append("## Stacked policies (scenario a, c%s)" % m.get("conns"))
+    L.append("")
+    L.append("One location with 1, 2 or 3 `pairguard` lines (policies `ip`, `ip2`, `ip3`, each "
+             "counting the client address under its own Redis key); every request reserves and "
+             "settles all of them in the same batch operation. Measured in every round next to "
+             "plain proxy_pass.")
+    L.append("")
+    L.append("| policies | req/s | × plain | Redis cmds/req | script calls/req | ops/batch | edge µs "
+             "| Redis µs | upstream µs | wrk µs | total µs |")
+    L.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for c in STACKED:
+        d = summary["load"].get("s/%s/sat" % c)
+        if not d:
+            continue
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            "0 (plain proxy_pass)" if c == "plain" else POLICIES[c], num(d["rps"]), ratio_cell(d),
+            f2(d["redis_cmds_per_req"]) if c != "plain" else "—",
+            f2(d["script_calls_per_req"]) if c != "plain" else "—",
+            "%.1f" % d["ops_per_batch"] if d.get("ops_per_batch") else "—",
+            us(d, "edge"), us(d, "redis"), us(d, "upstream"), us(d, "wrk"), us(d, "total")))
+    L.append("")
+
+    L.append("## One and two workers (scenario a, c%s)" % m.get("conns"))
+    L.append("")
+    L.append("The same contender with `worker_processes 1` and `2`, measured in every round. "
+             "× plain: against plain proxy_pass with the same number of workers; 2 / 1: the "
+             "contender's own req/s with two workers over one. With %s cores shared by wrk, Redis "
+             "and the upstream, a second worker mostly competes for the same CPU." % m.get("nproc"))
+    L.append("")
+    L.append("| contender | req/s, 1 worker | × plain | req/s, 2 workers | × plain | 2 / 1 "
+             "| script calls/req (1 / 2) | ops/batch (1 / 2) | edge µs (1 / 2) | Redis µs (1 / 2) |")
+    L.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for c in ("plain", "lua", "pairguard"):
+        d1 = summary["load"].get("w/%s/sat" % c)
+        d2 = summary["load"].get("w/%s_w2/sat" % c)
+        if not d1 or not d2:
+            continue
+        opb = lambda d: "%.1f" % d["ops_per_batch"] if d.get("ops_per_batch") else "—"
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            LABEL[c], num(d1["rps"]), ratio_cell(d1), num(d2["rps"]), ratio_cell(d2),
+            f2(d2["rps"] / d1["rps"]),
+            "—" if c == "plain" else "%s / %s" % (f2(d1["script_calls_per_req"]), f2(d2["script_calls_per_req"])),
+            "%s / %s" % (opb(d1), opb(d2)) if c == "pairguard" else "—",
+            "%s / %s" % (us(d1, "edge"), us(d2, "edge")),
+            "—" if c == "plain" else "%s / %s" % (us(d1, "redis"), us(d2, "redis"))))
+    L.append("")
+
+    L.append("## User-space instructions per request (edge worker, scenario a)")
+    L.append("")
+    ins = summary["instructions"]
+    if ins:
+        L.append("`perf stat -e instructions:u` on the contender's worker during one wrk -c%s run."
+                 % m.get("conns"))
+        L.append("")
+        L.append("| contender | instructions/req | × plain |")
+        L.append("|---|--:|--:|")
+        for c in CONTENDERS:
+            d = ins.get(c)
+            if d:
+                pl = ins.get("plain")
+                L.append("| %s | %s | %s |" % (LABEL[c], num(d["per_req"]),
+                                             f2(d["per_req"] / pl["per_req"]) if pl else "—"))
+    else:
+        L.append("Not measured in this run: `perf stat` has no hardware counters on this machine "
+                 "(`instructions:u` is `<not supported>` in this VM), and callgrind would take "
+                 "minutes per contender. See the notes.")
     L.append("")
 
     L.append("## Redis memory per tracked key")
@@ -343,6 +527,66 @@ def main():
             LABEL[c], d["reached_max"], d["beyond_threshold_max"],
             ", ".join("%s×%s" % (k, v) for k, v in sorted(ans.items())),
             " ".join(str(x) for x in d["reached_rounds"])))
+    L.append("")
+
+    b2 = summary["burst2"].get("pairguard")
+    if b2:
+        L.append("Over %d pairguard nodes sharing Redis (one with one worker, one with two; the %d "
+                 "connections alternate between them): reached the upstream %s (per round; "
+                 "exactly %d expected); answers (last round): %s."
+                 % (b2["nodes"], b2["sent"], " ".join(map(str, b2["reached_rounds"])), MAX_FAILURES,
+                    ", ".join("%s×%s" % kv for kv in sorted(b2["answers_rounds"][-1].items()))))
+        L.append("")
+
+    # Issue 9's targets, from the numbers above.
+    def ld(k, f="ratio"):
+        return (summary["load"].get(k) or {}).get(f)
+    a_pg, a_lua = ld("a/pairguard/sat"), ld("a/lua/sat")
+    c_pg, c_lua = ld("c/pairguard/sat"), ld("c/lua/sat")
+    a4_pg, a4_lua = ld("a/pairguard/c4"), ld("a/lua/c4")
+    a_cmds = ld("a/pairguard/sat", "redis_cmds_per_req")
+    a_scr = ld("a/pairguard/sat", "script_calls_per_req")
+    mon_a = summary["monitor"].get("a/pairguard")
+    mem = (summary["memory"].get("pairguard") or {}).get("bytes_per_key")
+    b_pg, b_cmds = ld("b/pairguard/sat"), ld("b/pairguard/sat", "redis_cmds_per_req")
+
+    def yes(ok):
+        return "—" if ok is None else ("met" if ok else "**not met**")
+
+    def q(x, y):
+        return x / y if x is not None and y else None
+    rows = [
+        ("a allowed, c%s, × plain" % m.get("conns"), "≥ 0.80 and ≥ 1.25 × the Lua peer",
+         "%s (Lua peer %s: %s×)" % (f2(a_pg), f2(a_lua), f2(q(a_pg, a_lua))),
+         yes(None if a_pg is None or a_lua is None else a_pg >= 0.80 and a_pg >= 1.25 * a_lua)),
+        ("c guessing, c%s, × plain" % m.get("conns"), "≥ 0.75 and ≥ 2 × the Lua peer",
+         "%s (Lua peer %s: %s×)" % (f2(c_pg), f2(c_lua), f2(q(c_pg, c_lua))),
+         yes(None if c_pg is None or c_lua is None else c_pg >= 0.75 and c_pg >= 2 * c_lua)),
+        ("a allowed, c%s, × plain" % m.get("lat_conns"), "≥ the Lua peer's ratio",
+         "%s (Lua peer %s)" % (f2(a4_pg), f2(a4_lua)),
+         yes(None if a4_pg is None or a4_lua is None else a4_pg >= a4_lua)),
+        ("Redis commands executed per allowed request", "≤ 3",
+         "%s at c%s%s" % (f2(a_cmds), m.get("conns"),
+                         "; %s one request at a time (%s sent)" % (
+                             f2(mon_a["client_per_req"] + mon_a["script_per_req"]),
+                             f2(mon_a["client_per_req"])) if mon_a else ""),
+         yes(None if a_cmds is None else a_cmds <= 3)),
+        ("script calls per request at c%s" % m.get("conns"), "≤ 0.5", f2(a_scr),
+         yes(None if a_scr is None else a_scr <= 0.5)),
+        ("bytes per tracked key", "≤ 121", num(mem), yes(None if mem is None else mem <= 121)),
+        ("b locked, × plain, Redis commands", "≥ 1.9, 0", "%s, %s" % (f2(b_pg), f2(b_cmds)),
+         yes(None if b_pg is None or b_cmds is None else b_pg >= 1.9 and b_cmds == 0)),
+        ("burst of 200 on one key (2 nodes) reaching the upstream", "exactly 5",
+         " ".join(map(str, b2["reached_rounds"])) if b2 else "—",
+         yes(None if not b2 else b2["reached_min"] == b2["reached_max"] == MAX_FAILURES)),
+    ]
+    L.append("## Issue 9 targets")
+    L.append("")
+    L.append("| measure | target | measured | |")
+    L.append("|---|---|---|---|")
+    for row in rows:
+        L.append("| %s | %s | %s | %s |" % row)
+    summary["targets"] = [dict(zip(("measure", "target", "measured", "verdict"), r)) for r in rows]
     L.append("")
 
     L.append("## Store down (pairguard only, `timeout=100ms`)")
@@ -408,13 +652,24 @@ def main():
     groups = [("a", "sat", "a: allowed"), ("b", "sat", "b: locked client"), ("c", "sat", "c: guessing"),
               ("e", "sat", "e: paired-only"), ("f", "sat", "f: bearer"),
               ("a", "c4", "a @c%s" % m.get("lat_conns")), ("b", "c4", "b @c%s" % m.get("lat_conns")),
-              ("c", "c4", "c @c%s" % m.get("lat_conns"))]
+              ("c", "c4", "c @c%s" % m.get("lat_conns")),
+              ("s2", "sat", "a: 2 policies"), ("s3", "sat", "a: 3 policies"),
+              ("w2", "sat", "a: 2 workers")]
+
+    def chart_key(s, c, load):
+        # s2/s3: the stacked pairguard in the pairguard column; w2: each
+        # contender's two-worker twin against plain with two workers.
+        if s in ("s2", "s3"):
+            return "s/%s/%s" % ({"plain": "plain", "pairguard": "pg_stack" + s[1]}.get(c, "-"), load)
+        if s == "w2":
+            return "w/%s_w2/%s" % (c, load)
+        return "%s/%s/%s" % (s, c, load)
     with open(dat, "w") as f:
         f.write("# group " + " ".join(CONTENDERS) + "\n")
         for s, load, label in groups:
             vals = []
             for c in CONTENDERS:
-                v = summary["load"].get("%s/%s/%s" % (s, c, load), {}).get("ratio")
+                v = summary["load"].get(chart_key(s, c, load), {}).get("ratio")
                 vals.append("%.4f" % v if v is not None else "NaN")
             f.write('"%s" %s\n' % (label, " ".join(vals)))
     n = len(CONTENDERS)
@@ -428,7 +683,7 @@ def main():
     title = ("req/s relative to plain proxy_pass (median over %s rounds; %s)"
              % (m.get("rounds"), "quick check" if m.get("quick") else "commit %s" % m.get("commit")))
     gp = [
-        "set terminal pngcairo size 1200,600 font 'Sans,10' noenhanced",
+        "set terminal pngcairo size 1500,600 font 'Sans,10' noenhanced",
         "set output '%s.png'" % a.out,
         "set title \"%s\"" % title,
         "set style data histograms",
