@@ -77,11 +77,12 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
   -- reservation (as the reserve's fast path wrote it). A success or neutral
   -- answer leaves nothing to remember; a failure that cannot lock yet becomes
   -- the key's only failure.
+  -- Read and deleted in one command (GETDEL): a success costs Redis one
+  -- command; any other value is written back below by store().
   if n == 1 and reservation ~= 0 then
-    first = redis.call('GET', KEYS[kb + 1])
+    first = redis.call('GETDEL', KEYS[kb + 1])
     if first == '|||' .. rtext .. '|' then
       if outcome ~= 'f' then
-        redis.call('DEL', KEYS[kb + 1])
         return {}
       end
       if tonumber(ARGV[ab]) > 1 then
