@@ -64,34 +64,42 @@ void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, 
 }
 
 void flush(ngx_event_t*) noexcept {
-    std::vector<op_ptr> ops;
-    ops.swap(batcher.queue);
-    if (ops.empty()) {
+    if (batcher.queue.empty()) {
         return;
     }
+    // every operation's `done` runs once, whatever happens here: a reserve
+    // that never heard back would leave its request without a timer
+    std::shared_ptr<std::vector<op_ptr>> ops;
+    try {
+        ops = std::make_shared<std::vector<op_ptr>>();
+    } catch (const std::exception&) {
+        fail_all(batcher.queue);
+        batcher.queue.clear();
+        return;
+    }
+    ops->swap(batcher.queue);
     try {
         ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
         if (store == nullptr || !store->accepting()) {
-            fail_all(ops);
+            fail_all(*ops);
             return;
         }
         std::vector<const pairguard::GuardOp*> list;
-        list.reserve(ops.size());
-        for (const auto& o : ops) {
+        list.reserve(ops->size());
+        for (const auto& o : *ops) {
             list.push_back(&o->op);
         }
         pairguard::RespArgs call = pairguard::make_guard_batch(list.data(), list.size(), pairguard::kReservationHoldMs);
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0, "pairguard: batch of %uz operations", list.size());
-        auto shared = std::make_shared<std::vector<op_ptr>>(std::move(ops));
         ngx_pairguard_redis_command_t* cmd =
             store->eval(pairguard::guard_batch_script(), std::move(call),
-                        [shared](ngx_pairguard_redis_result_e res, redisReply* reply) { on_reply(*shared, res, reply); });
+                        [ops](ngx_pairguard_redis_result_e res, redisReply* reply) { on_reply(*ops, res, reply); });
         if (cmd == nullptr) {
-            fail_all(*shared);
+            fail_all(*ops);
         }
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
-        fail_all(ops);
+        fail_all(*ops);
     }
 }
 
