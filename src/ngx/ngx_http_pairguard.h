@@ -142,7 +142,6 @@ struct ngx_http_pairguard_ctx_t {
     int64_t retry_after = 0;
     ngx_str_t deny_policy = ngx_null_string;
 
-    ngx_pairguard_redis_command_t* pending = nullptr;
     std::shared_ptr<ngx_http_pairguard_batch_op_t> reserve_op;  // the guard's reserve in flight
 
     // an answer decided in a callback, sent from the request's connection
@@ -188,9 +187,6 @@ ngx_int_t ngx_http_pairguard_answer_now(ngx_http_request_t* r, const ngx_http_pa
 // From a Redis callback or a thread task's completion: keeps the answer and
 // sends it from the request's connection (posted), never from inside hiredis.
 void ngx_http_pairguard_answer_later(ngx_http_request_t* r, ngx_http_pairguard_answer_t a) noexcept;
-// The answer's send alone (for a content handler that finalizes itself).
-ngx_int_t ngx_http_pairguard_send_json(ngx_http_request_t* r, ngx_uint_t status, const std::string& body,
-                                       int64_t retry_after);
 // A phase handler waits for a callback: `return ngx_http_pairguard_suspend(r);`
 ngx_int_t ngx_http_pairguard_suspend(ngx_http_request_t* r) noexcept;
 // The callback's decision is made: the phases run again (posted).

@@ -17,10 +17,6 @@ void ctx_cleanup(void* data) noexcept {
     for (ngx_pairguard_redis_command_t* c : ctx->calls) {
         ngx_pairguard_redis_t::cancel(c);
     }
-    if (ctx->pending != nullptr) {
-        ngx_pairguard_redis_t::cancel(ctx->pending);
-        ctx->pending = nullptr;
-    }
     ngx_http_pairguard_batch_cancel(ctx->reserve_op.get());
     ctx->~ngx_http_pairguard_ctx_t();
 }
@@ -203,11 +199,6 @@ void ngx_http_pairguard_answer_later(ngx_http_request_t* r, ngx_http_pairguard_a
     ctx->answer = std::move(a);
     r->write_event_handler = answer_posted;
     ngx_post_event(r->connection->write, &ngx_posted_events);
-}
-
-ngx_int_t ngx_http_pairguard_send_json(ngx_http_request_t* r, ngx_uint_t status, const std::string& body,
-                                       int64_t retry_after) {
-    return send_answer(r, ngx_http_pairguard_answer_t{status, body, retry_after, {}});
 }
 
 ngx_int_t ngx_http_pairguard_suspend(ngx_http_request_t* r) noexcept {

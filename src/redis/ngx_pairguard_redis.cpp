@@ -300,9 +300,7 @@ void ngx_pairguard_redis_t::on_command_timeout(ngx_event_t* ev) noexcept {
     // timeout.
     if (self->ac_ != nullptr && (self->ac_->c.flags & REDIS_CONNECTED)) {
         self->overdue_ = cmd;
-        self->in_read_ = true;
         redisAsyncHandleRead(self->ac_);
-        self->in_read_ = false;
         if (self->overdue_ == nullptr) {
             return;  // answered (and freed) meanwhile, or the connection went
         }
@@ -426,10 +424,7 @@ void ngx_pairguard_redis_t::on_read(ngx_event_t* ev) noexcept {
     auto* c = static_cast<ngx_connection_t*>(ev->data);
     auto* self = static_cast<ngx_pairguard_redis_t*>(c->data);
     if (self->ac_ != nullptr) {
-        // replies' callbacks run inside: nothing may write meanwhile
-        self->in_read_ = true;
         redisAsyncHandleRead(self->ac_);
-        self->in_read_ = false;
     }
 }
 
@@ -475,16 +470,6 @@ void ngx_pairguard_redis_t::ev_add_write(void* data) noexcept {
     }
     if (!self->conn_->write->active) {
         ngx_add_event(self->conn_->write, NGX_WRITE_EVENT, 0);
-    }
-}
-
-// Never from inside a reply callback: hiredis 0.14 is still walking its
-// callback list there, and a write error would free the context under it.
-// The posted flush then runs at the end of this loop iteration.
-void ngx_pairguard_redis_t::flush_now() {
-    if (flush_ev_.posted && !in_read_) {
-        ngx_delete_posted_event(&flush_ev_);
-        on_flush(&flush_ev_);
     }
 }
 

@@ -71,10 +71,6 @@ public:
     ngx_pairguard_redis_command_t* eval(const pairguard::StoreScript& script, const std::vector<std::string>& keys,
                                         const std::vector<std::string>& args, ngx_pairguard_redis_cb_t cb);
 
-    // Writes what is queued now rather than at the end of the loop iteration:
-    // a settle must reach Redis before the client can send its next request.
-    void flush_now();
-
     // The callback will not run; the command still completes (or times out)
     // on the connection, so a hanging Redis is still noticed.
     static void cancel(ngx_pairguard_redis_command_t* cmd);
@@ -121,7 +117,6 @@ private:
     ngx_event_t connect_timer_;
     ngx_event_t flush_ev_;   // posted: writes what this loop iteration queued
     bool in_flush_ = false;
-    bool in_read_ = false;   // inside redisAsyncHandleRead: reply callbacks run
     ngx_pairguard_redis_command_t* overdue_ = nullptr;  // its timer fired: is the reply in?
     std::string channel_;    // subscriber mode when not empty
     std::function<void(std::string_view)> on_message_;
