@@ -766,13 +766,12 @@ ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::Stor
     }
     ngx_add_timer(&cmd->timer_, conf_.timeout);
     cmd->sent_ns_ = ngx_pairguard_metric_store_sent();
-    ngx_pairguard_redis_command_t* c = cmd.release();  // in flight until finish()
     if (n == nullptr) {
-        unrouted_.push_back(c);
-    } else {
-        send_to(n, c, false);
+        unrouted_.push_back(cmd.get());
+    } else if (!try_send(n, cmd.get(), false)) {
+        return nullptr;
     }
-    return c;
+    return cmd.release();  // in flight until finish()
 }
 
 ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::StoreScript& script,
@@ -805,6 +804,13 @@ void ngx_pairguard_redis_t::route(ngx_pairguard_redis_command_t* cmd) {
 }
 
 void ngx_pairguard_redis_t::send_to(node_t* n, ngx_pairguard_redis_command_t* cmd, bool asking) {
+    if (!try_send(n, cmd, asking)) {
+        finish(cmd, ngx_pairguard_redis_result_e::down, nullptr);
+    }
+}
+
+// False (and nothing done) when the connection cannot take it.
+bool ngx_pairguard_redis_t::try_send(node_t* n, ngx_pairguard_redis_command_t* cmd, bool asking) {
     cmd->node_ = n;
     cmd->asking_ = asking;
     if (n->state != node_t::state_e::up) {
@@ -812,9 +818,9 @@ void ngx_pairguard_redis_t::send_to(node_t* n, ngx_pairguard_redis_command_t* cm
         try {
             n->queued.push_back(cmd);
         } catch (const std::exception&) {
-            finish(cmd, ngx_pairguard_redis_result_e::down, nullptr);
+            return false;
         }
-        return;
+        return true;
     }
     bool ok = true;
     try {
@@ -837,9 +843,7 @@ void ngx_pairguard_redis_t::send_to(node_t* n, ngx_pairguard_redis_command_t* cm
     } catch (const std::exception&) {
         ok = false;  // out of memory: the command fails like a lost connection
     }
-    if (!ok) {
-        finish(cmd, ngx_pairguard_redis_result_e::down, nullptr);
-    }
+    return ok;
 }
 
 void ngx_pairguard_redis_t::on_command_reply(ngx_pairguard_redis_command_t* cmd, node_t* from, redisReply* reply) {

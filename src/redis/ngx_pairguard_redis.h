@@ -102,6 +102,7 @@ private:
     void handshake(node_t* n);
     void route(ngx_pairguard_redis_command_t* cmd);
     void send_to(node_t* n, ngx_pairguard_redis_command_t* cmd, bool asking);
+    bool try_send(node_t* n, ngx_pairguard_redis_command_t* cmd, bool asking);
     void on_command_reply(ngx_pairguard_redis_command_t* cmd, node_t* from, redisReply* reply);
     void finish(ngx_pairguard_redis_command_t* cmd, ngx_pairguard_redis_result_e res, redisReply* reply);
     void store_down(const char* reason);

@@ -263,6 +263,7 @@ sub _build_conf ($template, $dir, %o) {
     }
     $vars{SECRET_FILE} = secret_file() if $text =~ /%%SECRET_FILE%%/ && !exists $vars{SECRET_FILE};
     $text =~ s/%%(\w+)%%/exists $vars{$1} ? $vars{$1} : "%%$1%%"/ge;
+    $text =~ s/(pairguard_redis\s+)(127\.0\.0\.1:\d+)/${1}cluster=$2/g if ($ENV{PG_REDIS_MODE} // '') eq 'cluster';
     if ($text =~ /%%(\w+)%%/) {
         die "nginx.conf template: no value for placeholder %%$1%%\n";
     }
@@ -590,9 +591,14 @@ sub pid ($self)  { $self->{pid} }
 
 sub start ($self) {
     my $log = "$self->{dir}/redis.log";
+    # PG_REDIS_MODE=cluster: every test against a one-node Redis Cluster
+    # holding all slots, through `pairguard_redis cluster=...` (Redis then
+    # refuses any script that touches two slots): scripts/test-cluster.sh
+    my @cluster = ($ENV{PG_REDIS_MODE} // '') eq 'cluster'
+        ? ('--cluster-enabled', 'yes', '--cluster-config-file', "$self->{dir}/nodes.conf") : ();
     $self->{pid} = PgTest::_spawn([
         'redis-server', '--port', $self->{port}, '--bind', '127.0.0.1',
-        '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', $self->{dir},
+        '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', $self->{dir}, @cluster,
     ], $log);
     $self->{stopped_sig} = 0;
     my $up = PgTest::wait_until(sub {
@@ -601,6 +607,12 @@ sub start ($self) {
         return defined $pong && $pong eq 'PONG';
     }, timeout => 10);
     die "redis-server on port $self->{port} does not answer PING\n" . PgTest::read_file($log) unless $up;
+    if (@cluster) {
+        my $info = $self->cmd('CLUSTER', 'INFO');
+        $self->cmd('CLUSTER', 'ADDSLOTSRANGE', 0, 16383) unless $info =~ /cluster_slots_assigned:16384/;
+        PgTest::wait_until(sub { $self->cmd('CLUSTER', 'INFO') =~ /cluster_state:ok/ }, timeout => 10)
+            or die "redis cluster on port $self->{port} not ok\n";
+    }
     return $self;
 }
 
