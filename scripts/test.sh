@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # All tests: builds (installing what is missing), runs the core's unit tests,
-# then the integration tests in t/ against a real nginx and redis-server.
+# then the integration tests in t/ against a real nginx and redis-server
+# (pairguardctl's tests among them, t/cli_*.t).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,9 +44,6 @@ demo_dir=$(mktemp -d)
 trap 'rm -rf "$demo_dir"' EXIT
 PG_RUN_DIR="$demo_dir" PG_SKIP_BUILD=1 PG_PORT=$(free_port) PG_REDIS_PORT=$(free_port) \
     PG_UPSTREAM_PORT=$(free_port) bash scripts/run.sh --check
-
-echo "== pairguardctl against a real redis-server"
-prove tests/cli/
 
 echo "== integration tests"
 export PG_MODULE="$ROOT/build/ngx_http_pairguard_module.so"
