@@ -17,7 +17,7 @@ package PgTest;
 #   my $r     = http($ng->port, 'POST', '/x', json => {...}, from => '127.0.0.9');
 #   my @codes = http_burst([$ng->port], 200, sub ($i) { {...} });
 #   my ($rc, $out, $err) = run_cmd([ctl_path(), 'pending'], stdin => '', env => {...});
-#   my $proc  = start_process([...], log => $file); # ->pid, alive, stop (by pid)
+#   my $proc  = start_process([...], log => $file); # ->pid, alive, output, stop (by pid)
 #   my $sub   = $redis->subscriber('pairguard:events'); # ->messages
 #   done();                                      # instead of done_testing
 #
@@ -48,7 +48,7 @@ our @EXPORT = qw(
     http http_get http_post_json http_post_form http_burst http_burst_responses
     json_decode json_encode free_port testdir secret_file write_file read_file
     wait_until module_path nginx_binary root_dir done
-    run_cmd start_process ctl_path test_tool_path
+    run_cmd start_process ctl_path test_tool_path redis_at
 );
 
 use Cwd ();
@@ -283,6 +283,10 @@ sub start_redis (%o) {
     push @REDIS, $r;
     return $r;
 }
+
+# A client of a Redis that something else started (->cmd, scan_keys ...;
+# stop does nothing).
+sub redis_at ($port) { bless { port => $port }, 'PgTest::Redis' }
 
 # ---------------------------------------------------------------------------
 # demo upstream (demo/upstream.py)
