@@ -26,6 +26,15 @@ pkg_installed() {
     [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
 }
 
+# Any flavour of Debian's nginx (modules are built against Debian's).
+have_debian_nginx() {
+    local p
+    for p in nginx nginx-core nginx-full nginx-light nginx-extras; do
+        pkg_installed "$p" && return 0
+    done
+    return 1
+}
+
 # The packages among PKG... that are not installed, one per line.
 missing_pkgs() {
     local p

@@ -68,15 +68,8 @@ fi
 
 # --- 1. packages -------------------------------------------------------------
 
-# The module is built against Debian's nginx, so the binary must be Debian's.
-have_debian_nginx() {
-    local p
-    for p in nginx nginx-core nginx-full nginx-light nginx-extras; do
-        pkg_installed "$p" && return 0
-    done
-    return 1
-}
-
+# The module is built against Debian's nginx, so the binary must be Debian's
+# (have_debian_nginx, scripts/lib.sh).
 install_missing() {
     local missing=()
     have_debian_nginx || missing+=(nginx-core)
