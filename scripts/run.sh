@@ -179,8 +179,12 @@ STOPPED=0
 cleanup() {
     ((STOPPED)) && return 0
     STOPPED=1
-    if [[ -n $NGINX_PID$UPSTREAM_PID$REDIS_PID ]]; then
-        say "stopping nginx, upstream, redis"
+    local running=()
+    [[ -z $NGINX_PID ]] || running+=(nginx)
+    [[ -z $UPSTREAM_PID ]] || running+=(upstream)
+    [[ -z $REDIS_PID ]] || running+=(redis)
+    if ((${#running[@]})); then
+        say "stopping ${running[*]}"
     fi
     stop_pid "$NGINX_PID" 5 nginx
     stop_pid "$UPSTREAM_PID" 5 upstream
