@@ -162,15 +162,22 @@ void ngx_pairguard_redis_link_t::connect_to(const struct sockaddr* sa, socklen_t
     pc.socklen = len;
     pc.name = name;
     pc.get = ngx_event_get_peer;
-    pc.log = ngx_cycle->log;
+    // nginx's own words about this connection (connect() failed, SSL_read()
+    // failed...) would come at every reconnection attempt: the owner logs
+    // the store's state once instead, with the reason
+    quiet_log_ = *ngx_cycle->log;
+    quiet_log_.log_level = NGX_LOG_EMERG;
+    pc.log = &quiet_log_;
     pc.log_error = NGX_ERROR_ERR;
 
     ngx_int_t rc = ngx_event_connect_peer(&pc);
     if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED || pc.connection == nullptr) {
+        ngx_err_t err = ngx_socket_errno;
         if (pc.connection != nullptr) {
             ngx_close_connection(pc.connection);
         }
-        fail("cannot connect");
+        std::string reason = std::string("connect() failed: ") + (err != 0 ? strerror(err) : "no connection");
+        fail(reason.c_str());
         return;
     }
     c_ = pc.connection;
@@ -409,7 +416,7 @@ void ngx_pairguard_redis_link_t::flush() {
             break;
         }
         if (n == NGX_ERROR || n <= 0) {
-            close("write failed", true);
+            close(c_->ssl != nullptr ? "TLS write failed" : "write failed", true);
             return;
         }
         out_.erase(0, static_cast<size_t>(n));
@@ -462,7 +469,7 @@ void ngx_pairguard_redis_link_t::on_read_event(ngx_event_t* ev) noexcept {
         }
         if (n == 0 || n == NGX_ERROR) {
             self->in_read_ = false;
-            self->close(n == 0 ? "connection closed" : "read failed", true);
+            self->close(n == 0 ? "connection closed" : self->c_->ssl != nullptr ? "TLS read failed" : "read failed", true);
             return;
         }
         if (redisReaderFeed(self->reader_, reinterpret_cast<const char*>(buf), static_cast<size_t>(n)) != REDIS_OK) {

@@ -85,6 +85,7 @@ private:
     std::string host_z_;         // for the resolver and SNI
     state_e state_ = state_e::closed;
     ngx_connection_t* c_ = nullptr;
+    ngx_log_t quiet_log_;        // the connection's own log: emergencies only
     ngx_pool_t* pool_ = nullptr;
     ngx_resolver_ctx_t* rctx_ = nullptr;
     redisReader* reader_ = nullptr;
