@@ -317,9 +317,16 @@ char* ngx_http_pairguard_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) noexc
             u.url.len = text.size();
             u.default_port = 6379;
             if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "pairguard_redis: %s in \"%s\"",
-                                   u.err ? u.err : "host not found", text.c_str());
-                return PG_CONF_ERROR;
+                if (u.err != nullptr && ngx_strcmp(u.err, "host not found") != 0) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "pairguard_redis: %s in \"%s\"", u.err, text.c_str());
+                    return PG_CONF_ERROR;
+                }
+                // fine with a resolver in the http block (known once the
+                // block is read): the postconfiguration decides
+                if (rc->unresolved.empty()) {
+                    rc->unresolved = text;
+                }
+                continue;
             }
             for (ngx_uint_t k = 0; k < u.naddrs; k++) {
                 rc->addrs.back().emplace_back(reinterpret_cast<const char*>(u.addrs[k].sockaddr), u.addrs[k].socklen);
@@ -784,6 +791,11 @@ ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) noexcept {
         if (clcf->resolver_timeout != NGX_CONF_UNSET_MSEC) {
             mcf->redis->resolver_timeout = clcf->resolver_timeout;
         }
+    } else if (!mcf->redis->unresolved.empty()) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "pairguard_redis: host not found in \"%s\" (and no \"resolver\" in the http block)",
+                      mcf->redis->unresolved.c_str());
+        return NGX_ERROR;
     }
     if (mcf->keys == nullptr) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "pairguard is used but \"pairguard_secret_file\" is not set");

@@ -33,6 +33,7 @@ struct ngx_pairguard_redis_conf_t {
     ngx_resolver_t* resolver = nullptr;  // the http block's, when it has one
     ngx_msec_t resolver_timeout = 30000;
     ngx_ssl_t* ssl = nullptr;             // `tls`: pool-owned, made at configuration
+    std::string unresolved;  // a name not found at configuration time
     std::string label;       // the address words as configured, for logs
     std::string down_mode;   // store_down mode, for logs
 };

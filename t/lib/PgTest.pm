@@ -276,6 +276,7 @@ sub _stop_pid ($pid, $first_sig, $grace) {
 sub start_redis (%o) {
     my $r = bless {
         port => $o{port} // free_port(),
+        host => $o{bind} // '127.0.0.1',  # another loopback address (127.0.0.2) on demand
         dir  => testdir() . '/redis-' . (scalar(@REDIS) + 1),
     }, 'PgTest::Redis';
     mkdir $r->{dir};
@@ -671,7 +672,7 @@ sub start ($self) {
     my @cluster = ($ENV{PG_REDIS_MODE} // '') eq 'cluster'
         ? ('--cluster-enabled', 'yes', '--cluster-config-file', "$self->{dir}/nodes.conf") : ();
     $self->{pid} = PgTest::_spawn([
-        'redis-server', '--port', $self->{port}, '--bind', '127.0.0.1',
+        'redis-server', '--port', $self->{port}, '--bind', $self->{host} // '127.0.0.1',
         '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', $self->{dir}, @cluster,
     ], $log);
     $self->{stopped_sig} = 0;
@@ -712,7 +713,7 @@ sub cmd ($self, @args) { $self->cmd_timeout(3, @args) }
 
 # One command over a fresh connection, speaking RESP. Errors die.
 sub cmd_timeout ($self, $timeout, @args) {
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp', Timeout => $timeout)
+    my $s = IO::Socket::INET->new(PeerAddr => $self->{host} // '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp', Timeout => $timeout)
         or die "redis connect: $!\n";
     my $req = '*' . scalar(@args) . "\r\n";
     for my $a (@args) {
