@@ -169,4 +169,11 @@ still_locked('CLUSTER FAILOVER');
 
 traffic_during('killed master', sub { $c->kill_master(($c->masters)[1]) });
 still_locked('killed master');
+
+# events: published from every master (PUBLISH reaches the whole cluster),
+# a failing history write (the stream's slot is elsewhere) never fails a script
+my $logs = join '', map { $_->error_log } @ng;
+unlike($logs, qr/script guard_batch failed/, 'no guard script failed on the cluster');
+my @stream = @{ eval { $c->cmd_at($c->node_for_key('pairguard:{events}-stream'), 'XRANGE', 'pairguard:{events}-stream', '-', '+') } // [] };
+note('events kept in the stream on the cluster: ' . scalar(@stream));
 done();
