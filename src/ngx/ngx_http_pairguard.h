@@ -185,7 +185,7 @@ ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_or_create_ctx(ngx_http_request_
 // handler's return value (the content phase finalizes that once more).
 ngx_int_t ngx_http_pairguard_answer_now(ngx_http_request_t* r, const ngx_http_pairguard_answer_t& a) noexcept;
 // From a Redis callback or a thread task's completion: keeps the answer and
-// sends it from the request's connection (posted), never from inside hiredis.
+// sends it from the request's connection (posted), never from inside a Redis reply callback.
 void ngx_http_pairguard_answer_later(ngx_http_request_t* r, ngx_http_pairguard_answer_t a) noexcept;
 // A phase handler waits for a callback: `return ngx_http_pairguard_suspend(r);`
 ngx_int_t ngx_http_pairguard_suspend(ngx_http_request_t* r) noexcept;
@@ -224,7 +224,6 @@ bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, 
 
 // ngx_http_pairguard_calls.cpp: what the endpoints share
 using ngx_http_pairguard_reply_fn = std::function<void(bool ok, const pairguard::Reply& reply)>;
-pairguard::Reply ngx_http_pairguard_reply(const redisReply* r);
 // One store call bound to the request: `done` gets the reply, or ok=false
 // when Redis failed; it does not run if the request went first.
 bool ngx_http_pairguard_call(ngx_http_pairguard_ctx_t* ctx, const pairguard::StoreCall& sc,

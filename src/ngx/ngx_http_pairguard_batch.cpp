@@ -42,12 +42,12 @@ void fail_all(std::vector<op_ptr>& ops) noexcept {
     }
 }
 
-void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, redisReply* reply) noexcept {
+void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, const pairguard::Reply& reply) noexcept {
     std::vector<std::vector<int64_t>> replies;
     bool ok = false;
     try {
         ok = res == ngx_pairguard_redis_result_e::ok
-             && pairguard::decode_guard_batch(ngx_http_pairguard_reply(reply), ops.size(), replies);
+             && pairguard::decode_guard_batch(reply, ops.size(), replies);
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
     }
@@ -148,12 +148,12 @@ void cluster_flush(ngx_pairguard_redis_t* store, std::vector<op_ptr>& queue) {
         auto m = std::make_shared<std::vector<std::pair<size_t, size_t>>>(std::move(members));
         ngx_pairguard_redis_command_t* cmd = store->eval(
             pairguard::guard_batch_script(), std::move(call),
-            [f, m](ngx_pairguard_redis_result_e res, redisReply* reply) {
+            [f, m](ngx_pairguard_redis_result_e res, const pairguard::Reply& reply) {
                 std::vector<std::vector<int64_t>> replies;
                 bool ok = false;
                 try {
                     ok = res == ngx_pairguard_redis_result_e::ok
-                         && pairguard::decode_guard_batch(ngx_http_pairguard_reply(reply), m->size(), replies);
+                         && pairguard::decode_guard_batch(reply, m->size(), replies);
                 } catch (const std::exception& e) {
                     ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
                 }
@@ -211,7 +211,7 @@ void flush(ngx_event_t*) noexcept {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0, "pairguard: batch of %uz operations", list.size());
         ngx_pairguard_redis_command_t* cmd =
             store->eval(pairguard::guard_batch_script(), std::move(call),
-                        [ops](ngx_pairguard_redis_result_e res, redisReply* reply) { on_reply(*ops, res, reply); });
+                        [ops](ngx_pairguard_redis_result_e res, const pairguard::Reply& reply) { on_reply(*ops, res, reply); });
         if (cmd == nullptr) {
             fail_all(*ops);
         }

@@ -33,7 +33,7 @@ void answer_now(ngx_http_request_t* r, const pairguard::HttpAnswer& a) {
 }
 
 // From a Redis callback (or wherever one may be running): the answer is sent
-// from the request's connection, never from inside hiredis.
+// from the request's connection, never from inside a Redis reply callback.
 void answer_later(ngx_http_request_t* r, const pairguard::HttpAnswer& a) {
     ngx_http_pairguard_answer_later(r, to_answer(a));
 }

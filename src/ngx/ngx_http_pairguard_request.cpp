@@ -211,7 +211,7 @@ ngx_int_t ngx_http_pairguard_suspend(ngx_http_request_t* r) noexcept {
 
 void ngx_http_pairguard_resume(ngx_http_request_t* r) noexcept {
     // the phases run from the request's own connection, never from inside
-    // hiredis or a thread completion
+    // a Redis reply or a thread completion
     r->write_event_handler = ngx_http_core_run_phases;
     ngx_post_event(r->connection->write, &ngx_posted_events);
 }

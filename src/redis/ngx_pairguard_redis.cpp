@@ -64,6 +64,37 @@ std::string_view reply_text(const redisReply* r) {
     return std::string_view(r->str, r->len);
 }
 
+// hiredis' reply tree as the core's Reply.
+pairguard::Reply core_reply(const redisReply* r) {
+    using pairguard::Reply;
+    if (r == nullptr) {
+        return Reply::nil_reply();
+    }
+    switch (r->type) {
+    case REDIS_REPLY_INTEGER:
+        return Reply::of_integer(r->integer);
+    case REDIS_REPLY_STRING:
+        return Reply::of_string(std::string(r->str, r->len));
+    case REDIS_REPLY_STATUS: {
+        Reply s = Reply::of_string(std::string(r->str, r->len));
+        s.type = Reply::Type::status;
+        return s;
+    }
+    case REDIS_REPLY_ERROR:
+        return Reply::of_error(std::string(r->str, r->len));
+    case REDIS_REPLY_ARRAY: {
+        std::vector<Reply> e;
+        e.reserve(r->elements);
+        for (size_t i = 0; i < r->elements; i++) {
+            e.push_back(core_reply(r->element[i]));
+        }
+        return Reply::of_array(std::move(e));
+    }
+    default:
+        return Reply::nil_reply();
+    }
+}
+
 }  // namespace
 
 // A server this worker talks to: its link, its handshake state, its own
@@ -924,7 +955,7 @@ void ngx_pairguard_redis_t::finish(ngx_pairguard_redis_command_t* c, ngx_pairgua
     ngx_pairguard_metric_store_done(res, cmd->sent_ns_);
     if (!cmd->cancelled_ && !exiting_ && cmd->cb_) {
         try {
-            cmd->cb_(res, reply);
+            cmd->cb_(res, core_reply(reply));
         } catch (const std::exception& e) {
             ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: redis callback failed: %s", e.what());
         }

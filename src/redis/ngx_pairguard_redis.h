@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../core/pairing.hpp"
 #include "../core/redis_spec.hpp"
 #include "../core/resp.hpp"
 #include "../ngx/ngx_pairguard.h"
@@ -40,7 +41,9 @@ struct ngx_pairguard_redis_conf_t {
 
 enum class ngx_pairguard_redis_result_e { ok, error, timeout, down };
 
-using ngx_pairguard_redis_cb_t = std::function<void(ngx_pairguard_redis_result_e, redisReply*)>;
+// The reply comes as the core's Reply (nil unless the result is ok or error):
+// nothing above this client knows hiredis.
+using ngx_pairguard_redis_cb_t = std::function<void(ngx_pairguard_redis_result_e, const pairguard::Reply&)>;
 
 class ngx_pairguard_redis_command_t;
 class ngx_pairguard_redis_link_t;
