@@ -394,36 +394,6 @@ std::optional<PairingEvent> parse_event(std::string_view message) {
     return std::nullopt;
 }
 
-// ---- replies ----
-
-Reply Reply::of_integer(int64_t v) {
-    Reply r;
-    r.type = Type::integer;
-    r.integer = v;
-    return r;
-}
-
-Reply Reply::of_string(std::string s) {
-    Reply r;
-    r.type = Type::string;
-    r.str = std::move(s);
-    return r;
-}
-
-Reply Reply::of_error(std::string s) {
-    Reply r;
-    r.type = Type::error;
-    r.str = std::move(s);
-    return r;
-}
-
-Reply Reply::of_array(std::vector<Reply> e) {
-    Reply r;
-    r.type = Type::array;
-    r.elements = std::move(e);
-    return r;
-}
-
 // ---- calls ----
 
 StoreCall make_register(std::string_view prefix, std::string_view platform) {

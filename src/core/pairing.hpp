@@ -129,28 +129,7 @@ std::optional<PairingEvent> parse_event(std::string_view message);
 
 // ---- store calls and replies ----
 
-// One script call: the module's client and the CLI both run it as EVALSHA
-// (EVAL on NOSCRIPT).
-struct StoreCall {
-    const StoreScript* script = nullptr;
-    std::vector<std::string> keys;
-    std::vector<std::string> args;
-};
-
-// A Redis reply, independent of the client library (the glue converts).
-struct Reply {
-    enum class Type { nil, integer, string, status, array, error };
-    Type type = Type::nil;
-    int64_t integer = 0;
-    std::string str;  // string, status and error
-    std::vector<Reply> elements;
-
-    static Reply nil_reply() { return Reply{}; }
-    static Reply of_integer(int64_t v);
-    static Reply of_string(std::string s);
-    static Reply of_error(std::string s);
-    static Reply of_array(std::vector<Reply> e);
-};
+// StoreCall and Reply: store.hpp
 
 struct PairingRequest {
     std::string platform;   // normalised

@@ -7,9 +7,6 @@
 
 namespace pairguard {
 
-StoreScript make_store_script(std::string_view name, std::string_view source) {
-    return StoreScript{name, source, sha1_hex(source)};
-}
 
 const StoreScript& guard_reserve_script() {
     static const StoreScript s = make_store_script("guard_reserve", pairguard_lua_guard_reserve);
@@ -167,20 +164,6 @@ StoreCall make_guard_settle_call(const std::vector<std::string>& keys, const std
     return c;
 }
 
-bool reply_integers(const Reply& reply, std::vector<int64_t>& out) {
-    out.clear();
-    if (reply.type != Reply::Type::array) {
-        return false;
-    }
-    for (const Reply& e : reply.elements) {
-        if (e.type != Reply::Type::integer) {
-            return false;
-        }
-        out.push_back(e.integer);
-    }
-    return true;
-}
-
 RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms) {
     size_t nkeys = 0, nargs = 0, bytes = 0;
     for (size_t i = 0; i < n; i++) {
@@ -216,21 +199,6 @@ bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<std::vector
         out.push_back(std::move(v));
     }
     return true;
-}
-
-std::string sha1_hex(std::string_view data) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha1(), nullptr) != 1) {
-        return {};
-    }
-    static const char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; i++) {
-        out.push_back(hex[md[i] >> 4]);
-        out.push_back(hex[md[i] & 0xf]);
-    }
-    return out;
 }
 
 int64_t retry_after_seconds(int64_t retry_ms) {

@@ -9,20 +9,9 @@
 
 #include "policy.hpp"
 #include "resp.hpp"
+#include "store.hpp"
 
 namespace pairguard {
-
-struct Reply;
-struct StoreCall;
-
-struct StoreScript {
-    std::string_view name;
-    std::string_view source;
-    std::string sha1;  // hex, for EVALSHA
-};
-
-// A script described from its embedded source (the digest for EVALSHA).
-StoreScript make_store_script(std::string_view name, std::string_view source);
 
 const StoreScript& guard_reserve_script();
 const StoreScript& guard_settle_script();
@@ -97,8 +86,6 @@ GuardOp make_guard_settle(std::string_view keys, size_t nkeys, Outcome outcome, 
 StoreCall make_guard_reserve_call(const std::vector<std::string>& keys, const std::vector<PolicyLimits>& limits);
 StoreCall make_guard_settle_call(const std::vector<std::string>& keys, const std::vector<PolicyLimits>& limits,
                                  Outcome outcome, int64_t reservation);
-// A reply that is a list of integers (what the guard scripts answer).
-bool reply_integers(const Reply& reply, std::vector<int64_t>& out);
 
 // EVALSHA guard_batch numkeys KEYS... hold ops...: the operations in order.
 RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms);
@@ -107,8 +94,6 @@ RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms);
 // the reply is not that shape. Each list decodes with decode_reserve or
 // decode_settle.
 bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<std::vector<int64_t>>& out);
-
-std::string sha1_hex(std::string_view data);
 
 // Seconds for Retry-After: rounded up, at least 1.
 int64_t retry_after_seconds(int64_t retry_ms);
