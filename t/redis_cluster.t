@@ -64,7 +64,7 @@ sub all_keys () {
     }
     return \%k;
 }
-sub new_keys ($before) { my $now = all_keys(); return grep { !exists $before->{$_} } keys %$now }
+sub new_keys ($before) { my $now = all_keys(); return grep { !exists $before->{$_} && !/\{events\}/ } keys %$now }
 
 ok(wait_until(sub { !grep { claim("probe-$_", $_) != 404 } 0 .. 2 }, timeout => 20), 'the three nodes reach the cluster');
 claim("spread-$_", $_ % 3) for 1 .. 30;
@@ -173,7 +173,11 @@ still_locked('killed master');
 # events: published from every master (PUBLISH reaches the whole cluster),
 # a failing history write (the stream's slot is elsewhere) never fails a script
 my $logs = join '', map { $_->error_log } @ng;
-unlike($logs, qr/script guard_batch failed/, 'no guard script failed on the cluster');
-my @stream = @{ eval { $c->cmd_at($c->node_for_key('pairguard:{events}-stream'), 'XRANGE', 'pairguard:{events}-stream', '-', '+') } // [] };
+# (CLUSTERDOWN while the killed master was not yet replaced is Redis' answer)
+my @failed = grep { /script guard_batch failed/ && !/CLUSTERDOWN/ } split /\n/, $logs;
+is(scalar(@failed), 0, 'no guard script failed on the cluster (but for CLUSTERDOWN during the failover)')
+    or diag join "\n", @failed;
+my $stream = eval { $c->cmd_at($c->node_for_key('pairguard:{events}-stream'), 'XRANGE', 'pairguard:{events}-stream', '-', '+') } // [];
+my @stream = @$stream;
 note('events kept in the stream on the cluster: ' . scalar(@stream));
 done();

@@ -131,13 +131,18 @@ std::vector<GuardPart> split_guard_op(const GuardOp& op, int64_t reservation) {
 std::vector<int64_t> merge_guard_reserve(const std::vector<GuardPart>& parts,
                                          const std::vector<const std::vector<int64_t>*>& replies,
                                          int64_t reservation, bool& ok, std::vector<GuardOp>& release) {
-    ok = replies.size() == parts.size();
+    ok = replies.size() == parts.size() && !parts.empty();
+    bool failed = !ok;  // a part without an answer
     int64_t status = 0, policy = 0, retry = 0;
     std::vector<int64_t> ended;
     std::vector<size_t> reserved;
     for (size_t k = 0; ok && k < parts.size(); k++) {
         const std::vector<int64_t>* r = replies[k];
-        if (r == nullptr || r->size() < 4) {
+        if (r == nullptr) {
+            failed = true;  // the others may still refuse: a refusal stands
+            continue;
+        }
+        if (r->size() < 4) {
             ok = false;
             break;
         }
@@ -165,6 +170,11 @@ std::vector<int64_t> merge_guard_reserve(const std::vector<GuardPart>& parts,
             }
             ended.push_back(static_cast<int64_t>(parts[k].index[local_e - 1]) + 1);
         }
+    }
+    // a part that refused decides, whatever another part's store did; with
+    // no refusal, a part without an answer leaves the request to store_down
+    if (ok && status == 0 && failed) {
+        ok = false;
     }
     if (!ok || status != 0) {
         // what some parts reserved is given back: the request does not go on

@@ -32,7 +32,9 @@ bool guard_op_slots(const GuardOp& op, std::vector<uint16_t>& slots);
 std::vector<GuardPart> split_guard_op(const GuardOp& op, int64_t reservation);
 
 // The parts' replies (nullptr: that part failed) merged into the reply of
-// the whole reserve, in guard_batch's shape; `ok` false when a part failed.
+// the whole reserve, in guard_batch's shape. A part that refused decides
+// even when another part failed; `ok` is false only when a part failed and
+// none refused (the request then follows store_down), or a reply is malformed.
 // `release`: the parts that reserved although the whole is refused (or
 // failed), as neutral settles to send.
 std::vector<int64_t> merge_guard_reserve(const std::vector<GuardPart>& parts,

@@ -13,6 +13,11 @@
 -- `fixed`: the reservation chosen by the caller (Redis Cluster: the parts
 -- of one request in different slots share one value), else now + hold.
 local function reserve_op(kb, n, ab, now, hold, fixed)
+  -- a caller's clock far from Redis' would make the reservation expire too
+  -- soon (admitting more than the budget): kept within [hold/2, 2 hold]; a
+  -- value moved here no longer matches its settle and holds its attempt
+  -- until it expires (counting more, never less)
+  if fixed and (fixed < now + hold / 2 or fixed > now + 2 * hold) then fixed = now + hold end
   local reservation = fixed or (now + hold)
   -- the common case: one key with no history at all, written only if it is
   -- still absent (one command). Its value keeps the time in decimal (13

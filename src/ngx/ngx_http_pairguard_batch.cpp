@@ -5,6 +5,7 @@
 // end of the same iteration, never delayed.
 
 #include <map>
+#include <stdexcept>
 
 #include "../core/guard_cluster.hpp"
 #include "../core/pairing.hpp"
@@ -21,6 +22,7 @@ using op_ptr = std::shared_ptr<ngx_http_pairguard_batch_op_t>;
 
 struct batcher_t {
     std::vector<op_ptr> queue;
+    int64_t clock_offset_ms = 0;  // Redis' clock minus this node's (cluster splits)
     ngx_event_t ev;
     bool ready = false;
 };
@@ -72,6 +74,7 @@ void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, 
 // the other slots reserved.
 struct cluster_flush_t {
     std::vector<op_ptr> ops;
+    int64_t edge_ms = 0;  // this node's clock when sent
     std::vector<std::vector<pairguard::GuardPart>> parts;          // per operation
     std::vector<std::vector<std::vector<int64_t>>> results;        // per operation, per part
     std::vector<std::vector<char>> answered;                       // per operation, per part
@@ -85,15 +88,25 @@ void cluster_done(cluster_flush_t& f) noexcept {
         std::vector<int64_t> merged;
         bool ok = true;
         try {
+            if (i >= f.parts.size()) {
+                throw std::runtime_error("cluster batch: operation not split");
+            }
             const auto& parts = f.parts[i];
             std::vector<const std::vector<int64_t>*> replies;
             for (size_t k = 0; k < parts.size(); k++) {
                 replies.push_back(f.answered[i][k] ? &f.results[i][k] : nullptr);
             }
-            if (parts.size() == 1) {
+            if (parts.empty()) {
+                ok = false;  // not a well-formed operation
+            } else if (parts.size() == 1) {
                 ok = replies[0] != nullptr;
                 if (ok) {
                     merged = *replies[0];
+                    // an allowed reserve answers Redis' now + hold: how far
+                    // this node's clock is from Redis', for the next split
+                    if (!f.ops[i]->op.settle && merged.size() >= 4 && merged[0] == 0 && merged[3] > 0) {
+                        batcher.clock_offset_ms = merged[3] - pairguard::kReservationHoldMs - f.edge_ms;
+                    }
                 }
             } else if (f.ops[i]->op.settle) {
                 merged = pairguard::merge_guard_settle(parts, replies, ok);
@@ -121,14 +134,25 @@ void cluster_done(cluster_flush_t& f) noexcept {
     }
 }
 
-void cluster_flush(ngx_pairguard_redis_t* store, std::vector<op_ptr>& queue) {
-    auto f = std::make_shared<cluster_flush_t>();
+// Every operation's `done` runs exactly once, also when something here throws
+// (out of memory): what was not sent counts as failed.
+void cluster_flush(ngx_pairguard_redis_t* store, std::vector<op_ptr>& queue) noexcept {
+    std::shared_ptr<cluster_flush_t> f;
+    try {
+        f = std::make_shared<cluster_flush_t>();
+    } catch (const std::exception&) {
+        fail_all(queue);
+        queue.clear();
+        return;
+    }
     f->ops.swap(queue);
+    f->outstanding = 1;  // this function, so nothing ends inside it
+    try {
     // a request split over slots reserves one value on every slot: this
     // node's clock plus the hold (a reservation only expires by it)
     ngx_time_t* tp = ngx_timeofday();
-    f->reservation = static_cast<int64_t>(tp->sec) * 1000 + static_cast<int64_t>(tp->msec)
-                     + pairguard::kReservationHoldMs;
+    f->edge_ms = static_cast<int64_t>(tp->sec) * 1000 + static_cast<int64_t>(tp->msec);
+    f->reservation = f->edge_ms + batcher.clock_offset_ms + pairguard::kReservationHoldMs;
     std::map<uint16_t, std::vector<std::pair<size_t, size_t>>> groups;  // slot -> (op, part)
     for (size_t i = 0; i < f->ops.size(); i++) {
         f->parts.push_back(pairguard::split_guard_op(f->ops[i]->op, f->reservation));
@@ -138,7 +162,6 @@ void cluster_flush(ngx_pairguard_redis_t* store, std::vector<op_ptr>& queue) {
             groups[f->parts.back()[k].slot].emplace_back(i, k);
         }
     }
-    f->outstanding = groups.size() + 1;  // + this loop, so nothing ends inside it
     for (auto& [slot, members] : groups) {
         std::vector<const pairguard::GuardOp*> list;
         for (auto [i, k] : members) {
@@ -146,6 +169,7 @@ void cluster_flush(ngx_pairguard_redis_t* store, std::vector<op_ptr>& queue) {
         }
         pairguard::RespArgs call = pairguard::make_guard_batch(list.data(), list.size(), pairguard::kReservationHoldMs);
         auto m = std::make_shared<std::vector<std::pair<size_t, size_t>>>(std::move(members));
+        f->outstanding++;
         ngx_pairguard_redis_command_t* cmd = store->eval(
             pairguard::guard_batch_script(), std::move(call),
             [f, m](ngx_pairguard_redis_result_e res, const pairguard::Reply& reply) {
@@ -171,6 +195,9 @@ void cluster_flush(ngx_pairguard_redis_t* store, std::vector<op_ptr>& queue) {
         if (cmd == nullptr) {
             f->outstanding--;  // that slot's master is down: its parts failed
         }
+    }
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
     }
     if (--f->outstanding == 0) {
         cluster_done(*f);

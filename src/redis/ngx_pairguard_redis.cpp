@@ -14,6 +14,7 @@ constexpr ngx_msec_t kBackoffMax = 2000;
 constexpr ngx_msec_t kConnectTimeoutMin = 1000;
 constexpr int kMaxRedirects = 5;
 constexpr ngx_msec_t kMapRefreshWhileDown = 250;
+constexpr ngx_msec_t kWatchPing = 2000;
 
 void init_timer(ngx_event_t* ev, ngx_event_handler_pt handler, void* data, bool cancelable) {
     ngx_memzero(ev, sizeof(ngx_event_t));
@@ -185,6 +186,43 @@ ngx_pairguard_redis_t::ngx_pairguard_redis_t(const ngx_pairguard_redis_conf_t& c
     : conf_(conf), topology_(conf.spec.topology) {
     init_timer(&retry_ev_, on_retry, this, true);
     init_timer(&watch_retry_ev_, on_watch_retry, this, true);
+    init_timer(&map_timer_, on_map_timeout, this, true);
+    init_timer(&ask_timer_, on_ask_timeout, this, true);
+    init_timer(&watch_timer_, on_watch_timer, this, true);
+}
+
+// The sentinel asked does not connect or answer in time: the next one.
+void ngx_pairguard_redis_t::on_ask_timeout(ngx_event_t* ev) noexcept {
+    auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
+    if (self->exiting_ || !self->sentinel_link_) {
+        return;
+    }
+    self->sentinel_link_->on_lost = nullptr;
+    self->sentinel_link_->close(nullptr, false);
+    self->ask_sentinel(self->ask_tried_ + 1);
+}
+
+// The +switch-master subscription is pinged; a sentinel silent for three
+// periods (or never connected) is left for the next one.
+void ngx_pairguard_redis_t::on_watch_timer(ngx_event_t* ev) noexcept {
+    auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
+    if (self->exiting_ || !self->sentinel_watch_) {
+        return;
+    }
+    ngx_pairguard_redis_link_t* l = self->sentinel_watch_.get();
+    if (ngx_current_msec - self->watch_seen_ > 3 * kWatchPing) {
+        l->on_lost = nullptr;
+        l->close(nullptr, false);
+        self->watch_sentinels();  // the next sentinel
+        return;
+    }
+    if (l->ready()) {
+        l->send(resp_command({"PING"}), nullptr, true);
+    } else if (!l->open_or_opening() && !self->watch_retry_ev_.timer_set) {
+        self->watch_sentinels();
+        return;
+    }
+    ngx_add_timer(&self->watch_timer_, kWatchPing);
 }
 
 ngx_pairguard_redis_t::~ngx_pairguard_redis_t() {
@@ -235,6 +273,11 @@ void ngx_pairguard_redis_t::stop() {
     }
     if (watch_retry_ev_.timer_set) {
         ngx_del_timer(&watch_retry_ev_);
+    }
+    for (ngx_event_t* t : {&map_timer_, &ask_timer_, &watch_timer_}) {
+        if (t->timer_set) {
+            ngx_del_timer(t);
+        }
     }
     if (sentinel_link_) {
         sentinel_link_->on_lost = nullptr;
@@ -341,10 +384,15 @@ void ngx_pairguard_redis_t::handshake(node_t* n) {
     }
     if (topology_ == pairguard::RedisTopology::sentinel) {
         n->link->send(resp_command({"ROLE"}), [this, n](redisReply* r) {
-            if (r == nullptr || r->type == REDIS_REPLY_ERROR) {
-                return;  // reported by the link or by the check above
+            if (r == nullptr) {
+                return;  // the link is gone; node_down follows
             }
-            if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || reply_text(r->element[0]) != "master") {
+            if (r->type == REDIS_REPLY_ERROR) {
+                // the master cannot be confirmed (an ACL user needs +role)
+                std::string reason = "ROLE refused: " + std::string(reply_text(r).substr(0, 100));
+                retire(n, reason.c_str());
+            } else if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || reply_text(r->element[0]) != "master") {
+                next_sentinel_++;  // that sentinel's answer was stale: ask another first
                 retire(n, "not a master (ROLE)");
             }
         });
@@ -529,10 +577,17 @@ void ngx_pairguard_redis_t::ask_sentinel(size_t tried) {
     }
     size_t i = (next_sentinel_ + tried) % sentinels.size();
     ngx_pairguard_redis_link_t* l = sentinel_link_.get();
+    // a sentinel that does not connect, or does not answer, in time: the next
+    ask_tried_ = tried;
+    if (ask_timer_.timer_set) {
+        ngx_del_timer(&ask_timer_);
+    }
+    ngx_add_timer(&ask_timer_, ngx_max(conf_.timeout * 5, kConnectTimeoutMin));
     l->target(sentinels[i], i < conf_.addrs.size() ? &conf_.addrs[i] : nullptr);
     auto answered = std::make_shared<bool>(false);
     l->on_lost = [this, tried, answered](const char*) {
         if (!*answered) {
+            *answered = true;
             ask_sentinel(tried + 1);
         }
     };
@@ -549,6 +604,9 @@ void ngx_pairguard_redis_t::ask_sentinel(size_t tried) {
                         return;  // on_lost asks the next one
                     }
                     *answered = true;
+                    if (ask_timer_.timer_set) {
+                        ngx_del_timer(&ask_timer_);
+                    }
                     pairguard::RedisEndpoint ep;
                     bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2
                               && r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING;
@@ -593,13 +651,26 @@ void ngx_pairguard_redis_t::watch_sentinels() {
     l->on_ready = [this, l]() {
         const pairguard::RedisSpec& s = conf_.spec;
         if (!s.sentinel_password.empty()) {
+            // its +OK (or error) comes to on_push like the subscription's answers
             l->send(s.sentinel_user.empty() ? resp_command({"AUTH", s.sentinel_password})
                                             : resp_command({"AUTH", s.sentinel_user, s.sentinel_password}),
-                    nullptr);
+                    nullptr, true);
         }
         l->send(resp_command({"SUBSCRIBE", "+switch-master"}), nullptr, true);
     };
+    watch_seen_ = ngx_current_msec;
+    if (!watch_timer_.timer_set) {
+        ngx_add_timer(&watch_timer_, kWatchPing);
+    }
     l->on_push = [this](redisReply* r) {
+        watch_seen_ = ngx_current_msec;  // anything, PING's pong included
+        if (r->type == REDIS_REPLY_ERROR) {
+            // AUTH or SUBSCRIBE refused: say so once, try the next sentinel later
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "pairguard: redis %s: sentinel refused the +switch-master subscription: %*s",
+                          conf_.label.c_str(), static_cast<size_t>(ngx_min(r->len, 120)), r->str);
+            sentinel_watch_->close(nullptr, false);
+            return;
+        }
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || reply_text(r->element[0]) != "message") {
             return;
         }
@@ -609,12 +680,26 @@ void ngx_pairguard_redis_t::watch_sentinels() {
         if (msg.size() > name.size() && msg.substr(0, name.size()) == name && msg[name.size()] == ' ') {
             ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0, "pairguard: redis %s: sentinel reports +switch-master %*s",
                           conf_.label.c_str(), msg.size(), msg.data());
-            if (primary_ != nullptr && primary_->state != node_t::state_e::idle) {
-                drop_node(primary_);
-                store_down("+switch-master");
+            // "NAME OLD_IP OLD_PORT NEW_IP NEW_PORT": nothing to do when the
+            // worker already talks to the new master
+            std::string rest(msg.substr(name.size() + 1));
+            std::string oip, oport, nip, nport;
+            size_t a = rest.find(' '), b = a == std::string::npos ? a : rest.find(' ', a + 1),
+                   c = b == std::string::npos ? b : rest.find(' ', b + 1);
+            if (c != std::string::npos) {
+                nip = rest.substr(b + 1, c - b - 1);
+                nport = rest.substr(c + 1);
             }
-            backoff_ = 0;
-            discover();
+            bool already = primary_ != nullptr && primary_->state == node_t::state_e::up && !nip.empty()
+                           && primary_->ep.host == nip && std::to_string(primary_->ep.port) == nport;
+            if (!already) {
+                if (primary_ != nullptr && primary_->state != node_t::state_e::idle) {
+                    drop_node(primary_);
+                    store_down("+switch-master");
+                }
+                backoff_ = 0;
+                discover();
+            }
         }
     };
     l->on_lost = [this](const char*) {
@@ -666,12 +751,12 @@ void ngx_pairguard_redis_t::refresh_map() {
         connect_node(primary_);
         return;
     }
-    // any node that is up answers CLUSTER SLOTS; else connect a seed
+    // any node that is up answers CLUSTER SLOTS (a master of the map first,
+    // one that serves traffic and so has its hangs noticed); else a seed
     node_t* ask = nullptr;
     for (auto& n : nodes_) {
-        if (n->state == node_t::state_e::up) {
+        if (n->state == node_t::state_e::up && (ask == nullptr || (n->wanted && !ask->wanted))) {
             ask = n.get();
-            break;
         }
     }
     if (ask == nullptr) {
@@ -692,10 +777,23 @@ void ngx_pairguard_redis_t::refresh_map() {
         return;
     }
     map_loading_ = true;
-    ask->link->send(resp_command({"CLUSTER", "SLOTS"}), [this, ask](redisReply* r) {
+    map_node_ = ask;
+    ngx_add_timer(&map_timer_, conf_.timeout * 5 > kConnectTimeoutMin ? conf_.timeout * 5 : kConnectTimeoutMin);
+    bool sent = ask->link->send(resp_command({"CLUSTER", "SLOTS"}), [this, ask](redisReply* r) {
         map_loading_ = false;
+        map_node_ = nullptr;
+        if (map_timer_.timer_set) {
+            ngx_del_timer(&map_timer_);
+        }
+        if (exiting_) {
+            return;
+        }
         if (r == nullptr || !apply_slots(ask, r)) {
-            if (!retry_ev_.timer_set && !exiting_) {
+            std::string why = r == nullptr ? "connection lost"
+                              : r->type == REDIS_REPLY_ERROR ? std::string(reply_text(r).substr(0, 120))
+                                                             : "unexpected reply";
+            store_down(("cannot read the cluster map from " + ask->ep.label() + ": " + why).c_str());
+            if (!retry_ev_.timer_set) {
                 backoff_ = backoff_ == 0 ? kBackoffMin : ngx_min(backoff_ * 2, kBackoffMax);
                 ngx_add_timer(&retry_ev_, backoff_);
             }
@@ -703,6 +801,26 @@ void ngx_pairguard_redis_t::refresh_map() {
         }
         flush_unrouted();
     });
+    if (!sent) {
+        map_loading_ = false;
+        map_node_ = nullptr;
+        ngx_del_timer(&map_timer_);
+    }
+}
+
+// CLUSTER SLOTS unanswered: that node is given up (its connection, and the
+// commands on it, with it) and the map is asked elsewhere.
+void ngx_pairguard_redis_t::on_map_timeout(ngx_event_t* ev) noexcept {
+    auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
+    node_t* n = self->map_node_;
+    self->map_loading_ = false;
+    self->map_node_ = nullptr;
+    if (n != nullptr && !self->exiting_) {
+        self->retire(n, "CLUSTER SLOTS timed out");
+    }
+    if (!self->retry_ev_.timer_set && !self->exiting_) {
+        ngx_add_timer(&self->retry_ev_, kBackoffMin);
+    }
 }
 
 // CLUSTER SLOTS: [[start, end, [host, port, id...], replicas...]...]
@@ -727,7 +845,11 @@ bool ngx_pairguard_redis_t::apply_slots(node_t* from, const redisReply* r) {
         if (ep.host.empty() || ep.host == "?") {
             ep.host = from->ep.host;  // "unknown endpoint": the node that answered
         }
-        ep.port = static_cast<int>(e->element[2]->element[1]->integer);
+        long long port = e->element[2]->element[1]->integer;
+        if (port < 1 || port > 65535) {
+            return false;
+        }
+        ep.port = static_cast<int>(port);
         node_t* n = node_for(ep, true);
         for (long long s = lo; s <= hi; s++) {
             slots[static_cast<size_t>(s)] = n;
@@ -883,6 +1005,10 @@ bool ngx_pairguard_redis_t::try_send(node_t* n, ngx_pairguard_redis_command_t* c
 }
 
 void ngx_pairguard_redis_t::on_command_reply(ngx_pairguard_redis_command_t* cmd, node_t* from, redisReply* reply) {
+    if (reply != nullptr && overdue_ == cmd) {
+        overdue_ = nullptr;  // answered, even if it must be sent again (NOSCRIPT, MOVED, ASK)
+        cmd->timed_out_ = false;
+    }
     if (reply == nullptr) {
         finish(cmd, cmd->timed_out_ ? ngx_pairguard_redis_result_e::timeout : ngx_pairguard_redis_result_e::down,
                nullptr);
@@ -897,7 +1023,17 @@ void ngx_pairguard_redis_t::on_command_reply(ngx_pairguard_redis_command_t* cmd,
                 ngx_add_timer(&cmd->timer_, conf_.timeout);  // it may have fired meanwhile
             }
             cmd->timed_out_ = false;
-            send_to(from, cmd, false);
+            send_to(from, cmd, cmd->asking_);
+            return;
+        }
+        if (err.rfind("READONLY", 0) == 0 || err.rfind("MASTERDOWN", 0) == 0 || err.rfind("LOADING", 0) == 0) {
+            // not (or no longer) a master that can answer: this command
+            // fails like a lost connection, and the node is given up (the
+            // master is looked for again)
+            cmd->node_ = nullptr;
+            finish(cmd, ngx_pairguard_redis_result_e::down, nullptr);
+            std::string reason(err.substr(0, 60));
+            retire(from, reason.c_str());
             return;
         }
         uint16_t slot = 0;
@@ -920,6 +1056,9 @@ void ngx_pairguard_redis_t::on_command_reply(ngx_pairguard_redis_command_t* cmd,
             if (n->state == node_t::state_e::idle && !n->reconnect_ev.timer_set) {
                 n->failed = false;
                 connect_node(n);
+            }
+            if (!cmd->timer_.timer_set) {
+                ngx_add_timer(&cmd->timer_, conf_.timeout);  // it may have fired meanwhile
             }
             if (n->takes_commands()) {
                 send_to(n, cmd, redirect == pairguard::RedisRedirect::ask);

@@ -124,6 +124,9 @@ private:
     static void on_retry(ngx_event_t* ev) noexcept;
     static void on_command_timeout(ngx_event_t* ev) noexcept;
     static void on_watch_retry(ngx_event_t* ev) noexcept;
+    static void on_map_timeout(ngx_event_t* ev) noexcept;
+    static void on_ask_timeout(ngx_event_t* ev) noexcept;
+    static void on_watch_timer(ngx_event_t* ev) noexcept;
 
     ngx_pairguard_redis_conf_t conf_;
     pairguard::RedisTopology topology_;
@@ -139,6 +142,12 @@ private:
     ngx_msec_t last_error_log_ = 0;
     ngx_event_t retry_ev_;               // rediscover / reread the map
     ngx_event_t watch_retry_ev_;         // resubscribe to +switch-master
+    ngx_event_t watch_timer_;            // pings the +switch-master subscription
+    ngx_msec_t watch_seen_ = 0;          // last word from the watched sentinel
+    ngx_event_t ask_timer_;              // the sentinel being asked must answer by then
+    size_t ask_tried_ = 0;
+    ngx_event_t map_timer_;              // CLUSTER SLOTS must be answered by then
+    node_t* map_node_ = nullptr;         // the node asked for the map
     ngx_pairguard_redis_command_t* overdue_ = nullptr;  // its timer fired: is the reply in?
     size_t next_sentinel_ = 0;
     std::unique_ptr<ngx_pairguard_redis_link_t> sentinel_link_;  // asking

@@ -212,6 +212,9 @@ void ngx_pairguard_redis_link_t::connected() {
         fail("cannot create a TLS connection");
         return;
     }
+    // a write retried after WANT_WRITE starts with the same bytes, but the
+    // buffer may have grown (and moved) meanwhile: commands keep coming
+    SSL_set_mode(c_->ssl->connection, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     const pairguard::RedisTls& tls = conf_.spec.tls;
     const std::string& sni = tls.server_name.empty() ? host_z_ : tls.server_name;
     // as per RFC 6066, no literal address as a server name
@@ -385,9 +388,18 @@ bool ngx_pairguard_redis_link_t::send(std::string_view resp, reply_fn fn, bool p
         return false;
     }
     try {
-        out_.append(resp);
+        // the reply's place first: bytes on the wire with no one awaiting
+        // their reply would hand every later reply to the wrong command
         if (!push) {
             waiting_.push_back(std::move(fn));
+        }
+        try {
+            out_.append(resp);
+        } catch (const std::exception&) {
+            if (!push) {
+                waiting_.pop_back();
+            }
+            return false;
         }
     } catch (const std::exception&) {
         return false;
