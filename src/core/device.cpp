@@ -57,7 +57,7 @@ std::string device_token(const KeyDeriver& keys, std::string_view policy, const 
     return base64url(raw, sizeof(raw));
 }
 
-std::optional<DeviceId> device_token_check(const KeyDeriver& keys, std::string_view policy, const KeyTag& account,
+std::optional<DeviceToken> device_token_check(const KeyDeriver& keys, std::string_view policy, const KeyTag& account,
                                            std::string_view token, int64_t now_s) {
     // the length first: anything else is not worth an HMAC
     if (token.size() != (kTokenBytes * 8 + 5) / 6) {
@@ -80,9 +80,14 @@ std::optional<DeviceId> device_token_check(const KeyDeriver& keys, std::string_v
     if (!mac_ok || static_cast<int64_t>(e) <= now_s) {
         return std::nullopt;
     }
-    DeviceId id;
-    std::copy(body + 1, body + 1 + kDeviceIdBytes, id.begin());
-    return id;
+    DeviceToken t;
+    std::copy(body + 1, body + 1 + kDeviceIdBytes, t.id.begin());
+    t.expires_s = static_cast<int64_t>(e);
+    return t;
+}
+
+bool device_token_renew(int64_t expires_s, int64_t ttl_s, int64_t now_s) {
+    return 2 * (expires_s - now_s) <= ttl_s;
 }
 
 KeyTag device_tag(const KeyDeriver& keys, std::string_view policy, const KeyTag& account, const DeviceId& id) {

@@ -35,11 +35,20 @@ DeviceId new_device_id();
 std::string device_token(const KeyDeriver& keys, std::string_view policy, const KeyTag& account, const DeviceId& id,
                          int64_t expires_s);
 
-// The device id of a token that is well formed, carries the right MAC for
+struct DeviceToken {
+    DeviceId id;
+    int64_t expires_s;
+};
+
+// The device of a token that is well formed, carries the right MAC for
 // (policy, account) (compared in constant time) and has not expired; nullopt
 // for anything else, which counts as no cookie.
-std::optional<DeviceId> device_token_check(const KeyDeriver& keys, std::string_view policy, const KeyTag& account,
+std::optional<DeviceToken> device_token_check(const KeyDeriver& keys, std::string_view policy, const KeyTag& account,
                                            std::string_view token, int64_t now_s);
+
+// A trusted device's success renews its cookie only once at most half of
+// `ttl_s` is left: most successes send no Set-Cookie and cost no HMAC.
+bool device_token_renew(int64_t expires_s, int64_t ttl_s, int64_t now_s);
 
 // The device's guard tag: its own store key (device_store_key), bound to
 // the policy and the account as well.

@@ -114,6 +114,7 @@ struct ngx_http_pairguard_device_t {
     ngx_http_pairguard_policy_t* policy;
     pairguard::KeyTag account;   // the policy's key for this request
     pairguard::DeviceId id{};    // the device's id, when `known`
+    int64_t expires_s = 0;       // its token's expiry, when `known`
     bool known = false;          // the request carried a valid cookie for `account`
 };
 

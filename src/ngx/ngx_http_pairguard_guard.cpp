@@ -115,8 +115,9 @@ ngx_http_pairguard_key_t trusted_device(ngx_http_request_t* r, const ngx_http_pa
     std::vector<std::string_view> tokens;
     ngx_http_pairguard_cookie_values(r, p->device_cookie, tokens);
     for (std::string_view t : tokens) {
-        if (auto id = pairguard::device_token_check(*mcf->keys, as_view(p->name), account.tag, t, ngx_time())) {
-            d.id = *id;
+        if (auto dt = pairguard::device_token_check(*mcf->keys, as_view(p->name), account.tag, t, ngx_time())) {
+            d.id = dt->id;
+            d.expires_s = dt->expires_s;
             d.known = true;
             break;
         }
@@ -128,9 +129,10 @@ ngx_http_pairguard_key_t trusted_device(ngx_http_request_t* r, const ngx_http_pa
     return ngx_http_pairguard_key_t{p, pairguard::device_tag(*mcf->keys, as_view(p->name), account.tag, d.id), true};
 }
 
-// A success hands each trusted-device policy's cookie out (again): the same
-// device id when the request came with one (its budget stays its own), a
-// new one otherwise. Max-Age starts again from now.
+// A success hands each trusted-device policy's cookie out: a new device
+// without a valid cookie; for a trusted device, the same id again (its
+// budget stays its own) once half of its time is gone, Max-Age starting
+// again from now.
 void issue_devices(ngx_http_request_t* r, const ngx_http_pairguard_group_t& g) {
     if (g.devices.empty()) {
         return;
@@ -141,6 +143,9 @@ void issue_devices(ngx_http_request_t* r, const ngx_http_pairguard_group_t& g) {
     secure = r->connection->ssl != nullptr;
 #endif
     for (const auto& d : g.devices) {
+        if (d.known && !pairguard::device_token_renew(d.expires_s, d.policy->device_ttl_s, ngx_time())) {
+            continue;
+        }
         pairguard::DeviceId id = d.known ? d.id : pairguard::new_device_id();
         std::string token = pairguard::device_token(*mcf->keys, as_view(d.policy->name), d.account, id,
                                                     static_cast<int64_t>(ngx_time()) + d.policy->device_ttl_s);

@@ -82,7 +82,8 @@ TEST(DeviceToken, RoundTripsForItsPolicyAndAccountOnly) {
 
     auto got = device_token_check(k, "login", alice, t, 1000);
     ASSERT_TRUE(got);
-    EXPECT_EQ(*got, id);
+    EXPECT_EQ(got->id, id);
+    EXPECT_EQ(got->expires_s, 2000);
     EXPECT_FALSE(device_token_check(k, "login", bob, t, 1000)) << "another account's token";
     EXPECT_FALSE(device_token_check(k, "other", alice, t, 1000)) << "another policy's token";
     EXPECT_FALSE(device_token_check(k, "login", alice, t, 2000)) << "expired";
@@ -118,6 +119,13 @@ TEST(DeviceToken, ALaterExpiryCannotBeForged) {
     raw[1 + kDeviceIdBytes + 6] = static_cast<char>(0x7f);
     std::string forged = base64url(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
     EXPECT_FALSE(device_token_check(k, "login", alice, forged, 1000));
+}
+
+TEST(DeviceToken, IsRenewedOnceHalfItsTimeIsGone) {
+    EXPECT_FALSE(device_token_renew(1000 + 3600, 3600, 1000));
+    EXPECT_FALSE(device_token_renew(1000 + 1801, 3600, 1000));
+    EXPECT_TRUE(device_token_renew(1000 + 1800, 3600, 1000));
+    EXPECT_TRUE(device_token_renew(1001, 2, 1000));
 }
 
 TEST(DeviceToken, IdsAndTagsDiffer) {
