@@ -542,6 +542,25 @@ approves it with pairguardctl, the user's requests then pass /bot/.
    right code): pairguardctl locks shows it, pairguardctl unlock --platform
    telegram lifts it.
 
+Defending real users (README "Defending real users"): a login whose
+account an attacker locks, while the user's browser (its device cookie)
+still gets in; IPv6 clients counted per /64; every lock as an event.
+
+12. Log in once (the demo's passwords are NAME-password): the success sets
+    the device cookie pg_device. Then lock the account from elsewhere:
+     curl -si -c jar -H 'Content-Type: application/json' \\
+       -d '{"username":"alice","password":"alice-password"}' $EDGE/api/login
+     for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' \\
+       -H "X-Forwarded-For: 2001:db8:bad::\$i" -H 'Content-Type: application/json' \\
+       -d '{"username":"alice","password":"guess"}' $EDGE/api/login; done
+
+13. Without the cookie the right password gets 429; with it, 200:
+     curl -s -H 'Content-Type: application/json' \\
+       -d '{"username":"alice","password":"alice-password"}' $EDGE/api/login
+     curl -s -b jar -H 'Content-Type: application/json' \\
+       -d '{"username":"alice","password":"alice-password"}' $EDGE/api/login
+     pairguardctl events; pairguardctl locks
+
 Restarting scripts/run.sh starts with an empty Redis (no locks, no pairings).
 EOF
 
