@@ -12,6 +12,12 @@ use Time::HiRes qw(sleep);
 use PgTest;
 use PgAuth qw(ctl_auth);
 
+# a self-signed certificate for the https server
+my $dir = testdir();
+system("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost "
+    . "-keyout '$dir/tls.key' -out '$dir/tls.crt' 2>/dev/null") == 0 or die "openssl req failed\n";
+chmod 0644, "$dir/tls.key";
+
 my $redis = start_redis();
 my $up    = start_upstream();
 my $conf  = <<'CONF';
@@ -56,6 +62,10 @@ http {
             pairguard_failure_status 401;
             proxy_pass http://backend/api/login;
         }
+
+        listen 127.0.0.1:%%PORT_TLS%% ssl;
+        ssl_certificate     %%TESTDIR%%/tls.crt;
+        ssl_certificate_key %%TESTDIR%%/tls.key;
 
         # reaches the guarded login through an internal redirect (POST kept)
         location = /redirected {
@@ -103,6 +113,11 @@ my $bob_dev = token_of(right($na, 'bob'));
 ok($bob_dev, 'bob has a device too');
 
 is(scalar @{ wrong($na, 'alice')->{header_list}{'set-cookie'} // [] }, 0, 'a failure sets no cookie');
+
+my $tls = `curl -sk -D - -o /dev/null -H 'Content-Type: application/json' -d '{"username":"ivan","password":"ivan-password"}' https://127.0.0.1:@{[ $na->port('PORT_TLS') ]}/api/login`;
+like($tls, qr/^set-cookie: pg_dev=([A-Za-z0-9_-]{55}); Max-Age=3600; Path=\/; HttpOnly; SameSite=Strict; Secure\r?$/mi,
+    'over https the cookie is also marked Secure');
+push @tokens, $1 if $tls =~ /pg_dev=([A-Za-z0-9_-]{55})/;
 is(right($na, '')->{status}, 401, 'a login without a username (the policy is skipped) fails upstream');
 
 # --- the attacker locks the account; alice's devices still log in --------------
@@ -201,6 +216,8 @@ like($out, qr/^device\s+$dlabel\s/m, 'the table shows TYPE device and the label'
 
 ($rc, undef, $err) = ctl_auth($redis, undef, 'unlock', '--device', 'zz');
 is($rc, 2, 'unlock --device wants an 8-hex-digit label');
+($rc, undef, $err) = ctl_auth($redis, undef, 'locks', '--device');
+is($rc, 2, '--device goes with unlock only');
 ($rc, $out, $err) = ctl_auth($redis, undef, 'unlock', '--device', $dlabel // '00000000');
 is($rc, 0, 'pairguardctl unlock --device LABEL') or diag $err;
 like($out, qr/unlocked device $dlabel/, 'says what it unlocked') if $dlabel;
