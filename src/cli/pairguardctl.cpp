@@ -58,7 +58,7 @@ const char kUsageText[] =
     "  clear-pending [PLATFORM]     drop pending codes\n"
     "  approved [PLATFORM]          list approved users\n"
     "  revoke PLATFORM USER_ID      remove an approved user\n"
-    "  locks [POLICY [KEY...]]      list locked guard keys and pairing platforms\n"
+    "  locks [POLICY [KEY...]]      list locked guard keys, trusted devices and pairing platforms\n"
     "  unlock POLICY KEY            lift the lock (and failures) of a guard key\n"
     "  unlock --platform PLATFORM   lift a platform's pairing approval lock\n"
     "  unlock --device LABEL        lift a trusted device's lock (LABEL as locks shows it)\n"
