@@ -38,9 +38,10 @@ const char kUsageText[] =
     "  clear-pending [PLATFORM]     drop pending codes\n"
     "  approved [PLATFORM]          list approved users\n"
     "  revoke PLATFORM USER_ID      remove an approved user\n"
-    "  locks [POLICY [KEY...]]      list locked guard keys and pairing platforms\n"
+    "  locks [POLICY [KEY...]]      list locked guard keys, trusted devices and pairing platforms\n"
     "  unlock POLICY KEY            lift the lock (and failures) of a guard key\n"
     "  unlock --platform PLATFORM   lift a platform's pairing approval lock\n"
+    "  unlock --device LABEL        lift a trusted device's lock (LABEL as locks shows it)\n"
     "  status [--url URL] [--json]  a node's pairguard_status as a table (no Redis needed)\n"
     "  events [--follow] [--count N] [--json]   recent events (wrong approvals, locks,\n"
     "                               approvals, revocations); --follow waits for new ones\n"
@@ -130,6 +131,8 @@ Options parse_options(int argc, char** argv) {
             o.json = true;
         } else if (a == "--platform") {
             o.platform_flag = true;
+        } else if (a == "--device") {
+            o.device_flag = true;
         } else if (a == "--auth-policy") {
             o.auth_policy = value("--auth-policy");
         } else if (a == "--password-stdin") {
@@ -178,8 +181,11 @@ int main_checked(int argc, char** argv) {
     if (it == commands.end()) {
         throw UsageError("unknown command \"" + printable(cmd) + "\"");
     }
-    if (c.opt.platform_flag && cmd != "unlock") {
-        throw UsageError("--platform goes with unlock");
+    if ((c.opt.platform_flag || c.opt.device_flag) && cmd != "unlock") {
+        throw UsageError(std::string(c.opt.platform_flag ? "--platform" : "--device") + " goes with unlock");
+    }
+    if (c.opt.platform_flag && c.opt.device_flag) {
+        throw UsageError("--platform and --device do not go together");
     }
 
     std::string err = parse_redis_target(c.opt.redis.empty() ? "127.0.0.1:6379" : c.opt.redis, c.target);
