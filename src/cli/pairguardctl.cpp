@@ -479,25 +479,20 @@ int cmd_locks(Context& c) {
         // guard keys are PREFIX{TAG} and nothing after the brace; pairing
         // keys (PREFIX{p:TAG}:...) do not match
         std::string match = glob_escape(c.prefix()) + "{*}";
-        std::string cursor = "0";
-        do {
-            Reply r = c.redis->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"});
-            if (r.type != Reply::Type::array || r.elements.size() != 2 || r.elements[1].type != Reply::Type::array) {
-                throw StoreUnreachable("redis: unexpected reply to SCAN");
-            }
-            cursor = r.elements[0].str;
+        // (in a Redis Cluster, on every master)
+        c.redis->scan(match, [&](const std::vector<std::string>& found) {
             std::vector<std::string> keys;
             std::vector<std::string> labels;
-            for (const Reply& k : r.elements[1].elements) {
-                std::string tag = hash_tag(k.str);
+            for (const std::string& k : found) {
+                std::string tag = hash_tag(k);
                 std::string raw;
-                if (k.str.size() != c.prefix().size() + tag.size() + 2 || !base64url_decode(tag, raw)
-                    || raw.size() < 4) {
+                if (k.size() != c.prefix().size() + tag.size() + 2 || !base64url_decode(tag, raw) || raw.size() < 4
+                    || std::find(keys.begin(), keys.end(), k) != keys.end()) {
                     continue;
                 }
                 KeyTag t{};
                 std::copy(raw.begin(), raw.begin() + 4, t.begin());
-                keys.push_back(k.str);
+                keys.push_back(k);
                 labels.push_back(tag_label(t));
             }
             auto states = inspect_guard_keys(c, keys);
@@ -507,7 +502,7 @@ int cmd_locks(Context& c) {
                                            states[i].second, true});
                 }
             }
-        } while (cursor != "0");
+        });
         std::sort(rows.begin(), rows.end(), [](const LockRow& a, const LockRow& b) { return a.name < b.name; });
 
         if (c.opt.args.size() == 1) {
