@@ -1,6 +1,8 @@
 // What pairguardctl (and its test tool) need around the core: where Redis
-// is and how to log in, the secret file, and blocking hiredis calls with
-// connect and command timeouts. The module has its own, asynchronous, side.
+// is and how to log in (the directive's words), the secret file, and
+// blocking calls to one Redis, the master of a Sentinel set or a Redis
+// Cluster, over TCP or TLS, with connect and command timeouts. The module
+// has its own, asynchronous, side.
 #pragma once
 
 #include <hiredis/hiredis.h>
