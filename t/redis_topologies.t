@@ -127,6 +127,22 @@ my $t0 = time;
     $c->stop;
 }
 
+# ---- Sentinel and Cluster in TLS ----
+{
+    my $s = sentinel_set(tls => 1, password => 'tlsdata');
+    is($s->reported_master(0), $s->master_port, 'TLS sentinel reports the master');
+    ok(!defined eval { PgRedis::_cmd_at($s->master_port, ['tlsdata'], 1, 'PING') }, 'the master speaks only TLS');
+    my $new = $s->failover;
+    is($s->cmd('ROLE')->[0], 'master', 'TLS sentinel failover');
+    $s->stop;
+
+    my $c = cluster(tls => 1);
+    is($c->cli('SET', 'foo', 'bar'), 'OK', 'TLS cluster: SET through redis-cli --tls -c');
+    is($c->cmd_at($c->node_for_key('foo'), 'GET', 'foo'), 'bar', 'TLS cluster: GET on the slot\'s master');
+    ok(!defined eval { PgRedis::_cmd_at(($c->masters)[0], undef, 1, 'PING') }, 'the nodes speak only TLS');
+    $c->stop;
+}
+
 my $took = time - $t0;
 ok($took < 90, sprintf('all topologies in %.1fs', $took));
 done();

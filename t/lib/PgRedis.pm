@@ -36,6 +36,11 @@ package PgRedis;
 # Options common to the three: password => P (requirepass, or the password
 # of user =>), user => U (an ACL user with every right; the default user is
 # then off), keep => 1 (keep the temp dir; also PG_KEEP=1).
+# sentinel_set and cluster also take tls => 1: every node (and sentinel)
+# speaks only TLS (replication and cluster bus too) with a throwaway CA, in
+# ->certs ({ca, wrong_ca, client_cert, client_key, ...}, as tls_redis);
+# client_certs => optional|yes|no as for tls_redis. Their own commands then
+# go over TLS (IO::Socket::SSL, Debian's libio-socket-ssl-perl).
 # sentinel_set also: sentinel_user => SU, sentinel_password => SP (the
 # sentinels' own ACL), down_after_ms (1000), failover_timeout_ms (3000).
 # cluster also: node_timeout_ms (1000).
@@ -132,11 +137,23 @@ sub _run ($timeout, $env, @cmd) {
     return ($rc, $out);
 }
 
-# One command over a fresh plain connection, speaking RESP; error replies die
-# ("redis error: ..."). $auth: [user, password], [password] or undef.
-sub _cmd_at ($port, $auth, $timeout, @args) {
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => $timeout)
-        or die "redis 127.0.0.1:$port: connect: $!\n";
+# One command over a fresh connection, speaking RESP; error replies die
+# ("redis error: ..."). $conn: undef, [user, password] / [password], or
+# {auth => [...], tls => CERTS} (TLS with the test CA and client certificate).
+sub _cmd_at ($port, $conn, $timeout, @args) {
+    my ($auth, $tls) = ref $conn eq 'HASH' ? ($conn->{auth}, $conn->{tls}) : ($conn, undef);
+    my $s;
+    if ($tls) {
+        require IO::Socket::SSL;
+        $s = IO::Socket::SSL->new(
+            PeerHost => '127.0.0.1', PeerPort => $port, Timeout => $timeout,
+            SSL_ca_file => $tls->{ca}, SSL_cert_file => $tls->{client_cert}, SSL_key_file => $tls->{client_key},
+            SSL_verify_mode => 1, SSL_verifycn_name => 'localhost', SSL_verifycn_scheme => 'default',
+        ) or die "redis 127.0.0.1:$port: TLS connect: " . ($IO::Socket::SSL::SSL_ERROR || $!) . "\n";
+    } else {
+        $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => $timeout)
+            or die "redis 127.0.0.1:$port: connect: $!\n";
+    }
     my @cmds;
     push @cmds, ['AUTH', @$auth] if $auth && @$auth && defined $auth->[-1];
     push @cmds, [@args];
@@ -150,12 +167,64 @@ sub _cmd_at ($port, $auth, $timeout, @args) {
         }
     }
     my $deadline = time + $timeout;
-    PgTest::_write_all($s, $req, $deadline) or die "redis 127.0.0.1:$port: write failed\n";
+    if ($tls) {
+        $s->blocking(1);
+        print {$s} $req or die "redis 127.0.0.1:$port: write failed\n";
+    } else {
+        PgTest::_write_all($s, $req, $deadline) or die "redis 127.0.0.1:$port: write failed\n";
+    }
     my $rd = { sock => $s, buf => '', deadline => $deadline, sel => IO::Select->new($s) };
     my $reply;
-    $reply = PgTest::Redis::_read_reply($rd) for @cmds;
+    $reply = _read_reply($rd) for @cmds;
     close $s;
     return $reply;
+}
+
+# RESP reading (data an SSL socket holds decrypted is not seen by select)
+sub _fill ($rd) {
+    my $s = $rd->{sock};
+    if (!($s->can('pending') && $s->pending)) {
+        my $left = $rd->{deadline} - time;
+        die "redis timeout\n" if $left <= 0 || !$rd->{sel}->can_read($left);
+    }
+    my $n = sysread($s, my $buf, 65536);
+    if (!defined $n && $s->isa('IO::Socket::SSL') && $IO::Socket::SSL::SSL_ERROR == IO::Socket::SSL::SSL_WANT_READ()) {
+        return;
+    }
+    die "redis connection closed\n" unless $n;
+    $rd->{buf} .= $buf;
+}
+
+sub _line ($rd) {
+    my $i;
+    _fill($rd) while ($i = index($rd->{buf}, "\r\n")) < 0;
+    my $line = substr($rd->{buf}, 0, $i);
+    substr($rd->{buf}, 0, $i + 2) = '';
+    return $line;
+}
+
+sub _bytes ($rd, $n) {
+    _fill($rd) while length($rd->{buf}) < $n + 2;
+    my $s = substr($rd->{buf}, 0, $n);
+    substr($rd->{buf}, 0, $n + 2) = '';
+    return $s;
+}
+
+sub _read_reply ($rd) {
+    my $line = _line($rd);
+    my ($t, $rest) = (substr($line, 0, 1), substr($line, 1));
+    return $rest if $t eq '+';
+    die "redis error: $rest\n" if $t eq '-';
+    return 0 + $rest if $t eq ':';
+    if ($t eq '$') {
+        return undef if $rest < 0;
+        return _bytes($rd, $rest);
+    }
+    if ($t eq '*') {
+        return undef if $rest < 0;
+        return [map { _read_reply($rd) } 1 .. $rest];
+    }
+    die "redis: unexpected reply line '$line'\n";
 }
 
 sub _auth_of ($o) {
@@ -172,6 +241,25 @@ sub _acl_lines ($o) {
                 "masteruser $o->{user}", "masterauth $o->{password}");
     }
     return ("requirepass $o->{password}", "masterauth $o->{password}");
+}
+
+# how the topology's own commands reach a data node
+sub _conn_of ($o) { $o->{certs} ? { auth => _auth_of($o), tls => $o->{certs} } : _auth_of($o) }
+
+# redis.conf lines: the port, plain or TLS (tls => 1: TLS only, replication
+# and cluster bus in TLS too; client_certs => optional|yes|no)
+sub _port_lines ($o, $port, %x) {
+    return ("port $port") unless $o->{certs};
+    my $c = $o->{certs};
+    return ('port 0', "tls-port $port", "tls-cert-file $c->{server_cert}", "tls-key-file $c->{server_key}",
+            "tls-client-cert-file $c->{server_cert}", "tls-client-key-file $c->{server_key}",
+            "tls-ca-cert-file $c->{ca}", 'tls-auth-clients ' . ($o->{client_certs} // 'optional'),
+            'tls-replication yes', $x{cluster} ? ('tls-cluster yes') : ());
+}
+
+sub _cli_tls ($o) {
+    return () unless $o->{certs};
+    return ('--tls', '--cacert', $o->{certs}{ca}, '--cert', $o->{certs}{client_cert}, '--key', $o->{certs}{client_key});
 }
 
 sub _cli_env ($o) { defined $o->{password} ? { REDISCLI_AUTH => $o->{password} } : {} }
@@ -350,7 +438,8 @@ sub sentinel_set (%o) {
     my $self = bless { %o, dir => _tempdir('sentinel', %o), keep => $o{keep} }, 'PgRedis::Sentinel';
     $self->_register;
     $self->{name} = $o{master_name} // 'pg';
-    my $auth = _auth_of(\%o);
+    $self->{certs} = make_certs($self->{dir}) if $o{tls};
+    my $auth = _conn_of($self);
     my $down = $o{down_after_ms} // 1000;
     my $fto = $o{failover_timeout_ms} // 3000;
 
@@ -360,7 +449,7 @@ sub sentinel_set (%o) {
     for my $n ('a', 'b') {
         mkdir "$self->{dir}/$n";
         my $conf = _write_conf("$self->{dir}/$n/redis.conf",
-            "port $port{$n}", 'bind 127.0.0.1', 'save ""', 'appendonly no', 'daemonize no',
+            _port_lines($self, $port{$n}), 'bind 127.0.0.1', 'save ""', 'appendonly no', 'daemonize no',
             "dir $self->{dir}/$n", 'repl-diskless-sync yes', 'repl-diskless-sync-delay 0',
             _acl_lines(\%o), $n eq 'b' ? ("replicaof 127.0.0.1 $port{a}") : ());
         $self->_spawn("data-$n", ['redis-server', $conf], "$self->{dir}/$n/redis.log");
@@ -389,7 +478,7 @@ sub sentinel_set (%o) {
         my $d = "$self->{dir}/sentinel-$i";
         mkdir $d;
         my $conf = _write_conf("$d/sentinel.conf",
-            "port $sp[$i]", 'bind 127.0.0.1', 'daemonize no', "dir $d",
+            _port_lines($self, $sp[$i]), 'bind 127.0.0.1', 'daemonize no', "dir $d",
             "sentinel monitor $self->{name} 127.0.0.1 $port{a} 2",
             "sentinel down-after-milliseconds $self->{name} $down",
             "sentinel failover-timeout $self->{name} $fto",
@@ -429,11 +518,13 @@ sub sentinel_ports ($self) { @{ $self->{sentinel_ports} } }
 sub master_port ($self)    { $self->{data_port}{ $self->{master} } }
 sub replica_port ($self)   { $self->{data_port}{ $self->{master} eq 'a' ? 'b' : 'a' } }
 sub data_ports ($self)     { map { $self->{data_port}{$_} } 'a', 'b' }
-sub auth ($self)           { PgRedis::_auth_of($self) }
+sub auth ($self)           { PgRedis::_conn_of($self) }
+sub certs ($self)          { $self->{certs} }
 
 sub _sentinel_auth ($self) {
-    return undef unless defined $self->{sentinel_password};
-    return defined $self->{sentinel_user} ? [$self->{sentinel_user}, $self->{sentinel_password}] : [$self->{sentinel_password}];
+    my $auth = !defined $self->{sentinel_password} ? undef
+        : defined $self->{sentinel_user} ? [$self->{sentinel_user}, $self->{sentinel_password}] : [$self->{sentinel_password}];
+    return $self->{certs} ? { auth => $auth, tls => $self->{certs} } : $auth;
 }
 
 # "sentinel=127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3 master=NAME"
@@ -496,7 +587,8 @@ sub cluster (%o) {
     $self->_register;
     my $n = $o{nodes} // 6;
     my $timeout = $o{node_timeout_ms} // 1000;
-    my $auth = _auth_of(\%o);
+    $self->{certs} = make_certs($self->{dir}) if $o{tls};
+    my $auth = _conn_of($self);
     my @ports;
     for my $i (0 .. $n - 1) {
         my ($port, $bus) = _free_port_pair();
@@ -504,7 +596,7 @@ sub cluster (%o) {
         my $d = "$self->{dir}/$port";
         mkdir $d;
         _write_conf("$d/redis.conf",
-            "port $port", "cluster-port $bus", 'bind 127.0.0.1', 'save ""', 'appendonly no', 'daemonize no',
+            _port_lines($self, $port, cluster => 1), "cluster-port $bus", 'bind 127.0.0.1', 'save ""', 'appendonly no', 'daemonize no',
             "dir $d", 'cluster-enabled yes', 'cluster-config-file nodes.conf', "cluster-node-timeout $timeout",
             'repl-diskless-sync yes', 'repl-diskless-sync-delay 0', 'cluster-replica-validity-factor 0',
             _acl_lines(\%o));
@@ -512,7 +604,7 @@ sub cluster (%o) {
     }
     $self->{ports} = \@ports;
     $self->_wait_ping("node-$_", $_, $auth) for @ports;
-    my ($rc, $out) = _run(60, _cli_env(\%o), 'redis-cli', _cli_user(\%o), '--no-auth-warning', '--cluster', 'create',
+    my ($rc, $out) = _run(60, _cli_env(\%o), 'redis-cli', _cli_tls($self), _cli_user(\%o), '--no-auth-warning', '--cluster', 'create',
                           (map { "127.0.0.1:$_" } @ports), '--cluster-replicas', 1, '--cluster-yes');
     die "PgRedis: redis-cli --cluster create failed ($rc): $out\n" if $rc;
     $self->wait_stable(timeout => 30);
@@ -525,7 +617,8 @@ use 5.036;
 use Time::HiRes qw(time sleep);
 our @ISA = ('PgRedis::Base');
 
-sub auth ($self) { PgRedis::_auth_of($self) }
+sub auth ($self) { PgRedis::_conn_of($self) }
+sub certs ($self) { $self->{certs} }
 
 sub _start_node ($self, $port) {
     my $d = "$self->{dir}/$port";
@@ -557,7 +650,7 @@ sub cli_at ($self, $port, @args) {
 }
 
 sub try_cli ($self, $port, @args) {
-    return PgRedis::_run(15, PgRedis::_cli_env($self), 'redis-cli', '-c', '-h', '127.0.0.1', '-p', $port,
+    return PgRedis::_run(15, PgRedis::_cli_env($self), 'redis-cli', PgRedis::_cli_tls($self), '-c', '-h', '127.0.0.1', '-p', $port,
                          PgRedis::_cli_user($self), '--no-auth-warning', @args);
 }
 
@@ -693,7 +786,7 @@ sub revive ($self, $port, %o) {
 sub reshard ($self, $from, $to, $slots, %o) {
     my $fid = $from =~ /^\d+$/ ? $self->id_of($from) : $from;
     my $tid = $to =~ /^\d+$/ ? $self->id_of($to) : $to;
-    my ($rc, $out) = PgRedis::_run(120, PgRedis::_cli_env($self), 'redis-cli', PgRedis::_cli_user($self), '--no-auth-warning',
+    my ($rc, $out) = PgRedis::_run(120, PgRedis::_cli_env($self), 'redis-cli', PgRedis::_cli_tls($self), PgRedis::_cli_user($self), '--no-auth-warning',
         '--cluster', 'reshard', '127.0.0.1:' . ($self->ports)[0], '--cluster-from', $fid, '--cluster-to', $tid,
         '--cluster-slots', $slots, '--cluster-yes', '--cluster-pipeline', 100);
     die "PgRedis: redis-cli --cluster reshard failed ($rc): $out\n" if $rc;
