@@ -17,6 +17,7 @@ use Test::More;
 use JSON::PP ();
 use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 ();
+use Time::HiRes qw(time sleep);
 use PgTest qw(-nomodule);
 use PgRedis;
 
@@ -153,6 +154,21 @@ sub locked_labels ($redis) {
     ($rc, undef, $err) = ctl("127.0.0.1:$p tls tls_trusted_certificate=$ca password=wrong-Pw-00a", 'pending');
     is($rc, 3, 'TLS with a wrong password: exit 3');
     like($err, qr/authentication failed/, '... authentication failed');
+    {
+        local $ENV{PAIRGUARD_REDIS_PASSWORD} = 'tls-Pw-41x';
+        ($rc, undef, $err) = ctl("127.0.0.1:$p tls tls_trusted_certificate=$ca", 'pending');
+        is($rc, 0, 'the password from PAIRGUARD_REDIS_PASSWORD') or diag $err;
+    }
+
+    # a server that does not answer: the handshake is bounded by timeout=
+    kill 'STOP', $tls->pid;
+    my $t0 = time;
+    ($rc, undef, $err) = ctl("127.0.0.1:$p tls tls_trusted_certificate=$ca password=tls-Pw-41x timeout=300ms", 'pending');
+    my $took = time - $t0;
+    kill 'CONT', $tls->pid;
+    is($rc, 3, 'a silent TLS server: exit 3');
+    like($err, qr/no answer in time \(TLS handshake\)/, '... no answer in time during the handshake') or diag $err;
+    cmp_ok($took, '<', 2, sprintf('... after the timeout (%.2fs)', $took));
     $tls->stop;
 
     my $mtls = tls_redis(client_certs => 'yes');
@@ -358,6 +374,37 @@ sub locked_labels ($redis) {
     ok(PgTest::_alive($pid), 'and keeps following');
     PgTest::_stop_pid($pid, 'TERM', 5);
     $ALL_OUTPUT .= read_file($log);
+    $c->stop;
+}
+
+# ---- Sentinel and Cluster in TLS ----
+
+{
+    my $s = sentinel_set(tls => 1, master_name => 'edge', password => 'data-Pw-93q');
+    my $ca = $s->certs->{ca};
+    my $words = $s->sentinel_words . " tls tls_trusted_certificate=$ca password=data-Pw-93q";
+    is(guard_fail($words, 'claim_ip', '10.2.0.1', 1, '10m'), '', 'Sentinel in TLS: a guard key locked');
+    is(locked_labels($words), label('claim_ip', '10.2.0.1'), 'Sentinel in TLS: locks lists it');
+    $s->failover;
+    is(locked_labels($words), label('claim_ip', '10.2.0.1'), 'Sentinel in TLS: still there after a failover');
+    my ($rc, undef, $err) = ctl($s->sentinel_words . ' tls tls_trusted_certificate=' . $s->certs->{wrong_ca} . ' password=data-Pw-93q', 'locks');
+    is($rc, 3, 'Sentinel in TLS, the wrong CA: exit 3');
+    like($err, qr/sentinel 127\.0\.0\.1:\d+ unreachable: TLS certificate verification failed/, '... the sentinels are verified too') or diag $err;
+    ($rc, undef, $err) = ctl($s->sentinel_words . ' password=data-Pw-93q timeout=500ms', 'locks');
+    is($rc, 3, 'Sentinel in TLS without tls: exit 3');
+    $s->stop;
+
+    my $c = cluster(tls => 1, client_certs => 'yes', password => 'cluster-Pw-55z');
+    my $certs = $c->certs;
+    my $cw = $c->cluster_words . " tls tls_trusted_certificate=$certs->{ca} tls_certificate=$certs->{client_cert}"
+        . " tls_certificate_key=$certs->{client_key} password=cluster-Pw-55z";
+    my @keys = map { "10.3.0.$_" } 1 .. 6;
+    is_deeply([grep { $_ } map { guard_fail($cw, 'claim_ip', $_, 1, '10m') } @keys], [], 'Cluster in TLS with a client certificate: six keys locked');
+    is(locked_labels($cw), join(' ', sort map { label('claim_ip', $_) } @keys), 'Cluster in TLS: locks lists them from every master');
+    ($rc, undef, $err) = ctl($cw, 'unlock', 'claim_ip', $keys[0]);
+    is($rc, 0, 'Cluster in TLS: unlock') or diag $err;
+    ($rc, undef, $err) = ctl($c->cluster_words . " tls tls_trusted_certificate=$certs->{ca} password=cluster-Pw-55z", 'locks');
+    is($rc, 3, 'Cluster in TLS without the client certificate it requires: exit 3');
     $c->stop;
 }
 
