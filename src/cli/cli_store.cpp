@@ -129,9 +129,24 @@ std::string upper(std::string_view s) {
     return out;
 }
 
-// The key a command is routed by in a Cluster (its first key); none for
-// commands without keys (TIME, SCRIPT, PING...), which any master answers.
-std::optional<std::string_view> first_key(const std::vector<std::string>& argv) {
+bool is_redirect_or_retry(const Reply& r) {
+    return r.type == Reply::Type::error
+           && (r.str.rfind("MOVED ", 0) == 0 || r.str.rfind("ASK ", 0) == 0 || r.str.rfind("TRYAGAIN", 0) == 0
+               || r.str.rfind("CLUSTERDOWN", 0) == 0);
+}
+
+void pause_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+std::vector<std::string> evalsha_argv(const StoreCall& call) {
+    std::vector<std::string> argv{"EVALSHA", call.script->sha1, std::to_string(call.keys.size())};
+    argv.insert(argv.end(), call.keys.begin(), call.keys.end());
+    argv.insert(argv.end(), call.args.begin(), call.args.end());
+    return argv;
+}
+
+}  // namespace
+
+std::optional<std::string_view> cluster_route_key(const std::vector<std::string>& argv) {
     if (argv.size() < 2) {
         return std::nullopt;
     }
@@ -160,23 +175,6 @@ std::optional<std::string_view> first_key(const std::vector<std::string>& argv) 
     }
     return std::string_view(argv[1]);
 }
-
-bool is_redirect_or_retry(const Reply& r) {
-    return r.type == Reply::Type::error
-           && (r.str.rfind("MOVED ", 0) == 0 || r.str.rfind("ASK ", 0) == 0 || r.str.rfind("TRYAGAIN", 0) == 0
-               || r.str.rfind("CLUSTERDOWN", 0) == 0);
-}
-
-void pause_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
-
-std::vector<std::string> evalsha_argv(const StoreCall& call) {
-    std::vector<std::string> argv{"EVALSHA", call.script->sha1, std::to_string(call.keys.size())};
-    argv.insert(argv.end(), call.keys.begin(), call.keys.end());
-    argv.insert(argv.end(), call.args.begin(), call.args.end());
-    return argv;
-}
-
-}  // namespace
 
 SyncRedis::SyncRedis(const RedisTarget& t) : spec_(t) {
     // OpenSSL writes with write(2): a server that hangs up must not kill the CLI
@@ -347,7 +345,7 @@ size_t SyncRedis::route(const std::vector<std::string>& argv) {
     if (!cluster()) {
         return 0;
     }
-    std::optional<std::string_view> key = first_key(argv);
+    std::optional<std::string_view> key = cluster_route_key(argv);
     if (!key) {
         std::vector<size_t> m = masters();
         if (m.empty()) {

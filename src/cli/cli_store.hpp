@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -43,6 +44,11 @@ struct StoreUnreachable : std::runtime_error {
 };
 
 Reply reply_from_hiredis(const redisReply* r);
+
+// Redis Cluster: the key a command is routed by (its first key: argv[1],
+// the first of EVAL/EVALSHA's keys, the first stream of XREAD), or none for
+// a command without keys (TIME, SCRIPT, SCAN...), which any master answers.
+std::optional<std::string_view> cluster_route_key(const std::vector<std::string>& argv);
 
 class RedisConn;
 
