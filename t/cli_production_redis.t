@@ -193,9 +193,10 @@ sub locked_labels ($redis) {
 # ---- Sentinel ----
 
 {
-    my $s = sentinel_set(master_name => 'edge', password => 'data-Pw-93q', sentinel_user => 'sen',
+    # Redis with an ACL user (the default user off), sentinels with their own
+    my $s = sentinel_set(master_name => 'edge', user => 'pgctl', password => 'data-Pw-93q', sentinel_user => 'sen',
                          sentinel_password => 'sentinel-Pw-27k');
-    my $words = $s->sentinel_words . ' password=data-Pw-93q sentinel_user=sen sentinel_password=sentinel-Pw-27k';
+    my $words = $s->sentinel_words . ' user=pgctl password=data-Pw-93q sentinel_user=sen sentinel_password=sentinel-Pw-27k';
 
     my ($rc, $r, $err) = ctl_json($words, 'pending');
     is_deeply([$rc, $r], [0, { pending => [] }], 'Sentinel: pending answers') or diag $err;
@@ -208,7 +209,7 @@ sub locked_labels ($redis) {
     my @sp = $s->sentinel_ports;
     my $dead = free_port();
     my $skip = "sentinel=127.0.0.1:$dead," . join(',', map { "127.0.0.1:$_" } @sp)
-        . ' master=edge password=data-Pw-93q sentinel_user=sen sentinel_password=sentinel-Pw-27k';
+        . ' master=edge user=pgctl password=data-Pw-93q sentinel_user=sen sentinel_password=sentinel-Pw-27k';
     ($rc, $r, $err) = ctl_json($skip, 'pending');
     is($rc, 0, 'a dead sentinel first: the next one answers') or diag $err;
 
@@ -224,14 +225,17 @@ sub locked_labels ($redis) {
     is($s->cmd('ROLE')->[0], 'master', 'the new master is the one the sentinels give');
 
     ($rc, undef, $err) = ctl($s->sentinel_words =~ s/master=edge/master=nope/r
-                             . ' password=data-Pw-93q sentinel_user=sen sentinel_password=sentinel-Pw-27k', 'pending');
+                             . ' user=pgctl password=data-Pw-93q sentinel_user=sen sentinel_password=sentinel-Pw-27k', 'pending');
     is($rc, 3, 'an unknown master name: exit 3');
     like($err, qr/does not know master "nope"/, '... the sentinels do not know it') or diag $err;
-    ($rc, undef, $err) = ctl($s->sentinel_words . ' password=data-Pw-93q sentinel_user=sen sentinel_password=wrong-Pw-00a', 'pending');
+    ($rc, undef, $err) = ctl($s->sentinel_words . ' user=pgctl password=data-Pw-93q sentinel_user=sen sentinel_password=wrong-Pw-00a', 'pending');
     is($rc, 3, 'a wrong sentinel password: exit 3');
     like($err, qr/sentinel 127\.0\.0\.1:\d+: authentication failed/, '... the sentinel refused it') or diag $err;
-    ($rc, undef, $err) = ctl($s->sentinel_words . ' password=wrong-Pw-00a sentinel_user=sen sentinel_password=sentinel-Pw-27k', 'pending');
+    ($rc, undef, $err) = ctl($s->sentinel_words . ' user=pgctl password=wrong-Pw-00a sentinel_user=sen sentinel_password=sentinel-Pw-27k', 'pending');
     is($rc, 3, 'a wrong data password: exit 3');
+    like($err, qr/redis 127\.0\.0\.1:\d+: authentication failed/, '... the master refused it') or diag $err;
+    ($rc, undef, $err) = ctl($s->sentinel_words . ' password=data-Pw-93q sentinel_user=sen sentinel_password=sentinel-Pw-27k', 'pending');
+    is($rc, 3, 'the right password without the ACL user (default user off): exit 3');
     $s->stop;
 }
 
