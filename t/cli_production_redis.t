@@ -320,6 +320,15 @@ sub locked_labels ($redis) {
     is_deeply([$rc, scalar @{ $r->{approved} // [] }], [0, 1], 'approved on the cluster') or diag $err;
     ($rc, $r, $err) = ctl_json($words, 'revoke', 'telegram', '42');
     is($rc, 0, 'revoke on the cluster') or diag $err;
+    request($words, 'signal', '43');
+    ($rc, $r, $err) = run($ctl, '--redis', $words, '--policy', 'max_failures=1 lockout=1h', 'approve', 'signal', 'AAAAAAAA');
+    is($rc, 1, 'a wrong approval locks the platform (max_failures=1)') or diag $err;
+    my %platforms = map { ($_->{type} eq 'pairing' ? $_->{platform} : '') => 1 } @{ (ctl_json($words, 'locks'))[1]{locks} // [] };
+    ok($platforms{signal}, 'locks lists the locked platform on the cluster');
+    ($rc, undef, $err) = ctl($words, 'unlock', '--platform', 'signal');
+    is($rc, 0, 'unlock --platform on the cluster') or diag $err;
+    ($rc, $r, $err) = ctl_json($words, 'clear-pending');
+    is($rc, 0, 'clear-pending on the cluster') or diag $err;
 
     # users, keys, challenges and sessions on the cluster
     run('openssl', 'genpkey', '-algorithm', 'ed25519', '-out', "$dir/ed.key");
