@@ -68,6 +68,14 @@ my $t0 = time;
     note(sprintf 'failover took %.1fs', time - $f0);
     my $back = $s->failover;
     is($back, $m, 'a second failover goes back');
+    my $k0 = time;
+    my $heir = $s->kill_master;
+    is($heir, $new, 'kill_master: the sentinels promote the replica by themselves');
+    is($s->cmd('GET', 'after'), '1', 'the data survived');
+    ok(!defined $s->replica_port, 'no replica while the old master is dead');
+    $s->revive;
+    is($s->replica_port, $m, 'revive: the old master is a replica again');
+    note(sprintf 'kill and revive took %.1fs', time - $k0);
     $s->stop;
 }
 

@@ -19,6 +19,7 @@ package PgRedis;
 #   $s->master_port; $s->replica_port; $s->sentinel_ports; $s->master_name;
 #   $s->sentinel_words;                          # "sentinel=127.0.0.1:P,... master=pg"
 #   $s->failover;                                # SENTINEL FAILOVER, waits for the new master
+#   $s->kill_master; $s->revive;                 # SIGKILL the master (the sentinels promote), start it again
 #   $s->cmd('SET', 'k', 'v');                    # on the current master (RESP, errors die)
 #
 #   my $c = cluster();                           # 3 masters + 3 replicas
@@ -516,7 +517,7 @@ our @ISA = ('PgRedis::Base');
 sub master_name ($self)    { $self->{name} }
 sub sentinel_ports ($self) { @{ $self->{sentinel_ports} } }
 sub master_port ($self)    { $self->{data_port}{ $self->{master} } }
-sub replica_port ($self)   { $self->{data_port}{ $self->{master} eq 'a' ? 'b' : 'a' } }
+sub replica_port ($self)   { my $r = $self->{master} eq 'a' ? 'b' : 'a'; ($self->{dead} // '') eq $r ? undef : $self->{data_port}{$r} }
 sub data_ports ($self)     { map { $self->{data_port}{$_} } 'a', 'b' }
 sub auth ($self)           { PgRedis::_conn_of($self) }
 sub certs ($self)          { $self->{certs} }
@@ -575,6 +576,43 @@ sub failover ($self, %o) {
         return $role->[0] eq 'slave' && $role->[2] == $new && $role->[3] eq 'connected';
     });
     return $new;
+}
+
+# kills the master (SIGKILL by pid, or sig => 'TERM'); waits until the
+# sentinels have promoted the replica on their own (down-after-milliseconds,
+# then an election) and ROLE confirms it. Returns the new master's port;
+# replica_port() is undef until revive().
+sub kill_master ($self, %o) {
+    my $old = $self->{master};
+    my $new = $old eq 'a' ? 'b' : 'a';
+    my $np = $self->{data_port}{$new};
+    my $timeout = $o{timeout} // 30;
+    $self->_stop_one("data-$old", $o{sig} // 'KILL');
+    $self->{dead} = $old;
+    for my $i (0 .. 2) {
+        PgRedis::_wait("sentinel $i to report 127.0.0.1:$np as master after the master was killed", $timeout, sub {
+            ($self->reported_master($i) // 0) == $np;
+        });
+    }
+    PgRedis::_wait("ROLE on 127.0.0.1:$np to say master", $timeout, sub { $self->cmd_at($np, 'ROLE')->[0] eq 'master' });
+    $self->{master} = $new;
+    return $np;
+}
+
+# starts the killed master again, as a replica of the current master
+sub revive ($self, %o) {
+    my $n = delete $self->{dead} // die "PgRedis: no killed master to revive\n";
+    my $port = $self->{data_port}{$n};
+    my $mp = $self->master_port;
+    $self->_spawn("data-$n", ['redis-server', "$self->{dir}/$n/redis.conf"], "$self->{dir}/$n/redis.log");
+    $self->_wait_ping("data-$n", $port, $self->auth);
+    # the sentinels would turn it into a replica at their next INFO (10 s)
+    $self->cmd_at($port, 'REPLICAOF', '127.0.0.1', $mp) if $self->cmd_at($port, 'ROLE')->[0] eq 'master';
+    PgRedis::_wait("revived 127.0.0.1:$port to replicate from 127.0.0.1:$mp", $o{timeout} // 30, sub {
+        my $role = $self->cmd_at($port, 'ROLE');
+        return $role->[0] eq 'slave' && $role->[2] == $mp && $role->[3] eq 'connected';
+    });
+    return $port;
 }
 
 # ===========================================================================
