@@ -10,7 +10,7 @@ BUILD="${PG_BUILD_DIR:-$ROOT/build}"
 NGX_SRC=/usr/share/nginx/src
 
 need_pkgs=(nginx-core nginx-dev libhiredis-dev libjansson-dev libssl-dev libargon2-dev
-           libgtest-dev cmake g++ make redis-server redis-tools perl python3)
+           libgtest-dev cmake g++ make redis-server redis-tools perl libio-socket-ssl-perl python3)
 
 missing=()
 for p in "${need_pkgs[@]}"; do
