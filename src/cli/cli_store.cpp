@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "cli_redis_conn.hpp"
@@ -507,6 +508,7 @@ std::vector<Reply> SyncRedis::run_many(const std::vector<StoreCall>& calls) {
 
 void SyncRedis::scan(const std::string& match, const std::function<void(const std::vector<std::string>&)>& batch) {
     std::vector<size_t> nodes = cluster() ? masters() : std::vector<size_t>{0};
+    std::set<std::string> seen;  // SCAN may give a key twice
     for (size_t node : nodes) {
         std::string cursor = "0";
         do {
@@ -518,9 +520,13 @@ void SyncRedis::scan(const std::string& match, const std::function<void(const st
             cursor = r.elements[0].str;
             std::vector<std::string> keys;
             for (const Reply& k : r.elements[1].elements) {
-                keys.push_back(k.str);
+                if (seen.insert(k.str).second) {
+                    keys.push_back(k.str);
+                }
             }
-            batch(keys);
+            if (!keys.empty()) {
+                batch(keys);
+            }
         } while (cursor != "0");
     }
 }

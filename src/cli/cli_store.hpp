@@ -75,7 +75,7 @@ public:
     std::vector<Reply> run_many(const std::vector<StoreCall>& calls);
 
     // SCAN MATCH `match` over the whole store (in a Cluster, every master):
-    // `batch` gets the keys of each step (a key may come twice).
+    // `batch` gets the new keys of each step (each key once).
     void scan(const std::string& match, const std::function<void(const std::vector<std::string>&)>& batch);
 
     bool cluster() const { return spec_.topology == RedisTopology::cluster; }

@@ -490,8 +490,7 @@ int cmd_locks(Context& c) {
             for (const std::string& k : found) {
                 std::string tag = hash_tag(k);
                 std::string raw;
-                if (k.size() != c.prefix().size() + tag.size() + 2 || !base64url_decode(tag, raw) || raw.size() < 4
-                    || std::find(keys.begin(), keys.end(), k) != keys.end()) {
+                if (k.size() != c.prefix().size() + tag.size() + 2 || !base64url_decode(tag, raw) || raw.size() < 4) {
                     continue;
                 }
                 KeyTag t{};
