@@ -97,38 +97,17 @@ for v in ROUNDS SECS LAT_SECS D_SECS CONNS MEM_KEYS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: $v must be a positive integer (got '${!v}')" >&2; exit 2; }
 done
 
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+# (lib.sh's say, with the time since the start)
 say()  { printf '==> [%3d s] %s\n' "$(($(date +%s) - T_START))" "$*"; }
-die()  { printf 'bench.sh: error: %s\n' "$*" >&2; exit 1; }
-
-as_root() {
-    if ((EUID == 0)); then "$@"
-    elif command -v sudo >/dev/null 2>&1; then sudo "$@"
-    else die "need root (or sudo) to run: $*"
-    fi
-}
 
 # --- 1. packages and build ---------------------------------------------------
 
-need_pkgs=(nginx-core redis-server redis-tools wrk libnginx-mod-http-lua lua-nginx-redis
-           haproxy gnuplot-nox python3 curl)
-missing=()
-for p in "${need_pkgs[@]}"; do
-    [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
-done
+need_pkgs=(redis-server redis-tools wrk libnginx-mod-http-lua lua-nginx-redis haproxy gnuplot-nox python3 curl)
 # Any Debian nginx flavour will do instead of nginx-core.
-if [[ " ${missing[*]} " == *" nginx-core "* ]]; then
-    for p in nginx nginx-full nginx-light nginx-extras; do
-        if [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]]; then
-            missing=("${missing[@]/nginx-core}"); break
-        fi
-    done
-fi
-read -r -a missing <<<"${missing[*]}"
-if ((${#missing[@]})); then
-    say "installing ${missing[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+have_debian_nginx || need_pkgs+=(nginx-core)
+apt_install --no-recommends "${need_pkgs[@]}"
 
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -x $NGINX ]] || die "nginx not found"
@@ -161,18 +140,6 @@ PIDS=()        # every process we started, in start order
 REDIS_PID=''
 
 FAILED=1
-
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -CONT "$pid" 2>/dev/null || true
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 
 # Forget a pid once it has been waited for, so that cleanup never signals a
 # number the system may have given to someone else's process since.

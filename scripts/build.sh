@@ -9,20 +9,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD="${PG_BUILD_DIR:-$ROOT/build}"
 NGX_SRC=/usr/share/nginx/src
 
-need_pkgs=(nginx-core nginx-dev libhiredis-dev libjansson-dev libssl-dev libargon2-dev
-           libgtest-dev cmake g++ make redis-server redis-tools perl libio-socket-ssl-perl python3)
-
-missing=()
-for p in "${need_pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "build.sh: installing ${missing[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+apt_install nginx-core nginx-dev libhiredis-dev libjansson-dev libssl-dev libargon2-dev \
+    libgtest-dev cmake g++ make redis-server redis-tools perl libio-socket-ssl-perl python3
 
 mkdir -p "$BUILD"
 

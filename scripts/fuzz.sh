@@ -16,18 +16,9 @@ OUT="${PG_FUZZ_DIR:-$ROOT/build/fuzz}"
 SECONDS_EACH="${1:-60}"
 shift || true
 
-pkgs=(clang libfuzzer-14-dev libhiredis-dev libjansson-dev libssl-dev libargon2-dev)
-missing=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "fuzz.sh: installing ${missing[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+apt_install clang libfuzzer-14-dev libhiredis-dev libjansson-dev libssl-dev libargon2-dev
 
 CXX=clang++
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)

@@ -100,7 +100,9 @@ EOF
 [ -e "$NGINX_TESTS" ] || how_to_get "NGINX_TESTS=$NGINX_TESTS does not exist"
 [ -x "$NGINX" ] || { echo "nginx-tests.sh: no nginx at $NGINX (apt-get install nginx-core)" >&2; exit 2; }
 
-as_root() { [ "$(id -u)" -eq 0 ]; }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # --- Perl modules and nginx modules the suite needs --------------------------
 # Test::Nginx writes a load_module line for every module that `nginx -V`
@@ -115,18 +117,11 @@ need_pkgs=(libnginx-mod-http-perl libio-socket-ssl-perl libnet-ssleay-perl
            libfcgi-perl libscgi-perl libprotocol-websocket-perl libgd-perl
            libcache-memcached-perl libcache-memcached-fast-perl memcached
            uwsgi-core uwsgi-plugin-python3 redis-server redis-tools)
-missing=()
-for p in "${need_pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    if as_root; then
-        echo "nginx-tests.sh: installing ${missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    else
-        echo "nginx-tests.sh: missing packages (files will fail or skip): ${missing[*]}" >&2
-    fi
+if is_root; then
+    apt_install --no-recommends "${need_pkgs[@]}"
+else
+    mapfile -t missing < <(missing_pkgs "${need_pkgs[@]}")
+    [ ${#missing[@]} -eq 0 ] || echo "nginx-tests.sh: missing packages (files will fail or skip): ${missing[*]}" >&2
 fi
 
 NGINX_V=$("$NGINX" -V 2>&1)
@@ -175,10 +170,7 @@ kill_leftover_nginx() {
 }
 cleanup() {
     kill_leftover_nginx
-    if [ -n "$REDIS_PID" ]; then
-        kill -TERM "$REDIS_PID" 2>/dev/null || true
-        wait "$REDIS_PID" 2>/dev/null || true
-    fi
+    stop_pid "$REDIS_PID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -223,31 +215,19 @@ shopt -u nullglob
 [ ${#FILES[@]} -gt 0 ] || { echo "nginx-tests.sh: no test file matches ${PATTERNS[*]}" >&2; exit 2; }
 
 RUN_USER=""
-if as_root; then
+if is_root; then
     RUN_USER="${NT_USER:-nobody}"
     chown -R "$RUN_USER" "$WORK"
 fi
 chmod 755 "$WORK"
 
 # Redis on a free loopback port outside the suite's 8000-8999
-free_port() {
-    python3 - <<'EOF'
-import socket
-while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
-    if not 8000 <= p <= 8999:
-        print(p); break
-EOF
-}
-REDIS_PORT=$(free_port)
+REDIS_PORT=$(free_port 8000 8999)
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
     --dir "$WORK" --logfile "$WORK/redis.log" --daemonize no >/dev/null 2>&1 &
 REDIS_PID=$!
-for _ in $(seq 50); do
-    redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
-    sleep 0.1
-done
-redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG \
+redis_ping() { redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
+wait_until 5 redis_ping \
     || { echo "nginx-tests.sh: redis-server did not start"; cat "$WORK/redis.log"; exit 1; }
 
 # the secret: read by nginx's master, which runs as the test user

@@ -10,15 +10,10 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-command -v wrk >/dev/null || {
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get install -y -qq wrk >/dev/null
-}
-BUILD="${PG_BUILD_DIR:-$ROOT/build}"
-export PG_MODULE="${PG_MODULE:-$BUILD/ngx_http_pairguard_module.so}"
-export PG_CTL="${PG_CTL:-$BUILD/pairguardctl}"
-[ -f "$PG_MODULE" ] || bash scripts/build.sh
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+command -v wrk >/dev/null || apt_install wrk
+use_build
 
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(tests/reliability/*.t)

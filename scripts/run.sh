@@ -3,20 +3,27 @@
 # (seed 002's provisioning API) and nginx with the module, all on 127.0.0.1.
 #
 #   scripts/run.sh           start everything, print how to try it, Ctrl-C stops
-#   scripts/run.sh --check   start everything, run a short smoke test (guard
-#                            and pairing flow), stop; exit 0 when it passed,
-#                            1 otherwise
+#   scripts/run.sh --check   the demo's smoke test, t/demo_smoke.t: runs this
+#                            script on free ports, tries the guard, the
+#                            pairing flow and a Redis stop, stops it; exit 0
+#                            when it passed
+#
+# Stopping Redis (redis-cli -p PG_REDIS_PORT shutdown nosave) leaves the
+# demo running: the edge keeps guarding with per-node counters
+# (pairguard_store_down local).
 #
 # Environment:
 #   PG_PORT=8080 PG_REDIS_PORT=6390 PG_UPSTREAM_PORT=8081   ports (127.0.0.1)
 #   PG_RUN_DIR=run/         state: secret, logs, rendered nginx.conf
 #   PG_RUN_CHECK=1          same as --check
 #   PG_SKIP_BUILD=1         do not call scripts/build.sh (module already built)
+#   PG_MODULE, PG_CTL, PG_NGINX   another module, pairguardctl or nginx
+#                           (default: build/'s, and Debian's nginx)
 #
 # On a fresh Debian 12 it installs what is missing (nginx, redis-server,
 # python3, curl) with apt, as root or through sudo.
 
-# Functions called through traps and wait_for/check look unreachable to shellcheck.
+# Functions called through traps and wait_for look unreachable to shellcheck.
 # shellcheck disable=SC2317
 set -euo pipefail
 
@@ -28,8 +35,8 @@ UPSTREAM_PORT=${PG_UPSTREAM_PORT:-8081}
 RUN_DIR=${PG_RUN_DIR:-$ROOT/run}
 CHECK=${PG_RUN_CHECK:-0}
 HOST=127.0.0.1
-MODULE=$ROOT/build/ngx_http_pairguard_module.so
-CTL=$ROOT/build/pairguardctl
+MODULE=${PG_MODULE:-$ROOT/build/ngx_http_pairguard_module.so}
+CTL=${PG_CTL:-$ROOT/build/pairguardctl}
 TEMPLATE=$ROOT/conf/demo.conf
 
 usage() {
@@ -45,34 +52,24 @@ for arg in "$@"; do
 done
 [[ $CHECK == 1 ]] || CHECK=0
 
-say()  { printf '==> %s\n' "$*"; }
-die()  { printf 'run.sh: error: %s\n' "$*" >&2; exit 1; }
+PG_SCRIPT=run.sh
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
-as_root() {
-    if ((EUID == 0)); then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root (or sudo) to run: $*"
+# --check: the smoke test runs this script itself (without --check).
+if ((CHECK)); then
+    if [[ ${PG_SKIP_BUILD:-0} != 1 ]]; then
+        say "building the module (scripts/build.sh)"
+        "$ROOT/scripts/build.sh"
     fi
-}
+    cd "$ROOT"
+    PG_MODULE=$MODULE PG_CTL=$CTL PG_RUN_CHECK=0 exec prove -I t/lib t/demo_smoke.t
+fi
 
 # --- 1. packages -------------------------------------------------------------
 
-pkg_installed() {
-    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
-}
-
-# The module is built against Debian's nginx, so the binary must be Debian's.
-have_debian_nginx() {
-    local p
-    for p in nginx nginx-core nginx-full nginx-light nginx-extras; do
-        pkg_installed "$p" && return 0
-    done
-    return 1
-}
-
+# The module is built against Debian's nginx, so the binary must be Debian's
+# (have_debian_nginx, scripts/lib.sh).
 install_missing() {
     local missing=()
     have_debian_nginx || missing+=(nginx-core)
@@ -81,15 +78,12 @@ install_missing() {
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
     command -v curl >/dev/null 2>&1 || missing+=(curl)
     ((${#missing[@]} == 0)) && return 0
-    say "installing ${missing[*]}"
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends "${missing[@]}"
+    apt_install --no-recommends --verbose "${missing[@]}"
 }
 
 install_missing
 
-NGINX=$(command -v nginx || true)
+NGINX=${PG_NGINX:-$(command -v nginx || true)}
 [[ -n $NGINX ]] || NGINX=/usr/sbin/nginx
 [[ -x $NGINX ]] || die "nginx not found (expected /usr/sbin/nginx)"
 # Use the interpreter itself, not a wrapper, so that its pid is the one we stop.
@@ -112,17 +106,8 @@ check_port() {   # NAME PORT ENV-VARIABLE
     if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
         die "$name port '$port' is not a port number"
     fi
-    # Bind test: fails when anything listens on the port (on 127.0.0.1 or any).
-    "$PYTHON" - "$HOST" "$port" <<'EOF' ||
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try:
-    s.bind((sys.argv[1], int(sys.argv[2])))
-except OSError:
-    sys.exit(1)
-EOF
-        die "$name port $port on $HOST is taken (something listens on it); choose another with $var=PORT"
+    port_free "$port" "$HOST" \
+        || die "$name port $port on $HOST is taken (something listens on it); choose another with $var=PORT"
 }
 
 [[ $PORT != "$REDIS_PORT" && $PORT != "$UPSTREAM_PORT" && $REDIS_PORT != "$UPSTREAM_PORT" ]] \
@@ -191,31 +176,19 @@ fi
 REDIS_PID='' UPSTREAM_PID='' NGINX_PID=''
 STOPPED=0
 
-stop_pid() {   # NAME PID
-    local name=$1 pid=$2 i
-    [[ -n $pid ]] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "run.sh: $name (pid $pid) did not stop in 5s, killing it" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     ((STOPPED)) && return 0
     STOPPED=1
-    if [[ -n $NGINX_PID$UPSTREAM_PID$REDIS_PID ]]; then
-        say "stopping nginx, upstream, redis"
+    local running=()
+    [[ -z $NGINX_PID ]] || running+=(nginx)
+    [[ -z $UPSTREAM_PID ]] || running+=(upstream)
+    [[ -z $REDIS_PID ]] || running+=(redis)
+    if ((${#running[@]})); then
+        say "stopping ${running[*]}"
     fi
-    stop_pid nginx "$NGINX_PID"
-    stop_pid upstream "$UPSTREAM_PID"
-    stop_pid redis "$REDIS_PID"
+    stop_pid "$NGINX_PID" 5 nginx
+    stop_pid "$UPSTREAM_PID" 5 upstream
+    stop_pid "$REDIS_PID" 5 redis
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -275,193 +248,7 @@ wait_for nginx "$NGINX_PID" http_ok "http://$HOST:$PORT/echo"
 
 EDGE=http://$HOST:$PORT
 
-# --- 7a. --check: smoke test -------------------------------------------------
-
-PASSED=0 FAILED=0
-ok()  { PASSED=$((PASSED + 1)); printf 'ok %d - %s\n' $((PASSED + FAILED)) "$1"; }
-nok() { FAILED=$((FAILED + 1)); printf 'not ok %d - %s\n' $((PASSED + FAILED)) "$1"; [[ -z ${2:-} ]] || printf '#   %s\n' "$2"; }
-not_grep() { ! grep "$@"; }
-check() {   # DESCRIPTION CONDITION-COMMAND...
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else nok "$d"; fi
-}
-
-# POST JSON; sets STATUS, HEADERS, BODY. Extra curl options before the URL path.
-post() {   # PATH JSON [CURL-OPTIONS...]
-    local path=$1 json=$2 out
-    shift 2
-    out=$(mktemp "$RUN_DIR/curl.XXXXXX")
-    STATUS=$(curl -sS --max-time 5 -o "$out.body" -D "$out.head" -w '%{http_code}' \
-        -H 'Content-Type: application/json' --data-binary "$json" "$@" "$EDGE$path") || STATUS=000
-    HEADERS=$(tr -d '\r' <"$out.head" 2>/dev/null || true)
-    BODY=$(cat "$out.body" 2>/dev/null || true)
-    rm -f "$out" "$out.body" "$out.head"
-}
-
-json_field() {   # FIELD[.FIELD...] <<< JSON  (empty when absent)
-    "$PYTHON" -c 'import json, sys
-try:
-    v = json.load(sys.stdin)
-    for k in sys.argv[1].split("."):
-        v = v.get(k, "") if isinstance(v, dict) else ""
-except Exception:
-    v = ""
-print(v)' "$1"
-}
-
-# GET; sets STATUS and BODY. Extra curl options before the URL path.
-get() {   # PATH [CURL-OPTIONS...]
-    local path=$1 out
-    shift
-    out=$(mktemp "$RUN_DIR/curl.XXXXXX")
-    STATUS=$(curl -sS --max-time 5 -o "$out" -w '%{http_code}' "$@" "$EDGE$path") || STATUS=000
-    BODY=$(cat "$out" 2>/dev/null || true)
-    rm -f "$out"
-}
-
-# pairguardctl as the owner runs it, with the environment run.sh prints.
-ctl() {
-    PAIRGUARD_REDIS=$HOST:$REDIS_PORT PAIRGUARD_SECRET_FILE=$SECRET_FILE "$CTL" "$@"
-}
-
-# Number of /api/provision/pair requests the upstream has seen.
-upstream_pairs() {
-    curl -fsS --max-time 5 "http://$HOST:$UPSTREAM_PORT/__stats" | "$PYTHON" -c '
-import json, sys
-print(json.load(sys.stdin).get("by_path", {}).get("/api/provision/pair", 0))'
-}
-
-# A 6-digit code different from the real one.
-wrong_code() {   # INDEX REAL
-    local c
-    c=$(printf '%06d' $(((10#$2 + 1000 * $1 + 1) % 1000000)))
-    printf '%s' "$c"
-}
-
-smoke() {
-    local code before after i ra
-    say "smoke test against $EDGE"
-
-    post /api/provision/register '{}'
-    code=$(json_field pairing_code <<<"$BODY")
-    check "register answers 201 with a pairing code" \
-        test "$STATUS" = 201 -a -n "$code"
-    [[ -n $code ]] || code=123456
-
-    before=$(upstream_pairs || echo -1)
-    for i in 1 2 3 4 5; do
-        post /api/provision/pair "{\"pairing_code\":\"$(wrong_code "$i" "$code")\"}"
-        check "wrong guess $i is forwarded and answered 404" test "$STATUS" = 404
-    done
-
-    post /api/provision/pair "{\"pairing_code\":\"$(wrong_code 6 "$code")\"}"
-    check "guess 6 is refused with 429" test "$STATUS" = 429
-    ra=$(sed -n 's/^[Rr]etry-[Aa]fter: *\([0-9]*\).*/\1/p' <<<"$HEADERS")
-    check "the refusal carries Retry-After (${ra:-none})" test -n "$ra" -a "${ra:-0}" -ge 1
-    check "the refusal body is too_many_attempts JSON" \
-        test "$(json_field error <<<"$BODY")" = too_many_attempts
-
-    post /api/provision/pair "{\"pairing_code\":\"$code\"}"
-    check "the right code is refused too while 127.0.0.1 is locked" test "$STATUS" = 429
-
-    after=$(upstream_pairs || echo -1)
-    check "the upstream saw only the 5 wrong guesses (before $before, after $after)" \
-        test "$before" -ge 0 -a $((after - before)) -eq 5
-
-    post /api/provision/pair "{\"pairing_code\":\"$code\"}" --interface 127.0.0.2
-    check "from another address (127.0.0.2) the right code pairs (200)" test "$STATUS" = 200
-
-    local keys
-    keys=$(redis-cli -h "$HOST" -p "$REDIS_PORT" --scan --pattern 'pairguard:*' 2>/dev/null || true)
-    check "Redis holds pairguard keys" test -n "$keys"
-    check "no Redis key names the code or the address" \
-        not_grep -qE -e "$code|127\.0\.0\.[12]" <<<"$keys"
-
-    check "error.log has the lockout start notice" \
-        grep -q 'pairguard: lockout start, policy "claim_ip"' "$NGX_PREFIX/error.log"
-    check "error.log has no [alert] or [emerg]" \
-        not_grep -qE '\[(alert|emerg)\]' "$NGX_PREFIX/error.log"
-    check "access.log shows decision=deny policy=claim_ip" \
-        grep -q 'decision=deny policy=claim_ip' "$NGX_PREFIX/access.log"
-
-    smoke_pairing
-
-    echo "run.sh --check: $PASSED passed, $FAILED failed"
-    ((FAILED == 0))
-}
-
-# The pairing flow: a user asks for a code over HTTP, the owner approves it
-# with pairguardctl, the user passes the paired-only route, the owner revokes.
-smoke_pairing() {
-    local pcode pending listed rc hdr='X-Platform: telegram' uid='X-User-Id: 4242'
-    say "pairing smoke test against $EDGE"
-
-    post /pairing/request '{"platform":"telegram","user_id":"4242","user_name":"Alice"}'
-    pcode=$(json_field code <<<"$BODY")
-    check "POST /pairing/request answers 201 with an 8-symbol code" \
-        test "$STATUS" = 201 -a "${#pcode}" = 8
-    post /pairing/request '{"platform":"telegram","user_id":"4242","user_name":"Alice"}'
-    check "asking again at once is refused (429 rate_limited)" \
-        test "$STATUS" = 429 -a "$(json_field error <<<"$BODY")" = rate_limited
-
-    get /bot/echo -H "$hdr" -H "$uid"
-    check "before approval the paired-only route answers 403 not_paired" \
-        test "$STATUS" = 403 -a "$(json_field error <<<"$BODY")" = not_paired
-
-    get /pairing/admin/pending --interface 127.0.0.2
-    check "the admin endpoints refuse a non-loopback client (127.0.0.2: 403)" test "$STATUS" = 403
-    pending=$(ctl pending telegram 2>&1 || true)
-    listed=no
-    if grep -q 4242 <<<"$pending" && ! grep -qF "${pcode:-NOCODE}" <<<"$pending"; then
-        listed=yes
-    fi
-    check "pairguardctl pending lists the request (and not the code)" test "$listed" = yes
-
-    rc=0
-    ctl approve telegram "${pcode,,}" >/dev/null 2>&1 || rc=$?
-    check "pairguardctl approve telegram CODE (lower case) exits 0" test "$rc" = 0
-
-    get /bot/echo -H "$hdr" -H "$uid"
-    check "the paired user passes the paired-only route (200)" test "$STATUS" = 200
-    check "the upstream sees X-Pairguard-User: 4242" \
-        test "$(json_field headers.x-pairguard-user <<<"$BODY")" = 4242
-    get /bot/echo -H "$hdr" -H 'X-User-Id: 4243'
-    check "another user is still refused (403)" test "$STATUS" = 403
-
-    rc=0
-    ctl revoke telegram 4242 >/dev/null 2>&1 || rc=$?
-    check "pairguardctl revoke telegram 4242 exits 0" test "$rc" = 0
-    get /bot/echo -H "$hdr" -H "$uid"
-    check "right after the revocation the route answers 403" test "$STATUS" = 403
-
-    check "no Redis key or value holds the pairing code" \
-        not_grep -q -e "${pcode:-NOCODE}" <<<"$(redis_everything)"
-}
-
-# Every key of the demo's Redis with its string/hash/set contents.
-redis_everything() {
-    local k t
-    redis-cli -h "$HOST" -p "$REDIS_PORT" --scan 2>/dev/null | while IFS= read -r k; do
-        printf '%s\n' "$k"
-        t=$(redis-cli -h "$HOST" -p "$REDIS_PORT" type "$k")
-        case $t in
-            string) redis-cli -h "$HOST" -p "$REDIS_PORT" get "$k" ;;
-            hash)   redis-cli -h "$HOST" -p "$REDIS_PORT" hgetall "$k" ;;
-            set)    redis-cli -h "$HOST" -p "$REDIS_PORT" smembers "$k" ;;
-        esac
-    done
-}
-
-if ((CHECK)); then
-    if smoke; then
-        exit 0
-    fi
-    show_logs
-    exit 1
-fi
-
-# --- 7b. interactive: print how to try it, wait for Ctrl-C -------------------
+# --- 7. print how to try it, wait for Ctrl-C ---------------------------------
 
 RC="redis-cli -p $REDIS_PORT"
 cat <<EOF
@@ -542,15 +329,44 @@ approves it with pairguardctl, the user's requests then pass /bot/.
    right code): pairguardctl locks shows it, pairguardctl unlock --platform
    telegram lifts it.
 
+12. Stop Redis to watch pairguard_store_down local at work; the demo keeps
+    running:
+     $RC shutdown nosave
+   The edge logs "redis $HOST:$REDIS_PORT unavailable ..., store_down local"
+   and keeps guarding /api/provision/pair with per-node counters in shared
+   memory (step 2 still locks after 5 guesses, from a fresh address such as
+   --interface 127.0.0.3). The pairing endpoints, /bot/ and pairguardctl need
+   Redis: 503 store_unavailable, exit status 3. Start a Redis on the same
+   port and the edge uses it again (it reconnects by itself):
+     redis-server --bind $HOST --port $REDIS_PORT --save '' --appendonly no
+
 Restarting scripts/run.sh starts with an empty Redis (no locks, no pairings).
 EOF
 
-# Stay up until Ctrl-C or until one of the three exits by itself.
+# Stay up until Ctrl-C or until nginx or the upstream exits by itself. Redis
+# may go away: that is step 12.
 set +e
-wait -n "$REDIS_PID" "$UPSTREAM_PID" "$NGINX_PID"
-rc=$?
+while true; do
+    if [[ -n $REDIS_PID ]]; then
+        wait -n "$REDIS_PID" "$UPSTREAM_PID" "$NGINX_PID"
+    else
+        wait -n "$UPSTREAM_PID" "$NGINX_PID"
+    fi
+    rc=$?
+    if [[ -n $REDIS_PID ]] && ! kill -0 "$REDIS_PID" 2>/dev/null \
+        && kill -0 "$UPSTREAM_PID" 2>/dev/null && kill -0 "$NGINX_PID" 2>/dev/null; then
+        echo "run.sh: redis (pid $REDIS_PID) stopped (status $rc); the demo keeps running:" \
+            "the edge guards with per-node counters (pairguard_store_down local)," \
+            "pairing and pairguardctl answer store unavailable until a Redis listens on" \
+            "$HOST:$REDIS_PORT again; Ctrl-C stops nginx and the upstream" >&2
+        REDIS_PID=''
+        continue
+    fi
+    break
+done
 set -e
 for p in "redis:$REDIS_PID" "upstream:$UPSTREAM_PID" "nginx:$NGINX_PID"; do
+    [[ -n ${p#*:} ]] || continue
     kill -0 "${p#*:}" 2>/dev/null || echo "run.sh: ${p%%:*} (pid ${p#*:}) exited (status $rc)" >&2
 done
 show_logs

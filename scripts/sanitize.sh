@@ -12,12 +12,14 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 export PG_BUILD_DIR="${PG_BUILD_DIR:-$ROOT/build-san}"
 PG_SANITIZE=1 bash scripts/build.sh
 
 libasan=$(gcc -print-file-name=libasan.so)
 libasan=$(readlink -f "$libasan")
-[ -f "$libasan" ] || { echo "sanitize.sh: no libasan ($libasan)" >&2; exit 1; }
+[ -f "$libasan" ] || die "no libasan ($libasan)"
 
 reports="$PG_BUILD_DIR/sanitizer-reports"
 rm -rf "$reports"

@@ -9,10 +9,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-BUILD="${PG_BUILD_DIR:-$ROOT/build}"
-export PG_MODULE="${PG_MODULE:-$BUILD/ngx_http_pairguard_module.so}"
-export PG_CTL="${PG_CTL:-$BUILD/pairguardctl}"
-[ -f "$PG_MODULE" ] || bash scripts/build.sh
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+use_build
 export PG_SOAK_MINUTES="${1:-10}"
 export PG_SOAK_TABLE="${PG_SOAK_TABLE:-$BUILD/soak.md}"
 perl -I t/lib -I tests/reliability tests/reliability/soak.pl

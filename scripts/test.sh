@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# All tests: builds (installing what is missing), runs the core's unit tests,
-# then the integration tests in t/ against a real nginx and redis-server.
+# All tests: builds (installing what is missing), runs the core's unit tests
+# and every fuzz harness briefly, then the integration tests in t/ against a
+# real nginx and redis-server (pairguardctl's tests, t/cli_*.t, and the
+# demo's smoke test, t/demo_smoke.t, among them).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 # ---- reliability (issue 12): --sanitize runs the t/ suite under ASan+UBSan ----
 if [ "${1:-}" = "--sanitize" ]; then
@@ -16,12 +20,9 @@ fi
 bash scripts/build.sh
 
 # ---- observability (issue 11): promtool and a Prometheus server for t/status_*.t ----
+# (the tests run their own server on a loopback port)
 if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
-    echo "test.sh: installing prometheus (the tests run their own server on a loopback port)"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    apt_install --no-recommends prometheus
 fi
 # ---- end observability ----
 
@@ -33,19 +34,6 @@ echo "== fuzz harnesses (3 s each; scripts/fuzz.sh SECONDS for a real run)"
 bash scripts/fuzz.sh 3 > "$ROOT/build/fuzz-brief.log" 2>&1 || { cat "$ROOT/build/fuzz-brief.log"; exit 1; }
 tail -n +2 "$ROOT/build/fuzz/summary.txt"
 # ---- end reliability ----
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-echo "== demo (scripts/run.sh --check)"
-demo_dir=$(mktemp -d)
-trap 'rm -rf "$demo_dir"' EXIT
-PG_RUN_DIR="$demo_dir" PG_SKIP_BUILD=1 PG_PORT=$(free_port) PG_REDIS_PORT=$(free_port) \
-    PG_UPSTREAM_PORT=$(free_port) bash scripts/run.sh --check
-
-echo "== pairguardctl against a real redis-server"
-prove tests/cli/
 
 echo "== integration tests"
 export PG_MODULE="$ROOT/build/ngx_http_pairguard_module.so"

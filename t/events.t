@@ -10,10 +10,10 @@ use Time::HiRes qw(sleep time);
 use POSIX ();
 use PgTest;
 
-my $CTL = $ENV{PG_CTL} // root_dir() . '/build/pairguardctl';
+my $CTL = ctl_path();
 plan skip_all => "$CTL not built (scripts/build.sh)" unless -x $CTL;
 
-my $POLICY = 'code_ttl=30s max_pending=3 request_interval=1s max_failures=3 lockout=2s code_max_failures=5'
+my $POLICY = 'code_ttl=30s max_pending=3 request_interval=1s max_failures=3 lockout=30s code_max_failures=5'
     . ' platforms=telegram';
 my $ACCOUNT = 'alice-raw-account-value';
 

@@ -1,5 +1,6 @@
 # The test harness itself, with a plain nginx (no pairguard module): Redis,
-# the demo upstream, nginx start / reload / stop and the HTTP helpers.
+# the demo upstream, nginx start / reload / stop, the HTTP helpers, commands
+# and processes, and a Redis subscriber.
 use 5.036;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -85,5 +86,20 @@ isnt($rc, 0, 'nginx -t fails on a bad config');
 like($out, qr/unknown directive "bogus_directive"/, 'and says why');
 ($rc, $out) = nginx_t("http { %%HTTP_COMMON%% server { listen 127.0.0.1:%%PORT%%; } }", module => 0);
 is($rc, 0, 'nginx -t passes a good config') or diag $out;
+
+my $err;
+($rc, $out, $err) = run_cmd(['sh', '-c', 'cat; echo "$PG_H" >&2; exit 3'], stdin => "in\n", env => { PG_H => 'env' });
+is_deeply([$rc, $out, $err], [3, "in\n", "env\n"], 'run_cmd gives a command stdin and env, and returns its status, stdout and stderr');
+my $p = start_process(['sleep', '60']);
+ok($p->alive, 'start_process runs a process');
+my $pid = $p->pid;
+$p->stop;
+ok(!kill(0, $pid), 'and stop ends it, by its pid');
+
+my $sub = $redis->subscriber('pg:test');
+$redis->cmd('PUBLISH', 'pg:test', "one\r\n");
+$redis->cmd('PUBLISH', 'pg:test', 'two');
+is_deeply([$sub->messages], ["one\r\n", 'two'], 'a subscriber gets what is published, in order');
+is_deeply([$sub->messages(0.1)], [], 'and each message once');
 
 done();

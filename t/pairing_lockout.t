@@ -13,7 +13,7 @@ use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(encode_base64url);
 use PgTest;
 
-my $CTL = $ENV{PG_CTL} // root_dir() . '/build/pairguardctl';
+my $CTL = ctl_path();
 plan skip_all => "$CTL not built (scripts/build.sh)" unless -x $CTL;
 
 # the limits of nodes A and B; the CLI gets the same with --policy

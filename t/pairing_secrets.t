@@ -16,7 +16,7 @@ use POSIX ();
 use Digest::SHA qw(hmac_sha256);
 use PgTest;
 
-my $CTL = $ENV{PG_CTL} // root_dir() . '/build/pairguardctl';
+my $CTL = ctl_path();
 plan skip_all => "$CTL not built (scripts/build.sh)" unless -x $CTL;
 
 my $POLICY = 'code_ttl=1h max_pending=3 request_interval=1s max_failures=3 lockout=1s code_max_failures=2'

@@ -161,7 +161,7 @@ is(http($P, 'POST', '/pairguard/status', body => '')->{status}, 405, 'only GET a
 
 # ---- pairguardctl status ------------------------------------------------------------
 
-my $ctl = $ENV{PG_CTL} // root_dir() . '/build/pairguardctl';
+my $ctl = ctl_path();
 SKIP: {
     skip "pairguardctl not built: $ctl", 3 unless -x $ctl;
     my $table = `$ctl status --url http://127.0.0.1:$P/pairguard/status 2>&1`;

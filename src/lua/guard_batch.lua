@@ -4,6 +4,8 @@
 -- trip. KEYS: every operation's keys, in order.
 -- ARGV[1] = reservation lifetime (ms); then per operation:
 --   'r', nkeys, five limits per key
+--   'R', nkeys, reservation, five limits per key (one request's keys split
+--        over Redis Cluster slots: every part reserves the same value)
 --   's', nkeys, outcome, reservation, five limits per key
 -- Returns one reply per operation, as the single scripts return them.
 
@@ -20,6 +22,9 @@ while a <= nargv do
   if ARGV[a] == 'r' then
     out[#out + 1] = reserve_op(kb, n, a + 2, now, hold)
     a = a + 2 + 5 * n
+  elseif ARGV[a] == 'R' then
+    out[#out + 1] = reserve_op(kb, n, a + 3, now, hold, tonumber(ARGV[a + 2]))
+    a = a + 3 + 5 * n
   else
     out[#out + 1] = settle_op(kb, n, ARGV[a + 2], ARGV[a + 3], a + 4, now)
     a = a + 4 + 5 * n

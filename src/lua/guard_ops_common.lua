@@ -10,8 +10,10 @@
 -- Returns {status, policy, retry_ms, reservation, ended...}: status 0 allowed,
 -- 1 locked, 2 over budget with attempts in flight; `ended` lists the policies
 -- whose lock ran out (and is cleared now).
-local function reserve_op(kb, n, ab, now, hold)
-  local reservation = now + hold
+-- `fixed`: the reservation chosen by the caller (Redis Cluster: the parts
+-- of one request in different slots share one value), else now + hold.
+local function reserve_op(kb, n, ab, now, hold, fixed)
+  local reservation = fixed or (now + hold)
   -- the common case: one key with no history at all, written only if it is
   -- still absent (one command). Its value keeps the time in decimal (13
   -- digits; it lives one request long), which parse() tells from base 36.

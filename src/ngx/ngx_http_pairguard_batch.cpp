@@ -4,6 +4,9 @@
 // calls. It sits above the Redis connection: a request alone is sent at the
 // end of the same iteration, never delayed.
 
+#include <map>
+
+#include "../core/guard_cluster.hpp"
 #include "../core/pairing.hpp"
 #include "ngx_http_pairguard.h"
 
@@ -63,6 +66,117 @@ void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, 
     }
 }
 
+// Redis Cluster: each operation split by slot (core/guard_cluster), one
+// batch per slot sent to that slot's master, the parts' replies merged back
+// when every batch has answered. A reserve refused by one slot releases what
+// the other slots reserved.
+struct cluster_flush_t {
+    std::vector<op_ptr> ops;
+    std::vector<std::vector<pairguard::GuardPart>> parts;          // per operation
+    std::vector<std::vector<std::vector<int64_t>>> results;        // per operation, per part
+    std::vector<std::vector<char>> answered;                       // per operation, per part
+    size_t outstanding = 0;
+    int64_t reservation = 0;
+};
+
+void cluster_done(cluster_flush_t& f) noexcept {
+    static const std::vector<int64_t> none;
+    for (size_t i = 0; i < f.ops.size(); i++) {
+        std::vector<int64_t> merged;
+        bool ok = true;
+        try {
+            const auto& parts = f.parts[i];
+            std::vector<const std::vector<int64_t>*> replies;
+            for (size_t k = 0; k < parts.size(); k++) {
+                replies.push_back(f.answered[i][k] ? &f.results[i][k] : nullptr);
+            }
+            if (parts.size() == 1) {
+                ok = replies[0] != nullptr;
+                if (ok) {
+                    merged = *replies[0];
+                }
+            } else if (f.ops[i]->op.settle) {
+                merged = pairguard::merge_guard_settle(parts, replies, ok);
+            } else {
+                std::vector<pairguard::GuardOp> release;
+                merged = pairguard::merge_guard_reserve(parts, replies, f.reservation, ok, release);
+                for (auto& rel : release) {
+                    ngx_http_pairguard_batch_submit(std::move(rel), nullptr);
+                }
+            }
+        } catch (const std::exception& e) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
+            ok = false;
+        }
+        if (!f.ops[i]->done) {
+            continue;  // its request went away
+        }
+        auto done = std::move(f.ops[i]->done);
+        f.ops[i]->done = nullptr;
+        try {
+            done(ok, ok ? merged : none);
+        } catch (const std::exception& e) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
+        }
+    }
+}
+
+void cluster_flush(ngx_pairguard_redis_t* store, std::vector<op_ptr>& queue) {
+    auto f = std::make_shared<cluster_flush_t>();
+    f->ops.swap(queue);
+    // a request split over slots reserves one value on every slot: this
+    // node's clock plus the hold (a reservation only expires by it)
+    ngx_time_t* tp = ngx_timeofday();
+    f->reservation = static_cast<int64_t>(tp->sec) * 1000 + static_cast<int64_t>(tp->msec)
+                     + pairguard::kReservationHoldMs;
+    std::map<uint16_t, std::vector<std::pair<size_t, size_t>>> groups;  // slot -> (op, part)
+    for (size_t i = 0; i < f->ops.size(); i++) {
+        f->parts.push_back(pairguard::split_guard_op(f->ops[i]->op, f->reservation));
+        f->results.emplace_back(f->parts.back().size());
+        f->answered.emplace_back(f->parts.back().size(), 0);
+        for (size_t k = 0; k < f->parts.back().size(); k++) {
+            groups[f->parts.back()[k].slot].emplace_back(i, k);
+        }
+    }
+    f->outstanding = groups.size() + 1;  // + this loop, so nothing ends inside it
+    for (auto& [slot, members] : groups) {
+        std::vector<const pairguard::GuardOp*> list;
+        for (auto [i, k] : members) {
+            list.push_back(&f->parts[i][k].op);
+        }
+        pairguard::RespArgs call = pairguard::make_guard_batch(list.data(), list.size(), pairguard::kReservationHoldMs);
+        auto m = std::make_shared<std::vector<std::pair<size_t, size_t>>>(std::move(members));
+        ngx_pairguard_redis_command_t* cmd = store->eval(
+            pairguard::guard_batch_script(), std::move(call),
+            [f, m](ngx_pairguard_redis_result_e res, redisReply* reply) {
+                std::vector<std::vector<int64_t>> replies;
+                bool ok = false;
+                try {
+                    ok = res == ngx_pairguard_redis_result_e::ok
+                         && pairguard::decode_guard_batch(ngx_http_pairguard_reply(reply), m->size(), replies);
+                } catch (const std::exception& e) {
+                    ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
+                }
+                if (ok) {
+                    for (size_t j = 0; j < m->size(); j++) {
+                        auto [i, k] = (*m)[j];
+                        f->results[i][k] = std::move(replies[j]);
+                        f->answered[i][k] = 1;
+                    }
+                }
+                if (--f->outstanding == 0) {
+                    cluster_done(*f);
+                }
+            });
+        if (cmd == nullptr) {
+            f->outstanding--;  // that slot's master is down: its parts failed
+        }
+    }
+    if (--f->outstanding == 0) {
+        cluster_done(*f);
+    }
+}
+
 void flush(ngx_event_t*) noexcept {
     if (batcher.queue.empty()) {
         return;
@@ -82,6 +196,10 @@ void flush(ngx_event_t*) noexcept {
         ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
         if (store == nullptr || !store->accepting()) {
             fail_all(*ops);
+            return;
+        }
+        if (store->cluster()) {
+            cluster_flush(store, *ops);
             return;
         }
         std::vector<const pairguard::GuardOp*> list;

@@ -202,6 +202,66 @@ ngx_int_t ngx_http_pairguard_compile_key(ngx_conf_t* cf, std::string_view text, 
 
 namespace {
 
+// `tls`: one client TLS context for Redis and the sentinels, made while
+// reading the configuration (certificates are read now, as nginx does).
+ngx_int_t ngx_http_pairguard_redis_tls(ngx_conf_t* cf, ngx_pairguard_redis_conf_t* rc) {
+    auto* ssl = static_cast<ngx_ssl_t*>(ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t)));
+    if (ssl == nullptr) {
+        return NGX_ERROR;
+    }
+    ssl->log = cf->log;
+    if (ngx_ssl_create(ssl, NGX_SSL_TLSv1_2 | NGX_SSL_TLSv1_3, nullptr) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == nullptr) {
+        ngx_ssl_cleanup_ctx(ssl);
+        return NGX_ERROR;
+    }
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = ssl;
+
+    auto str = [cf](const std::string& s) {
+        ngx_str_t v;
+        v.len = s.size();
+        v.data = static_cast<u_char*>(ngx_pnalloc(cf->pool, s.size() + 1));
+        if (v.data != nullptr) {
+            ngx_memcpy(v.data, s.c_str(), s.size() + 1);
+        }
+        return v;
+    };
+    const pairguard::RedisTls& t = rc->spec.tls;
+    if (!t.certificate.empty()) {
+        ngx_str_t cert = str(t.certificate), key = str(t.certificate_key);
+        if (cert.data == nullptr || key.data == nullptr || ngx_ssl_certificate(cf, ssl, &cert, &key, nullptr) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+    if (t.verify) {
+        if (t.trusted_certificate.empty()) {
+            // a managed Redis with a public certificate: the system's CAs
+            if (SSL_CTX_set_default_verify_paths(ssl->ctx) != 1) {
+                ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0, const_cast<char*>("pairguard_redis: no system CA certificates"));
+                return NGX_ERROR;
+            }
+            ngx_str_t none = ngx_null_string;
+            if (ngx_ssl_trusted_certificate(cf, ssl, &none, 4) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        } else {
+            ngx_str_t ca = str(t.trusted_certificate);
+            if (ca.data == nullptr || ngx_ssl_trusted_certificate(cf, ssl, &ca, 4) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+    if (ngx_ssl_client_session_cache(cf, ssl, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    rc->ssl = ssl;
+    return NGX_OK;
+}
+
 char* ngx_http_pairguard_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     try {
         auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(conf);
@@ -214,69 +274,67 @@ char* ngx_http_pairguard_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) noexc
         if (rc == nullptr) {
             return PG_CONF_ERROR;
         }
-        rc->label = std::string(view(value[1]));
+        std::vector<std::string_view> words;
+        for (ngx_uint_t i = 1; i < cf->args->nelts; i++) {
+            words.push_back(view(value[i]));
+            // the label is logged: the address words only, never a password
+            std::string_view w = view(value[i]);
+            if (i == 1 || w == "tls" || w.rfind("master=", 0) == 0) {
+                rc->label += (i == 1 ? "" : " ") + std::string(w);
+            }
+        }
+        std::string err = pairguard::parse_redis_spec(words, rc->spec);
+        if (!err.empty()) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "pairguard_redis: %s", err.c_str());
+            return PG_CONF_ERROR;
+        }
+        if (rc->spec.timeout_ms > 0) {
+            rc->timeout = static_cast<ngx_msec_t>(rc->spec.timeout_ms);
+        }
+        if (!rc->spec.prefix.empty()) {
+            ngx_str_t p;
+            p.len = rc->spec.prefix.size();
+            p.data = static_cast<u_char*>(ngx_pnalloc(cf->pool, p.len));
+            if (p.data == nullptr) {
+                return PG_CONF_ERROR;
+            }
+            ngx_memcpy(p.data, rc->spec.prefix.data(), p.len);
+            mcf->prefix = p;
+        }
 
-        if (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0) {
-            rc->unix_path = std::string(view(value[1]).substr(5));
-        } else {
+        // names found now (a blocking lookup is fine while reading the
+        // configuration); with a resolver in the http block they are looked
+        // up again, without blocking, at every reconnection
+        for (const pairguard::RedisEndpoint& ep : rc->spec.endpoints) {
+            rc->addrs.emplace_back();
+            if (!ep.unix_path.empty()) {
+                continue;
+            }
+            std::string text = ep.label();
             ngx_url_t u;
             ngx_memzero(&u, sizeof(ngx_url_t));
-            u.url = value[1];
+            u.url.data = reinterpret_cast<u_char*>(text.data());
+            u.url.len = text.size();
             u.default_port = 6379;
             if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in \"%V\" of pairguard_redis",
-                                   u.err ? u.err : "invalid address", &value[1]);
-                return PG_CONF_ERROR;
+                if (u.err != nullptr && ngx_strcmp(u.err, "host not found") != 0) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "pairguard_redis: %s in \"%s\"", u.err, text.c_str());
+                    return PG_CONF_ERROR;
+                }
+                // fine with a resolver in the http block (known once the
+                // block is read): the postconfiguration decides
+                if (rc->unresolved.empty()) {
+                    rc->unresolved = text;
+                }
+                continue;
             }
-            // resolved here, once: hiredis would resolve names with a blocking call
-            u_char text[NGX_SOCKADDR_STRLEN];
-            size_t len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, text, sizeof(text), 0);
-            rc->host.assign(reinterpret_cast<const char*>(text), len);
-            rc->port = ngx_inet_get_port(u.addrs[0].sockaddr);
+            for (ngx_uint_t k = 0; k < u.naddrs; k++) {
+                rc->addrs.back().emplace_back(reinterpret_cast<const char*>(u.addrs[k].sockaddr), u.addrs[k].socklen);
+            }
         }
 
-        ngx_str_t password_file = ngx_null_string;
-        for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
-            std::string_view arg = view(value[i]);
-            if (arg.rfind("password=", 0) == 0) {
-                rc->password = std::string(arg.substr(9));
-            } else if (arg.rfind("password_file=", 0) == 0) {
-                password_file.data = value[i].data + 14;
-                password_file.len = value[i].len - 14;
-            } else if (arg.rfind("user=", 0) == 0 && arg.size() > 5) {
-                rc->user = std::string(arg.substr(5));
-            } else if (arg.rfind("db=", 0) == 0) {
-                ngx_int_t db = ngx_atoi(value[i].data + 3, value[i].len - 3);
-                if (db == NGX_ERROR) {
-                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"", &value[i]);
-                    return PG_CONF_ERROR;
-                }
-                rc->db = static_cast<int>(db);
-            } else if (arg.rfind("timeout=", 0) == 0) {
-                ngx_str_t t = {value[i].len - 8, value[i].data + 8};
-                ngx_msec_t ms = ngx_parse_time(&t, 0);
-                if (ms == static_cast<ngx_msec_t>(NGX_ERROR) || ms == 0) {
-                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"", &value[i]);
-                    return PG_CONF_ERROR;
-                }
-                rc->timeout = ms;
-            } else if (arg.rfind("prefix=", 0) == 0 && arg.size() > 7) {
-                mcf->prefix.data = value[i].data + 7;
-                mcf->prefix.len = value[i].len - 7;
-            } else {
-                // never echo a parameter that may carry a password
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%*s\"",
-                                   arg.find('=') == std::string_view::npos ? arg.size() : arg.find('='), arg.data());
-                return PG_CONF_ERROR;
-            }
-        }
-        if (password_file.len != 0) {
-            if (!rc->password.empty()) {
-                return const_cast<char*>("has both \"password\" and \"password_file\"");
-            }
-            if (read_secret(cf, &password_file, rc->password, true) != NGX_CONF_OK) {
-                return PG_CONF_ERROR;
-            }
+        if (rc->spec.tls.on && ngx_http_pairguard_redis_tls(cf, rc) != NGX_OK) {
+            return PG_CONF_ERROR;
         }
 
         mcf->redis = rc;
@@ -723,6 +781,20 @@ ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) noexcept {
     }
     if (!mcf->redis_set) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "pairguard is used but \"pairguard_redis\" is not set");
+        return NGX_ERROR;
+    }
+    // the http block's resolver, when it has one: Redis names are looked up
+    // again at every reconnection (a managed endpoint that moves is followed)
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    if (clcf->resolver != nullptr && clcf->resolver->connections.nelts > 0) {
+        mcf->redis->resolver = clcf->resolver;
+        if (clcf->resolver_timeout != NGX_CONF_UNSET_MSEC) {
+            mcf->redis->resolver_timeout = clcf->resolver_timeout;
+        }
+    } else if (!mcf->redis->unresolved.empty()) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "pairguard_redis: host not found in \"%s\" (and no \"resolver\" in the http block)",
+                      mcf->redis->unresolved.c_str());
         return NGX_ERROR;
     }
     if (mcf->keys == nullptr) {

@@ -5,12 +5,14 @@
 
 #include "../core/store_scripts.hpp"
 #include "../ngx/ngx_pairguard_metrics.h"
+#include "ngx_pairguard_redis_link.h"
 
 namespace {
 
 constexpr ngx_msec_t kBackoffMin = 50;
 constexpr ngx_msec_t kBackoffMax = 2000;
 constexpr ngx_msec_t kConnectTimeoutMin = 1000;
+constexpr int kMaxRedirects = 5;
 
 void init_timer(ngx_event_t* ev, ngx_event_handler_pt handler, void* data, bool cancelable) {
     ngx_memzero(ev, sizeof(ngx_event_t));
@@ -20,7 +22,102 @@ void init_timer(ngx_event_t* ev, ngx_event_handler_pt handler, void* data, bool 
     ev->cancelable = cancelable ? 1 : 0;
 }
 
+std::string resp_command(std::initializer_list<std::string_view> args) {
+    std::string out = pairguard::resp_array_header(args.size());
+    for (std::string_view a : args) {
+        out += "$" + std::to_string(a.size()) + "\r\n";
+        out.append(a);
+        out += "\r\n";
+    }
+    return out;
+}
+
+// One bulk string of a RESP command at `pos`: its text, and `pos` moved past it.
+bool bulk_at(const std::string& s, size_t& pos, std::string_view& out) {
+    if (pos >= s.size() || s[pos] != '$') {
+        return false;
+    }
+    size_t crlf = s.find("\r\n", pos);
+    if (crlf == std::string::npos) {
+        return false;
+    }
+    size_t len = 0;
+    for (size_t i = pos + 1; i < crlf; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        len = len * 10 + static_cast<size_t>(s[i] - '0');
+    }
+    if (crlf + 2 + len + 2 > s.size()) {
+        return false;
+    }
+    out = std::string_view(s).substr(crlf + 2, len);
+    pos = crlf + 2 + len + 2;
+    return true;
+}
+
+std::string_view reply_text(const redisReply* r) {
+    if (r == nullptr || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_ERROR)) {
+        return {};
+    }
+    return std::string_view(r->str, r->len);
+}
+
 }  // namespace
+
+// A server this worker talks to: its link, its handshake state, its own
+// reconnection timer. One for a single Redis or a Sentinel master; one per
+// master in Redis Cluster.
+struct ngx_pairguard_redis_node_t {
+    enum class state_e { idle, connecting, up };
+
+    ngx_pairguard_redis_t* client;
+    pairguard::RedisEndpoint ep;
+    std::vector<std::string> preresolved;
+    std::unique_ptr<ngx_pairguard_redis_link_t> link;
+    state_e state = state_e::idle;
+    bool failed = false;     // lost since it was last up: take no commands
+    bool wanted = true;      // cluster: still a master in the map
+    ngx_msec_t backoff = 0;
+    ngx_event_t reconnect_ev;
+    ngx_event_t connect_timer;
+    std::deque<ngx_pairguard_redis_command_t*> queued;  // until it is up
+
+    ngx_pairguard_redis_node_t(ngx_pairguard_redis_t* c, const pairguard::RedisEndpoint& e,
+                               const std::vector<std::string>* pre)
+        : client(c), ep(e) {
+        if (pre != nullptr) {
+            preresolved = *pre;
+        }
+        link = std::make_unique<ngx_pairguard_redis_link_t>(c->conf_, "redis");
+        link->target(ep, &preresolved);
+        init_timer(&reconnect_ev, on_reconnect, this, true);
+        init_timer(&connect_timer, on_connect_timeout, this, true);
+    }
+    ~ngx_pairguard_redis_node_t() { stop_timers(); }
+
+    void stop_timers() {
+        if (reconnect_ev.timer_set) {
+            ngx_del_timer(&reconnect_ev);
+        }
+        if (connect_timer.timer_set) {
+            ngx_del_timer(&connect_timer);
+        }
+    }
+
+    bool takes_commands() const {
+        return state == state_e::up || (state == state_e::connecting && !failed);
+    }
+
+    static void on_reconnect(ngx_event_t* ev) noexcept {
+        auto* n = static_cast<ngx_pairguard_redis_node_t*>(ev->data);
+        n->client->connect_node(n);
+    }
+    static void on_connect_timeout(ngx_event_t* ev) noexcept {
+        auto* n = static_cast<ngx_pairguard_redis_node_t*>(ev->data);
+        n->client->retire(n, "connect timed out");
+    }
+};
 
 ngx_pairguard_redis_command_t::ngx_pairguard_redis_command_t(ngx_pairguard_redis_t* client,
                                                              const pairguard::StoreScript& script,
@@ -35,6 +132,13 @@ ngx_pairguard_redis_command_t::ngx_pairguard_redis_command_t(ngx_pairguard_redis
     tail_offset_ = tail.head;
     tail_count_ = tail.count;
     cmd_ = std::move(tail.data);
+    // the slot of the first key (Redis Cluster); none when numkeys is 0
+    size_t pos = tail_offset_;
+    std::string_view numkeys, key;
+    if (bulk_at(cmd_, pos, numkeys) && numkeys != "0" && bulk_at(cmd_, pos, key)) {
+        slot_ = pairguard::cluster_key_slot(key);
+        has_slot_ = true;
+    }
     // not cancelable: a request waits on it, and it is what notices a hang
     init_timer(&timer_, ngx_pairguard_redis_t::on_command_timeout, this, false);
 }
@@ -45,10 +149,10 @@ ngx_pairguard_redis_command_t::~ngx_pairguard_redis_command_t() {
     }
 }
 
-ngx_pairguard_redis_t::ngx_pairguard_redis_t(ngx_pairguard_redis_conf_t conf) : conf_(std::move(conf)) {
-    init_timer(&reconnect_ev_, on_reconnect, this, true);
-    init_timer(&connect_timer_, on_connect_timeout, this, true);
-    init_timer(&flush_ev_, on_flush, this, true);
+ngx_pairguard_redis_t::ngx_pairguard_redis_t(const ngx_pairguard_redis_conf_t& conf)
+    : conf_(conf), topology_(conf.spec.topology) {
+    init_timer(&retry_ev_, on_retry, this, true);
+    init_timer(&watch_retry_ev_, on_watch_retry, this, true);
 }
 
 ngx_pairguard_redis_t::~ngx_pairguard_redis_t() {
@@ -63,259 +167,579 @@ void ngx_pairguard_redis_t::subscribe(std::string channel, std::function<void(st
     conf_.label += " (events)";
 }
 
+bool ngx_pairguard_redis_t::accepting() const {
+    if (exiting_ || !channel_.empty()) {
+        return false;
+    }
+    if (topology_ == pairguard::RedisTopology::cluster) {
+        return map_ready_ || !failed_once_;
+    }
+    if (primary_ != nullptr && primary_->state == node_t::state_e::up) {
+        return true;
+    }
+    return !failed_once_;
+}
+
 void ngx_pairguard_redis_t::start() {
-    connect();
+    switch (topology_) {
+        case pairguard::RedisTopology::single:
+            primary_ = node_for(conf_.spec.endpoints[0], true);
+            connect_node(primary_);
+            break;
+        case pairguard::RedisTopology::sentinel:
+            watch_sentinels();
+            discover();
+            break;
+        case pairguard::RedisTopology::cluster:
+            refresh_map();
+            break;
+    }
 }
 
 void ngx_pairguard_redis_t::stop() {
     exiting_ = true;
-    if (reconnect_ev_.timer_set) {
-        ngx_del_timer(&reconnect_ev_);
+    if (retry_ev_.timer_set) {
+        ngx_del_timer(&retry_ev_);
     }
-    if (connect_timer_.timer_set) {
-        ngx_del_timer(&connect_timer_);
+    if (watch_retry_ev_.timer_set) {
+        ngx_del_timer(&watch_retry_ev_);
     }
-    if (flush_ev_.posted) {
-        ngx_delete_posted_event(&flush_ev_);
+    if (sentinel_link_) {
+        sentinel_link_->on_lost = nullptr;
+        sentinel_link_->close(nullptr, false);
     }
-    if (ac_ != nullptr) {
-        redisAsyncContext* ac = ac_;
-        ac_ = nullptr;
-        state_ = state_e::idle;
-        redisAsyncFree(ac);
+    if (sentinel_watch_) {
+        sentinel_watch_->on_lost = nullptr;
+        sentinel_watch_->close(nullptr, false);
+    }
+    for (auto& n : nodes_) {
+        n->stop_timers();
+        n->link->on_lost = nullptr;
+        n->link->close(nullptr, false);  // pending commands are freed, callbacks not run
+        n->state = node_t::state_e::idle;
+        for (ngx_pairguard_redis_command_t* cmd : n->queued) {
+            delete cmd;
+        }
+        n->queued.clear();
+    }
+    while (!unrouted_.empty()) {
+        ngx_pairguard_redis_command_t* cmd = unrouted_.front();
+        unrouted_.pop_front();
+        delete cmd;
     }
 }
 
-void ngx_pairguard_redis_t::connect() {
-    if (exiting_ || ngx_exiting || ngx_terminate || ngx_quit) {
-        return;
-    }
-
-    redisAsyncContext* ac = conf_.unix_path.empty() ? redisAsyncConnect(conf_.host.c_str(), conf_.port)
-                                                    : redisAsyncConnectUnix(conf_.unix_path.c_str());
-    if (ac == nullptr) {
-        lost("out of memory");
-        schedule_reconnect();
-        return;
-    }
-    if (ac->err) {
-        std::string reason = ac->errstr;
-        redisAsyncFree(ac);
-        lost(reason.c_str());
-        schedule_reconnect();
-        return;
-    }
-
-    ngx_connection_t* c = ngx_get_connection(ac->c.fd, ngx_cycle->log);
-    if (c == nullptr) {
-        redisAsyncFree(ac);
-        lost("no free connection");
-        schedule_reconnect();
-        return;
-    }
-    c->data = this;
-    c->read->handler = on_read;
-    c->write->handler = on_write;
-    c->read->log = ngx_cycle->log;
-    c->write->log = ngx_cycle->log;
-
-    ac_ = ac;
-    conn_ = c;
-    ac->data = this;
-    ac->ev.data = this;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-
-    state_ = state_e::connecting;
-    ngx_add_timer(&connect_timer_, ngx_max(conf_.timeout * 5, kConnectTimeoutMin));
-
-    // hiredis 0.14 only notices the connection once it has something to write
-    send_handshake();
-}
-
-void ngx_pairguard_redis_t::send_handshake() {
-    if (!conf_.password.empty()) {
-        if (conf_.user.empty()) {
-            const char* argv[] = {"AUTH", conf_.password.c_str()};
-            size_t lens[] = {4, conf_.password.size()};
-            redisAsyncCommandArgv(ac_, on_handshake_reply, nullptr, 2, argv, lens);
-        } else {
-            const char* argv[] = {"AUTH", conf_.user.c_str(), conf_.password.c_str()};
-            size_t lens[] = {4, conf_.user.size(), conf_.password.size()};
-            redisAsyncCommandArgv(ac_, on_handshake_reply, nullptr, 3, argv, lens);
+ngx_pairguard_redis_node_t* ngx_pairguard_redis_t::node_for(const pairguard::RedisEndpoint& ep, bool create) {
+    std::string label = ep.label();
+    for (auto& n : nodes_) {
+        if (n->ep.label() == label) {
+            return n.get();
         }
     }
-    if (conf_.db != 0) {
-        std::string db = std::to_string(conf_.db);
-        const char* argv[] = {"SELECT", db.c_str()};
-        size_t lens[] = {6, db.size()};
-        redisAsyncCommandArgv(ac_, on_handshake_reply, nullptr, 2, argv, lens);
+    if (!create) {
+        return nullptr;
+    }
+    // the addresses found at configuration time, for a configured name
+    const std::vector<std::string>* pre = nullptr;
+    for (size_t i = 0; i < conf_.spec.endpoints.size() && i < conf_.addrs.size(); i++) {
+        if (conf_.spec.endpoints[i].label() == label) {
+            pre = &conf_.addrs[i];
+        }
+    }
+    nodes_.push_back(std::make_unique<node_t>(this, ep, pre));
+    return nodes_.back().get();
+}
+
+void ngx_pairguard_redis_t::connect_node(node_t* n) {
+    if (exiting_ || ngx_exiting || ngx_terminate || ngx_quit || n->state != node_t::state_e::idle) {
+        return;
+    }
+    if (n->reconnect_ev.timer_set) {
+        ngx_del_timer(&n->reconnect_ev);
+    }
+    n->state = node_t::state_e::connecting;
+    n->link->on_ready = [this, n]() { handshake(n); };
+    n->link->on_lost = [this, n](const char* reason) { node_down(n, reason); };
+    n->link->on_push = nullptr;
+    if (!channel_.empty()) {
+        n->link->on_push = [this, n](redisReply* r) {
+            if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_STRING) {
+                return;
+            }
+            std::string_view kind(r->element[0]->str, r->element[0]->len);
+            try {
+                if (kind == "subscribe") {
+                    node_up(n);
+                    if (on_resync_) {
+                        on_resync_();
+                    }
+                } else if (kind == "message" && r->element[2]->type == REDIS_REPLY_STRING && on_message_) {
+                    on_message_(std::string_view(r->element[2]->str, r->element[2]->len));
+                }
+            } catch (const std::exception& e) {
+                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: event handler failed: %s", e.what());
+            }
+        };
+    }
+    ngx_add_timer(&n->connect_timer, ngx_max(conf_.timeout * 5, kConnectTimeoutMin));
+    n->link->open();
+}
+
+// AUTH, SELECT, ROLE (a Sentinel master must still be one), then the guard's
+// script (or SUBSCRIBE): the last answer marks the node up. Commands sent
+// meanwhile queue behind it on the same connection.
+void ngx_pairguard_redis_t::handshake(node_t* n) {
+    auto check = [this, n](redisReply* r) {
+        if (r == nullptr) {
+            return;  // the link is gone; node_down follows
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            // Redis' own words (never the password): "WRONGPASS ...", "NOAUTH ..."
+            std::string reason(reply_text(r).substr(0, 120));
+            retire(n, reason.c_str());
+        }
+    };
+    const pairguard::RedisSpec& s = conf_.spec;
+    if (!s.password.empty()) {
+        n->link->send(s.user.empty() ? resp_command({"AUTH", s.password}) : resp_command({"AUTH", s.user, s.password}),
+                      check);
+    }
+    if (s.db != 0) {
+        n->link->send(resp_command({"SELECT", std::to_string(s.db)}), check);
+    }
+    if (topology_ == pairguard::RedisTopology::sentinel) {
+        n->link->send(resp_command({"ROLE"}), [this, n](redisReply* r) {
+            if (r == nullptr || r->type == REDIS_REPLY_ERROR) {
+                return;  // reported by the link or by the check above
+            }
+            if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || reply_text(r->element[0]) != "master") {
+                retire(n, "not a master (ROLE)");
+            }
+        });
     }
     if (!channel_.empty()) {
-        const char* argv[] = {"SUBSCRIBE", channel_.c_str()};
-        size_t lens[] = {9, channel_.size()};
-        redisAsyncCommandArgv(ac_, on_subscription, this, 2, argv, lens);
+        // the confirmation arrives as a push (on_push) and marks the node up
+        n->link->send(resp_command({"SUBSCRIBE", channel_}), nullptr, true);
         return;
     }
-    // the guard's one script; the endpoints' scripts load on first use
-    // (NOSCRIPT), and the last handshake reply marks the store up
+    // the guard's one script; the endpoints' scripts load on first use (NOSCRIPT)
     const pairguard::StoreScript& batch = pairguard::guard_batch_script();
-    const char* argv[] = {"SCRIPT", "LOAD", batch.source.data()};
-    size_t lens[] = {6, 4, batch.source.size()};
-    redisAsyncCommandArgv(ac_, on_handshake_reply, this, 3, argv, lens);
-}
-
-void ngx_pairguard_redis_t::on_handshake_reply(redisAsyncContext* ac, void* r, void* privdata) noexcept {
-    auto* self = static_cast<ngx_pairguard_redis_t*>(ac->data);
-    auto* reply = static_cast<redisReply*>(r);
-    if (reply == nullptr || self == nullptr || self->ac_ != ac) {
-        return;  // the connection is going away; lost() has been or will be called
-    }
-    if (reply->type == REDIS_REPLY_ERROR) {
-        // Redis' own words (never the password): "WRONGPASS ...", "NOAUTH ..."
-        char reason[128];
-        size_t n = ngx_min(reply->len, sizeof(reason) - 1);
-        ngx_memcpy(reason, reply->str, n);
-        reason[n] = '\0';
-        self->drop(reason);
-        return;
-    }
-    if (privdata != nullptr) {
-        self->became_up();
-    }
-}
-
-void ngx_pairguard_redis_t::on_subscription(redisAsyncContext* ac, void* r, void*) noexcept {
-    auto* self = static_cast<ngx_pairguard_redis_t*>(ac->data);
-    auto* reply = static_cast<redisReply*>(r);
-    if (reply == nullptr || self == nullptr || self->ac_ != ac || self->exiting_) {
-        return;
-    }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || reply->element[0]->type != REDIS_REPLY_STRING) {
-        return;
-    }
-    std::string_view kind(reply->element[0]->str, reply->element[0]->len);
-    try {
-        if (kind == "subscribe") {
-            self->became_up();
-            if (self->on_resync_) {
-                self->on_resync_();
-            }
-        } else if (kind == "message" && reply->element[2]->type == REDIS_REPLY_STRING && self->on_message_) {
-            self->on_message_(std::string_view(reply->element[2]->str, reply->element[2]->len));
+    n->link->send(resp_command({"SCRIPT", "LOAD", batch.source}), [this, n, check](redisReply* r) {
+        check(r);
+        if (r != nullptr && r->type != REDIS_REPLY_ERROR && n->state == node_t::state_e::connecting) {
+            node_up(n);
         }
-    } catch (const std::exception& e) {
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: event handler failed: %s", e.what());
+    });
+}
+
+void ngx_pairguard_redis_t::node_up(node_t* n) {
+    if (n->connect_timer.timer_set) {
+        ngx_del_timer(&n->connect_timer);
+    }
+    n->state = node_t::state_e::up;
+    n->failed = false;
+    n->backoff = 0;
+    std::deque<ngx_pairguard_redis_command_t*> q;
+    q.swap(n->queued);
+    for (ngx_pairguard_redis_command_t* cmd : q) {
+        send_to(n, cmd, cmd->asking_);
+    }
+    if (conf_.ssl != nullptr) {
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0, "pairguard: redis %s connected with TLS%s",
+                      n->link->label().c_str(), n->link->session_reused() ? ", session reused" : "");
+    }
+    if (topology_ == pairguard::RedisTopology::cluster && channel_.empty() && !map_ready_ && !map_loading_) {
+        refresh_map();  // the first node up reads the map
+        return;
+    }
+    if (topology_ != pairguard::RedisTopology::cluster || !channel_.empty()) {
+        store_up();
+        flush_unrouted();
+        return;
+    }
+    // cluster: up again when every master of the map is
+    for (node_t* m : slots_) {
+        if (m != nullptr && m->state != node_t::state_e::up) {
+            return;
+        }
+    }
+    store_up();
+}
+
+void ngx_pairguard_redis_t::node_down(node_t* n, const char* reason) {
+    if (n->connect_timer.timer_set) {
+        ngx_del_timer(&n->connect_timer);
+    }
+    bool was_up = n->state == node_t::state_e::up;
+    n->state = node_t::state_e::idle;
+    n->failed = true;
+    std::deque<ngx_pairguard_redis_command_t*> q;
+    q.swap(n->queued);
+    for (ngx_pairguard_redis_command_t* cmd : q) {
+        finish(cmd, ngx_pairguard_redis_result_e::down, nullptr);
+    }
+    if (exiting_) {
+        return;
+    }
+    std::string why = reason != nullptr ? reason : "unknown";
+    if (topology_ == pairguard::RedisTopology::cluster) {
+        why = n->ep.label() + ": " + why;
+    }
+    store_down(why.c_str());
+
+    switch (topology_) {
+        case pairguard::RedisTopology::single:
+            break;
+        case pairguard::RedisTopology::sentinel:
+            // ask the sentinels again: the master may have moved
+            if (!retry_ev_.timer_set) {
+                backoff_ = backoff_ == 0 ? kBackoffMin : ngx_min(backoff_ * 2, kBackoffMax);
+                ngx_add_timer(&retry_ev_, was_up ? 0 : backoff_);
+            }
+            return;
+        case pairguard::RedisTopology::cluster:
+            if (!channel_.empty()) {
+                seed_turn_++;  // the subscription moves to the next seed
+                if (!retry_ev_.timer_set) {
+                    backoff_ = backoff_ == 0 ? kBackoffMin : ngx_min(backoff_ * 2, kBackoffMax);
+                    ngx_add_timer(&retry_ev_, backoff_);
+                }
+                return;
+            }
+            // the map may have changed (a failover): read it again soon
+            if (!retry_ev_.timer_set && !map_loading_) {
+                ngx_add_timer(&retry_ev_, kBackoffMin * 4);
+            }
+            if (!n->wanted) {
+                return;  // no longer a master: no reconnection
+            }
+            break;
+    }
+    n->backoff = n->backoff == 0 ? kBackoffMin : ngx_min(n->backoff * 2, kBackoffMax);
+    if (!n->reconnect_ev.timer_set) {
+        ngx_add_timer(&n->reconnect_ev, n->backoff);
     }
 }
 
-void ngx_pairguard_redis_t::became_up() {
-    if (connect_timer_.timer_set) {
-        ngx_del_timer(&connect_timer_);
+void ngx_pairguard_redis_t::store_down(const char* reason) {
+    failed_once_ = true;
+    if (!down_logged_) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "pairguard: redis %s unavailable (%s), store_down %s",
+                      conf_.label.c_str(), reason, conf_.down_mode.c_str());
+        down_logged_ = true;
+        ngx_pairguard_metric_store_up(false, !channel_.empty());
     }
-    state_ = state_e::up;
-    ngx_pairguard_metric_store_up(true, !channel_.empty());
+    // commands that waited for a first connection wait no longer
+    while (!unrouted_.empty()) {
+        ngx_pairguard_redis_command_t* cmd = unrouted_.front();
+        unrouted_.pop_front();
+        finish(cmd, ngx_pairguard_redis_result_e::down, nullptr);
+    }
+}
+
+void ngx_pairguard_redis_t::store_up() {
     backoff_ = 0;
+    ngx_pairguard_metric_store_up(true, !channel_.empty());
     if (down_logged_) {
         ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0, "pairguard: redis %s available", conf_.label.c_str());
         down_logged_ = false;
     }
 }
 
-void ngx_pairguard_redis_t::on_connect(const redisAsyncContext* ac, int status) noexcept {
-    auto* self = static_cast<ngx_pairguard_redis_t*>(ac->data);
-    if (status != REDIS_OK && self != nullptr && self->ac_ == ac) {
-        // hiredis frees the context itself after this callback
-        self->lost(ac->errstr);
-        self->schedule_reconnect();
-    }
-}
-
-void ngx_pairguard_redis_t::on_disconnect(const redisAsyncContext* ac, int status) noexcept {
-    auto* self = static_cast<ngx_pairguard_redis_t*>(ac->data);
-    if (self != nullptr && self->ac_ == ac) {
-        self->lost(status == REDIS_OK ? "connection closed" : ac->errstr);
-        self->schedule_reconnect();
-    }
-}
-
-// Our side of a connection that is gone or going: no new commands, log once.
-void ngx_pairguard_redis_t::lost(const char* reason) {
-    ac_ = nullptr;
-    state_ = state_e::idle;
-    if (connect_timer_.timer_set) {
-        ngx_del_timer(&connect_timer_);
-    }
-    if (!down_logged_ && !exiting_) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "pairguard: redis %s unavailable (%s), store_down %s",
-                      conf_.label.c_str(), reason != nullptr ? reason : "unknown", conf_.down_mode.c_str());
-        down_logged_ = true;
-        ngx_pairguard_metric_store_up(false, !channel_.empty());
-    }
-}
-
-// We give up on the connection: every pending callback runs (timed out or
-// down) from inside redisAsyncFree, after the store is already marked down.
-void ngx_pairguard_redis_t::drop(const char* reason) {
-    if (ac_ == nullptr) {
+void ngx_pairguard_redis_t::on_retry(ngx_event_t* ev) noexcept {
+    auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
+    if (self->exiting_) {
         return;
     }
-    redisAsyncContext* ac = ac_;
-    lost(reason);
-    schedule_reconnect();
-    redisAsyncFree(ac);
+    switch (self->topology_) {
+        case pairguard::RedisTopology::single:
+            break;
+        case pairguard::RedisTopology::sentinel:
+            self->discover();
+            break;
+        case pairguard::RedisTopology::cluster:
+            if (!self->channel_.empty()) {
+                const auto& seeds = self->conf_.spec.endpoints;
+                node_t* n = self->node_for(seeds[self->seed_turn_ % seeds.size()], true);
+                self->primary_ = n;
+                self->connect_node(n);
+            } else {
+                self->refresh_map();
+            }
+            break;
+    }
 }
 
-void ngx_pairguard_redis_t::schedule_reconnect() {
-    if (exiting_ || reconnect_ev_.timer_set) {
+// ---- Sentinel ----
+
+void ngx_pairguard_redis_t::discover() {
+    if (exiting_) {
         return;
     }
-    backoff_ = backoff_ == 0 ? kBackoffMin : ngx_min(backoff_ * 2, kBackoffMax);
-    ngx_add_timer(&reconnect_ev_, backoff_);
-}
-
-void ngx_pairguard_redis_t::on_reconnect(ngx_event_t* ev) noexcept {
-    auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
-    if (self->ac_ == nullptr) {
-        self->connect();
+    if (!sentinel_link_) {
+        sentinel_link_ = std::make_unique<ngx_pairguard_redis_link_t>(conf_, "sentinel");
     }
+    if (sentinel_link_->open_or_opening()) {
+        return;  // already asking
+    }
+    ask_sentinel(0);
 }
 
-void ngx_pairguard_redis_t::on_connect_timeout(ngx_event_t* ev) noexcept {
-    auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
-    self->drop("connect timed out");
-}
-
-void ngx_pairguard_redis_t::on_command_timeout(ngx_event_t* ev) noexcept {
-    auto* cmd = static_cast<ngx_pairguard_redis_command_t*>(ev->data);
-    ngx_pairguard_redis_t* self = cmd->client_;
-    // nginx expires timers after a loop iteration's events: a long iteration
-    // can leave the reply unread in the socket when the timer fires. Read
-    // what is there first (never blocks); only a reply still missing is a
-    // timeout.
-    if (self->ac_ != nullptr && (self->ac_->c.flags & REDIS_CONNECTED)) {
-        self->overdue_ = cmd;
-        redisAsyncHandleRead(self->ac_);
-        if (self->overdue_ == nullptr) {
-            return;  // answered (and freed) meanwhile, or the connection went
+void ngx_pairguard_redis_t::ask_sentinel(size_t tried) {
+    const auto& sentinels = conf_.spec.endpoints;
+    if (tried >= sentinels.size()) {
+        store_down("no sentinel knows the master");
+        backoff_ = backoff_ == 0 ? kBackoffMin : ngx_min(backoff_ * 2, kBackoffMax);
+        if (!retry_ev_.timer_set) {
+            ngx_add_timer(&retry_ev_, backoff_);
         }
-        self->overdue_ = nullptr;
+        return;
     }
-    cmd->timed_out_ = true;
-    // frees the context: the command's own callback runs inside, reporting
-    // the timeout, and frees the command
-    self->drop("command timed out");
+    size_t i = (next_sentinel_ + tried) % sentinels.size();
+    ngx_pairguard_redis_link_t* l = sentinel_link_.get();
+    l->target(sentinels[i], i < conf_.addrs.size() ? &conf_.addrs[i] : nullptr);
+    auto answered = std::make_shared<bool>(false);
+    l->on_lost = [this, tried, answered](const char*) {
+        if (!*answered) {
+            ask_sentinel(tried + 1);
+        }
+    };
+    l->on_ready = [this, l, i, tried, answered]() {
+        const pairguard::RedisSpec& s = conf_.spec;
+        if (!s.sentinel_password.empty()) {
+            l->send(s.sentinel_user.empty() ? resp_command({"AUTH", s.sentinel_password})
+                                            : resp_command({"AUTH", s.sentinel_user, s.sentinel_password}),
+                    nullptr);
+        }
+        l->send(resp_command({"SENTINEL", "get-master-addr-by-name", s.master_name}),
+                [this, l, i, tried, answered](redisReply* r) {
+                    if (r == nullptr) {
+                        return;  // on_lost asks the next one
+                    }
+                    *answered = true;
+                    pairguard::RedisEndpoint ep;
+                    bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2
+                              && r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING;
+                    if (ok) {
+                        ep.host.assign(r->element[0]->str, r->element[0]->len);
+                        ep.port = atoi(std::string(reply_text(r->element[1])).c_str());
+                        ok = !ep.host.empty() && ep.port > 0 && ep.port < 65536;
+                    }
+                    l->close(nullptr, false);
+                    if (!ok) {
+                        ask_sentinel(tried + 1);
+                        return;
+                    }
+                    next_sentinel_ = i;  // the one that answered first next time
+                    node_t* n = node_for(ep, true);
+                    if (primary_ != nullptr && primary_ != n && primary_->state != node_t::state_e::idle) {
+                        drop_node(primary_);  // the master moved: its commands fail now
+                    }
+                    primary_ = n;
+                    if (n->reconnect_ev.timer_set) {
+                        ngx_del_timer(&n->reconnect_ev);
+                    }
+                    connect_node(n);
+                });
+    };
+    l->open();
 }
+
+// A subscription to +switch-master on one sentinel (the next one when it is
+// lost): a failover reconnects at once instead of at the next timeout.
+void ngx_pairguard_redis_t::watch_sentinels() {
+    if (exiting_) {
+        return;
+    }
+    if (!sentinel_watch_) {
+        sentinel_watch_ = std::make_unique<ngx_pairguard_redis_link_t>(conf_, "sentinel");
+    }
+    ngx_pairguard_redis_link_t* l = sentinel_watch_.get();
+    const auto& sentinels = conf_.spec.endpoints;
+    size_t i = seed_turn_++ % sentinels.size();
+    l->target(sentinels[i], i < conf_.addrs.size() ? &conf_.addrs[i] : nullptr);
+    l->on_ready = [this, l]() {
+        const pairguard::RedisSpec& s = conf_.spec;
+        if (!s.sentinel_password.empty()) {
+            l->send(s.sentinel_user.empty() ? resp_command({"AUTH", s.sentinel_password})
+                                            : resp_command({"AUTH", s.sentinel_user, s.sentinel_password}),
+                    nullptr);
+        }
+        l->send(resp_command({"SUBSCRIBE", "+switch-master"}), nullptr, true);
+    };
+    l->on_push = [this](redisReply* r) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || reply_text(r->element[0]) != "message") {
+            return;
+        }
+        // "NAME OLD_IP OLD_PORT NEW_IP NEW_PORT"
+        std::string_view msg = reply_text(r->element[2]);
+        const std::string& name = conf_.spec.master_name;
+        if (msg.size() > name.size() && msg.substr(0, name.size()) == name && msg[name.size()] == ' ') {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0, "pairguard: redis %s: sentinel reports +switch-master %*s",
+                          conf_.label.c_str(), msg.size(), msg.data());
+            if (primary_ != nullptr && primary_->state != node_t::state_e::idle) {
+                drop_node(primary_);
+                store_down("+switch-master");
+            }
+            backoff_ = 0;
+            discover();
+        }
+    };
+    l->on_lost = [this](const char*) {
+        // try the next sentinel a little later
+        if (!watch_retry_ev_.timer_set && !exiting_) {
+            ngx_add_timer(&watch_retry_ev_, kBackoffMax / 2);
+        }
+    };
+    l->open();
+}
+
+void ngx_pairguard_redis_t::on_watch_retry(ngx_event_t* ev) noexcept {
+    auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
+    if (!self->exiting_ && self->sentinel_watch_ && !self->sentinel_watch_->open_or_opening()) {
+        self->watch_sentinels();
+    }
+}
+
+// A node given up: its connection closed (every command awaited there
+// hears of it), then reconnection or rediscovery as the topology wants.
+void ngx_pairguard_redis_t::retire(node_t* n, const char* reason) {
+    n->link->close(nullptr, false);
+    node_down(n, reason);
+}
+
+// A node left without reconnecting (a Sentinel master that moved).
+void ngx_pairguard_redis_t::drop_node(node_t* n) {
+    n->stop_timers();
+    n->link->close(nullptr, false);
+    n->state = node_t::state_e::idle;
+    n->failed = true;
+    std::deque<ngx_pairguard_redis_command_t*> q;
+    q.swap(n->queued);
+    for (ngx_pairguard_redis_command_t* cmd : q) {
+        finish(cmd, ngx_pairguard_redis_result_e::down, nullptr);
+    }
+}
+
+// ---- Cluster ----
+
+void ngx_pairguard_redis_t::refresh_map() {
+    if (exiting_ || map_loading_) {
+        return;
+    }
+    if (!channel_.empty()) {
+        // a subscription needs no map: PUBLISH reaches every node
+        const auto& seeds = conf_.spec.endpoints;
+        primary_ = node_for(seeds[seed_turn_ % seeds.size()], true);
+        connect_node(primary_);
+        return;
+    }
+    // any node that is up answers CLUSTER SLOTS; else connect a seed
+    node_t* ask = nullptr;
+    for (auto& n : nodes_) {
+        if (n->state == node_t::state_e::up) {
+            ask = n.get();
+            break;
+        }
+    }
+    if (ask == nullptr) {
+        const auto& seeds = conf_.spec.endpoints;
+        for (size_t k = 0; k < seeds.size() && ask == nullptr; k++) {
+            node_t* n = node_for(seeds[(seed_turn_ + k) % seeds.size()], true);
+            if (n->state == node_t::state_e::idle && !n->reconnect_ev.timer_set) {
+                ask = n;
+            }
+        }
+        seed_turn_++;
+        if (ask != nullptr) {
+            connect_node(ask);  // node_up calls refresh_map again
+        } else if (!retry_ev_.timer_set) {
+            backoff_ = backoff_ == 0 ? kBackoffMin : ngx_min(backoff_ * 2, kBackoffMax);
+            ngx_add_timer(&retry_ev_, backoff_);
+        }
+        return;
+    }
+    map_loading_ = true;
+    ask->link->send(resp_command({"CLUSTER", "SLOTS"}), [this, ask](redisReply* r) {
+        map_loading_ = false;
+        if (r == nullptr || !apply_slots(ask, r)) {
+            if (!retry_ev_.timer_set && !exiting_) {
+                backoff_ = backoff_ == 0 ? kBackoffMin : ngx_min(backoff_ * 2, kBackoffMax);
+                ngx_add_timer(&retry_ev_, backoff_);
+            }
+            return;
+        }
+        flush_unrouted();
+    });
+}
+
+// CLUSTER SLOTS: [[start, end, [host, port, id...], replicas...]...]
+bool ngx_pairguard_redis_t::apply_slots(node_t* from, const redisReply* r) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        return false;
+    }
+    std::vector<node_t*> slots(pairguard::kClusterSlots, nullptr);
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply* e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->element[0]->type != REDIS_REPLY_INTEGER
+            || e->element[1]->type != REDIS_REPLY_INTEGER || e->element[2]->type != REDIS_REPLY_ARRAY
+            || e->element[2]->elements < 2 || e->element[2]->element[1]->type != REDIS_REPLY_INTEGER) {
+            return false;
+        }
+        long long lo = e->element[0]->integer, hi = e->element[1]->integer;
+        if (lo < 0 || hi >= pairguard::kClusterSlots || lo > hi) {
+            return false;
+        }
+        pairguard::RedisEndpoint ep;
+        ep.host = std::string(reply_text(e->element[2]->element[0]));
+        if (ep.host.empty() || ep.host == "?") {
+            ep.host = from->ep.host;  // "unknown endpoint": the node that answered
+        }
+        ep.port = static_cast<int>(e->element[2]->element[1]->integer);
+        node_t* n = node_for(ep, true);
+        for (long long s = lo; s <= hi; s++) {
+            slots[static_cast<size_t>(s)] = n;
+        }
+    }
+    for (auto& n : nodes_) {
+        n->wanted = false;
+    }
+    for (node_t* n : slots) {
+        if (n != nullptr) {
+            n->wanted = true;
+        }
+    }
+    slots_.swap(slots);
+    map_ready_ = true;
+    bool all_up = true;
+    for (auto& n : nodes_) {
+        if (n->wanted && n->state == node_t::state_e::idle && !n->reconnect_ev.timer_set) {
+            connect_node(n.get());  // one connection per master, scripts loaded
+        }
+        if (n->wanted && n->state != node_t::state_e::up) {
+            all_up = false;
+        }
+    }
+    if (all_up) {
+        store_up();
+    }
+    return true;
+}
+
+void ngx_pairguard_redis_t::flush_unrouted() {
+    std::deque<ngx_pairguard_redis_command_t*> q;
+    q.swap(unrouted_);
+    for (ngx_pairguard_redis_command_t* cmd : q) {
+        route(cmd);
+    }
+}
+
+// ---- commands ----
 
 ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::StoreScript& script,
                                                            pairguard::RespArgs&& tail,
                                                            ngx_pairguard_redis_cb_t cb) {
-    if (!accepting() || !channel_.empty()) {
+    if (!accepting()) {
         return nullptr;
     }
     if (tail.head != 0 && tail.count != tail.declared) {
@@ -324,12 +748,30 @@ ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::Stor
         return nullptr;
     }
     auto cmd = std::make_unique<ngx_pairguard_redis_command_t>(this, script, std::move(tail), std::move(cb));
-    if (!send(cmd.get())) {
+    // where it goes now: a node taking commands, or the queue of a first
+    // connection still being made; else nothing is queued
+    node_t* n = nullptr;
+    if (topology_ == pairguard::RedisTopology::cluster) {
+        if (map_ready_) {
+            n = slots_[cmd->has_slot_ ? cmd->slot_ : 0];
+            if (n == nullptr || !n->takes_commands()) {
+                return nullptr;
+            }
+        }
+    } else if (primary_ != nullptr && primary_->takes_commands()) {
+        n = primary_;
+    }
+    if (n == nullptr && failed_once_) {
         return nullptr;
     }
     ngx_add_timer(&cmd->timer_, conf_.timeout);
     cmd->sent_ns_ = ngx_pairguard_metric_store_sent();
-    return cmd.release();  // owned by hiredis' callback list until on_reply
+    if (n == nullptr) {
+        unrouted_.push_back(cmd.get());
+    } else if (!try_send(n, cmd.get(), false)) {
+        return nullptr;
+    }
+    return cmd.release();  // in flight until finish()
 }
 
 ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::StoreScript& script,
@@ -347,20 +789,141 @@ ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::Stor
     return eval(script, std::move(tail), std::move(cb));
 }
 
-bool ngx_pairguard_redis_t::send(ngx_pairguard_redis_command_t* cmd) noexcept try {
-    if (!cmd->by_source_) {
-        return redisAsyncFormattedCommand(ac_, on_reply, cmd, cmd->cmd_.data(), cmd->cmd_.size()) == REDIS_OK;
+void ngx_pairguard_redis_t::route(ngx_pairguard_redis_command_t* cmd) {
+    node_t* n = nullptr;
+    if (topology_ == pairguard::RedisTopology::cluster) {
+        n = map_ready_ ? slots_[cmd->has_slot_ ? cmd->slot_ : 0] : nullptr;
+    } else {
+        n = primary_;
     }
-    // EVAL with the script's source, then the very same numkeys, keys, args
-    pairguard::RespArgs head;
-    head.add("EVAL");
-    head.add(cmd->script_.source);
-    std::string eval = pairguard::resp_array_header(2 + cmd->tail_count_);
-    eval.append(head.data);
-    eval.append(cmd->cmd_, cmd->tail_offset_, std::string::npos);
-    return redisAsyncFormattedCommand(ac_, on_reply, cmd, eval.data(), eval.size()) == REDIS_OK;
-} catch (const std::exception&) {
-    return false;  // out of memory: the command fails like a lost connection
+    if (n == nullptr || !n->takes_commands()) {
+        finish(cmd, ngx_pairguard_redis_result_e::down, nullptr);
+        return;
+    }
+    send_to(n, cmd, false);
+}
+
+void ngx_pairguard_redis_t::send_to(node_t* n, ngx_pairguard_redis_command_t* cmd, bool asking) {
+    if (!try_send(n, cmd, asking)) {
+        finish(cmd, ngx_pairguard_redis_result_e::down, nullptr);
+    }
+}
+
+// False (and nothing done) when the connection cannot take it.
+bool ngx_pairguard_redis_t::try_send(node_t* n, ngx_pairguard_redis_command_t* cmd, bool asking) {
+    cmd->node_ = n;
+    cmd->asking_ = asking;
+    if (n->state != node_t::state_e::up) {
+        // behind the node's handshake: sent when it is up
+        try {
+            n->queued.push_back(cmd);
+        } catch (const std::exception&) {
+            return false;
+        }
+        return true;
+    }
+    bool ok = true;
+    try {
+        if (asking) {
+            ok = n->link->send(resp_command({"ASKING"}), nullptr);  // +OK, dropped
+        }
+        std::string eval_by_source;
+        std::string_view bytes = cmd->cmd_;
+        if (cmd->by_source_) {
+            // EVAL with the script's source, then the very same numkeys, keys, args
+            pairguard::RespArgs head;
+            head.add("EVAL");
+            head.add(cmd->script_.source);
+            eval_by_source = pairguard::resp_array_header(2 + cmd->tail_count_);
+            eval_by_source.append(head.data);
+            eval_by_source.append(cmd->cmd_, cmd->tail_offset_, std::string::npos);
+            bytes = eval_by_source;
+        }
+        ok = ok && n->link->send(bytes, [this, cmd, n](redisReply* r) { on_command_reply(cmd, n, r); });
+    } catch (const std::exception&) {
+        ok = false;  // out of memory: the command fails like a lost connection
+    }
+    return ok;
+}
+
+void ngx_pairguard_redis_t::on_command_reply(ngx_pairguard_redis_command_t* cmd, node_t* from, redisReply* reply) {
+    if (reply == nullptr) {
+        finish(cmd, cmd->timed_out_ ? ngx_pairguard_redis_result_e::timeout : ngx_pairguard_redis_result_e::down,
+               nullptr);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR && !exiting_) {
+        std::string_view err = reply_text(reply);
+        if (!cmd->by_source_ && err.rfind("NOSCRIPT", 0) == 0) {
+            // the scripts were flushed under us (or a new master): the source this once
+            cmd->by_source_ = true;
+            if (!cmd->timer_.timer_set) {
+                ngx_add_timer(&cmd->timer_, conf_.timeout);  // it may have fired meanwhile
+            }
+            cmd->timed_out_ = false;
+            send_to(from, cmd, false);
+            return;
+        }
+        uint16_t slot = 0;
+        pairguard::RedisEndpoint to;
+        pairguard::RedisRedirect redirect = topology_ == pairguard::RedisTopology::cluster
+                                                ? pairguard::parse_redis_redirect(err, slot, to)
+                                                : pairguard::RedisRedirect::none;
+        if (redirect != pairguard::RedisRedirect::none && ++cmd->redirects_ <= kMaxRedirects) {
+            if (to.host.empty()) {
+                to.host = from->ep.host;
+            }
+            node_t* n = node_for(to, true);
+            if (redirect == pairguard::RedisRedirect::moved) {
+                if (!slots_.empty()) {
+                    slots_[slot] = n;
+                }
+                n->wanted = true;
+                refresh_map();  // the rest of the map has likely moved too
+            }
+            if (n->state == node_t::state_e::idle && !n->reconnect_ev.timer_set) {
+                n->failed = false;
+                connect_node(n);
+            }
+            if (n->takes_commands()) {
+                send_to(n, cmd, redirect == pairguard::RedisRedirect::ask);
+            } else {
+                finish(cmd, ngx_pairguard_redis_result_e::down, nullptr);
+            }
+            return;
+        }
+    }
+    ngx_pairguard_redis_result_e res = ngx_pairguard_redis_result_e::ok;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        res = ngx_pairguard_redis_result_e::error;
+        if (ngx_current_msec - last_error_log_ >= 1000) {
+            last_error_log_ = ngx_current_msec;
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "pairguard: redis %s: script %s failed: %*s",
+                          from->ep.label().c_str(), cmd->script_.name.data(),
+                          static_cast<size_t>(ngx_min(reply->len, 200)), reply->str);
+        }
+    }
+    finish(cmd, res, reply);
+}
+
+// The command's one end: its callback (unless cancelled), and it is freed.
+void ngx_pairguard_redis_t::finish(ngx_pairguard_redis_command_t* c, ngx_pairguard_redis_result_e res,
+                                   redisReply* reply) {
+    std::unique_ptr<ngx_pairguard_redis_command_t> cmd(c);
+    if (overdue_ == c) {
+        overdue_ = nullptr;
+    }
+    if (cmd->timer_.timer_set) {
+        ngx_del_timer(&cmd->timer_);
+    }
+    ngx_pairguard_metric_store_done(res, cmd->sent_ns_);
+    if (!cmd->cancelled_ && !exiting_ && cmd->cb_) {
+        try {
+            cmd->cb_(res, reply);
+        } catch (const std::exception& e) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: redis callback failed: %s", e.what());
+        }
+    }
 }
 
 void ngx_pairguard_redis_t::cancel(ngx_pairguard_redis_command_t* cmd) {
@@ -370,149 +933,40 @@ void ngx_pairguard_redis_t::cancel(ngx_pairguard_redis_command_t* cmd) {
     }
 }
 
-void ngx_pairguard_redis_t::on_reply(redisAsyncContext* ac, void* r, void* privdata) noexcept {
-    std::unique_ptr<ngx_pairguard_redis_command_t> cmd(static_cast<ngx_pairguard_redis_command_t*>(privdata));
-    auto* reply = static_cast<redisReply*>(r);
+void ngx_pairguard_redis_t::on_command_timeout(ngx_event_t* ev) noexcept {
+    auto* cmd = static_cast<ngx_pairguard_redis_command_t*>(ev->data);
     ngx_pairguard_redis_t* self = cmd->client_;
-    if (self->overdue_ == cmd.get()) {
-        self->overdue_ = nullptr;
-    }
-
-    if (reply != nullptr && reply->type == REDIS_REPLY_ERROR && !cmd->by_source_
-        && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0 && self->ac_ == ac) {
-        // the scripts were flushed under us: send the source this once
-        cmd->by_source_ = true;
-        if (self->send(cmd.get())) {
-            if (!cmd->timer_.timer_set) {
-                ngx_add_timer(&cmd->timer_, self->conf_.timeout);  // it may have fired meanwhile
+    node_t* n = cmd->node_;
+    if (n == nullptr) {
+        // still waiting for a first connection (or the cluster map)
+        for (auto it = self->unrouted_.begin(); it != self->unrouted_.end(); ++it) {
+            if (*it == cmd) {
+                self->unrouted_.erase(it);
+                break;
             }
-            cmd.release();
+        }
+        self->finish(cmd, ngx_pairguard_redis_result_e::timeout, nullptr);
+        return;
+    }
+    // nginx expires timers after a loop iteration's events: a long iteration
+    // can leave the reply unread in the socket when the timer fires. Read
+    // what is there first (never blocks); only a reply still missing is a
+    // timeout.
+    for (auto it = n->queued.begin(); it != n->queued.end(); ++it) {
+        if (*it == cmd) {
+            n->queued.erase(it);  // its node never came up in time
+            self->finish(cmd, ngx_pairguard_redis_result_e::timeout, nullptr);
             return;
         }
     }
-
-    if (cmd->timer_.timer_set) {
-        ngx_del_timer(&cmd->timer_);
+    cmd->timed_out_ = true;
+    self->overdue_ = cmd;
+    n->link->read_now();
+    if (self->overdue_ == nullptr) {
+        return;  // answered (and freed) meanwhile, or its connection went
     }
-
-    ngx_pairguard_redis_result_e res;
-    if (reply == nullptr) {
-        res = cmd->timed_out_ ? ngx_pairguard_redis_result_e::timeout : ngx_pairguard_redis_result_e::down;
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-        res = ngx_pairguard_redis_result_e::error;
-        if (ngx_current_msec - self->last_error_log_ >= 1000) {
-            self->last_error_log_ = ngx_current_msec;
-            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "pairguard: redis %s: script %s failed: %*s",
-                          self->conf_.label.c_str(), cmd->script_.name.data(), static_cast<size_t>(ngx_min(reply->len, 200)),
-                          reply->str);
-        }
-    } else {
-        res = ngx_pairguard_redis_result_e::ok;
-    }
-
-    ngx_pairguard_metric_store_done(res, cmd->sent_ns_);
-    if (!cmd->cancelled_ && !self->exiting_ && cmd->cb_) {
-        try {
-            cmd->cb_(res, reply);
-        } catch (const std::exception& e) {
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: redis callback failed: %s", e.what());
-        }
-    }
-}
-
-void ngx_pairguard_redis_t::on_read(ngx_event_t* ev) noexcept {
-    auto* c = static_cast<ngx_connection_t*>(ev->data);
-    auto* self = static_cast<ngx_pairguard_redis_t*>(c->data);
-    if (self->ac_ != nullptr) {
-        redisAsyncHandleRead(self->ac_);
-    }
-}
-
-void ngx_pairguard_redis_t::on_write(ngx_event_t* ev) noexcept {
-    auto* c = static_cast<ngx_connection_t*>(ev->data);
-    auto* self = static_cast<ngx_pairguard_redis_t*>(c->data);
-    if (self->ac_ != nullptr) {
-        redisAsyncHandleWrite(self->ac_);
-    }
-}
-
-// Level-triggered events: hiredis reads at most one buffer per call and says
-// when it wants to write, so it must hear again while data is waiting.
-void ngx_pairguard_redis_t::ev_add_read(void* data) noexcept {
-    auto* self = static_cast<ngx_pairguard_redis_t*>(data);
-    if (self->conn_ != nullptr && !self->conn_->read->active) {
-        ngx_add_event(self->conn_->read, NGX_READ_EVENT, 0);
-    }
-}
-
-void ngx_pairguard_redis_t::ev_del_read(void* data) noexcept {
-    auto* self = static_cast<ngx_pairguard_redis_t*>(data);
-    if (self->conn_ != nullptr && self->conn_->read->active) {
-        ngx_del_event(self->conn_->read, NGX_READ_EVENT, 0);
-    }
-}
-
-// Once connected, output is written from a posted event at the end of the
-// loop iteration: everything queued meanwhile goes out in one write, with no
-// epoll_ctl calls. Only a full socket buffer (or a connect in progress) waits
-// for a real write event.
-void ngx_pairguard_redis_t::ev_add_write(void* data) noexcept {
-    auto* self = static_cast<ngx_pairguard_redis_t*>(data);
-    if (self->conn_ == nullptr) {
-        return;
-    }
-    bool connected = self->ac_ != nullptr && (self->ac_->c.flags & REDIS_CONNECTED);
-    if (connected && !self->in_flush_) {
-        if (!self->flush_ev_.posted) {
-            ngx_post_event(&self->flush_ev_, &ngx_posted_events);
-        }
-        return;
-    }
-    if (!self->conn_->write->active) {
-        ngx_add_event(self->conn_->write, NGX_WRITE_EVENT, 0);
-    }
-}
-
-void ngx_pairguard_redis_t::on_flush(ngx_event_t* ev) noexcept {
-    auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
-    if (self->ac_ != nullptr) {
-        self->in_flush_ = true;
-        redisAsyncHandleWrite(self->ac_);
-        self->in_flush_ = false;
-    }
-}
-
-void ngx_pairguard_redis_t::ev_del_write(void* data) noexcept {
-    auto* self = static_cast<ngx_pairguard_redis_t*>(data);
-    if (self->conn_ != nullptr && self->conn_->write->active) {
-        ngx_del_event(self->conn_->write, NGX_WRITE_EVENT, 0);
-    }
-}
-
-// hiredis is about to close the socket it owns: give our connection back
-// without closing the fd, and make events still queued for it stale.
-void ngx_pairguard_redis_t::ev_cleanup(void* data) noexcept {
-    auto* self = static_cast<ngx_pairguard_redis_t*>(data);
-    if (self->flush_ev_.posted) {
-        ngx_delete_posted_event(&self->flush_ev_);
-    }
-    ngx_connection_t* c = self->conn_;
-    if (c == nullptr) {
-        return;
-    }
-    self->conn_ = nullptr;
-    if (c->read->active) {
-        ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
-    }
-    if (c->write->active) {
-        ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
-    }
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-    ngx_free_connection(c);
-    c->fd = (ngx_socket_t) -1;
+    self->overdue_ = nullptr;
+    // every command awaited on this connection hears of the timeout (this
+    // one) or of the loss (the others)
+    self->retire(n, "command timed out");
 }

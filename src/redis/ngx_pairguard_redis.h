@@ -1,16 +1,22 @@
-// A worker's connection to Redis: hiredis' async context driven by nginx's
-// event loop, per-command timeouts on nginx timers (hiredis 0.14 has none),
-// reconnection with backoff, and cancellable commands.
+// A worker's Redis: nginx's own connections carry the bytes (connect, TLS,
+// resolver, timers: all on the event loop, never blocking), hiredis' RESP
+// reader parses the replies, and the core encodes the commands. On top of one
+// such connection (a link) sit the three topologies of SPEC section 1: one
+// server, a master found through Sentinel, and Redis Cluster (a link per
+// master, commands routed by slot, MOVED and ASK followed). docs/DESIGN.md
+// explains the choice.
 #pragma once
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "../core/redis_spec.hpp"
 #include "../core/resp.hpp"
 #include "../ngx/ngx_pairguard.h"
 
@@ -19,14 +25,16 @@ struct StoreScript;
 }
 
 struct ngx_pairguard_redis_conf_t {
-    std::string host;       // numeric address, resolved at configuration time
-    int port = 6379;
-    std::string unix_path;  // instead of host:port when set
-    std::string user;
-    std::string password;
-    int db = 0;
+    pairguard::RedisSpec spec;
     ngx_msec_t timeout = 100;
-    std::string label;       // ADDRESS as configured, for logs
+    // for each configured endpoint, the addresses found at configuration time
+    // (nginx cannot resolve without a resolver on the loop); empty for unix
+    std::vector<std::vector<std::string>> addrs;  // raw sockaddr bytes
+    ngx_resolver_t* resolver = nullptr;  // the http block's, when it has one
+    ngx_msec_t resolver_timeout = 30000;
+    ngx_ssl_t* ssl = nullptr;             // `tls`: pool-owned, made at configuration
+    std::string unresolved;  // a name not found at configuration time
+    std::string label;       // the address words as configured, for logs
     std::string down_mode;   // store_down mode, for logs
 };
 
@@ -35,37 +43,41 @@ enum class ngx_pairguard_redis_result_e { ok, error, timeout, down };
 using ngx_pairguard_redis_cb_t = std::function<void(ngx_pairguard_redis_result_e, redisReply*)>;
 
 class ngx_pairguard_redis_command_t;
+class ngx_pairguard_redis_link_t;
+struct ngx_pairguard_redis_node_t;
 
 class ngx_pairguard_redis_t {
 public:
-    explicit ngx_pairguard_redis_t(ngx_pairguard_redis_conf_t conf);
+    explicit ngx_pairguard_redis_t(const ngx_pairguard_redis_conf_t& conf);
     ~ngx_pairguard_redis_t();
     ngx_pairguard_redis_t(const ngx_pairguard_redis_t&) = delete;
     ngx_pairguard_redis_t& operator=(const ngx_pairguard_redis_t&) = delete;
 
-    // Makes this a subscriber connection (call before start()): it runs
-    // SUBSCRIBE instead of loading scripts, hands every message to
-    // `on_message`, and calls `on_resync` each time the subscription is
-    // (re)established, since messages sent while it was down are lost.
+    // Makes this a subscriber (call before start()): it runs SUBSCRIBE
+    // instead of loading scripts, hands every message to `on_message`, and
+    // calls `on_resync` each time the subscription is (re)established, since
+    // messages sent while it was down are lost.
     void subscribe(std::string channel, std::function<void(std::string_view)> on_message,
                    std::function<void()> on_resync);
 
     void start();
-    // Worker exit: drops the connection; pending callbacks are not called.
+    // Worker exit: drops every connection; pending callbacks are not called.
     void stop();
 
-    // Commands are taken when the store is up, and also while a connection
-    // is being made that follows no failure (worker start, reload): they queue
-    // behind the handshake. After a failure, nothing waits on Redis until a
-    // new connection has been answered.
-    bool accepting() const {
-        return ac_ != nullptr && (state_ == state_e::up || (state_ == state_e::connecting && !down_logged_));
-    }
+    // Commands are taken when the store is up, and also while the first
+    // connection is being made (worker start, reload): they queue behind the
+    // handshake. After a failure, nothing waits on Redis until a new
+    // connection has answered.
+    bool accepting() const;
+
+    bool cluster() const { return topology_ == pairguard::RedisTopology::cluster; }
 
     // EVALSHA (falling back to EVAL once on NOSCRIPT). `tail` holds numkeys,
-    // the keys and the arguments; built on resp_evalsha() it is sent as is. nullptr when the store is not taking
-    // commands: the caller decides without Redis and nothing is queued.
-    // The callback runs exactly once unless the command is cancelled.
+    // the keys and the arguments; built on resp_evalsha() it is sent as is.
+    // In Redis Cluster it goes to the master of its first key's slot. nullptr
+    // when the store is not taking commands: the caller decides without Redis
+    // and nothing is queued. The callback runs exactly once unless the
+    // command is cancelled.
     ngx_pairguard_redis_command_t* eval(const pairguard::StoreScript& script, pairguard::RespArgs&& tail,
                                         ngx_pairguard_redis_cb_t cb);
     ngx_pairguard_redis_command_t* eval(const pairguard::StoreScript& script, const std::vector<std::string>& keys,
@@ -76,51 +88,63 @@ public:
     static void cancel(ngx_pairguard_redis_command_t* cmd);
 
 private:
-    enum class state_e { idle, connecting, up };
-
     friend class ngx_pairguard_redis_command_t;
+    friend class ngx_pairguard_redis_link_t;
+    friend struct ngx_pairguard_redis_node_t;
 
-    void connect();
-    void drop(const char* reason);
-    void lost(const char* reason);
-    void schedule_reconnect();
-    void became_up();
-    bool send(ngx_pairguard_redis_command_t* cmd) noexcept;
-    void send_handshake();
+    using node_t = ngx_pairguard_redis_node_t;
 
-    static void on_read(ngx_event_t* ev) noexcept;
-    static void on_write(ngx_event_t* ev) noexcept;
-    static void on_flush(ngx_event_t* ev) noexcept;
-    static void on_reconnect(ngx_event_t* ev) noexcept;
-    static void on_connect_timeout(ngx_event_t* ev) noexcept;
+    node_t* node_for(const pairguard::RedisEndpoint& ep, bool create);
+    void node_up(node_t* n);
+    void node_down(node_t* n, const char* reason);
+    void retire(node_t* n, const char* reason);
+    void drop_node(node_t* n);
+    void connect_node(node_t* n);
+    void handshake(node_t* n);
+    void route(ngx_pairguard_redis_command_t* cmd);
+    void send_to(node_t* n, ngx_pairguard_redis_command_t* cmd, bool asking);
+    bool try_send(node_t* n, ngx_pairguard_redis_command_t* cmd, bool asking);
+    void on_command_reply(ngx_pairguard_redis_command_t* cmd, node_t* from, redisReply* reply);
+    void finish(ngx_pairguard_redis_command_t* cmd, ngx_pairguard_redis_result_e res, redisReply* reply);
+    void store_down(const char* reason);
+    void store_up();
+
+    // Sentinel: ask the sentinels in turn; the answer connects the master.
+    void discover();
+    void ask_sentinel(size_t i);
+    void watch_sentinels();
+    // Cluster: read the slot map from any node that answers.
+    void refresh_map();
+    bool apply_slots(node_t* from, const redisReply* r);
+    void flush_unrouted();
+
+    static void on_retry(ngx_event_t* ev) noexcept;
     static void on_command_timeout(ngx_event_t* ev) noexcept;
-    static void on_connect(const redisAsyncContext* ac, int status) noexcept;
-    static void on_disconnect(const redisAsyncContext* ac, int status) noexcept;
-    static void on_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
-    static void on_handshake_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
-    static void on_subscription(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
-    static void ev_add_read(void* data) noexcept;
-    static void ev_del_read(void* data) noexcept;
-    static void ev_add_write(void* data) noexcept;
-    static void ev_del_write(void* data) noexcept;
-    static void ev_cleanup(void* data) noexcept;
+    static void on_watch_retry(ngx_event_t* ev) noexcept;
 
     ngx_pairguard_redis_conf_t conf_;
-    redisAsyncContext* ac_ = nullptr;
-    ngx_connection_t* conn_ = nullptr;
-    state_e state_ = state_e::idle;
+    pairguard::RedisTopology topology_;
+    std::vector<std::unique_ptr<node_t>> nodes_;
+    node_t* primary_ = nullptr;          // single / sentinel: the server
+    std::vector<node_t*> slots_;         // cluster: master of each slot
+    bool map_ready_ = false;
+    bool map_loading_ = false;
     bool exiting_ = false;
     bool down_logged_ = false;
+    bool failed_once_ = false;           // a failure happened: do not queue
     ngx_msec_t backoff_ = 0;
     ngx_msec_t last_error_log_ = 0;
-    ngx_event_t reconnect_ev_;
-    ngx_event_t connect_timer_;
-    ngx_event_t flush_ev_;   // posted: writes what this loop iteration queued
-    bool in_flush_ = false;
+    ngx_event_t retry_ev_;               // rediscover / reread the map
+    ngx_event_t watch_retry_ev_;         // resubscribe to +switch-master
     ngx_pairguard_redis_command_t* overdue_ = nullptr;  // its timer fired: is the reply in?
+    size_t next_sentinel_ = 0;
+    std::unique_ptr<ngx_pairguard_redis_link_t> sentinel_link_;  // asking
+    std::unique_ptr<ngx_pairguard_redis_link_t> sentinel_watch_;  // +switch-master
+    std::deque<ngx_pairguard_redis_command_t*> unrouted_;  // cluster: map not read yet
     std::string channel_;    // subscriber mode when not empty
     std::function<void(std::string_view)> on_message_;
     std::function<void()> on_resync_;
+    size_t seed_turn_ = 0;
 };
 
 class ngx_pairguard_redis_command_t {
@@ -139,6 +163,11 @@ private:
     size_t tail_count_;
     ngx_pairguard_redis_cb_t cb_;
     ngx_event_t timer_;
+    ngx_pairguard_redis_node_t* node_ = nullptr;  // where it waits for its reply
+    uint16_t slot_ = 0;
+    bool has_slot_ = false;
+    int redirects_ = 0;
+    bool asking_ = false;
     bool by_source_ = false;  // sent as EVAL after a NOSCRIPT
     bool cancelled_ = false;
     bool timed_out_ = false;

@@ -10,7 +10,7 @@ use PgTest;
 
 our @EXPORT = qw(ctl_auth user_base redis_dump secret_seen b64url unb64 auth_params haystack_login);
 
-my $CTL = $ENV{PG_CTL} // root_dir() . '/build/pairguardctl';
+my $CTL = ctl_path();
 
 # (exit status, stdout, stderr) of pairguardctl against $redis, with $stdin
 # (if defined) as its standard input.

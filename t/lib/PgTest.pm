@@ -9,12 +9,16 @@ package PgTest;
 #   use lib "$FindBin::Bin/lib";
 #   use PgTest;                 # skips the file when the module is not built
 #   use PgTest qw(-nomodule);   # harness self-tests with a plain nginx
+#   use PgTest qw(-nonginx);    # no nginx at all (pairguardctl against Redis)
 #
 #   my $redis = start_redis();                   # ->cmd(...), stop, sigstop, sigcont, restart
 #   my $up    = start_upstream(delay_ms => 200); # ->stats, reset, count($path), register(...)
 #   my $ng    = start_nginx($http_block, redis => $redis, upstream => $up);
 #   my $r     = http($ng->port, 'POST', '/x', json => {...}, from => '127.0.0.9');
 #   my @codes = http_burst([$ng->port], 200, sub ($i) { {...} });
+#   my ($rc, $out, $err) = run_cmd([ctl_path(), 'pending'], stdin => '', env => {...});
+#   my $proc  = start_process([...], log => $file); # ->pid, alive, output, stop (by pid)
+#   my $sub   = $redis->subscriber('pairguard:events'); # ->messages
 #   done();                                      # instead of done_testing
 #
 # Placeholders in the http block: %%PORT%% (and %%PORT2%%, %%PORT_ANY%%...),
@@ -22,7 +26,8 @@ package PgTest;
 # %%DIR%% (the instance's dir), %%HTTP_COMMON%% (temp paths, access log) and
 # any key of vars => {...} in upper case.
 #
-# Environment: PG_NGINX (nginx binary), PG_MODULE (module .so), PG_KEEP=1
+# Environment: PG_NGINX (nginx binary), PG_MODULE (module .so), PG_CTL
+# (pairguardctl), PG_TEST_TOOL (build/cmake/pairguard_test_tool), PG_KEEP=1
 # (keep the temp dir), PG_VERBOSE=1 (diag while starting things).
 
 use 5.036;
@@ -43,6 +48,7 @@ our @EXPORT = qw(
     http http_get http_post_json http_post_form http_burst http_burst_responses
     json_decode json_encode free_port testdir secret_file write_file read_file
     wait_until module_path nginx_binary root_dir done
+    run_cmd start_process ctl_path test_tool_path redis_at
 );
 
 use Cwd ();
@@ -50,18 +56,19 @@ our $ROOT = Cwd::abs_path(File::Spec->rel2abs(dirname(__FILE__) . '/../..'));
 
 my $MAIN_PID = $$;
 my ($TESTDIR, $SECRET, %USED_PORTS, $DONE);
-my (@NGINX, @UPSTREAMS, @REDIS);    # everything started, in start order
+my (@NGINX, @UPSTREAMS, @REDIS, @PROCS);    # everything started, in start order
 my $NGINX_SEQ = 0;
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 
 sub import {
     my ($class, @args) = @_;
-    my $nomodule = grep { $_ eq '-nomodule' } @args;
-    @args = grep { $_ ne '-nomodule' } @args;
+    my $nonginx = grep { $_ eq '-nonginx' } @args;
+    my $nomodule = $nonginx || grep { $_ eq '-nomodule' } @args;
+    @args = grep { $_ ne '-nomodule' && $_ ne '-nonginx' } @args;
     if (!$nomodule && !-f module_path()) {
         Test::More::plan(skip_all => 'module not built: ' . module_path());
     }
-    if (!-x nginx_binary()) {
+    if (!$nonginx && !-x nginx_binary()) {
         Test::More::plan(skip_all => 'nginx not found: ' . nginx_binary());
     }
     # A test interrupted by a signal still runs END, which stops what it started.
@@ -74,6 +81,15 @@ sub import {
 sub root_dir    { $ROOT }
 sub module_path { $ENV{PG_MODULE} // "$ROOT/build/ngx_http_pairguard_module.so" }
 sub nginx_binary { $ENV{PG_NGINX} // '/usr/sbin/nginx' }
+sub ctl_path     { $ENV{PG_CTL} // "$ROOT/build/pairguardctl" }
+
+# The test-only tool that makes store state as the module does; by default
+# the one of the build tree pairguardctl comes from.
+sub test_tool_path {
+    return $ENV{PG_TEST_TOOL} if $ENV{PG_TEST_TOOL};
+    my $near = dirname(ctl_path()) . '/cmake/pairguard_test_tool';
+    return -x $near ? $near : "$ROOT/build/cmake/pairguard_test_tool";
+}
 
 sub _note { Test::More::diag(@_) if $ENV{PG_VERBOSE} }
 
@@ -148,9 +164,10 @@ sub wait_until ($cond, %o) {
 # ---------------------------------------------------------------------------
 # processes (started by fork/exec, stopped by pid only)
 
-sub _spawn ($cmd, $log) {
+sub _spawn ($cmd, $log, $env = {}) {
     my $pid = fork() // die "fork: $!";
     if ($pid == 0) {
+        _set_env($env);
         open(STDIN, '<', '/dev/null');
         open(STDOUT, '>>', $log) or POSIX::_exit(126);
         open(STDERR, '>&', \*STDOUT) or POSIX::_exit(126);
@@ -160,6 +177,58 @@ sub _spawn ($cmd, $log) {
     }
     _note("started pid $pid: @$cmd");
     return $pid;
+}
+
+# env => {NAME => value}; an undef value removes NAME
+sub _set_env ($env) {
+    for my $k (keys %$env) {
+        if (defined $env->{$k}) { $ENV{$k} = $env->{$k} }
+        else                    { delete $ENV{$k} }
+    }
+}
+
+# Runs a command to its end: (exit status, stdout, stderr). stdin => bytes
+# (default: empty), env => {NAME => value or undef}, timeout => seconds (30;
+# then the command is killed and the status is -1). No shell is involved.
+my $RUN_SEQ = 0;
+sub run_cmd ($cmd, %o) {
+    my $base = testdir() . '/run-' . ++$RUN_SEQ;
+    write_file("$base.in", $o{stdin} // '');
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        _set_env($o{env} // {});
+        open(STDIN, '<', "$base.in") or POSIX::_exit(126);
+        open(STDOUT, '>', "$base.out") or POSIX::_exit(126);
+        open(STDERR, '>', "$base.err") or POSIX::_exit(126);
+        { no warnings 'exec'; exec { $cmd->[0] } @$cmd; }
+        print STDERR "exec $cmd->[0]: $!\n";
+        POSIX::_exit(127);
+    }
+    my $rc;
+    if (_wait_exit($pid, $o{timeout} // 30)) {
+        $rc = $? >> 8;
+    }
+    else {
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+        $rc = -1;
+    }
+    my @res = ($rc, read_file("$base.out"), read_file("$base.err"));
+    unlink "$base.in", "$base.out", "$base.err";
+    return @res;
+}
+
+# A long-running process, stopped by its pid (at the end at the latest):
+# start_process([cmd...], log => FILE, env => {...}, stop_signal => 'TERM').
+sub start_process ($cmd, %o) {
+    my $p = bless {
+        cmd => $cmd,
+        log => $o{log} // testdir() . '/process-' . (scalar(@PROCS) + 1) . '.log',
+        sig => $o{stop_signal} // 'TERM',
+    }, 'PgTest::Process';
+    $p->{pid} = _spawn($cmd, $p->{log}, $o{env} // {});
+    push @PROCS, $p;
+    return $p;
 }
 
 # true once $pid has exited (and is reaped)
@@ -207,6 +276,7 @@ sub _stop_pid ($pid, $first_sig, $grace) {
 sub start_redis (%o) {
     my $r = bless {
         port => $o{port} // free_port(),
+        host => $o{bind} // '127.0.0.1',  # another loopback address (127.0.0.2) on demand
         dir  => testdir() . '/redis-' . (scalar(@REDIS) + 1),
     }, 'PgTest::Redis';
     mkdir $r->{dir};
@@ -214,6 +284,10 @@ sub start_redis (%o) {
     push @REDIS, $r;
     return $r;
 }
+
+# A client of a Redis that something else started (->cmd, scan_keys ...;
+# stop does nothing).
+sub redis_at ($port) { bless { port => $port }, 'PgTest::Redis' }
 
 # ---------------------------------------------------------------------------
 # demo upstream (demo/upstream.py)
@@ -263,6 +337,7 @@ sub _build_conf ($template, $dir, %o) {
     }
     $vars{SECRET_FILE} = secret_file() if $text =~ /%%SECRET_FILE%%/ && !exists $vars{SECRET_FILE};
     $text =~ s/%%(\w+)%%/exists $vars{$1} ? $vars{$1} : "%%$1%%"/ge;
+    $text =~ s/(pairguard_redis\s+)(127\.0\.0\.1:\d+)/${1}cluster=$2/g if ($ENV{PG_REDIS_MODE} // '') eq 'cluster';
     if ($text =~ /%%(\w+)%%/) {
         die "nginx.conf template: no value for placeholder %%$1%%\n";
     }
@@ -539,6 +614,7 @@ sub http_burst ($ports, $n, $builder, %o) {
 # the end: stop everything (nginx first), then look for alerts
 
 sub _stop_all {
+    $_->stop for reverse @PROCS;
     $_->stop for reverse @NGINX;
     $_->stop for reverse @UPSTREAMS;
     $_->stop for reverse @REDIS;
@@ -590,9 +666,14 @@ sub pid ($self)  { $self->{pid} }
 
 sub start ($self) {
     my $log = "$self->{dir}/redis.log";
+    # PG_REDIS_MODE=cluster: every test against a one-node Redis Cluster
+    # holding all slots, through `pairguard_redis cluster=...` (Redis then
+    # refuses any script that touches two slots): scripts/test-cluster.sh
+    my @cluster = ($ENV{PG_REDIS_MODE} // '') eq 'cluster'
+        ? ('--cluster-enabled', 'yes', '--cluster-config-file', "$self->{dir}/nodes.conf") : ();
     $self->{pid} = PgTest::_spawn([
-        'redis-server', '--port', $self->{port}, '--bind', '127.0.0.1',
-        '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', $self->{dir},
+        'redis-server', '--port', $self->{port}, '--bind', $self->{host} // '127.0.0.1',
+        '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', $self->{dir}, @cluster,
     ], $log);
     $self->{stopped_sig} = 0;
     my $up = PgTest::wait_until(sub {
@@ -601,6 +682,12 @@ sub start ($self) {
         return defined $pong && $pong eq 'PONG';
     }, timeout => 10);
     die "redis-server on port $self->{port} does not answer PING\n" . PgTest::read_file($log) unless $up;
+    if (@cluster) {
+        my $info = $self->cmd('CLUSTER', 'INFO');
+        $self->cmd('CLUSTER', 'ADDSLOTSRANGE', 0, 16383) unless $info =~ /cluster_slots_assigned:16384/;
+        PgTest::wait_until(sub { $self->cmd('CLUSTER', 'INFO') =~ /cluster_state:ok/ }, timeout => 10)
+            or die "redis cluster on port $self->{port} not ok\n";
+    }
     return $self;
 }
 
@@ -626,7 +713,7 @@ sub cmd ($self, @args) { $self->cmd_timeout(3, @args) }
 
 # One command over a fresh connection, speaking RESP. Errors die.
 sub cmd_timeout ($self, $timeout, @args) {
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp', Timeout => $timeout)
+    my $s = IO::Socket::INET->new(PeerAddr => $self->{host} // '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp', Timeout => $timeout)
         or die "redis connect: $!\n";
     my $req = '*' . scalar(@args) . "\r\n";
     for my $a (@args) {
@@ -711,6 +798,54 @@ sub dump_all ($self) {
 
 sub flushall ($self) { $self->cmd('FLUSHALL') }
 sub dbsize ($self)   { $self->cmd('DBSIZE') }
+
+# A connection subscribed to @channels; ->messages answers what was
+# published since the last call.
+sub subscriber ($self, @channels) {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp', Timeout => 3)
+        or die "redis subscribe: $!\n";
+    my $req = '*' . (1 + @channels) . "\r\n\$9\r\nSUBSCRIBE\r\n"
+        . join('', map { '$' . length($_) . "\r\n$_\r\n" } @channels);
+    PgTest::_write_all($s, $req, time + 3) or die "redis subscribe: write failed\n";
+    my $sub = bless { sock => $s, sel => IO::Select->new($s), buf => '' }, 'PgTest::Redis::Subscriber';
+    $sub->messages;    # the subscription confirmations
+    return $sub;
+}
+
+package PgTest::Redis::Subscriber;
+
+use 5.036;
+
+# Payloads of the messages that arrived until nothing came for $quiet seconds.
+# (sysread: select() cannot see what a buffered read would have kept.)
+sub messages ($self, $quiet = 0.3) {
+    while ($self->{sel}->can_read($quiet)) {
+        sysread($self->{sock}, $self->{buf}, 65536, length $self->{buf}) or last;
+    }
+    1 while $self->{buf} =~ s/^\*3\r\n\$9\r\nsubscribe\r\n\$\d+\r\n[^\r]*\r\n:\d+\r\n//;
+    my @ev;
+    while ($self->{buf} =~ s/^\*3\r\n\$7\r\nmessage\r\n\$\d+\r\n[^\r]*\r\n\$(\d+)\r\n//) {
+        push @ev, substr($self->{buf}, 0, $1);
+        substr($self->{buf}, 0, $1 + 2) = '';
+    }
+    return @ev;
+}
+
+# ===========================================================================
+
+package PgTest::Process;
+
+use 5.036;
+
+sub pid ($self)   { $self->{pid} }
+sub output ($self) { PgTest::read_file($self->{log}) }
+sub alive ($self) { $self->{pid} && PgTest::_alive($self->{pid}) }
+
+sub stop ($self) {
+    my $pid = $self->{pid} or return;
+    PgTest::_stop_pid($pid, $self->{sig}, 10);
+    $self->{pid} = undef;
+}
 
 # ===========================================================================
 

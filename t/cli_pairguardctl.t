@@ -1,101 +1,42 @@
-#!/usr/bin/perl
 # pairguardctl against a real redis-server and real store state, made by
 # build/cmake/pairguard_test_tool the way the module makes it (same core,
 # same scripts): pairing codes through pair_request, guard locks through
-# guard_reserve and guard_settle.
-#
-#   prove tests/cli/
+# guard_reserve and guard_settle. No nginx.
 #
 # Environment: PG_CTL (default build/pairguardctl), PG_TEST_TOOL (default
-# build/cmake/pairguard_test_tool), PG_REDIS_SERVER (default redis-server).
-
+# the pairguard_test_tool of pairguardctl's build tree).
 use 5.036;
-use Test::More;
-use File::Temp ();
 use FindBin;
-use IO::Socket::INET;
-use IO::Select;
-use JSON::PP ();
+use lib "$FindBin::Bin/lib";
+use Test::More;
 use Digest::SHA qw(hmac_sha256);
 use Time::HiRes qw(sleep time);
-use POSIX qw(:sys_wait_h);
+use PgTest qw(-nonginx);
 
-my $root = "$FindBin::Bin/../..";
-my $ctl = $ENV{PG_CTL} // "$root/build/pairguardctl";
-my $tool = $ENV{PG_TEST_TOOL} // "$root/build/cmake/pairguard_test_tool";
-my $redis_server = $ENV{PG_REDIS_SERVER} // 'redis-server';
+my $ctl = ctl_path();
+my $tool = test_tool_path();
 plan skip_all => "$ctl or $tool not built (scripts/build.sh)" unless -x $ctl && -x $tool;
 
-my $dir = File::Temp->newdir('pairguardctl-XXXXXX', TMPDIR => 1);
+my $dir = testdir();
 my $json = JSON::PP->new->canonical;
 
-sub free_port () {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp') or die $!;
-    return $s->sockport;
-}
-
-# ---- redis-server, stopped by pid ----
-
-my $port = free_port();
-my $redis_pid = fork() // die "fork: $!";
-if ($redis_pid == 0) {
-    open STDOUT, '>', "$dir/redis.log";
-    open STDERR, '>&', \*STDOUT;
-    exec $redis_server, '--port', $port, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', "$dir";
-    die "exec $redis_server: $!";
-}
-END { if ($redis_pid) { kill 'TERM', $redis_pid; waitpid $redis_pid, 0; } }
-
-sub redis (@cmd) {
-    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 2) or return;
-    print $s '*' . @cmd . "\r\n" . join('', map { '$' . length($_) . "\r\n$_\r\n" } @cmd);
-    my $r = read_reply($s);
-    close $s;
-    return $r;
-}
-
-sub read_reply ($s) {
-    my $line = <$s> // die "redis closed the connection";
-    $line =~ s/\r\n$//;
-    my ($t, $rest) = (substr($line, 0, 1), substr($line, 1));
-    return $rest if $t eq '+' || $t eq ':';
-    return "ERR:$rest" if $t eq '-';
-    if ($t eq '$') {
-        return undef if $rest < 0;
-        my $buf = '';
-        read($s, $buf, $rest + 2) while length($buf) < $rest + 2 && $rest >= 0;
-        return substr($buf, 0, $rest);
-    }
-    return [map { read_reply($s) } 1 .. $rest] if $t eq '*';
-    die "bad reply $line";
-}
-
-for (1 .. 100) { last if defined redis('PING'); sleep 0.05 }
+my $redis = start_redis();
+my $port = $redis->port;
+sub redis (@cmd) { $redis->cmd(@cmd) }
 is(redis('PING'), 'PONG', 'redis-server is up');
 
 # ---- secret, environment, helpers ----
 
 my $secret = join '', map { chr(int(rand(256))) } 1 .. 32;
 $secret .= "\n";    # taken byte for byte: the newline is part of the secret
-open my $sf, '>:raw', "$dir/secret" or die $!;
-print $sf $secret;
-close $sf;
+write_file("$dir/secret", $secret, 0600);
 
 $ENV{PAIRGUARD_REDIS} = "127.0.0.1:$port";
 $ENV{PAIRGUARD_SECRET_FILE} = "$dir/secret";
 delete $ENV{$_} for qw(PAIRGUARD_PREFIX PAIRGUARD_PAIRING_POLICY PAIRGUARD_REDIS_PASSWORD);
 
-sub q_ ($s) { $s =~ s/'/'\\''/g; "'$s'" }
-
 # (exit status, stdout, stderr)
-sub run (@cmd) {
-    my $out = `@{[ join ' ', map { q_($_) } @cmd ]} 2>$dir/stderr`;
-    my $rc = $? >> 8;
-    open my $e, '<', "$dir/stderr";
-    local $/;
-    my $err = <$e> // '';
-    return ($rc, $out, $err);
-}
+sub run (@cmd) { run_cmd(\@cmd) }
 
 sub ctl (@args) { run($ctl, @args) }
 sub ctl_json (@args) {
@@ -121,25 +62,9 @@ sub guard_fail ($policy, $key, $max, $lockout) {
 # The log label of a guard key: 8 hex digits of HMAC(secret, "g\0" POLICY "\0" KEY).
 sub label ($policy, $key) { unpack('H8', hmac_sha256("g\0$policy\0$key", $secret)) }
 
-# A RESP subscriber on the events channel (sysread: select() cannot see
-# what a buffered read would have kept).
-my $sub = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 2) or die $!;
-print $sub "*2\r\n\$9\r\nSUBSCRIBE\r\n\$16\r\npairguard:events\r\n";
-my $subbuf = '';
-sub events () {
-    my $sel = IO::Select->new($sub);
-    while ($sel->can_read(0.3)) {
-        sysread($sub, $subbuf, 65536, length $subbuf) or last;
-    }
-    $subbuf =~ s/^\*3\r\n\$9\r\nsubscribe\r\n\$\d+\r\n[^\r]*\r\n:\d+\r\n//;
-    my @ev;
-    while ($subbuf =~ s/^\*3\r\n\$7\r\nmessage\r\n\$\d+\r\n[^\r]*\r\n\$(\d+)\r\n//) {
-        push @ev, substr($subbuf, 0, $1);
-        substr($subbuf, 0, $1 + 2) = '';
-    }
-    return @ev;
-}
-events();
+# A subscriber on the events channel.
+my $sub = $redis->subscriber('pairguard:events');
+sub events () { $sub->messages }
 
 # ---- usage and store errors ----
 
@@ -154,9 +79,7 @@ events();
     is($rc, 2, 'an invalid platform name is a usage error');
     ($rc, undef, $err) = ctl('--secret-file', "$dir/nonexistent", 'pending');
     is($rc, 2, 'an unreadable secret file is a usage error');
-    open my $short, '>', "$dir/short" or die;
-    print $short 'x' x 31;
-    close $short;
+    write_file("$dir/short", 'x' x 31);
     ($rc, undef, $err) = ctl('--secret-file', "$dir/short", 'pending');
     is($rc, 2, 'a secret of fewer than 32 bytes is refused');
     like($err, qr/at least 32/, 'and the reason is given');
@@ -397,4 +320,4 @@ events();
     is(scalar @{ $r->{pending} }, 1, 'prefix= in the address works like pairguard_redis');
 }
 
-done_testing();
+done();

@@ -23,14 +23,12 @@
 #include <string>
 #include <vector>
 
+#include "auth_store.hpp"
 #include "cli_store.hpp"
 #include "duration.hpp"
-#if PAIRGUARD_CLI_AUTH
-#include "auth_store.hpp"
-#include "session.hpp"
-#endif
 #include "pairing.hpp"
 #include "policy.hpp"
+#include "session.hpp"
 
 using namespace pairguard;
 using namespace pairguard::cli;
@@ -107,7 +105,6 @@ int guard_fail(SyncRedis& store, const KeyDeriver& keys, const RedisTarget& targ
     return 0;
 }
 
-#if PAIRGUARD_CLI_AUTH
 int session(SyncRedis& store, const KeyDeriver& keys, const RedisTarget& target,
             const std::vector<std::string>& args) {
     if (args.empty() || args.size() > 3) {
@@ -155,7 +152,6 @@ int session_get(SyncRedis& store, const KeyDeriver& keys, const RedisTarget& tar
     std::cout << "found " << i.user << " " << i.method << " " << i.expires_ms << "\n";
     return 0;
 }
-#endif
 
 }  // namespace
 
@@ -172,7 +168,8 @@ int main(int argc, char** argv) {
     }
     if (args.size() < 2) {
         std::cerr << "usage: pairguard_test_tool [--redis ADDRESS] [--policy PARAMS] SECRET_FILE "
-                     "request PLATFORM USER_ID [USER_NAME] | guard-fail POLICY KEY MAX_FAILURES LOCKOUT\n";
+                     "request PLATFORM USER_ID [USER_NAME] | guard-fail POLICY KEY MAX_FAILURES LOCKOUT"
+                     " | session USER [METHOD [TTL]] | session-get TOKEN\n";
         return 2;
     }
     try {
@@ -201,10 +198,8 @@ int main(int argc, char** argv) {
         std::vector<std::string> rest(args.begin() + 2, args.end());
         int rc = args[1] == "request" ? request(store, keys, target, limits, rest)
                  : args[1] == "guard-fail" ? guard_fail(store, keys, target, rest)
-#if PAIRGUARD_CLI_AUTH
                  : args[1] == "session"     ? session(store, keys, target, rest)
                  : args[1] == "session-get" ? session_get(store, keys, target, rest)
-#endif
                                            : 2;
         if (rc == 2) {
             std::cerr << "pairguard_test_tool: bad arguments\n";

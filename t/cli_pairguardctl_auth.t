@@ -1,79 +1,31 @@
-#!/usr/bin/perl
 # pairguardctl's auth commands (SPEC section 4: user, key, sessions, logout,
 # challenge, verify) against a real redis-server. Sessions that a login at
 # the edge would make come from build/cmake/pairguard_test_tool (same core,
-# same scripts); air-gapped signatures come from the openssl command.
-#
-#   prove tests/cli/
+# same scripts); air-gapped signatures come from the openssl command. No nginx.
 #
 # Environment: PG_CTL (default build/pairguardctl), PG_TEST_TOOL (default
-# build/cmake/pairguard_test_tool), PG_REDIS_SERVER (default redis-server),
-# PG_OPENSSL (default openssl).
-
+# the pairguard_test_tool of pairguardctl's build tree), PG_OPENSSL (default
+# openssl).
 use 5.036;
-use Test::More;
-use File::Temp ();
 use FindBin;
-use IO::Socket::INET;
-use IO::Select;
-use JSON::PP ();
+use lib "$FindBin::Bin/lib";
+use Test::More;
 use MIME::Base64 qw(encode_base64 decode_base64);
 use Digest::SHA qw(hmac_sha256 sha256);
 use Time::HiRes qw(sleep time);
+use PgTest qw(-nonginx);
 
-my $root = "$FindBin::Bin/../..";
-my $ctl = $ENV{PG_CTL} // "$root/build/pairguardctl";
-my $tool = $ENV{PG_TEST_TOOL} // "$root/build/cmake/pairguard_test_tool";
-my $redis_server = $ENV{PG_REDIS_SERVER} // 'redis-server';
+my $ctl = ctl_path();
+my $tool = test_tool_path();
 my $openssl = $ENV{PG_OPENSSL} // 'openssl';
 plan skip_all => "$ctl or $tool not built (scripts/build.sh)" unless -x $ctl && -x $tool;
-plan skip_all => "$ctl was built without the auth store" unless `$ctl help` =~ /user add/;
 
-my $dir = File::Temp->newdir('pairguardctl-auth-XXXXXX', TMPDIR => 1);
+my $dir = testdir();
 my $json = JSON::PP->new->canonical;
 
-sub free_port () {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp') or die $!;
-    return $s->sockport;
-}
-
-# ---- redis-server, stopped by pid ----
-
-my $port = free_port();
-my $redis_pid = fork() // die "fork: $!";
-if ($redis_pid == 0) {
-    open STDOUT, '>', "$dir/redis.log";
-    open STDERR, '>&', \*STDOUT;
-    exec $redis_server, '--port', $port, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', "$dir";
-    die "exec $redis_server: $!";
-}
-END { if ($redis_pid) { kill 'TERM', $redis_pid; waitpid $redis_pid, 0; } }
-
-sub redis (@cmd) {
-    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 2) or return;
-    print $s '*' . @cmd . "\r\n" . join('', map { '$' . length($_) . "\r\n$_\r\n" } @cmd);
-    my $r = read_reply($s);
-    close $s;
-    return $r;
-}
-
-sub read_reply ($s) {
-    my $line = <$s> // die "redis closed the connection";
-    $line =~ s/\r\n$//;
-    my ($t, $rest) = (substr($line, 0, 1), substr($line, 1));
-    return $rest if $t eq '+' || $t eq ':';
-    return "ERR:$rest" if $t eq '-';
-    if ($t eq '$') {
-        return undef if $rest < 0;
-        my $buf = '';
-        read($s, $buf, $rest + 2 - length $buf, length $buf) while length($buf) < $rest + 2;
-        return substr($buf, 0, $rest);
-    }
-    return [map { read_reply($s) } 1 .. $rest] if $t eq '*';
-    die "bad reply $line";
-}
-
-for (1 .. 100) { last if defined redis('PING'); sleep 0.05 }
+my $redis = start_redis();
+my $port = $redis->port;
+sub redis (@cmd) { $redis->cmd(@cmd) }
 is(redis('PING'), 'PONG', 'redis-server is up');
 
 # Every key and every value in Redis, flattened.
@@ -94,35 +46,14 @@ sub store_dump () {
 # ---- secret, environment, helpers ----
 
 my $secret = join '', map { chr(int(rand(256))) } 1 .. 32;
-open my $sf, '>:raw', "$dir/secret" or die $!;
-print $sf $secret;
-close $sf;
+write_file("$dir/secret", $secret, 0600);
 
 $ENV{PAIRGUARD_REDIS} = "127.0.0.1:$port";
 $ENV{PAIRGUARD_SECRET_FILE} = "$dir/secret";
 delete $ENV{$_} for qw(PAIRGUARD_PREFIX PAIRGUARD_PAIRING_POLICY PAIRGUARD_REDIS_PASSWORD PAIRGUARD_AUTH_POLICY);
 
-sub q_ ($s) { $s =~ s/'/'\\''/g; "'$s'" }
-
-sub write_file ($path, $data) {
-    open my $f, '>:raw', $path or die "$path: $!";
-    print $f $data;
-    close $f;
-}
-
-sub read_file ($path) {
-    open my $f, '<:raw', $path or die "$path: $!";
-    local $/;
-    return scalar <$f>;
-}
-
 # (exit status, stdout, stderr); standard input from $stdin (a string), or empty.
-sub run_in ($stdin, @cmd) {
-    write_file("$dir/stdin", $stdin // '');
-    my $out = `@{[ join ' ', map { q_($_) } @cmd ]} <$dir/stdin 2>$dir/stderr`;
-    my $rc = $? >> 8;
-    return ($rc, $out, read_file("$dir/stderr"));
-}
+sub run_in ($stdin, @cmd) { run_cmd(\@cmd, stdin => $stdin) }
 
 sub ctl (@args) { run_in(undef, $ctl, @args) }
 sub ctl_in ($stdin, @args) { run_in($stdin, $ctl, @args) }
@@ -173,23 +104,8 @@ sub user_record ($user) {
 }
 
 # A subscriber on the events channel.
-my $sub = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 2) or die $!;
-print $sub "*2\r\n\$9\r\nSUBSCRIBE\r\n\$16\r\npairguard:events\r\n";
-my $subbuf = '';
-sub events () {
-    my $sel = IO::Select->new($sub);
-    while ($sel->can_read(0.3)) {
-        sysread($sub, $subbuf, 65536, length $subbuf) or last;
-    }
-    $subbuf =~ s/^\*3\r\n\$9\r\nsubscribe\r\n\$\d+\r\n[^\r]*\r\n:\d+\r\n//;
-    my @ev;
-    while ($subbuf =~ s/^\*3\r\n\$7\r\nmessage\r\n\$\d+\r\n[^\r]*\r\n\$(\d+)\r\n//) {
-        push @ev, substr($subbuf, 0, $1);
-        substr($subbuf, 0, $1 + 2) = '';
-    }
-    return @ev;
-}
-events();
+my $sub = $redis->subscriber('pairguard:events');
+sub events () { $sub->messages }
 
 # ---- keys made with openssl ----
 
@@ -638,4 +554,4 @@ for my $k (qw(ed1 ed2 ec)) {
         or diag explain \@keys;
 }
 
-done_testing();
+done();

@@ -1,0 +1,108 @@
+# The module talks TLS to Redis on nginx's own connections (SPEC section 1):
+# verified against tls_trusted_certificate, SNI and name check
+# (tls_server_name), a client certificate when Redis asks for one, a wrong CA
+# refused (the store is then down and answers follow store_down), tls_verify=off
+# connects anyway, and a reconnection reuses the TLS session. Real redis-server
+# with TLS (t/lib/PgRedis.pm makes a throwaway CA at test time).
+use 5.036;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use PgTest;
+use PgRedis;
+
+plan skip_all => 'redis-cli or openssl missing' unless have_redis_cli();
+
+my $tls = tls_redis(client_certs => 'optional', password => 'tlspw');
+my $up  = start_upstream();
+my $conf = <<'CONF';
+http {
+    %%HTTP_COMMON%%
+    pairguard_redis 127.0.0.1:%%RPORT%% password=tlspw timeout=300ms tls %%TLS%%;
+    pairguard_secret_file %%SECRET_FILE%%;
+    pairguard_store_down deny;
+    pairguard_policy device key=$http_x_device max_failures=3 window=30s lockout=30s;
+
+    upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location = /claim {
+            pairguard device;
+            pairguard_failure_status 404;
+            proxy_pass http://backend/status/404;
+        }
+    }
+}
+CONF
+
+sub node (%tls) {
+    my $words = join ' ', map { "$_=$tls{$_}" } sort keys %tls;
+    return start_nginx($conf, upstream => $up, workers => 2, log_level => 'info',
+        vars => { RPORT => $tls->port, TLS => $words });
+}
+sub claim ($ng, $dev) { http_get($ng->port, '/claim', headers => { 'X-Device' => $dev }, timeout => 5)->{status} }
+sub dbsize () { $tls->cli('-a', 'tlspw', '--no-auth-warning', 'DBSIZE') }
+
+# ---- verified against the test CA: the guard works through TLS ----
+my $good = node(tls_trusted_certificate => $tls->ca);
+ok(wait_until(sub { claim($good, 'probe') == 404 }, timeout => 10), 'with the right CA the guard reaches Redis (a failure is counted, not a 503)');
+is(claim($good, 'dev-1'), 404, "failure 1 reaches the upstream") for 1 .. 3;
+my $st = claim($good, 'dev-1');
+is($st, 429, 'the fourth is refused: the lock is in Redis, over TLS');
+ok(dbsize() >= 1, 'Redis holds the keys (DBSIZE ' . dbsize() . ')');
+like($good->error_log, qr/\[info\].*pairguard: redis 127\.0\.0\.1:\d+ connected with TLS/, 'the TLS connection is logged at info');
+
+# a reconnection resumes the TLS session (TLS 1.3 ticket kept from the last one)
+my $mark = $good->log_mark;
+$tls->cli('-a', 'tlspw', '--no-auth-warning', 'CLIENT', 'KILL', 'TYPE', 'normal');
+ok(wait_until(sub { $good->log_since($mark) =~ /connected with TLS, session reused/ }, timeout => 10),
+    'after Redis drops the connections, the workers reconnect resuming their TLS session');
+ok(wait_until(sub { claim($good, 'dev-1') == 429 }, timeout => 5), 'and the lock is still enforced');
+
+# ---- the wrong CA is refused ----
+my $wrong = node(tls_trusted_certificate => $tls->wrong_ca);
+ok(wait_until(sub { $wrong->error_log =~ /TLS certificate verify error/ }, timeout => 10), 'the wrong CA: certificate verify error logged');
+like($wrong->error_log, qr/pairguard: redis 127\.0\.0\.1:\d+ tls unavailable \(TLS certificate verify error: [^)]*\), store_down deny/,
+    '  and the store is down');
+is(claim($wrong, 'dev-2'), 503, '  answered per store_down deny');
+
+# ---- tls_verify=off connects anyway ----
+my $noverify = node(tls_trusted_certificate => $tls->wrong_ca, tls_verify => 'off');
+ok(wait_until(sub { claim($noverify, 'dev-1') == 429 }, timeout => 10), 'tls_verify=off connects despite the wrong CA (the lock is seen)');
+
+# ---- name check ----
+my $badname = node(tls_trusted_certificate => $tls->ca, tls_server_name => 'redis.other.example');
+ok(wait_until(sub { $badname->error_log =~ /TLS certificate does not match "redis\.other\.example"/ }, timeout => 10),
+    'a server name the certificate does not carry is refused');
+is(claim($badname, 'dev-3'), 503, '  answered per store_down deny');
+my $goodname = node(tls_trusted_certificate => $tls->ca, tls_server_name => 'localhost');
+ok(wait_until(sub { claim($goodname, 'dev-1') == 429 }, timeout => 10), 'tls_server_name=localhost (in the certificate) connects');
+
+# ---- a client certificate when Redis requires one ----
+my $strict = tls_redis(client_certs => 'yes');
+my $conf2 = $conf =~ s/password=tlspw //r;
+my $nocert = start_nginx($conf2, upstream => $up, workers => 1, log_level => 'info',
+    vars => { RPORT => $strict->port, TLS => 'tls_trusted_certificate=' . $strict->ca });
+ok(wait_until(sub { $nocert->error_log =~ /pairguard: redis .* unavailable/ }, timeout => 10), 'Redis requiring a client certificate refuses none');
+is(claim($nocert, 'dev-4'), 503, '  answered per store_down deny');
+my $withcert = start_nginx($conf2, upstream => $up, workers => 1, log_level => 'info',
+    vars => { RPORT => $strict->port,
+              TLS => join(' ', 'tls_trusted_certificate=' . $strict->ca, 'tls_certificate=' . $strict->client_cert,
+                          'tls_certificate_key=' . $strict->client_key) });
+ok(wait_until(sub { claim($withcert, 'probe-5') == 404 }, timeout => 10), 'with tls_certificate and tls_certificate_key it connects');
+
+# ---- configuration errors ----
+for my $case ([ 'tls_verify=off', qr/"tls_\*" parameters need "tls"/ ],
+              [ 'tls tls_certificate=/nonexistent.pem', qr/"tls_certificate" and "tls_certificate_key" go together/ ],
+              [ 'tls tls_trusted_certificate=/nonexistent/ca.pem', qr/nonexistent\/ca\.pem/ ]) {
+    my ($words, $re) = @$case;
+    my $c = $conf =~ s/tls %%TLS%%/$words/r;
+    my ($rc, $out) = nginx_t($c, upstream => $up, vars => { RPORT => $tls->port });
+    isnt($rc, 0, "nginx -t refuses \"$words\"");
+    like($out, $re, '  saying why');
+}
+
+unlike(join('', map { $_->error_log } $good, $wrong, $noverify, $badname, $goodname), qr/tlspw/, 'no password in any error log');
+done();
