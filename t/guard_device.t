@@ -8,7 +8,8 @@ use 5.036;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Time::HiRes qw(sleep);
+use Time::HiRes qw(sleep time);
+use MIME::Base64 ();
 use PgTest;
 use PgAuth qw(ctl_auth);
 
@@ -172,7 +173,12 @@ http_get($na->port, '/short', headers => { 'X-Account' => 'frank' }) for 1 .. 2;
 is(http_get($na->port, '/short?ok=1', headers => { 'X-Account' => 'frank' })->{status}, 429, 'frank is locked');
 is(http_get($na->port, '/short?ok=1', headers => { 'X-Account' => 'frank', Cookie => "pg_short=$f_tok" })->{status},
     200, 'frank\'s fresh device cookie gets him in');
-sleep 1.1;
+# nginx's clock counts whole seconds: a token minted at second T expires at
+# T+2 and renews from T+1 on; wait for that second itself (a fixed sleep
+# could overshoot to T+2 on a slow machine, when the token has expired)
+my $f_expires = unpack('Q>', substr(MIME::Base64::decode_base64url($f_tok // ''), 17, 8) // '') // 0;
+my $wait = $f_expires - 1 + 0.1 - time;
+sleep $wait if $wait > 0;
 my $renewed = token_of(http_get($na->port, '/short?ok=1', headers => { 'X-Account' => 'frank', Cookie => "pg_short=$f_tok" }),
     'pg_short');
 ok($renewed && $renewed ne $f_tok, 'past half of device_ttl a success renews the cookie');

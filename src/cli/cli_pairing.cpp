@@ -106,21 +106,16 @@ bool guard_key_label(const Context& c, const std::string& key, std::string& labe
 std::vector<std::string> device_keys(Context& c, const std::string& label) {
     std::vector<std::string> out;
     std::string match = glob_escape(c.prefix()) + "{d:*}";
-    std::string cursor = "0";
-    do {
-        Reply r = c.redis->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"});
-        if (r.type != Reply::Type::array || r.elements.size() != 2 || r.elements[1].type != Reply::Type::array) {
-            throw StoreUnreachable("redis: unexpected reply to SCAN");
-        }
-        cursor = r.elements[0].str;
-        for (const Reply& k : r.elements[1].elements) {
+    // (in a Redis Cluster, on every master)
+    c.redis->scan(match, [&](const std::vector<std::string>& found) {
+        for (const std::string& k : found) {
             std::string l;
             bool device = false;
-            if (guard_key_label(c, k.str, l, device) && device && l == label) {
-                out.push_back(k.str);
+            if (guard_key_label(c, k, l, device) && device && l == label) {
+                out.push_back(k);
             }
         }
-    } while (cursor != "0");
+    });
     return out;
 }
 
@@ -291,23 +286,18 @@ int cmd_locks(Context& c) {
         // guard keys are PREFIX{TAG} and nothing after the brace; pairing
         // keys (PREFIX{p:TAG}:...) do not match
         std::string match = glob_escape(c.prefix()) + "{*}";
-        std::string cursor = "0";
-        do {
-            Reply r = c.redis->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"});
-            if (r.type != Reply::Type::array || r.elements.size() != 2 || r.elements[1].type != Reply::Type::array) {
-                throw StoreUnreachable("redis: unexpected reply to SCAN");
-            }
-            cursor = r.elements[0].str;
+        // (in a Redis Cluster, on every master)
+        c.redis->scan(match, [&](const std::vector<std::string>& found) {
             std::vector<std::string> keys;
             std::vector<std::string> labels;
             std::vector<bool> devices;
-            for (const Reply& k : r.elements[1].elements) {
+            for (const std::string& k : found) {
                 std::string label;
                 bool device = false;
-                if (!guard_key_label(c, k.str, label, device)) {
+                if (!guard_key_label(c, k, label, device)) {
                     continue;
                 }
-                keys.push_back(k.str);
+                keys.push_back(k);
                 labels.push_back(label);
                 devices.push_back(device);
             }
@@ -318,7 +308,7 @@ int cmd_locks(Context& c) {
                                            retry_after_seconds(states[i].first - now), states[i].second, true});
                 }
             }
-        } while (cursor != "0");
+        });
         std::sort(rows.begin(), rows.end(), [](const LockRow& a, const LockRow& b) { return a.name < b.name; });
 
         if (c.opt.args.size() == 1) {
