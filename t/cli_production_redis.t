@@ -9,7 +9,7 @@
 #
 # Store state is made by pairguard_test_tool the way the module makes it.
 # Environment: PG_CTL (build/pairguardctl), PG_TEST_TOOL
-# (build/cmake/pairguard_test_tool).
+# (build/cmake/pairguard_test_tool), as in t/lib/PgTest.pm.
 
 use 5.036;
 use FindBin;
@@ -22,9 +22,8 @@ use Time::HiRes qw(time sleep);
 use PgTest qw(-nomodule);
 use PgRedis;
 
-my $root = root_dir();
-my $ctl = $ENV{PG_CTL} // "$root/build/pairguardctl";
-my $tool = $ENV{PG_TEST_TOOL} // "$root/build/cmake/pairguard_test_tool";
+my $ctl = ctl_path();
+my $tool = test_tool_path();
 plan skip_all => "$ctl or $tool not built (scripts/build.sh)" unless -x $ctl && -x $tool;
 plan skip_all => 'redis-cli or openssl missing' unless have_redis_cli();
 

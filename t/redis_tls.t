@@ -105,4 +105,35 @@ for my $case ([ 'tls_verify=off', qr/"tls_\*" parameters need "tls"/ ],
 }
 
 unlike(join('', map { $_->error_log } $good, $wrong, $noverify, $badname, $goodname), qr/tlspw/, 'no password in any error log');
+
+# ---- TLS to the sentinels and to the master they name ----
+{
+    my $s = sentinel_set(tls => 1, master_name => 'pg');
+    my $sconf = $conf2 =~ s/127\.0\.0\.1:%%RPORT%%/%%WORDS%%/r;
+    my $sn = start_nginx($sconf, upstream => $up, workers => 1, log_level => 'info',
+        vars => { WORDS => $s->sentinel_words, TLS => 'tls_trusted_certificate=' . $s->certs->{ca} });
+    ok(wait_until(sub { claim($sn, 'probe-s') == 404 }, timeout => 15), 'Sentinel over TLS: sentinels and master verified, the guard works');
+    like($sn->error_log, qr/connected with TLS/, '  the master connection is TLS');
+    my $wrongs = start_nginx($sconf, upstream => $up, workers => 1,
+        vars => { WORDS => $s->sentinel_words, TLS => 'tls_trusted_certificate=' . $s->certs->{wrong_ca} });
+    ok(wait_until(sub { $wrongs->error_log =~ /no sentinel knows the master/ }, timeout => 15),
+        '  with the wrong CA no sentinel is trusted: the store is down');
+    $s->stop;
+}
+
+# ---- TLS to every node of a Redis Cluster (client certificate too) ----
+{
+    my $c = cluster(tls => 1, client_certs => 'yes');
+    my $cconf = $conf2 =~ s/127\.0\.0\.1:%%RPORT%%/%%WORDS%%/r;
+    my $certs = $c->certs;
+    my $cn = start_nginx($cconf, upstream => $up, workers => 1, log_level => 'info',
+        vars => { WORDS => $c->cluster_words,
+                  TLS => join(' ', "tls_trusted_certificate=$certs->{ca}", "tls_certificate=$certs->{client_cert}",
+                              "tls_certificate_key=$certs->{client_key}") });
+    ok(wait_until(sub { claim($cn, 'probe-c') == 404 }, timeout => 20), 'Cluster over TLS with a client certificate: the guard works');
+    claim($cn, "tls-spread-$_") for 1 .. 20;
+    my $conns = () = $cn->error_log =~ /connected with TLS/g;
+    cmp_ok($conns, '>=', 3, "  one TLS connection per master ($conns)");
+    $c->stop;
+}
 done();

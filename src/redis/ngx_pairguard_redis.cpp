@@ -13,6 +13,7 @@ constexpr ngx_msec_t kBackoffMin = 50;
 constexpr ngx_msec_t kBackoffMax = 2000;
 constexpr ngx_msec_t kConnectTimeoutMin = 1000;
 constexpr int kMaxRedirects = 5;
+constexpr ngx_msec_t kMapRefreshWhileDown = 250;
 
 void init_timer(ngx_event_t* ev, ngx_event_handler_pt handler, void* data, bool cancelable) {
     ngx_memzero(ev, sizeof(ngx_event_t));
@@ -722,6 +723,10 @@ bool ngx_pairguard_redis_t::apply_slots(node_t* from, const redisReply* r) {
     }
     if (all_up) {
         store_up();
+    } else if (!retry_ev_.timer_set) {
+        // a master is down: its replica may be promoted any moment, and only
+        // a newer map says so
+        ngx_add_timer(&retry_ev_, kMapRefreshWhileDown);
     }
     return true;
 }
