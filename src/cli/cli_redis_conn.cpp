@@ -215,6 +215,8 @@ void RedisConn::start_tls(const RedisEndpoint& e, const RedisTls& tls) {
         SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
     }
     if (!tls.certificate.empty()) {
+        // an encrypted key would make OpenSSL ask on the terminal: refuse it instead
+        SSL_CTX_set_default_passwd_cb(ctx_, [](char*, int, int, void*) { return 0; });
         if (SSL_CTX_use_certificate_chain_file(ctx_, tls.certificate.c_str()) != 1) {
             fail("TLS: cannot load tls_certificate \"" + tls.certificate + "\": " + ssl_errors());
         }
