@@ -10,6 +10,9 @@ the demo (scripts/run.sh) and in the integration tests (t/*.t):
   POST /api/provision/pair       {"pairing_code": ..., "name"?}  (JSON or form)
        400 missing code, 404 unknown code, 410 expired code,
        200 {"paired":true,"name":...} (the code is consumed)
+  POST /api/login                {"username", "password"}  (JSON or form)
+       200 {"user":...} when the password is the username + "-password"
+       (alice / alice-password), else 401 {"error":"invalid_credentials"}
   ANY  /status/NNN               -> answers status NNN with a small JSON body
   ANY  /echo                     -> 200 {"method","path","headers","body"}
   GET  /__stats                  -> {"requests","by_path","by_status"}
@@ -222,6 +225,19 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(410, {"error": "code expired"})
             name = fields.get("name") or "Display"
             return self.reply(200, {"paired": True, "name": name})
+
+        if url.path == "/api/login":
+            # a stand-in for a real login: every user's password is
+            # USERNAME-password
+            if self.command != "POST":
+                return self.reply(405, {"error": "method not allowed"})
+            fields = parse_body(self.headers.get("Content-Type"), body)
+            if fields is None:
+                return self.reply(400, {"error": "invalid body"})
+            user = str(fields.get("username") or "")
+            if user and str(fields.get("password") or "") == user + "-password":
+                return self.reply(200, {"user": user})
+            return self.reply(401, {"error": "invalid_credentials"})
 
         return self.reply(404, {"error": "not found"})
 

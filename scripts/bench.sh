@@ -21,6 +21,9 @@
 #      pg_stack3) against plain proxy_pass
 #   w  scenario a with 1 and 2 nginx workers (plain, lua, pairguard and their
 #      *_w2 twins)
+#   v  scenario a with a trusted-device cookie on every request (pg_device:
+#      the pairguard policy with device_cookie, a valid token per address
+#      minted by benchtool.py mint-devices) against pairguard and plain
 # plus Redis commands per request, Redis script calls per request, guard
 # operations per batch, CPU µs per request split into edge (the contender's
 # processes), Redis, upstream and wrk (/proc utime+stime over each
@@ -185,8 +188,9 @@ CONTENDERS=(plain limitreq lua haproxy pairguard)
 # Scenario s: stacked policies; scenario w: two workers.
 STACKED=(plain pairguard pg_stack2 pg_stack3)
 SCALING=(plain lua pairguard plain_w2 lua_w2 pairguard_w2)
-GUARDED=" lua haproxy pairguard pg_stack2 pg_stack3 lua_w2 pairguard_w2 "
-INSTANCES=(upstream "${CONTENDERS[@]}" pg_local pg_deny pg_allow pg_stack2 pg_stack3
+DEVICES=(plain pairguard pg_device)
+GUARDED=" lua haproxy pairguard pg_stack2 pg_stack3 lua_w2 pairguard_w2 pg_device "
+INSTANCES=(upstream "${CONTENDERS[@]}" pg_local pg_deny pg_allow pg_stack2 pg_stack3 pg_device
            plain_w2 lua_w2 pairguard_w2)
 read -r -a ports <<<"$("${TOOL[@]}" ports $((${#INSTANCES[@]} + 1)))"
 declare -A PORT
@@ -239,6 +243,8 @@ done
 # Scenario s: 2 and 3 policies on one location (each its own Redis key).
 nginx_conf pg_stack2 pairguard_stack.conf.in "$PG_MOD" GUARDS="pairguard ip; pairguard ip2;"
 nginx_conf pg_stack3 pairguard_stack.conf.in "$PG_MOD" GUARDS="pairguard ip; pairguard ip2; pairguard ip3;"
+# Scenario v: the pairguard policy with trusted devices.
+nginx_conf pg_device pairguard_device.conf.in "$PG_MOD"
 # Scenario w: the same contenders with two workers.
 WORKERS=2 nginx_conf plain_w2 plain.conf.in ""
 WORKERS=2 nginx_conf lua_w2 lua.conf.in "$LUA_MODS"
@@ -287,7 +293,7 @@ start_nginx() {   # NAME
 say "work directory $WORK; redis :$REDIS_PORT, upstream :${PORT[upstream]}"
 start_redis
 start_nginx upstream
-for c in plain limitreq lua pairguard pg_local pg_deny pg_allow pg_stack2 pg_stack3 \
+for c in plain limitreq lua pairguard pg_local pg_deny pg_allow pg_stack2 pg_stack3 pg_device \
          plain_w2 lua_w2 pairguard_w2; do
     start_nginx "$c"
 done
@@ -302,7 +308,7 @@ rcmd() { "${TOOL[@]}" redis "$REDIS_PORT" "$@" >/dev/null; }
 # Every contender answers 200 on /ok and 404 on /fail through the upstream.
 # (a failing address of its own for each, as they share policy keys in Redis)
 i=0
-for c in "${CONTENDERS[@]}" pg_local pg_deny pg_allow pg_stack2 pg_stack3 plain_w2 lua_w2 pairguard_w2; do
+for c in "${CONTENDERS[@]}" pg_local pg_deny pg_allow pg_stack2 pg_stack3 pg_device plain_w2 lua_w2 pairguard_w2; do
     i=$((i + 1))
     got=$("${TOOL[@]}" get "$(url "$c")/ok" 203.0.113.7)
     [[ $got == 200 ]] || die "$c: GET /ok answered $got, not 200"
@@ -387,6 +393,10 @@ BASE_A=$((10 << 24))     # 10.0.0.0: allowed clients
 BASE_C=$((20 << 24))     # 20.0.0.0: guessing clients
 BASE_M=$((30 << 24))     # 30.0.0.0: bytes-per-key step
 BASE_D=$((40 << 24))     # 40.0.0.0: scenario d
+# Scenario v: a valid device token for each of 200 000 client addresses from
+# BASE_A (more than a saturating measurement sends, so no device repeats)
+DEVICE_TOKENS=$WORK/device-tokens.txt
+"${TOOL[@]}" mint-devices "$WORK/pairguard.secret" ip "$BASE_A" 200000 "$DEVICE_TOKENS"
 
 for ((r = 1; r <= ROUNDS; r++)); do
     # Rotate the order each round so that no contender always goes first.
@@ -419,6 +429,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for ((i = 0; i < ${#STACKED[@]}; i++)); do
         c=${STACKED[(i + r - 1) % ${#STACKED[@]}]}
         measure "$r" s "$c" sat /ok distinct "$BASE_A" flush
+    done
+    # v: scenario a with a trusted device cookie on every request.
+    say "  scenario v (trusted devices)"
+    for ((i = 0; i < ${#DEVICES[@]}; i++)); do
+        c=${DEVICES[(i + r - 1) % ${#DEVICES[@]}]}
+        if [[ $c == pg_device ]]; then
+            measure "$r" v "$c" sat /ok devices "$DEVICE_TOKENS" flush
+        else
+            measure "$r" v "$c" sat /ok distinct "$BASE_A" flush
+        fi
     done
     # w: scenario a with 1 and 2 workers per contender.
     say "  scenario w (1 and 2 workers)"

@@ -12,7 +12,7 @@ NGX_SRC=/usr/share/nginx/src
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
 apt_install nginx-core nginx-dev libhiredis-dev libjansson-dev libssl-dev libargon2-dev \
-    libgtest-dev cmake g++ make redis-server redis-tools redis-sentinel perl python3 python3-yaml
+    libgtest-dev cmake g++ make redis-server redis-tools redis-sentinel perl libio-socket-ssl-perl python3 python3-yaml
 
 mkdir -p "$BUILD"
 

@@ -329,7 +329,26 @@ approves it with pairguardctl, the user's requests then pass /bot/.
    right code): pairguardctl locks shows it, pairguardctl unlock --platform
    telegram lifts it.
 
-12. Stop Redis to watch pairguard_store_down local at work; the demo keeps
+Defending real users (README "Defending real users"): a login whose
+account an attacker locks, while the user's browser (its device cookie)
+still gets in; IPv6 clients counted per /64; every lock as an event.
+
+12. Log in once (the demo's passwords are NAME-password): the success sets
+    the device cookie pg_device. Then lock the account from elsewhere:
+     curl -si -c jar -H 'Content-Type: application/json' \\
+       -d '{"username":"alice","password":"alice-password"}' $EDGE/api/login
+     for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' \\
+       -H "X-Forwarded-For: 2001:db8:bad::\$i" -H 'Content-Type: application/json' \\
+       -d '{"username":"alice","password":"guess"}' $EDGE/api/login; done
+
+13. Without the cookie the right password gets 429; with it, 200:
+     curl -s -H 'Content-Type: application/json' \\
+       -d '{"username":"alice","password":"alice-password"}' $EDGE/api/login
+     curl -s -b jar -H 'Content-Type: application/json' \\
+       -d '{"username":"alice","password":"alice-password"}' $EDGE/api/login
+     pairguardctl events; pairguardctl locks
+
+14. Stop Redis to watch pairguard_store_down local at work; the demo keeps
     running:
      $RC shutdown nosave
    The edge logs "redis $HOST:$REDIS_PORT unavailable ..., store_down local"
@@ -344,7 +363,7 @@ Restarting scripts/run.sh starts with an empty Redis (no locks, no pairings).
 EOF
 
 # Stay up until Ctrl-C or until nginx or the upstream exits by itself. Redis
-# may go away: that is step 12.
+# may go away: that is step 14.
 set +e
 while true; do
     if [[ -n $REDIS_PID ]]; then

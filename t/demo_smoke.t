@@ -2,7 +2,8 @@
 # comes up on free ports; five wrong pairing codes reach the upstream and the
 # sixth is refused at the edge; another address pairs with the right code;
 # Redis holds only HMACs; the pairing flow goes from a request over HTTP to
-# pairguardctl approve and revoke. When its Redis is stopped the demo keeps
+# pairguardctl approve and revoke; a login whose account a stranger locks
+# still lets in the browser with its device cookie. When its Redis is stopped the demo keeps
 # running, says so, and the edge keeps guarding with per-node counters
 # (pairguard_store_down local). Ctrl-C (SIGTERM here) stops exactly what it
 # started. `scripts/run.sh --check` runs this file.
@@ -143,6 +144,31 @@ my $code;
     is(http_get($edge, '/bot/echo', headers => \%user)->{status}, 403, 'right after the revocation the route answers 403');
 
     ok(index(redis_everything(), $pcode) < 0, 'no Redis key or value holds the pairing code');
+}
+
+# ---- trusted devices on the login (steps 12 and 13 of the instructions) ----
+
+{
+    like($demo->output, qr/pg_device/, 'the instructions show the trusted-device login');
+    my $alice = { username => 'alice', password => 'alice-password' };
+    my $r = http_post_json($edge, '/api/login', $alice);
+    my ($device) = map { /^pg_device=([^;]+)/ ? $1 : () } @{ $r->{header_list}{'set-cookie'} // [] };
+    ok($r->{status} == 200 && $device, 'a login with the right password answers 200 and sets the device cookie pg_device');
+    my @st = map {
+        http_post_json($edge, '/api/login', { username => 'alice', password => 'guess' },
+                       headers => { 'X-Forwarded-For' => "2001:db8:bad::$_" })->{status}
+    } 1 .. 6;
+    is_deeply(\@st, [401, 401, 401, 401, 401, 429], 'five wrong passwords from other networks lock the account (the sixth: 429)');
+    is(http_post_json($edge, '/api/login', $alice)->{status}, 429, 'without the cookie the right password gets 429');
+    is(http_post_json($edge, '/api/login', $alice, headers => { Cookie => "pg_device=" . ($device // 'none') })->{status},
+       200, 'with the device cookie it gets 200');
+    my ($rc, $locks) = ctl('locks', 'login_account', 'alice');
+    my ($label) = $locks =~ /^guard\s+([0-9a-f]{8}) \(alice\)\s+\d/m;
+    ok($rc == 0 && $label, 'pairguardctl locks login_account alice shows the account locked') or diag $locks;
+    $label //= 'none';
+    ok(wait_until(sub { read_file("$nginx_dir/error.log") =~ /pairguard: event \{"type":"lock".*"scope":"guard","key":"$label"/ }, timeout => 5),
+       'the lock is an event in the error log (pairguard_events_log on)');
+    ok(index(redis_everything(), $device // 'none') < 0, 'no Redis key or value holds the device token');
 }
 
 # ---- Redis stopped: the demo keeps running, and the edge keeps guarding ----

@@ -32,8 +32,16 @@
                                              since a proc-snap (cpu_s)
   benchtool.py proc-snap NAME=PID...         {"NAME": ticks}: utime+stime of PID and
                                              its descendants (their own time)
+  benchtool.py mint-devices SECRET POLICY BASE N OUT
+                                             N lines "ADDRESS TOKEN": a valid trusted-
+                                             device token (device_cookie) of POLICY for
+                                             each client address from the 32-bit BASE
+                                             up, made as the module makes them
 """
 
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -290,6 +298,26 @@ def main(argv):
         print(" ".join(str(s.getsockname()[1]) for s in socks))
         for s in socks:
             s.close()
+        return 0
+
+    if cmd == "mint-devices":
+        # src/core/device.cpp: version 1, 16-byte id, expiry (8 bytes big-endian
+        # unix seconds), then HMAC-SHA256(secret, "dc\0" POLICY "\0" account tag
+        # version id expiry)[:16]; the account tag is HMAC-SHA256(secret,
+        # "g\0" POLICY "\0" KEY)[:16]
+        with open(args[0], "rb") as f:
+            secret = f.read()
+        policy = args[1].encode()
+        base, n = int(args[2]), int(args[3])
+        expires = int(time.time()) + 86400
+        with open(args[4], "w") as out:
+            for i in range(n):
+                addr = ip(base + i)
+                account = hmac.new(secret, b"g\0" + policy + b"\0" + addr.encode(), hashlib.sha256).digest()[:16]
+                body = b"\x01" + os.urandom(16) + expires.to_bytes(8, "big")
+                mac = hmac.new(secret, b"dc\0" + policy + b"\0" + account + body, hashlib.sha256).digest()[:16]
+                token = base64.urlsafe_b64encode(body + mac).rstrip(b"=").decode()
+                out.write(f"{addr} {token}\n")
         return 0
 
     if cmd == "wait-port":

@@ -6,6 +6,10 @@
 --                  counting up from the 32-bit integer ARG (each thread
 --                  gets its own block of 2^22 addresses)
 --   MODE fixed     every request carries X-Forwarded-For: ARG
+--   MODE devices   ARG is a file of lines "ADDRESS TOKEN" (benchtool.py
+--                  mint-devices): each request carries the next line's
+--                  address in X-Forwarded-For and its token as the cookie
+--                  pg_dev (a trusted device of that address), cycling
 --   STOP_AFTER     stop each thread after that many responses (0: run for -d)
 --
 -- Counts the response statuses and prints, in done(), one line
@@ -22,6 +26,7 @@ function setup(thread)
 end
 
 local path, mode, fixed_addr, next_addr = "/", "distinct", nil, 0
+local devices, next_device = nil, 1
 -- scenario f: every request carries this Authorization header when set
 local authorization = os.getenv("PG_BENCH_AUTHORIZATION")
 local stop_after, answered = 0, 0
@@ -38,6 +43,13 @@ function init(args)
     mode = args[2] or "distinct"
     if mode == "fixed" then
         fixed_addr = args[3] or "192.0.2.1"
+    elseif mode == "devices" then
+        devices = {}
+        for line in io.lines(args[3]) do
+            local a, t = line:match("^(%S+) (%S+)$")
+            if a then devices[#devices + 1] = { a, "pg_dev=" .. t } end
+        end
+        if #devices == 0 then error("load.lua: no devices in " .. tostring(args[3])) end
     elseif mode == "distinct" then
         next_addr = (tonumber(args[3]) or 167772160) + (tonumber(tid) or 0) * 4194304
     else
@@ -47,6 +59,11 @@ function init(args)
 end
 
 function request()
+    if devices then
+        local d = devices[next_device]
+        next_device = next_device % #devices + 1
+        return wrk.format("GET", path, { ["X-Forwarded-For"] = d[1], ["Cookie"] = d[2] })
+    end
     local addr = fixed_addr
     if not addr then
         addr = ip(next_addr)

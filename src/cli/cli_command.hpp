@@ -39,6 +39,7 @@ struct Options {
     std::string policy;
     bool json = false;
     bool platform_flag = false;  // unlock --platform
+    bool device_flag = false;    // unlock --device
     std::string auth_policy;
     // auth commands
     bool password_stdin = false;

@@ -59,7 +59,7 @@ std::string glob_escape(std::string_view s) {
 }
 
 struct LockRow {
-    std::string type;   // "guard" or "pairing"
+    std::string type;   // "guard", "device" or "pairing"
     std::string name;   // guard label or platform
     std::string key;    // guard: the key asked about, if any
     int64_t retry_after = 0;
@@ -81,6 +81,41 @@ std::vector<std::pair<int64_t, int64_t>> inspect_guard_keys(Context& c, const st
         }
         out.emplace_back(r.elements[0].integer, r.elements[1].integer);
     }
+    return out;
+}
+
+// A guard key "PREFIX{TAG}" or a trusted device's "PREFIX{d:TAG}" (nothing
+// after the brace; pairing keys are PREFIX{p:TAG}:...): its short label.
+bool guard_key_label(const Context& c, const std::string& key, std::string& label, bool& device) {
+    std::string tag = hash_tag(key);
+    device = tag.rfind("d:", 0) == 0;
+    std::string raw;
+    if (key.size() != c.prefix().size() + tag.size() + 2 || key.compare(0, c.prefix().size(), c.prefix()) != 0
+        || !base64url_decode(device ? tag.substr(2) : tag, raw) || raw.size() < 4) {
+        return false;
+    }
+    KeyTag t{};
+    std::copy(raw.begin(), raw.begin() + 4, t.begin());
+    label = tag_label(t);
+    return true;
+}
+
+// The trusted devices' keys whose label is `label` (the operator knows a
+// device by nothing else; two devices sharing 32 bits of label are both
+// named).
+std::vector<std::string> device_keys(Context& c, const std::string& label) {
+    std::vector<std::string> out;
+    std::string match = glob_escape(c.prefix()) + "{d:*}";
+    // (in a Redis Cluster, on every master)
+    c.redis->scan(match, [&](const std::vector<std::string>& found) {
+        for (const std::string& k : found) {
+            std::string l;
+            bool device = false;
+            if (guard_key_label(c, k, l, device) && device && l == label) {
+                out.push_back(k);
+            }
+        }
+    });
     return out;
 }
 
@@ -251,35 +286,29 @@ int cmd_locks(Context& c) {
         // guard keys are PREFIX{TAG} and nothing after the brace; pairing
         // keys (PREFIX{p:TAG}:...) do not match
         std::string match = glob_escape(c.prefix()) + "{*}";
-        std::string cursor = "0";
-        do {
-            Reply r = c.redis->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"});
-            if (r.type != Reply::Type::array || r.elements.size() != 2 || r.elements[1].type != Reply::Type::array) {
-                throw StoreUnreachable("redis: unexpected reply to SCAN");
-            }
-            cursor = r.elements[0].str;
+        // (in a Redis Cluster, on every master)
+        c.redis->scan(match, [&](const std::vector<std::string>& found) {
             std::vector<std::string> keys;
             std::vector<std::string> labels;
-            for (const Reply& k : r.elements[1].elements) {
-                std::string tag = hash_tag(k.str);
-                std::string raw;
-                if (k.str.size() != c.prefix().size() + tag.size() + 2 || !base64url_decode(tag, raw)
-                    || raw.size() < 4) {
+            std::vector<bool> devices;
+            for (const std::string& k : found) {
+                std::string label;
+                bool device = false;
+                if (!guard_key_label(c, k, label, device)) {
                     continue;
                 }
-                KeyTag t{};
-                std::copy(raw.begin(), raw.begin() + 4, t.begin());
-                keys.push_back(k.str);
-                labels.push_back(tag_label(t));
+                keys.push_back(k);
+                labels.push_back(label);
+                devices.push_back(device);
             }
             auto states = inspect_guard_keys(c, keys);
             for (size_t i = 0; i < keys.size(); i++) {
                 if (states[i].first > now) {
-                    rows.push_back(LockRow{"guard", labels[i], "", retry_after_seconds(states[i].first - now),
-                                           states[i].second, true});
+                    rows.push_back(LockRow{devices[i] ? "device" : "guard", labels[i], "",
+                                           retry_after_seconds(states[i].first - now), states[i].second, true});
                 }
             }
-        } while (cursor != "0");
+        });
         std::sort(rows.begin(), rows.end(), [](const LockRow& a, const LockRow& b) { return a.name < b.name; });
 
         if (c.opt.args.size() == 1) {
@@ -308,7 +337,7 @@ int cmd_locks(Context& c) {
             const LockRow& r = rows[i];
             out += i ? "," : "";
             out += "{\"type\":\"" + r.type + "\",";
-            out += r.type == "guard" ? "\"label\":\"" + r.name + "\"" : "\"platform\":\"" + r.name + "\"";
+            out += r.type != "pairing" ? "\"label\":\"" + r.name + "\"" : "\"platform\":\"" + r.name + "\"";
             out += ",\"locked\":" + std::string(r.locked ? "true" : "false");
             out += ",\"retry_after\":" + std::to_string(r.retry_after);
             out += ",\"failures\":" + std::to_string(r.failures) + "}";
@@ -331,6 +360,30 @@ int cmd_locks(Context& c) {
 int cmd_unlock(Context& c) {
     StoreCall call;
     std::string what;
+    if (c.opt.device_flag) {
+        expect_args(c, 1, 1);
+        const std::string& label = c.opt.args[1];
+        if (label.size() != 8 || label.find_first_not_of("0123456789abcdef") != std::string::npos) {
+            throw UsageError("a device LABEL is 8 hex digits, as pairguardctl locks shows it");
+        }
+        int64_t n = 0;
+        for (const std::string& key : device_keys(c, label)) {
+            StoreCall dc = make_unlock_device(c.prefix(), key);
+            auto d = decode_unlock(run(c, dc));
+            if (!d) {
+                bad_reply(dc);
+            }
+            n += *d;
+        }
+        if (c.opt.json) {
+            std::cout << (n > 0 ? "{\"unlocked\":true}" : render_error("not_found")) << "\n";
+        } else if (n > 0) {
+            std::cout << "unlocked device " << label << "\n";
+        } else {
+            std::cerr << "pairguardctl: nothing stored for device " << label << "\n";
+        }
+        return n > 0 ? kDone : kRefused;
+    }
     if (c.opt.platform_flag) {
         expect_args(c, 1, 1);
         std::string platform = need_platform(c.opt.args[1]);

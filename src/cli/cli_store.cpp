@@ -1,49 +1,23 @@
 #include "cli_store.hpp"
 
 #include <openssl/crypto.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sys/time.h>
+#include <map>
+#include <optional>
+#include <set>
+#include <thread>
 
-#include "duration.hpp"
+#include "cli_redis_conn.hpp"
 
 namespace pairguard::cli {
-
-namespace {
-
-bool parse_int(std::string_view v, int64_t& out) {
-    if (v.empty()) {
-        return false;
-    }
-    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-    return ec == std::errc() && p == v.data() + v.size();
-}
-
-std::string strip_newline(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) {
-        s.pop_back();
-    }
-    return s;
-}
-
-struct ReplyDeleter {
-    void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
-std::vector<const char*> c_argv(const std::vector<std::string>& argv, std::vector<size_t>& lens) {
-    std::vector<const char*> out;
-    for (const std::string& a : argv) {
-        out.push_back(a.data());
-        lens.push_back(a.size());
-    }
-    return out;
-}
-
-}  // namespace
 
 std::string parse_redis_target(std::string_view spec, RedisTarget& out) {
     std::vector<std::string_view> words;
@@ -60,80 +34,40 @@ std::string parse_redis_target(std::string_view spec, RedisTarget& out) {
             words.push_back(spec.substr(start, i - start));
         }
     }
-    if (words.empty()) {
-        return "empty Redis address";
+    // $PAIRGUARD_REDIS_PASSWORD when the words give no password (it may go
+    // with user=, which the parser checks)
+    std::string env_password;
+    const char* env = std::getenv("PAIRGUARD_REDIS_PASSWORD");
+    bool has_password = std::any_of(words.begin(), words.end(), [](std::string_view w) {
+        return w.rfind("password=", 0) == 0 || w.rfind("password_file=", 0) == 0;
+    });
+    if (!words.empty() && !has_password && env != nullptr && *env != '\0') {
+        env_password = std::string("password=") + env;
+        words.push_back(env_password);
     }
-
-    std::string_view addr = words[0];
-    if (addr.rfind("unix:", 0) == 0) {
-        if (addr.size() == 5) {
-            return "invalid address \"" + std::string(addr) + "\"";
-        }
-        out.unix_path = std::string(addr.substr(5));
-    } else {
-        std::string_view host = addr, port;
-        if (!addr.empty() && addr[0] == '[') {
-            size_t close = addr.find(']');
-            if (close == std::string_view::npos) {
-                return "invalid address \"" + std::string(addr) + "\"";
-            }
-            host = addr.substr(1, close - 1);
-            if (close + 1 < addr.size()) {
-                if (addr[close + 1] != ':') {
-                    return "invalid address \"" + std::string(addr) + "\"";
-                }
-                port = addr.substr(close + 2);
-            }
-        } else if (addr.find(':') != std::string_view::npos && addr.find(':') == addr.rfind(':')) {
-            host = addr.substr(0, addr.find(':'));
-            port = addr.substr(addr.find(':') + 1);
-        }
-        int64_t p = 6379;
-        if (host.empty() || (!port.empty() && (!parse_int(port, p) || p < 1 || p > 65535))
-            || (port.empty() && addr.back() == ':')) {
-            return "invalid address \"" + std::string(addr) + "\"";
-        }
-        out.host = std::string(host);
-        out.port = static_cast<int>(p);
+    RedisSpec r;
+    std::string err = parse_redis_spec(words, r);
+    OPENSSL_cleanse(env_password.data(), env_password.size());
+    if (!err.empty()) {
+        return err;
     }
-
-    std::string password_file;
-    for (size_t w = 1; w < words.size(); w++) {
-        std::string_view arg = words[w];
-        size_t eq = arg.find('=');
-        std::string_view name = arg.substr(0, eq == std::string_view::npos ? arg.size() : eq);
-        std::string_view value = eq == std::string_view::npos ? std::string_view() : arg.substr(eq + 1);
-        int64_t n = 0;
-        if (eq == std::string_view::npos) {
-            return "invalid parameter \"" + std::string(arg) + "\"";
-        } else if (name == "password") {
-            out.password = std::string(value);
-        } else if (name == "password_file") {
-            password_file = std::string(value);
-        } else if (name == "user" && !value.empty()) {
-            out.user = std::string(value);
-        } else if (name == "db" && parse_int(value, n) && n >= 0 && n < 1 << 20) {
-            out.db = static_cast<int>(n);
-        } else if (name == "timeout" && parse_duration_ms(value).value_or(0) > 0) {
-            out.timeout_ms = *parse_duration_ms(value);
-        } else if (name == "prefix" && !value.empty()) {
-            out.prefix = std::string(value);
-        } else {
-            // never echo a value that may be a password
-            return "invalid parameter \"" + std::string(name) + "\"";
+    if (r.timeout_ms == 0) {
+        r.timeout_ms = kCliRedisTimeoutMs;
+    }
+    if (r.prefix.empty()) {
+        r.prefix = "pairguard:";
+    }
+    const std::pair<const char*, const std::string*> files[] = {
+        {"tls_trusted_certificate", &r.tls.trusted_certificate},
+        {"tls_certificate", &r.tls.certificate},
+        {"tls_certificate_key", &r.tls.certificate_key},
+    };
+    for (const auto& [name, path] : files) {
+        if (!path->empty() && access(path->c_str(), R_OK) != 0) {
+            return std::string(name) + ": cannot read \"" + *path + "\": " + std::strerror(errno);
         }
     }
-    if (!password_file.empty()) {
-        if (!out.password.empty()) {
-            return "both \"password\" and \"password_file\"";
-        }
-        std::ifstream f(password_file, std::ios::binary);
-        if (!f) {
-            return "cannot read \"" + password_file + "\": " + std::strerror(errno);
-        }
-        std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        out.password = strip_newline(std::move(text));
-    }
+    out = std::move(r);
     return {};
 }
 
@@ -184,83 +118,361 @@ Reply reply_from_hiredis(const redisReply* r) {
     return out;
 }
 
-SyncRedis::SyncRedis(const RedisTarget& t) {
-    timeval tv{static_cast<time_t>(t.timeout_ms / 1000), static_cast<suseconds_t>((t.timeout_ms % 1000) * 1000)};
-    label_ = t.unix_path.empty() ? t.host + ":" + std::to_string(t.port) : "unix:" + t.unix_path;
-    ctx_.reset(t.unix_path.empty() ? redisConnectWithTimeout(t.host.c_str(), t.port, tv)
-                                   : redisConnectUnixWithTimeout(t.unix_path.c_str(), tv));
-    if (!ctx_) {
-        throw StoreUnreachable("redis " + label_ + ": out of memory");
-    }
-    if (ctx_->err) {
-        lost();
-    }
-    if (redisSetTimeout(ctx_.get(), tv) != REDIS_OK) {
-        lost();
-    }
-    if (!t.password.empty()) {
-        std::vector<std::string> auth{"AUTH"};
-        if (!t.user.empty()) {
-            auth.push_back(t.user);
-        }
-        auth.push_back(t.password);
-        Reply r = command(auth);
-        OPENSSL_cleanse(auth.back().data(), auth.back().size());
-        if (r.type == Reply::Type::error) {
-            throw StoreUnreachable("redis " + label_ + ": authentication failed: " + r.str);
+namespace {
+
+std::string upper(std::string_view s) {
+    std::string out(s);
+    for (char& ch : out) {
+        if (ch >= 'a' && ch <= 'z') {
+            ch = static_cast<char>(ch - 'a' + 'A');
         }
     }
-    if (t.db != 0) {
-        Reply r = command({"SELECT", std::to_string(t.db)});
-        if (r.type == Reply::Type::error) {
-            throw StoreUnreachable("redis " + label_ + ": SELECT failed: " + r.str);
+    return out;
+}
+
+bool is_redirect_or_retry(const Reply& r) {
+    return r.type == Reply::Type::error
+           && (r.str.rfind("MOVED ", 0) == 0 || r.str.rfind("ASK ", 0) == 0 || r.str.rfind("TRYAGAIN", 0) == 0
+               || r.str.rfind("CLUSTERDOWN", 0) == 0);
+}
+
+void pause_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+std::vector<std::string> evalsha_argv(const StoreCall& call) {
+    std::vector<std::string> argv{"EVALSHA", call.script->sha1, std::to_string(call.keys.size())};
+    argv.insert(argv.end(), call.keys.begin(), call.keys.end());
+    argv.insert(argv.end(), call.args.begin(), call.args.end());
+    return argv;
+}
+
+}  // namespace
+
+std::optional<std::string_view> cluster_route_key(const std::vector<std::string>& argv) {
+    if (argv.size() < 2) {
+        return std::nullopt;
+    }
+    std::string cmd = upper(argv[0]);
+    if (cmd == "EVAL" || cmd == "EVALSHA" || cmd == "EVAL_RO" || cmd == "EVALSHA_RO" || cmd == "FCALL") {
+        if (argv.size() > 3 && argv[2] != "0") {
+            return std::string_view(argv[3]);
         }
+        return std::nullopt;
+    }
+    if (cmd == "XREAD" || cmd == "XREADGROUP") {
+        for (size_t i = 1; i + 1 < argv.size(); i++) {
+            if (upper(argv[i]) == "STREAMS") {
+                return std::string_view(argv[i + 1]);
+            }
+        }
+        return std::nullopt;
+    }
+    static const char* const keyless[] = {"TIME", "PING", "SCRIPT", "INFO", "SCAN", "CLUSTER", "ROLE", "AUTH",
+                                          "SELECT", "ECHO", "DBSIZE", "FLUSHALL", "FLUSHDB", "CONFIG", "HELLO",
+                                          "CLIENT", "COMMAND", "ACL", "READONLY", "READWRITE", "ASKING", "SENTINEL"};
+    for (const char* k : keyless) {
+        if (cmd == k) {
+            return std::nullopt;
+        }
+    }
+    return std::string_view(argv[1]);
+}
+
+SyncRedis::SyncRedis(const RedisTarget& t) : spec_(t) {
+    // OpenSSL writes with write(2): a server that hangs up must not kill the CLI
+    std::signal(SIGPIPE, SIG_IGN);
+    if (spec_.endpoints.empty()) {
+        throw StoreUnreachable("redis: no address");
+    }
+    switch (spec_.topology) {
+    case RedisTopology::single:
+        node_index(spec_.endpoints.front());
+        conn(0);
+        break;
+    case RedisTopology::sentinel: find_master(); break;
+    case RedisTopology::cluster:
+        slot_node_.assign(kClusterSlots, -1);
+        refresh_slots();
+        break;
     }
 }
 
-void SyncRedis::lost() {
-    std::string why = ctx_ && ctx_->errstr[0] ? ctx_->errstr : "connection failed";
-    if (ctx_ && ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS)) {
-        why = "no answer in time";
+SyncRedis::~SyncRedis() = default;
+
+std::unique_ptr<RedisConn> SyncRedis::open(const RedisEndpoint& e, bool sentinel) {
+    auto c = std::make_unique<RedisConn>(e, spec_.tls, spec_.timeout_ms, sentinel ? "sentinel" : "redis");
+    const std::string& user = sentinel ? spec_.sentinel_user : spec_.user;
+    const std::string& password = sentinel ? spec_.sentinel_password : spec_.password;
+    if (!password.empty()) {
+        std::vector<std::string> auth{"AUTH"};
+        if (!user.empty()) {
+            auth.push_back(user);
+        }
+        auth.push_back(password);
+        Reply r = c->call(auth);
+        OPENSSL_cleanse(auth.back().data(), auth.back().size());
+        if (r.type == Reply::Type::error) {
+            throw StoreUnreachable(c->label() + ": authentication failed: " + r.str);
+        }
     }
-    throw StoreUnreachable("redis " + label_ + " unreachable: " + why);
+    if (!sentinel && spec_.db != 0 && spec_.topology != RedisTopology::cluster) {
+        Reply r = c->call({"SELECT", std::to_string(spec_.db)});
+        if (r.type == Reply::Type::error) {
+            throw StoreUnreachable(c->label() + ": SELECT failed: " + r.str);
+        }
+    }
+    return c;
+}
+
+size_t SyncRedis::node_index(const RedisEndpoint& e) {
+    for (size_t i = 0; i < nodes_.size(); i++) {
+        if (nodes_[i].host == e.host && nodes_[i].port == e.port && nodes_[i].unix_path == e.unix_path) {
+            return i;
+        }
+    }
+    nodes_.push_back(e);
+    conns_.emplace_back();
+    loaded_.emplace_back();
+    return nodes_.size() - 1;
+}
+
+RedisConn& SyncRedis::conn(size_t node) {
+    if (!conns_[node]) {
+        conns_[node] = open(nodes_[node], false);
+    }
+    return *conns_[node];
+}
+
+void SyncRedis::drop(size_t node) {
+    conns_[node].reset();
+    loaded_[node].clear();
+}
+
+void SyncRedis::find_master() {
+    std::string why;
+    auto note = [&why](const std::string& s) { why += (why.empty() ? "" : "; ") + s; };
+    for (const RedisEndpoint& s : spec_.endpoints) {
+        try {
+            std::unique_ptr<RedisConn> sentinel = open(s, true);
+            Reply r = sentinel->call({"SENTINEL", "get-master-addr-by-name", spec_.master_name});
+            if (r.type == Reply::Type::error) {
+                note(sentinel->label() + ": " + r.str);
+                continue;
+            }
+            if (r.type != Reply::Type::array || r.elements.size() != 2 || r.elements[0].str.empty()) {
+                note(sentinel->label() + " does not know master \"" + spec_.master_name + "\"");
+                continue;
+            }
+            RedisEndpoint m;
+            m.host = r.elements[0].str;
+            m.port = std::atoi(r.elements[1].str.c_str());
+            std::unique_ptr<RedisConn> c = open(m, false);
+            Reply role = c->call({"ROLE"});
+            if (role.type != Reply::Type::array || role.elements.empty() || role.elements[0].str != "master") {
+                note(c->label() + " (given by " + sentinel->label() + ") is not a master: ROLE says "
+                     + (role.type == Reply::Type::array && !role.elements.empty() ? role.elements[0].str : role.str));
+                continue;
+            }
+            size_t i = node_index(m);
+            conns_[i] = std::move(c);
+            return;
+        } catch (const StoreUnreachable& e) {
+            note(e.what());
+        }
+    }
+    throw StoreUnreachable("redis: no sentinel gave a master \"" + spec_.master_name + "\" that ROLE confirms (" + why
+                           + ")");
+}
+
+std::vector<size_t> SyncRedis::masters() {
+    std::vector<size_t> out;
+    for (int n : slot_node_) {
+        if (n >= 0 && std::find(out.begin(), out.end(), static_cast<size_t>(n)) == out.end()) {
+            out.push_back(static_cast<size_t>(n));
+        }
+    }
+    return out;
+}
+
+void SyncRedis::refresh_slots() {
+    std::vector<RedisEndpoint> ask;
+    for (size_t n : masters()) {
+        ask.push_back(nodes_[n]);
+    }
+    ask.insert(ask.end(), spec_.endpoints.begin(), spec_.endpoints.end());
+    std::string why;
+    for (const RedisEndpoint& e : ask) {
+        size_t idx = node_index(e);
+        try {
+            Reply r = conn(idx).call({"CLUSTER", "SLOTS"});
+            if (r.type != Reply::Type::array) {
+                why += (why.empty() ? "" : "; ") + e.label() + ": CLUSTER SLOTS: " + r.str;
+                continue;
+            }
+            std::vector<int> map(kClusterSlots, -1);
+            bool any = false;
+            for (const Reply& range : r.elements) {
+                if (range.type != Reply::Type::array || range.elements.size() < 3
+                    || range.elements[2].type != Reply::Type::array || range.elements[2].elements.size() < 2) {
+                    continue;
+                }
+                int64_t from = range.elements[0].integer, to = range.elements[1].integer;
+                RedisEndpoint m;
+                m.host = range.elements[2].elements[0].str;
+                if (m.host.empty() || m.host == "?") {
+                    m.host = e.host;  // "the node you asked"
+                }
+                m.port = static_cast<int>(range.elements[2].elements[1].integer);
+                int node = static_cast<int>(node_index(m));
+                for (int64_t s = std::max<int64_t>(from, 0); s <= to && s < kClusterSlots; s++) {
+                    map[static_cast<size_t>(s)] = node;
+                    any = true;
+                }
+            }
+            if (!any) {
+                why += (why.empty() ? "" : "; ") + e.label() + " has no slots";
+                continue;
+            }
+            slot_node_ = std::move(map);
+            return;
+        } catch (const StoreUnreachable& ex) {
+            drop(idx);
+            why += (why.empty() ? "" : "; ") + std::string(ex.what());
+        }
+    }
+    throw StoreUnreachable("redis cluster: no node gave the slot map (" + why + ")");
+}
+
+size_t SyncRedis::route(const std::vector<std::string>& argv) {
+    if (!cluster()) {
+        return 0;
+    }
+    std::optional<std::string_view> key = cluster_route_key(argv);
+    if (!key) {
+        std::vector<size_t> m = masters();
+        if (m.empty()) {
+            refresh_slots();
+            m = masters();
+        }
+        return m.front();
+    }
+    uint16_t slot = cluster_key_slot(*key);
+    if (slot_node_[slot] < 0) {
+        refresh_slots();
+        if (slot_node_[slot] < 0) {
+            throw StoreUnreachable("redis cluster: slot " + std::to_string(slot) + " has no master");
+        }
+    }
+    return static_cast<size_t>(slot_node_[slot]);
 }
 
 Reply SyncRedis::command(const std::vector<std::string>& argv) {
-    std::vector<size_t> lens;
-    std::vector<const char*> args = c_argv(argv, lens);
-    void* raw = redisCommandArgv(ctx_.get(), static_cast<int>(args.size()), args.data(), lens.data());
-    ReplyPtr r(static_cast<redisReply*>(raw));
-    if (!r) {
-        lost();
+    if (!cluster()) {
+        return conn(0).call(argv);
     }
-    return reply_from_hiredis(r.get());
+    size_t node = route(argv);
+    bool asking = false;
+    for (int hop = 0; hop < 16; hop++) {
+        RedisConn* c = nullptr;
+        try {
+            c = &conn(node);
+        } catch (const StoreUnreachable&) {
+            // the node is gone (a failover): nothing was sent, ask for the
+            // map again and retry a few times
+            if (hop >= 6) {
+                throw;
+            }
+            pause_ms(200 * (hop + 1));
+            try {
+                refresh_slots();
+            } catch (const StoreUnreachable&) {
+            }
+            node = route(argv);
+            asking = false;
+            continue;
+        }
+        Reply r;
+        try {
+            r = asking ? c->exchange({{"ASKING"}, argv}).back() : c->call(argv);
+        } catch (const StoreUnreachable&) {
+            drop(node);
+            throw;
+        }
+        uint16_t slot = 0;
+        RedisEndpoint to;
+        RedisRedirect redirect = r.type == Reply::Type::error ? parse_redis_redirect(r.str, slot, to) : RedisRedirect::none;
+        if (redirect != RedisRedirect::none && to.host.empty()) {
+            to.host = nodes_[node].host;
+        }
+        if (redirect == RedisRedirect::moved) {
+            size_t target = node_index(to);
+            try {
+                refresh_slots();
+            } catch (const StoreUnreachable&) {
+            }
+            slot_node_[slot] = static_cast<int>(target);  // what the node said wins
+            node = target;
+            asking = false;
+            continue;
+        }
+        if (redirect == RedisRedirect::ask) {
+            node = node_index(to);
+            asking = true;
+            continue;
+        }
+        if (r.type == Reply::Type::error && (r.str.rfind("TRYAGAIN", 0) == 0 || r.str.rfind("CLUSTERDOWN", 0) == 0)) {
+            pause_ms(100);
+            asking = false;
+            node = route(argv);
+            continue;
+        }
+        return r;
+    }
+    throw StoreUnreachable("redis cluster: too many redirections for " + argv[0]);
 }
 
 std::vector<Reply> SyncRedis::pipeline(const std::vector<std::vector<std::string>>& commands) {
-    for (const auto& argv : commands) {
-        std::vector<size_t> lens;
-        std::vector<const char*> args = c_argv(argv, lens);
-        if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(args.size()), args.data(), lens.data()) != REDIS_OK) {
-            lost();
+    if (!cluster()) {
+        return conn(0).exchange(commands);
+    }
+    std::vector<Reply> out(commands.size());
+    std::vector<bool> done(commands.size(), false);
+    std::map<size_t, std::vector<size_t>> groups;  // node -> indexes, in order
+    for (size_t i = 0; i < commands.size(); i++) {
+        groups[route(commands[i])].push_back(i);
+    }
+    for (const auto& [node, idxs] : groups) {
+        RedisConn* c = nullptr;
+        try {
+            c = &conn(node);
+        } catch (const StoreUnreachable&) {
+            continue;  // one by one below, where a moved slot is found again
+        }
+        std::vector<std::vector<std::string>> batch;
+        for (size_t i : idxs) {
+            batch.push_back(commands[i]);
+        }
+        std::vector<Reply> replies;
+        try {
+            replies = c->exchange(batch);
+        } catch (const StoreUnreachable&) {
+            drop(node);
+            throw;
+        }
+        for (size_t k = 0; k < idxs.size(); k++) {
+            out[idxs[k]] = std::move(replies[k]);
+            done[idxs[k]] = true;
         }
     }
-    std::vector<Reply> out;
     for (size_t i = 0; i < commands.size(); i++) {
-        void* raw = nullptr;
-        if (redisGetReply(ctx_.get(), &raw) != REDIS_OK) {
-            lost();
+        if (!done[i] || is_redirect_or_retry(out[i])) {
+            out[i] = command(commands[i]);
         }
-        ReplyPtr r(static_cast<redisReply*>(raw));
-        out.push_back(reply_from_hiredis(r.get()));
     }
     return out;
 }
 
 Reply SyncRedis::run(const StoreCall& call) {
-    std::vector<std::string> argv{"EVALSHA", call.script->sha1, std::to_string(call.keys.size())};
-    argv.insert(argv.end(), call.keys.begin(), call.keys.end());
-    argv.insert(argv.end(), call.args.begin(), call.args.end());
+    std::vector<std::string> argv = evalsha_argv(call);
     Reply r = command(argv);
     if (r.type == Reply::Type::error && r.str.rfind("NOSCRIPT", 0) == 0) {
         argv[0] = "EVAL";
@@ -271,22 +483,52 @@ Reply SyncRedis::run(const StoreCall& call) {
 }
 
 std::vector<Reply> SyncRedis::run_many(const std::vector<StoreCall>& calls) {
-    std::vector<const StoreScript*> loaded;
     std::vector<std::vector<std::string>> commands;
     for (const StoreCall& call : calls) {
-        if (std::find(loaded.begin(), loaded.end(), call.script) == loaded.end()) {
-            Reply r = command({"SCRIPT", "LOAD", std::string(call.script->source)});
+        commands.push_back(evalsha_argv(call));
+        size_t node = route(commands.back());
+        std::vector<std::string>& loaded = loaded_[node];
+        if (std::find(loaded.begin(), loaded.end(), call.script->sha1) == loaded.end()) {
+            Reply r = conn(node).call({"SCRIPT", "LOAD", std::string(call.script->source)});
             if (r.type == Reply::Type::error) {
                 return std::vector<Reply>(calls.size(), r);
             }
-            loaded.push_back(call.script);
+            loaded_[node].push_back(call.script->sha1);
         }
-        std::vector<std::string> argv{"EVALSHA", call.script->sha1, std::to_string(call.keys.size())};
-        argv.insert(argv.end(), call.keys.begin(), call.keys.end());
-        argv.insert(argv.end(), call.args.begin(), call.args.end());
-        commands.push_back(std::move(argv));
     }
-    return pipeline(commands);
+    std::vector<Reply> replies = pipeline(commands);
+    for (size_t i = 0; i < replies.size(); i++) {
+        // a slot that moved to a node that has not seen the script
+        if (replies[i].type == Reply::Type::error && replies[i].str.rfind("NOSCRIPT", 0) == 0) {
+            replies[i] = run(calls[i]);
+        }
+    }
+    return replies;
+}
+
+void SyncRedis::scan(const std::string& match, const std::function<void(const std::vector<std::string>&)>& batch) {
+    std::vector<size_t> nodes = cluster() ? masters() : std::vector<size_t>{0};
+    std::set<std::string> seen;  // SCAN may give a key twice
+    for (size_t node : nodes) {
+        std::string cursor = "0";
+        do {
+            Reply r = conn(node).call({"SCAN", cursor, "MATCH", match, "COUNT", "1000"});
+            if (r.type != Reply::Type::array || r.elements.size() != 2 || r.elements[1].type != Reply::Type::array) {
+                throw StoreUnreachable(nodes_[node].label() + ": unexpected reply to SCAN"
+                                       + (r.type == Reply::Type::error ? ": " + r.str : std::string()));
+            }
+            cursor = r.elements[0].str;
+            std::vector<std::string> keys;
+            for (const Reply& k : r.elements[1].elements) {
+                if (seen.insert(k.str).second) {
+                    keys.push_back(k.str);
+                }
+            }
+            if (!keys.empty()) {
+                batch(keys);
+            }
+        } while (cursor != "0");
+    }
 }
 
 }  // namespace pairguard::cli

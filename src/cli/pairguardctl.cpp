@@ -38,9 +38,10 @@ const char kUsageText[] =
     "  clear-pending [PLATFORM]     drop pending codes\n"
     "  approved [PLATFORM]          list approved users\n"
     "  revoke PLATFORM USER_ID      remove an approved user\n"
-    "  locks [POLICY [KEY...]]      list locked guard keys and pairing platforms\n"
+    "  locks [POLICY [KEY...]]      list locked guard keys, trusted devices and pairing platforms\n"
     "  unlock POLICY KEY            lift the lock (and failures) of a guard key\n"
     "  unlock --platform PLATFORM   lift a platform's pairing approval lock\n"
+    "  unlock --device LABEL        lift a trusted device's lock (LABEL as locks shows it)\n"
     "  status [--url URL] [--json]  a node's pairguard_status as a table (no Redis needed)\n"
     "  events [--follow] [--count N] [--json]   recent events (wrong approvals, locks,\n"
     "                               approvals, revocations); --follow waits for new ones\n"
@@ -58,9 +59,13 @@ const char kUsageText[] =
     "  challenge USER --out FILE [--host HOST]   air-gapped login: write a challenge\n"
     "  verify USER --in FILE [--host HOST]       read its signature, print a session token\n"
     "\n"
-    "ADDRESS is HOST:PORT or unix:/path (default 127.0.0.1:6379), optionally\n"
-    "followed by password=P, password_file=PATH, user=U, db=N, timeout=TIME,\n"
-    "prefix=STR as in pairguard_redis. --policy takes the parameters of\n"
+    "ADDRESS is the words of pairguard_redis in one argument: HOST:PORT or\n"
+    "unix:/path (default 127.0.0.1:6379), \"sentinel=HOST:PORT,... master=NAME\"\n"
+    "or \"cluster=HOST:PORT,...\", then password=P, password_file=PATH, user=U,\n"
+    "db=N, timeout=TIME, prefix=STR, sentinel_user=U, sentinel_password=P,\n"
+    "sentinel_password_file=PATH, tls, tls_verify=on|off,\n"
+    "tls_trusted_certificate=PATH, tls_server_name=NAME, tls_certificate=PATH,\n"
+    "tls_certificate_key=PATH. --policy takes the parameters of\n"
     "pairguard_pairing_policy (e.g. \"max_failures=5 lockout=1h\"), so that CLI\n"
     "approvals follow the same limits as the module; default: its defaults.\n"
     "With platforms=, listings without a platform cover those platforms.\n"
@@ -130,6 +135,8 @@ Options parse_options(int argc, char** argv) {
             o.json = true;
         } else if (a == "--platform") {
             o.platform_flag = true;
+        } else if (a == "--device") {
+            o.device_flag = true;
         } else if (a == "--auth-policy") {
             o.auth_policy = value("--auth-policy");
         } else if (a == "--password-stdin") {
@@ -178,8 +185,11 @@ int main_checked(int argc, char** argv) {
     if (it == commands.end()) {
         throw UsageError("unknown command \"" + printable(cmd) + "\"");
     }
-    if (c.opt.platform_flag && cmd != "unlock") {
-        throw UsageError("--platform goes with unlock");
+    if ((c.opt.platform_flag || c.opt.device_flag) && cmd != "unlock") {
+        throw UsageError(std::string(c.opt.platform_flag ? "--platform" : "--device") + " goes with unlock");
+    }
+    if (c.opt.platform_flag && c.opt.device_flag) {
+        throw UsageError("--platform and --device do not go together");
     }
 
     std::string err = parse_redis_target(c.opt.redis.empty() ? "127.0.0.1:6379" : c.opt.redis, c.target);

@@ -57,6 +57,7 @@ bool number(std::string_view s) {
 const char* scope_name(std::string_view s) {
     if (s == "p") return "platform";
     if (s == "g") return "guard";
+    if (s == "d") return "device";
     if (s == "a") return "login_user";
     if (s == "aa") return "login_address";
     return nullptr;
@@ -67,6 +68,7 @@ const char* scope_field(std::string_view s) {
     if (s == "p") return "platform";
     if (s == "a") return "user";
     if (s == "aa") return "address";
+    if (s == "d") return "device";
     return "key";
 }
 

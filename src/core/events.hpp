@@ -22,8 +22,9 @@ std::string events_stream(std::string_view prefix);
 //   requested|p|TAG|UH                         a pairing code was requested
 //   wrong_approval|p|TAG|BURNED                a wrong code was offered
 //   locked|p|TAG|MS  locked|g|GTAG|MS  locked|a|UTAG|MS  locked|aa|ATAG|MS
-//   lock_ended|g|GTAG                          seen by the first request after it
-//   unlocked|p|TAG  unlocked|g|GTAG            an operator lifted a lock
+//   locked|d|DTAG|MS                           a trusted device's own lock
+//   lock_ended|g|GTAG  lock_ended|d|DTAG       seen by the first request after it
+//   unlocked|p|TAG  unlocked|g|GTAG  unlocked|d|DTAG   an operator lifted a lock
 //   revoked_user|UTAG  revoked_session|UTAG|TH logins and sessions ended
 std::optional<std::string> event_json(std::string_view payload, int64_t ts_ms = 0);
 

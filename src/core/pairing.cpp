@@ -387,7 +387,9 @@ std::optional<PairingEvent> parse_event(std::string_view message) {
         return PairingEvent{kind == "approved" ? EventKind::approved : EventKind::revoked, std::string(second),
                             std::string(third)};
     }
-    if (kind == "unlocked" && ((second == "p" && is_tag(third, 22, 22)) || (second == "g" && is_tag(third, 8, 43)))) {
+    // a trusted device's key ("d") is forgotten like a guard key
+    if (kind == "unlocked"
+        && ((second == "p" && is_tag(third, 22, 22)) || ((second == "g" || second == "d") && is_tag(third, 8, 43)))) {
         return PairingEvent{second == "p" ? EventKind::unlocked_platform : EventKind::unlocked_guard,
                             std::string(third), {}};
     }
@@ -671,6 +673,13 @@ StoreCall make_unlock_guard(const KeyDeriver& keys, std::string_view prefix, std
     return {&pairing_script(PairingOp::unlock),
             {store_key},
             {events_channel(prefix), "unlocked|g|" + hash_tag(store_key)}};
+}
+
+StoreCall make_unlock_device(std::string_view prefix, std::string_view device_key) {
+    std::string tag = hash_tag(device_key);
+    return {&pairing_script(PairingOp::unlock),
+            {std::string(device_key)},
+            {events_channel(prefix), "unlocked|d|" + tag.substr(tag.rfind(':') + 1)}};
 }
 
 std::string hash_tag(std::string_view key) {

@@ -88,7 +88,8 @@ std::optional<std::string> normalize_user_name(std::string_view raw);
 //                              only names of a `platforms=` list are added
 //   channel PREFIXevents       approved|TAG|UHASH, revoked|TAG|UHASH,
 //                              unlocked|p|TAG, unlocked|g|GUARD_TAG (what the
-//                              guard key holds between its braces)
+//                              guard key holds between its braces),
+//                              unlocked|d|DEVICE_TAG (a device key's, after "d:")
 //
 // TAG = base64url(HMAC(secret, "p\0" P "\0")[:16]); UHASH = base64url(HMAC(secret,
 // "u\0" P "\0" USER)[:16]); code HMAC = base64url(HMAC(secret, "c\0" P "\0" CODE)).
@@ -234,6 +235,8 @@ StoreCall make_unlock_platform(const KeyDeriver& keys, std::string_view prefix, 
 // Delete the guard key of (policy, key), lock and failures included.
 StoreCall make_unlock_guard(const KeyDeriver& keys, std::string_view prefix, std::string_view policy,
                             std::string_view key);
+// Delete a trusted device's key (device_store_key, as SCAN found it).
+StoreCall make_unlock_device(std::string_view prefix, std::string_view device_key);
 // What a key carries between its braces (its Redis hash tag); empty if none.
 std::string hash_tag(std::string_view key);
 // Number of keys deleted (0: nothing was there); nullopt: malformed reply.

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "device.hpp"
 #include "duration.hpp"
 #include "json.hpp"
 
@@ -66,6 +67,8 @@ void prune(GuardRecord& rec, int64_t* times, const PolicyLimits& limits, int64_t
 std::string parse_policy_args(const std::vector<std::string_view>& args, PolicySpec& out) {
     bool have_key = false, have_max = false, have_window = false, have_lockout = false;
     bool have_backoff = false, have_max_lockout = false;
+    bool have_device_ttl = false;
+    int64_t device_max = 0;
 
     for (std::string_view arg : args) {
         if (arg == "key_required") {
@@ -111,6 +114,22 @@ std::string parse_policy_args(const std::vector<std::string_view>& args, PolicyS
                 return invalid_parameter(arg);
             }
             have_backoff = true;
+        } else if (name == "device_cookie") {
+            if (!valid_cookie_name(value)) {
+                return invalid_parameter(arg);
+            }
+            out.device.cookie = std::string(value);
+        } else if (name == "device_ttl") {
+            auto ms = parse_duration_ms(value);
+            if (!ms || *ms < 1000 || *ms > kMaxDeviceTtlMs) {
+                return invalid_parameter(arg) + " (from 1s to 400d)";
+            }
+            out.device.ttl_ms = *ms;
+            have_device_ttl = true;
+        } else if (name == "device_max_failures") {
+            if (!parse_int(value, device_max) || device_max < 1 || device_max > kMaxFailuresLimit) {
+                return invalid_parameter(arg);
+            }
         } else {
             return invalid_parameter(arg);
         }
@@ -133,6 +152,16 @@ std::string parse_policy_args(const std::vector<std::string_view>& args, PolicyS
     }
     if (have_max_lockout && out.limits.max_lockout_ms < out.limits.lockout_ms) {
         return "\"max_lockout\" is shorter than \"lockout\"";
+    }
+    if (out.device.cookie.empty() && (have_device_ttl || device_max != 0)) {
+        return std::string("\"") + (have_device_ttl ? "device_ttl" : "device_max_failures")
+               + "\" requires \"device_cookie\"";
+    }
+    // a device is locked like a key, with its own budget
+    out.device.limits = out.limits;
+    out.device.limits.key_required = false;
+    if (device_max != 0) {
+        out.device.limits.max_failures = device_max;
     }
     return {};
 }

@@ -24,9 +24,24 @@ struct PolicyLimits {
     bool key_required = false;
 };
 
+constexpr int64_t kDefaultDeviceTtlMs = int64_t{30} * 86400 * 1000;
+// Browsers keep a cookie at most 400 days (RFC 6265bis): a longer Max-Age
+// would promise what no browser keeps.
+constexpr int64_t kMaxDeviceTtlMs = int64_t{400} * 86400 * 1000;
+
+// Trusted devices (device_cookie=): a success for a key sets a cookie bound to
+// it; a request carrying a valid one is decided on the device's own key with
+// these limits instead of the account's (src/core/device.hpp).
+struct DeviceSpec {
+    std::string cookie;  // empty: no trusted devices
+    int64_t ttl_ms = kDefaultDeviceTtlMs;
+    PolicyLimits limits;  // the policy's, with device_max_failures
+};
+
 struct PolicySpec {
     std::string key;  // the complex value text, compiled by the nginx glue
     PolicyLimits limits;
+    DeviceSpec device;
 };
 
 // Parses the parameters after the policy name ("key=$remote_addr",

@@ -9,6 +9,7 @@
 
 #include "../core/auth_store.hpp"
 #include "../core/body.hpp"
+#include "../core/device.hpp"
 #include "../core/pairing.hpp"
 #include "../core/keys.hpp"
 #include "../core/policy.hpp"
@@ -34,6 +35,11 @@ struct ngx_http_pairguard_policy_t {
     ngx_str_t limits_resp;  // the five limit arguments, RESP-encoded once
     bool uses_body;
     ngx_uint_t index;  // in mcf->policies: the policy's counters (pairguard_status)
+    // trusted devices (device_cookie=); device_cookie.len == 0: none
+    ngx_str_t device_cookie;
+    int64_t device_ttl_s;
+    pairguard::PolicyLimits device_limits;
+    ngx_str_t device_limits_resp;
 };
 
 struct ngx_http_pairguard_main_conf_t {
@@ -91,6 +97,25 @@ struct ngx_http_pairguard_loc_conf_t {
 struct ngx_http_pairguard_key_t {
     ngx_http_pairguard_policy_t* policy;
     pairguard::KeyTag tag;
+    bool device = false;  // a trusted device's own key (device_store_key, device limits)
+};
+
+inline const pairguard::PolicyLimits& ngx_http_pairguard_key_limits(const ngx_http_pairguard_key_t& k) {
+    return k.device ? k.policy->device_limits : k.policy->limits;
+}
+
+// What logs call a key: "key LABEL" or "device LABEL".
+inline const char* ngx_http_pairguard_key_kind(const ngx_http_pairguard_key_t& k) {
+    return k.device ? "device" : "key";
+}
+
+// A policy with device_cookie in a reserved group: what a success hands out.
+struct ngx_http_pairguard_device_t {
+    ngx_http_pairguard_policy_t* policy;
+    pairguard::KeyTag account;   // the policy's key for this request
+    pairguard::DeviceId id{};    // the device's id, when `known`
+    int64_t expires_s = 0;       // its token's expiry, when `known`
+    bool known = false;          // the request carried a valid cookie for `account`
 };
 
 struct ngx_http_pairguard_batch_op_t;  // ngx_http_pairguard_batch.cpp
@@ -108,6 +133,7 @@ struct ngx_http_pairguard_answer_t {
 struct ngx_http_pairguard_group_t {
     ngx_http_pairguard_loc_conf_t* lcf = nullptr;
     std::vector<ngx_http_pairguard_key_t> keys;
+    std::vector<ngx_http_pairguard_device_t> devices;  // set on a success (trusted devices)
     std::string keys_resp;    // the store keys, RESP-encoded for reserve and settle
     std::string limits_resp;  // each key's five limits, RESP-encoded
     int64_t reservation = 0;
@@ -200,6 +226,12 @@ ngx_int_t ngx_http_pairguard_read_body(ngx_http_request_t* r);
 // The request body as text (from memory or its file); false when it is
 // larger than NGX_HTTP_PAIRGUARD_BODY_MAX or cannot be read.
 bool ngx_http_pairguard_body_text(ngx_http_request_t* r, std::string& out);
+// The values of cookie `name` in the request's Cookie headers, in order, at
+// most pairguard::kDeviceCookiesChecked.
+void ngx_http_pairguard_cookie_values(ngx_http_request_t* r, const ngx_str_t& name,
+                                      std::vector<std::string_view>& out);
+// Adds a response header (copied into the request's pool); false on no memory.
+bool ngx_http_pairguard_add_header(ngx_http_request_t* r, std::string_view name, std::string_view value);
 // The client address (after realip) cut to the location's
 // pairguard_client_prefix, as "ADDRESS/BITS"; IPv4-mapped IPv6 is IPv4.
 std::string ngx_http_pairguard_client_net(ngx_http_request_t* r);

@@ -7,6 +7,7 @@
 
 #include <charconv>
 #include <initializer_list>
+#include <stdexcept>
 
 #include "../core/answers.hpp"
 #include "../core/store_scripts.hpp"
@@ -102,6 +103,63 @@ ngx_uint_t parse_body(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, cons
     }
 }
 
+// A policy with device_cookie: a request that carries a valid cookie for
+// this very policy and account is decided on the device's own key (its own
+// budget, its own lock) instead of the account's; any other cookie (forged,
+// expired, another account's or policy's) counts as none. A request without
+// the cookie costs a look at its Cookie headers.
+ngx_http_pairguard_key_t trusted_device(ngx_http_request_t* r, const ngx_http_pairguard_main_conf_t* mcf,
+                                        ngx_http_pairguard_group_t& g, const ngx_http_pairguard_key_t& account) {
+    ngx_http_pairguard_policy_t* p = account.policy;
+    ngx_http_pairguard_device_t d{p, account.tag};
+    std::vector<std::string_view> tokens;
+    ngx_http_pairguard_cookie_values(r, p->device_cookie, tokens);
+    for (std::string_view t : tokens) {
+        if (auto dt = pairguard::device_token_check(*mcf->keys, as_view(p->name), account.tag, t, ngx_time())) {
+            d.id = dt->id;
+            d.expires_s = dt->expires_s;
+            d.known = true;
+            break;
+        }
+    }
+    g.devices.push_back(d);
+    if (!d.known) {
+        return account;
+    }
+    return ngx_http_pairguard_key_t{p, pairguard::device_tag(*mcf->keys, as_view(p->name), account.tag, d.id), true};
+}
+
+// A success hands each trusted-device policy's cookie out: a new device
+// without a valid cookie; for a trusted device, the same id again (its
+// budget stays its own) once half of its time is gone, Max-Age starting
+// again from now.
+void issue_devices(ngx_http_request_t* r, const ngx_http_pairguard_group_t& g) {
+    if (g.devices.empty()) {
+        return;
+    }
+    ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
+    bool secure = false;
+#if (NGX_HTTP_SSL)
+    secure = r->connection->ssl != nullptr;
+#endif
+    for (const auto& d : g.devices) {
+        if (d.known && !pairguard::device_token_renew(d.expires_s, d.policy->device_ttl_s, ngx_time())) {
+            continue;
+        }
+        pairguard::DeviceId id = d.known ? d.id : pairguard::new_device_id();
+        std::string token = pairguard::device_token(*mcf->keys, as_view(d.policy->name), d.account, id,
+                                                    static_cast<int64_t>(ngx_time()) + d.policy->device_ttl_s);
+        std::string cookie = pairguard::device_set_cookie(as_view(d.policy->device_cookie), token,
+                                                          d.policy->device_ttl_s, secure);
+        OPENSSL_cleanse(token.data(), token.size());
+        bool ok = ngx_http_pairguard_add_header(r, "Set-Cookie", cookie);
+        OPENSSL_cleanse(cookie.data(), cookie.size());
+        if (!ok) {
+            throw std::runtime_error("no memory for Set-Cookie");
+        }
+    }
+}
+
 // The candidate group joins the request's reservations.
 ngx_int_t allow(ngx_http_pairguard_ctx_t* ctx, int64_t reservation, bool local) {
     ctx->decided = true;
@@ -122,8 +180,8 @@ ngx_int_t deny(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, size_t poli
 
     if (lcf->dry_run) {
         std::string label = pairguard::tag_label(key.tag);
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0, "pairguard: dry run, would refuse, policy \"%V\", key %s",
-                      &key.policy->name, label.c_str());
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0, "pairguard: dry run, would refuse, policy \"%V\", %s %s",
+                      &key.policy->name, ngx_http_pairguard_key_kind(key), label.c_str());
         // settled like an allowed attempt with no reservation: the outcome
         // still counts
         return allow(ctx, 0, local);
@@ -171,14 +229,16 @@ void encode_keys(const ngx_http_pairguard_main_conf_t* mcf, ngx_http_pairguard_g
     a.data.reserve(g.keys.size() * (mcf->prefix.len + 40));
     size_t limits = 0;
     for (const auto& k : g.keys) {
-        a.add(pairguard::guard_store_key(as_view(mcf->prefix), k.tag));
-        limits += k.policy->limits_resp.len;
+        a.add(k.device ? pairguard::device_store_key(as_view(mcf->prefix), k.tag)
+                       : pairguard::guard_store_key(as_view(mcf->prefix), k.tag));
+        limits += (k.device ? k.policy->device_limits_resp : k.policy->limits_resp).len;
     }
     g.keys_resp = std::move(a.data);
     g.limits_resp.clear();
     g.limits_resp.reserve(limits);
     for (const auto& k : g.keys) {
-        g.limits_resp.append(reinterpret_cast<const char*>(k.policy->limits_resp.data), k.policy->limits_resp.len);
+        const ngx_str_t& l = k.device ? k.policy->device_limits_resp : k.policy->limits_resp;
+        g.limits_resp.append(reinterpret_cast<const char*>(l.data), l.len);
     }
 }
 
@@ -318,8 +378,12 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
             }
             continue;
         }
-        ctx->candidate.keys.push_back(ngx_http_pairguard_key_t{p, mcf->keys->tag("g", as_view(p->name), value)});
+        ngx_http_pairguard_key_t key{p, mcf->keys->tag("g", as_view(p->name), value)};
         OPENSSL_cleanse(value.data(), value.size());
+        if (p->device_cookie.len > 0) {
+            key = trusted_device(r, mcf, ctx->candidate, key);
+        }
+        ctx->candidate.keys.push_back(key);
     }
     if (ctx->candidate.keys.empty()) {
         ctx->candidate = ngx_http_pairguard_group_t();
@@ -432,6 +496,14 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                 Outcome outcome = ctx->guard_refused ? Outcome::neutral : classify(g.lcf, r->headers_out.status);
                 ngx_http_pairguard_metric_outcome(g, outcome);
                 settle(r, g, outcome);
+                if (outcome == Outcome::success) {
+                    try {
+                        issue_devices(r, g);
+                    } catch (const std::exception& e) {
+                        // the login stands; the device just stays untrusted
+                        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: device cookie: %s", e.what());
+                    }
+                }
             }
         }
     } catch (const std::exception& e) {
@@ -492,14 +564,14 @@ bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, 
 void ngx_http_pairguard_log_lock_start(ngx_log_t* log, const ngx_http_pairguard_key_t& key, int64_t lock_ms) {
     ngx_http_pairguard_metric_lockout(key.policy);
     std::string label = pairguard::tag_label(key.tag);
-    ngx_log_error(NGX_LOG_NOTICE, log, 0, "pairguard: lockout start, policy \"%V\", key %s, %Ls", &key.policy->name,
-                  label.c_str(), pairguard::retry_after_seconds(lock_ms));
+    ngx_log_error(NGX_LOG_NOTICE, log, 0, "pairguard: lockout start, policy \"%V\", %s %s, %Ls", &key.policy->name,
+                  ngx_http_pairguard_key_kind(key), label.c_str(), pairguard::retry_after_seconds(lock_ms));
 }
 
 void ngx_http_pairguard_log_lock_end(ngx_log_t* log, const ngx_http_pairguard_key_t& key) {
     std::string label = pairguard::tag_label(key.tag);
-    ngx_log_error(NGX_LOG_NOTICE, log, 0, "pairguard: lockout end, policy \"%V\", key %s", &key.policy->name,
-                  label.c_str());
+    ngx_log_error(NGX_LOG_NOTICE, log, 0, "pairguard: lockout end, policy \"%V\", %s %s", &key.policy->name,
+                  ngx_http_pairguard_key_kind(key), label.c_str());
 }
 
 ngx_int_t ngx_http_pairguard_init_guard(ngx_conf_t* cf) {

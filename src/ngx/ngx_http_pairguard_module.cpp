@@ -412,6 +412,35 @@ char* ngx_http_pairguard_policy(ngx_conf_t* cf, ngx_command_t*, void* conf) noex
         }
         ngx_memcpy(p->limits_resp.data, limits.data.data(), limits.data.size());
 
+        if (!spec.device.cookie.empty()) {
+            // one cookie per policy: two policies setting the same name would
+            // overwrite each other's tokens in the browser
+            for (ngx_uint_t i = 0; i < mcf->policies.nelts; i++) {
+                if (view(existing[i]->device_cookie) == spec.device.cookie) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "device_cookie \"%s\" in pairguard policy \"%V\" is used by policy \"%V\" too",
+                                       spec.device.cookie.c_str(), &value[1], &existing[i]->name);
+                    return PG_CONF_ERROR;
+                }
+            }
+            p->device_cookie.len = spec.device.cookie.size();
+            p->device_cookie.data = static_cast<u_char*>(ngx_pnalloc(cf->pool, spec.device.cookie.size()));
+            if (p->device_cookie.data == nullptr) {
+                return PG_CONF_ERROR;
+            }
+            ngx_memcpy(p->device_cookie.data, spec.device.cookie.data(), spec.device.cookie.size());
+            p->device_ttl_s = spec.device.ttl_ms / 1000;
+            new (&p->device_limits) pairguard::PolicyLimits(spec.device.limits);
+            pairguard::RespArgs dl;
+            pairguard::append_limits(dl, p->device_limits);
+            p->device_limits_resp.len = dl.data.size();
+            p->device_limits_resp.data = static_cast<u_char*>(ngx_pnalloc(cf->pool, dl.data.size()));
+            if (p->device_limits_resp.data == nullptr) {
+                return PG_CONF_ERROR;
+            }
+            ngx_memcpy(p->device_limits_resp.data, dl.data.data(), dl.data.size());
+        }
+
         std::string key_err;
         if (ngx_http_pairguard_compile_key(cf, spec.key, &p->key, &p->uses_body, key_err) != NGX_OK) {
             if (!key_err.empty()) {

@@ -286,6 +286,29 @@ bool ngx_http_pairguard_body_text(ngx_http_request_t* r, std::string& out) {
     return true;
 }
 
+bool ngx_http_pairguard_add_header(ngx_http_request_t* r, std::string_view name, std::string_view value) {
+    return push_header(r, name, value);
+}
+
+void ngx_http_pairguard_cookie_values(ngx_http_request_t* r, const ngx_str_t& name,
+                                      std::vector<std::string_view>& out) {
+    std::string_view n(reinterpret_cast<const char*>(name.data), name.len);
+    auto one = [&](const ngx_table_elt_t* h) {
+        pairguard::cookie_values(std::string_view(reinterpret_cast<const char*>(h->value.data), h->value.len), n, out);
+    };
+#if (nginx_version >= 1023000)
+    for (const ngx_table_elt_t* h = r->headers_in.cookie; h != nullptr && out.size() < pairguard::kDeviceCookiesChecked;
+         h = h->next) {
+        one(h);
+    }
+#else
+    auto** h = static_cast<ngx_table_elt_t**>(r->headers_in.cookies.elts);
+    for (ngx_uint_t i = 0; i < r->headers_in.cookies.nelts && out.size() < pairguard::kDeviceCookiesChecked; i++) {
+        one(h[i]);
+    }
+#endif
+}
+
 std::string ngx_http_pairguard_client_net(ngx_http_request_t* r) {
     auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));
     ngx_uint_t v4 = lcf->client_v4_bits == NGX_CONF_UNSET_UINT ? 32 : lcf->client_v4_bits;

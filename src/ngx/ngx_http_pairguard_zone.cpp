@@ -184,7 +184,7 @@ pg_node_t* lookup_or_create(pg_zone_t& z, const pairguard::KeyTag& tag, uint16_t
 }
 
 uint16_t cap_of(const ngx_http_pairguard_key_t& key) {
-    return static_cast<uint16_t>(key.policy->limits.max_failures);
+    return static_cast<uint16_t>(ngx_http_pairguard_key_limits(key).max_failures);
 }
 
 void report(ngx_log_t* log, const pg_event_t* events, size_t n) {
@@ -297,7 +297,7 @@ void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
             full = true;
             continue;
         }
-        pairguard::CheckResult c = pairguard::guard_check(nodes[i]->rec, nodes[i]->times, keys[i].policy->limits, now);
+        pairguard::CheckResult c = pairguard::guard_check(nodes[i]->rec, nodes[i]->times, ngx_http_pairguard_key_limits(keys[i]), now);
         ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0, "pairguard: local check \"%V\": %ui failures, %ui in flight, verdict %d",
                        &keys[i].policy->name, (ngx_uint_t) nodes[i]->rec.nfail, (ngx_uint_t) nodes[i]->rec.nres,
                        (int) c.verdict);
@@ -352,7 +352,7 @@ void ngx_http_pairguard_local_settle(ngx_shm_zone_t* zone, ngx_log_t* log,
             continue;
         }
         pairguard::SettleResult s =
-            pairguard::guard_settle(n->rec, n->times, key.policy->limits, outcome, reservation, now);
+            pairguard::guard_settle(n->rec, n->times, ngx_http_pairguard_key_limits(key), outcome, reservation, now);
         ngx_log_debug5(NGX_LOG_DEBUG_HTTP, log, 0, "pairguard: local settle \"%V\" outcome %d: %ui failures, %ui in flight, locked %d",
                        &key.policy->name, (int) outcome, (ngx_uint_t) n->rec.nfail, (ngx_uint_t) n->rec.nres, (int) s.locked);
         if (s.locked) {
