@@ -11,6 +11,13 @@
 #   lua        access_by_lua GET + log_by_lua timer EVALSHA on Redis (bench/lua/)
 #   haproxy    stick table counting 401/403/404 per source, 429 at 5
 #   pairguard  pairguard_policy ip key=$remote_addr max_failures=5 window=15m lockout=15m
+# and, in scenario r only, the same pairguard config with its Redis elsewhere:
+#   pg_tls      a TLS-only redis-server (--port 0 --tls-port P, no client
+#               certificates; a throwaway CA and server certificate made with
+#               openssl in the work directory): tls tls_trusted_certificate=CA
+#   pg_cluster  a 3-master Redis Cluster (three redis-server --cluster-enabled
+#               yes, joined with redis-cli --cluster create, replicas 0):
+#               pairguard_redis cluster=the three masters
 # Scenarios, measured interleaved (every round runs every contender):
 #   a  allowed traffic, a distinct client address per request, upstream 200
 #   b  one locked client hammering (locked first with 5 failures), expect 429
@@ -24,6 +31,9 @@
 #   v  scenario a with a trusted-device cookie on every request (pg_device:
 #      the pairguard policy with device_cookie, a valid token per address
 #      minted by benchtool.py mint-devices) against pairguard and plain
+#   r  scenario a against each Redis deployment: pairguard (one Redis, plain
+#      TCP), pg_tls and pg_cluster, against plain proxy_pass; the Redis CPU of
+#      pg_cluster is the sum over the three nodes, its Redis commands too
 # plus Redis commands per request, Redis script calls per request, guard
 # operations per batch, CPU µs per request split into edge (the contender's
 # processes), Redis, upstream and wrk (/proc utime+stime over each
@@ -107,7 +117,7 @@ say()  { printf '==> [%3d s] %s\n' "$(($(date +%s) - T_START))" "$*"; }
 
 # --- 1. packages and build ---------------------------------------------------
 
-need_pkgs=(redis-server redis-tools wrk libnginx-mod-http-lua lua-nginx-redis haproxy gnuplot-nox python3 curl)
+need_pkgs=(redis-server redis-tools wrk libnginx-mod-http-lua lua-nginx-redis haproxy gnuplot-nox python3 curl openssl)
 # Any Debian nginx flavour will do instead of nginx-core.
 have_debian_nginx || need_pkgs+=(nginx-core)
 apt_install --no-recommends "${need_pkgs[@]}"
@@ -141,6 +151,8 @@ odd() { printf '%s\n' "$*" >>"$ODD"; printf 'bench.sh: note: %s\n' "$*" >&2; }
 
 PIDS=()        # every process we started, in start order
 REDIS_PID=''
+TLS_REDIS_PID=''   # scenario r: the TLS redis-server
+CLUSTER_PIDS=()    # scenario r: the three cluster nodes
 
 FAILED=1
 
@@ -154,12 +166,15 @@ forget_pid() {
 
 cleanup() {
     local i
-    # Everything but Redis first (newest first), then Redis, so that the
-    # guards do not log a Redis outage while shutting down.
+    # Everything but the Redis servers first (newest first), then they, so
+    # that the guards do not log a Redis outage while shutting down.
+    local redises=" $REDIS_PID $TLS_REDIS_PID ${CLUSTER_PIDS[*]} "
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        [[ ${PIDS[i]} == "$REDIS_PID" ]] || stop_pid "${PIDS[i]}"
+        [[ $redises == *" ${PIDS[i]} "* ]] || stop_pid "${PIDS[i]}"
     done
-    [[ -z $REDIS_PID ]] || stop_pid "$REDIS_PID"
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        [[ $redises != *" ${PIDS[i]} "* ]] || stop_pid "${PIDS[i]}"
+    done
     wait 2>/dev/null || true
     if [[ ${PG_BENCH_KEEP:-0} == 1 || $FAILED == 1 ]]; then
         echo "bench.sh: work directory kept: $WORK" >&2
@@ -174,7 +189,8 @@ trap 'exit 130' INT TERM
 # file the running nginx has mapped.
 cp "$BUILD/ngx_http_pairguard_module.so" "$WORK/"
 (umask 077 && head -c 32 /dev/urandom >"$WORK/pairguard.secret")
-mkdir -p "$WORK"/tmp/{body,proxy,fastcgi,uwsgi,scgi} "$WORK/redis"
+mkdir -p "$WORK"/tmp/{body,proxy,fastcgi,uwsgi,scgi} "$WORK/redis" "$WORK/redis-tls" \
+    "$WORK"/redis-cluster/{1,2,3}
 if ((EUID == 0)); then
     NGX_USER=www-data
     id -u "$NGX_USER" >/dev/null 2>&1 || NGX_USER=nobody
@@ -189,13 +205,39 @@ CONTENDERS=(plain limitreq lua haproxy pairguard)
 STACKED=(plain pairguard pg_stack2 pg_stack3)
 SCALING=(plain lua pairguard plain_w2 lua_w2 pairguard_w2)
 DEVICES=(plain pairguard pg_device)
-GUARDED=" lua haproxy pairguard pg_stack2 pg_stack3 lua_w2 pairguard_w2 pg_device "
+# Scenario r: one Redis, TLS, Redis Cluster.
+DEPLOYS=(plain pairguard pg_tls pg_cluster)
+GUARDED=" lua haproxy pairguard pg_stack2 pg_stack3 lua_w2 pairguard_w2 pg_device pg_tls pg_cluster "
 INSTANCES=(upstream "${CONTENDERS[@]}" pg_local pg_deny pg_allow pg_stack2 pg_stack3 pg_device
-           plain_w2 lua_w2 pairguard_w2)
-read -r -a ports <<<"$("${TOOL[@]}" ports $((${#INSTANCES[@]} + 1)))"
+           plain_w2 lua_w2 pairguard_w2 pg_tls pg_cluster)
+# One more port each for Redis and the TLS Redis, and six for the cluster:
+# three client ports and their three cluster-bus ports (--cluster-port; the
+# default, port + 10000, may not exist or be taken).
+read -r -a ports <<<"$("${TOOL[@]}" ports $((${#INSTANCES[@]} + 8)))"
 declare -A PORT
 for i in "${!INSTANCES[@]}"; do PORT[${INSTANCES[i]}]=${ports[i]}; done
-REDIS_PORT=${ports[${#INSTANCES[@]}]}
+n=${#INSTANCES[@]}
+REDIS_PORT=${ports[n]}
+TLS_REDIS_PORT=${ports[n + 1]}
+CLUSTER_PORTS=("${ports[n + 2]}" "${ports[n + 3]}" "${ports[n + 4]}")
+CLUSTER_BUS_PORTS=("${ports[n + 5]}" "${ports[n + 6]}" "${ports[n + 7]}")
+CLUSTER_SPEC=$(IFS=,; echo "${CLUSTER_PORTS[*]}")
+
+# Scenario r's TLS Redis: a throwaway CA and a server certificate for
+# 127.0.0.1 (an IP SAN, so that the module checks it with tls_verify=on).
+TLS_DIR=$WORK/redis-tls
+(
+    cd "$TLS_DIR"
+    umask 077
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj '/CN=pairguard bench CA' -keyout ca.key -out ca.crt
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj '/CN=127.0.0.1' -keyout redis.key -out redis.csr
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >redis.ext
+    openssl x509 -req -in redis.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile redis.ext -out redis.crt
+    chmod 644 ca.crt
+) >"$WORK/openssl.log" 2>&1 || { cat "$WORK/openssl.log" >&2; die "openssl could not make the TLS Redis certificates"; }
 
 render() {   # TEMPLATE KEY=VALUE... -> stdout
     local tmpl=$1 t k v kv
@@ -220,7 +262,8 @@ nginx_conf() {   # NAME TEMPLATE LOAD_MODULES [EXTRA KEY=VALUE...] (WORKERS=N: e
         render "$BENCH/conf/main.conf.in" LOAD_MODULES="$mods" USER_LINE="$USER_LINE" \
             DIR="$dir" ERROR_LEVEL=notice WORKERS="${WORKERS:-1}"
         render "$BENCH/conf/$tmpl" WORK="$WORK" BENCH="$BENCH" DIR="$dir" PORT="${PORT[$name]}" \
-            UPSTREAM_PORT="${PORT[upstream]}" REDIS_PORT="$REDIS_PORT" "$@"
+            UPSTREAM_PORT="${PORT[upstream]}" REDIS_PORT="$REDIS_PORT" \
+            REDIS="${REDIS:-127.0.0.1:$REDIS_PORT}" "$@"
     } >"$dir/nginx.conf"
     "$NGINX" -t -q -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" 2>"$dir/nginx-t.log" \
         || { cat "$dir/nginx-t.log" >&2; die "nginx -t failed for $dir/nginx.conf"; }
@@ -245,6 +288,12 @@ nginx_conf pg_stack2 pairguard_stack.conf.in "$PG_MOD" GUARDS="pairguard ip; pai
 nginx_conf pg_stack3 pairguard_stack.conf.in "$PG_MOD" GUARDS="pairguard ip; pairguard ip2; pairguard ip3;"
 # Scenario v: the pairguard policy with trusted devices.
 nginx_conf pg_device pairguard_device.conf.in "$PG_MOD"
+# Scenario r: the pairguard contender's config against the TLS Redis and the
+# Redis Cluster (REDIS: what follows pairguard_redis).
+REDIS="127.0.0.1:$TLS_REDIS_PORT tls tls_trusted_certificate=$TLS_DIR/ca.crt" \
+    nginx_conf pg_tls pairguard.conf.in "$PG_MOD" STORE_DOWN=local SLOW_LOG=""
+REDIS="cluster=127.0.0.1:${CLUSTER_PORTS[0]},127.0.0.1:${CLUSTER_PORTS[1]},127.0.0.1:${CLUSTER_PORTS[2]}" \
+    nginx_conf pg_cluster pairguard.conf.in "$PG_MOD" STORE_DOWN=local SLOW_LOG=""
 # Scenario w: the same contenders with two workers.
 WORKERS=2 nginx_conf plain_w2 plain.conf.in ""
 WORKERS=2 nginx_conf lua_w2 lua.conf.in "$LUA_MODS"
@@ -274,6 +323,47 @@ start_redis() {
     wait_up redis "$REDIS_PORT" "$REDIS_PID" "$WORK/redis/redis.log"
 }
 
+# Scenario r's Redis servers: TLS only (no plain port), and three cluster
+# masters joined into one cluster (every slot covered, no replicas).
+start_tls_redis() {
+    redis-server --port 0 --tls-port "$TLS_REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --tls-cert-file "$TLS_DIR/redis.crt" --tls-key-file "$TLS_DIR/redis.key" \
+        --tls-ca-cert-file "$TLS_DIR/ca.crt" --tls-auth-clients no \
+        --dir "$TLS_DIR" --logfile "$TLS_DIR/redis.log" --daemonize no &
+    TLS_REDIS_PID=$!
+    PIDS+=("$TLS_REDIS_PID")
+    wait_up "TLS redis" "$TLS_REDIS_PORT" "$TLS_REDIS_PID" "$TLS_DIR/redis.log"
+}
+
+start_cluster() {
+    local i d nodes=() ok
+    for i in 0 1 2; do
+        d=$WORK/redis-cluster/$((i + 1))
+        redis-server --port "${CLUSTER_PORTS[i]}" --cluster-port "${CLUSTER_BUS_PORTS[i]}" \
+            --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file "$d/nodes.conf" \
+            --save '' --appendonly no --dir "$d" --logfile "$d/redis.log" --daemonize no &
+        CLUSTER_PIDS+=("$!")
+        PIDS+=("$!")
+        nodes+=("127.0.0.1:${CLUSTER_PORTS[i]}")
+    done
+    for i in 0 1 2; do
+        wait_up "cluster node $((i + 1))" "${CLUSTER_PORTS[i]}" "${CLUSTER_PIDS[i]}" \
+            "$WORK/redis-cluster/$((i + 1))/redis.log"
+    done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+        >"$WORK/redis-cluster/create.log" 2>&1 \
+        || { cat "$WORK/redis-cluster/create.log" >&2; die "redis-cli --cluster create failed"; }
+    for ((i = 0; i < 100; i++)); do   # until every node says cluster_state:ok
+        ok=0
+        for p in "${CLUSTER_PORTS[@]}"; do
+            [[ $(redis-cli -p "$p" CLUSTER INFO 2>/dev/null) == *cluster_state:ok* ]] && ok=$((ok + 1))
+        done
+        ((ok == 3)) && return 0
+        sleep 0.1
+    done
+    die "the Redis Cluster on ${nodes[*]} did not reach cluster_state:ok in 10 s"
+}
+
 stop_redis() {
     stop_pid "$REDIS_PID"
     wait "$REDIS_PID" 2>/dev/null || true
@@ -290,11 +380,13 @@ start_nginx() {   # NAME
     wait_up "$1" "${PORT[$1]}" "$!" "$dir/error.log"
 }
 
-say "work directory $WORK; redis :$REDIS_PORT, upstream :${PORT[upstream]}"
+say "work directory $WORK; redis :$REDIS_PORT, TLS redis :$TLS_REDIS_PORT, cluster :${CLUSTER_SPEC//,/ :}, upstream :${PORT[upstream]}"
 start_redis
+start_tls_redis
+start_cluster
 start_nginx upstream
 for c in plain limitreq lua pairguard pg_local pg_deny pg_allow pg_stack2 pg_stack3 pg_device \
-         plain_w2 lua_w2 pairguard_w2; do
+         plain_w2 lua_w2 pairguard_w2 pg_tls pg_cluster; do
     start_nginx "$c"
 done
 haproxy -db -f "$WORK/haproxy/haproxy.cfg" >"$WORK/haproxy/haproxy.log" 2>&1 &
@@ -308,7 +400,8 @@ rcmd() { "${TOOL[@]}" redis "$REDIS_PORT" "$@" >/dev/null; }
 # Every contender answers 200 on /ok and 404 on /fail through the upstream.
 # (a failing address of its own for each, as they share policy keys in Redis)
 i=0
-for c in "${CONTENDERS[@]}" pg_local pg_deny pg_allow pg_stack2 pg_stack3 pg_device plain_w2 lua_w2 pairguard_w2; do
+for c in "${CONTENDERS[@]}" pg_local pg_deny pg_allow pg_stack2 pg_stack3 pg_device plain_w2 lua_w2 pairguard_w2 \
+         pg_tls pg_cluster; do
     i=$((i + 1))
     got=$("${TOOL[@]}" get "$(url "$c")/ok" 203.0.113.7)
     [[ $got == 200 ]] || die "$c: GET /ok answered $got, not 200"
@@ -316,13 +409,31 @@ for c in "${CONTENDERS[@]}" pg_local pg_deny pg_allow pg_stack2 pg_stack3 pg_dev
     [[ $got == 404 ]] || die "$c: GET /fail answered $got, not 404"
 done
 rcmd FLUSHALL
+"${TOOL[@]}" reset "tls:$TLS_REDIS_PORT,$CLUSTER_SPEC"
 
 # --- 4. measurements -----------------------------------------------------------
 
 is_guarded() { [[ $GUARDED == *" $1 "* ]]; }
 
-reset_state() {   # flush Redis and its statistics, clear the HAProxy table
-    "${TOOL[@]}" reset "$REDIS_PORT" --haproxy "$WORK/haproxy/admin.sock" fe
+# The Redis a contender uses: benchtool's ports (tls:PORT; a list for the
+# cluster) and the pids whose CPU counts as Redis'.
+redis_ports() {   # CONTENDER
+    case $1 in
+        pg_tls) echo "tls:$TLS_REDIS_PORT" ;;
+        pg_cluster) echo "$CLUSTER_SPEC" ;;
+        *) echo "$REDIS_PORT" ;;
+    esac
+}
+redis_pids() {   # CONTENDER
+    case $1 in
+        pg_tls) echo "$TLS_REDIS_PID" ;;
+        pg_cluster) (IFS=,; echo "${CLUSTER_PIDS[*]}") ;;
+        *) echo "$REDIS_PID" ;;
+    esac
+}
+
+reset_state() {   # [PORTS]: flush Redis and its statistics, clear the HAProxy table
+    "${TOOL[@]}" reset "${1:-$REDIS_PORT}" --haproxy "$WORK/haproxy/admin.sock" fe
 }
 
 lock_client() {   # CONTENDER ADDRESS: 5 failures, then the 6th must be refused
@@ -361,21 +472,22 @@ RETRIES=0
 # and the quieter attempt is kept.
 measure() {   # ROUND SCENARIO CONTENDER LOAD PATH MODE ARG PREP
     local r=$1 s=$2 c=$3 load=$4 path=$5 mode=$6 arg=$7 prep=$8
-    local conns secs out rec msg snap psnap procs attempt best='' best_fc=2 fc t0
+    local conns secs out rec msg snap psnap procs attempt best='' best_fc=2 fc t0 rports
     if [[ $load == sat ]]; then conns=$CONNS; secs=$SECS; else conns=$LAT_CONNS; secs=$LAT_SECS; fi
+    rports=$(redis_ports "$c")
     for ((attempt = 1; ; attempt++)); do
         t0=$(date +%s)
-        if [[ $prep == flush ]]; then reset_state; else "${TOOL[@]}" reset "$REDIS_PORT" --stats-only; fi
+        if [[ $prep == flush ]]; then reset_state "$rports"; else "${TOOL[@]}" reset "$rports" --stats-only; fi
         MEASURE_N=$((MEASURE_N + 1))
         out=$WORK/wrk-$MEASURE_N-$s-$c-$load.txt
-        procs=("edge=${MAINPID[$c]}" "redis=$REDIS_PID" "upstream=${MAINPID[upstream]}")
+        procs=("edge=${MAINPID[$c]}" "redis=$(redis_pids "$c")" "upstream=${MAINPID[upstream]}")
         psnap=$("${TOOL[@]}" proc-snap "${procs[@]}")
         snap=$("${TOOL[@]}" cpu-snap $$)
         run_wrk "$out" "$conns" "$secs" "$(url "$c")" "$path" "$mode" "$arg"
         rec=$WORK/rec-$MEASURE_N.json
         msg=$("${TOOL[@]}" record "$out" kind=load round="$r" scenario="$s" contender="$c" \
             load="$load" conns="$conns" seconds="$secs" attempt="$attempt" wrk_cpu_s="$(<"$out.cpu")" \
-            --procs "$psnap" "${procs[@]}" --cpu $$ "$snap" --redis "$REDIS_PORT" 2>&1 >"$rec") \
+            --procs "$psnap" "${procs[@]}" --cpu $$ "$snap" --redis "$rports" 2>&1 >"$rec") \
             || { echo "$msg" >&2; die "could not read wrk's output for $c/$s/$load"; }
         printf '    %-9s %-3s %s\n' "$c" "$load" "$msg"
         [[ $(<"$rec") =~ \"foreign_cpu\":\ ([0-9.e-]+) ]] && fc=${BASH_REMATCH[1]} || fc=0
@@ -439,6 +551,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
         else
             measure "$r" v "$c" sat /ok distinct "$BASE_A" flush
         fi
+    done
+    # r: scenario a against one Redis, a TLS Redis and a 3-master cluster.
+    say "  scenario r (Redis deployments)"
+    for ((i = 0; i < ${#DEPLOYS[@]}; i++)); do
+        c=${DEPLOYS[(i + r - 1) % ${#DEPLOYS[@]}]}
+        measure "$r" r "$c" sat /ok distinct "$BASE_A" flush
     done
     # w: scenario a with 1 and 2 workers per contender.
     say "  scenario w (1 and 2 workers)"
@@ -632,7 +750,7 @@ done
 state_re='pairguard: redis .* unavailable \('
 states=0
 for c in upstream plain limitreq lua pairguard pg_local pg_deny pg_allow pg_stack2 pg_stack3 \
-         plain_w2 lua_w2 pairguard_w2; do
+         plain_w2 lua_w2 pairguard_w2 pg_tls pg_cluster; do
     n=$(grep -E '\[(error|crit|alert|emerg)\]' "$WORK/$c/error.log" | grep -c -v -E "$state_re" || true)
     states=$((states + $(grep -c -E "$state_re" "$WORK/$c/error.log" || true)))
     ((n == 0)) && continue

@@ -4,7 +4,8 @@
   benchtool.py ports N                       N distinct free loopback ports
   benchtool.py wait-port PORT SECONDS        wait until 127.0.0.1:PORT accepts
   benchtool.py redis PORT CMD [ARG...]       run one Redis command, print the reply
-  benchtool.py cmdstats PORT                 {"cmd": calls, ...} from INFO commandstats
+  benchtool.py cmdstats PORTS                {"cmd": calls, ...} from INFO commandstats
+                                             (summed over the nodes of PORTS)
   benchtool.py redis-mem PORT [SAMPLE]       used_memory, client and script memory,
                                              DBSIZE [and mean MEMORY USAGE of SAMPLE keys]
   benchtool.py get URL XFF [N]               N sequential GETs; prints the statuses
@@ -14,9 +15,10 @@
                                              counts commands sent by clients vs
                                              run inside scripts
   benchtool.py haproxy-clear SOCKET TABLE    clear a HAProxy stick table
-  benchtool.py reset RPORT [--stats-only] [--haproxy SOCKET TABLE]
+  benchtool.py reset PORTS [--stats-only] [--haproxy SOCKET TABLE]
                                              FLUSHALL (unless --stats-only), CONFIG
-                                             RESETSTAT, clear the HAProxy table
+                                             RESETSTAT on every node of PORTS, clear
+                                             the HAProxy table
   benchtool.py cpu-snap ROOTPID              "WALL BUSY OURS": machine busy ticks and
                                              those of the process tree under ROOTPID
   benchtool.py record WRK_OUT [key=value...] [--redis PORT]
@@ -37,6 +39,13 @@
                                              device token (device_cookie) of POLICY for
                                              each client address from the 32-bit BASE
                                              up, made as the module makes them
+
+A Redis PORT is a loopback port, or tls:PORT for a TLS-only redis-server (the
+certificate is not checked: the bench's own server on loopback). PORTS is a
+comma-separated list of them (the masters of a Redis Cluster: FLUSHALL,
+CONFIG RESETSTAT and commandstats on each; --redis PORTS in record too). A
+PID in proc-snap / --procs may be a comma-separated list (NAME=PID,PID: the
+sum of their trees, e.g. every node of a cluster).
 """
 
 import base64
@@ -47,6 +56,7 @@ import json
 import os
 import selectors
 import socket
+import ssl
 import sys
 import time
 import urllib.parse
@@ -61,7 +71,16 @@ def die(msg):
 
 class Redis:
     def __init__(self, port, timeout=5.0):
+        port = str(port)
+        tls = port.startswith("tls:")
+        if tls:
+            port = port[len("tls:"):]
         self.sock = socket.create_connection(("127.0.0.1", int(port)), timeout=timeout)
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            self.sock = ctx.wrap_socket(self.sock)
         self.buf = b""
 
     def send(self, *args):
@@ -120,14 +139,17 @@ def info_fields(text):
     return out
 
 
-def cmdstats(port):
-    info = info_fields(Redis(port).cmd("INFO", "commandstats"))
+def cmdstats(ports):
+    """Command calls of every node of PORTS (comma-separated), summed."""
     stats = {}
-    for k, v in info.items():
-        if not k.startswith("cmdstat_"):
-            continue
-        fields = dict(p.split("=", 1) for p in v.split(","))
-        stats[k[len("cmdstat_"):]] = int(fields["calls"])
+    for port in str(ports).split(","):
+        info = info_fields(Redis(port).cmd("INFO", "commandstats"))
+        for k, v in info.items():
+            if not k.startswith("cmdstat_"):
+                continue
+            fields = dict(p.split("=", 1) for p in v.split(","))
+            name = k[len("cmdstat_"):]
+            stats[name] = stats.get(name, 0) + int(fields["calls"])
     return stats
 
 
@@ -184,8 +206,8 @@ def proc_ticks(specs):
         children.setdefault(ppid, []).append(pid)
     out = {}
     for spec in specs:
-        name, pid = spec.split("=", 1)
-        total, todo = 0, [int(pid)]
+        name, pids = spec.split("=", 1)
+        total, todo = 0, [int(p) for p in pids.split(",") if p]
         while todo:
             p = todo.pop()
             if p in procs:
@@ -412,10 +434,11 @@ def main(argv):
 
     if cmd == "reset":
         # reset RPORT [--stats-only] [--haproxy SOCKET TABLE]
-        r = Redis(args[0])
-        if "--stats-only" not in args:
-            r.cmd("FLUSHALL")
-        r.cmd("CONFIG", "RESETSTAT")
+        for port in args[0].split(","):
+            r = Redis(port)
+            if "--stats-only" not in args:
+                r.cmd("FLUSHALL")
+            r.cmd("CONFIG", "RESETSTAT")
         if "--haproxy" in args:
             i = args.index("--haproxy")
             return main([argv[0], "haproxy-clear", args[i + 1], args[i + 2]])

@@ -28,11 +28,16 @@ SCENARIOS = {
     "e": "paired-only route (`pairguard_require_paired`, one approved client; plain proxy_pass and pairguard only)",
     "f": "bearer-protected route (`pairguard_auth_require`, one session token; plain proxy_pass and pairguard only)",
 }
-GUARDED = {"lua", "haproxy", "pairguard", "pg_stack2", "pg_stack3", "lua_w2", "pairguard_w2", "pg_device"}
-REDIS_USERS = {"lua", "pairguard", "pg_stack2", "pg_stack3", "lua_w2", "pairguard_w2", "pg_device"}
-PAIRGUARDS = {"pairguard", "pg_stack2", "pg_stack3", "pairguard_w2", "pg_device"}
-POLICIES = {"pairguard": 1, "pg_stack2": 2, "pg_stack3": 3, "pairguard_w2": 1, "pg_device": 1}
+GUARDED = {"lua", "haproxy", "pairguard", "pg_stack2", "pg_stack3", "lua_w2", "pairguard_w2", "pg_device",
+           "pg_tls", "pg_cluster"}
+REDIS_USERS = {"lua", "pairguard", "pg_stack2", "pg_stack3", "lua_w2", "pairguard_w2", "pg_device",
+               "pg_tls", "pg_cluster"}
+PAIRGUARDS = {"pairguard", "pg_stack2", "pg_stack3", "pairguard_w2", "pg_device", "pg_tls", "pg_cluster"}
+POLICIES = {"pairguard": 1, "pg_stack2": 2, "pg_stack3": 3, "pairguard_w2": 1, "pg_device": 1,
+            "pg_tls": 1, "pg_cluster": 1}
 DEVICES = ["plain", "pairguard", "pg_device"]
+# Scenario r: scenario a against each Redis deployment.
+DEPLOYS = ["plain", "pairguard", "pg_tls", "pg_cluster"]
 STACKED = ["plain", "pairguard", "pg_stack2", "pg_stack3"]
 SCALING = ["plain", "lua", "pairguard", "plain_w2", "lua_w2", "pairguard_w2"]
 LABEL.update({
@@ -42,6 +47,8 @@ LABEL.update({
     "lua_w2": "lua + Redis, 2 workers",
     "pairguard_w2": "pairguard, 2 workers",
     "pg_device": "pairguard, trusted device cookie",
+    "pg_tls": "pairguard, TLS Redis",
+    "pg_cluster": "pairguard, 3-master Redis Cluster",
 })
 SCRIPT_CMDS = ("evalsha", "eval")
 CPU_PARTS = ("edge", "redis", "upstream", "wrk")
@@ -52,7 +59,7 @@ MAX_FAILURES = 5
 
 
 def expected(scenario, contender):
-    if scenario in ("a", "e", "f", "s", "w", "v"):
+    if scenario in ("a", "e", "f", "s", "w", "v", "r"):
         return "200"
     if scenario == "b":
         return "429" if contender in GUARDED else "404"
@@ -348,6 +355,9 @@ def main():
              "success; per node, entries expire 15m after the last request.")
     L.append("- **pairguard**: `pairguard_policy ip key=$remote_addr max_failures=5 window=15m "
              "lockout=15m; pairguard ip;`, Redis on loopback.")
+    L.append("- **pairguard, TLS Redis** / **pairguard, 3-master Redis Cluster** (scenario r "
+             "only): the same config, its Redis a TLS-only redis-server (`tls "
+             "tls_trusted_certificate=CA`) or a Redis Cluster of three masters (`cluster=...`).")
     L.append("")
     L.append("## Throughput and latency")
     L.append("")
@@ -356,7 +366,8 @@ def main():
              "run inside scripts) per request at saturation; *sent* is what the contender sent "
              "(MONITOR over %s sequential requests)." % m.get("sample"))
     L.append("")
-    L.append("Scenarios s (stacked policies) and w (workers) are in their own tables below.")
+    L.append("Scenarios s (stacked policies), v (trusted devices), r (Redis deployments: TLS, "
+             "Redis Cluster) and w (workers) are in their own tables below.")
     L.append("")
     L.append("| scenario | contender | req/s | × plain | p50 ms | p99 ms | req/s @c%s | × plain @c%s "
              "| p50 ms @c%s | p99 ms @c%s | Redis cmds/req (sent) | answers |"
@@ -465,6 +476,34 @@ def main():
             f2(d["redis_cmds_per_req"]) if c != "plain" else "—",
             f2(d["script_calls_per_req"]) if c != "plain" else "—",
             us(d, "edge"), us(d, "redis"), us(d, "total")))
+    L.append("")
+
+    L.append("## Redis deployments (scenario r: scenario a, c%s)" % m.get("conns"))
+    L.append("")
+    L.append("The `pairguard` contender's config against three Redis deployments, measured in "
+             "every round next to plain proxy_pass: one Redis over plain TCP (as in every other "
+             "scenario), a TLS-only redis-server (`pairguard_redis 127.0.0.1:P tls "
+             "tls_trusted_certificate=CA`; a throwaway CA, the certificate checked, no client "
+             "certificate), and a Redis Cluster of three masters without replicas "
+             "(`pairguard_redis cluster=...`; one connection per master per worker, batches per "
+             "slot). All on loopback, on the same cores. For the cluster, Redis commands and "
+             "Redis µs are summed over the three nodes.")
+    L.append("")
+    L.append("| Redis | req/s | × plain | Redis cmds/req | script calls/req | ops/batch | edge µs "
+             "| Redis µs | upstream µs | wrk µs | total µs |")
+    L.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for c in DEPLOYS:
+        d = summary["load"].get("r/%s/sat" % c)
+        if not d:
+            continue
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            {"plain": "— (plain proxy_pass)", "pairguard": "one Redis, TCP",
+             "pg_tls": "one Redis, TLS", "pg_cluster": "Redis Cluster, 3 masters"}[c],
+            num(d["rps"]), ratio_cell(d),
+            f2(d["redis_cmds_per_req"]) if c != "plain" else "—",
+            f2(d["script_calls_per_req"]) if c != "plain" else "—",
+            "%.1f" % d["ops_per_batch"] if d.get("ops_per_batch") else "—",
+            us(d, "edge"), us(d, "redis"), us(d, "upstream"), us(d, "wrk"), us(d, "total")))
     L.append("")
 
     L.append("## One and two workers (scenario a, c%s)" % m.get("conns"))
@@ -677,7 +716,8 @@ def main():
               ("a", "c4", "a @c%s" % m.get("lat_conns")), ("b", "c4", "b @c%s" % m.get("lat_conns")),
               ("c", "c4", "c @c%s" % m.get("lat_conns")),
               ("s2", "sat", "a: 2 policies"), ("s3", "sat", "a: 3 policies"),
-              ("w2", "sat", "a: 2 workers")]
+              ("w2", "sat", "a: 2 workers"),
+              ("rt", "sat", "a: TLS Redis"), ("rc", "sat", "a: Redis Cluster")]
 
     def chart_key(s, c, load):
         # s2/s3: the stacked pairguard in the pairguard column; w2: each
@@ -686,6 +726,10 @@ def main():
             return "s/%s/%s" % ({"plain": "plain", "pairguard": "pg_stack" + s[1]}.get(c, "-"), load)
         if s == "w2":
             return "w/%s_w2/%s" % (c, load)
+        # rt/rc: scenario r's TLS / cluster pairguard in the pairguard column.
+        if s in ("rt", "rc"):
+            return "r/%s/%s" % ({"plain": "plain", "pairguard": {"rt": "pg_tls", "rc": "pg_cluster"}[s]}
+                                .get(c, "-"), load)
         return "%s/%s/%s" % (s, c, load)
     with open(dat, "w") as f:
         f.write("# group " + " ".join(CONTENDERS) + "\n")
