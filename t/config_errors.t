@@ -88,7 +88,7 @@ my @cases = (
       { policies => 'pairguard_policy claim key=$remote_addr max_failures=5 window=1m lockout=1m device_cookie=d device_max_failures=0;' },
       [qr/device_max_failures=0/] ],
     [ 'two policies with one device cookie name',
-      { policies => 'pairguard_policy claim key=$remote_addr max_failures=5 window=1m lockout=1m device_cookie=d; '
+      { policies => 'pairguard_policy claim key=$http_x_b max_failures=5 window=1m lockout=1m device_cookie=d; '
                   . 'pairguard_policy other key=$http_x_a max_failures=5 window=1m lockout=1m device_cookie=d;' },
       [qr/device_cookie "d"/, qr/other/, qr/claim/] ],
     [ 'an unknown pairguard_auth method',

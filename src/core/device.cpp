@@ -58,7 +58,7 @@ std::string device_token(const KeyDeriver& keys, std::string_view policy, const 
 }
 
 std::optional<DeviceToken> device_token_check(const KeyDeriver& keys, std::string_view policy, const KeyTag& account,
-                                           std::string_view token, int64_t now_s) {
+                                           std::string_view token, int64_t now_s, int64_t max_ttl_s) {
     // the length first: anything else is not worth an HMAC
     if (token.size() != (kTokenBytes * 8 + 5) / 6) {
         return std::nullopt;
@@ -77,7 +77,7 @@ std::optional<DeviceToken> device_token_check(const KeyDeriver& keys, std::strin
     for (size_t i = 0; i < 8; i++) {
         e = e << 8 | body[1 + kDeviceIdBytes + i];
     }
-    if (!mac_ok || static_cast<int64_t>(e) <= now_s) {
+    if (!mac_ok || static_cast<int64_t>(e) <= now_s || (max_ttl_s > 0 && static_cast<int64_t>(e) > now_s + max_ttl_s + 300)) {
         return std::nullopt;
     }
     DeviceToken t;
@@ -117,7 +117,8 @@ bool valid_cookie_name(std::string_view name) {
     return true;
 }
 
-void cookie_values(std::string_view header, std::string_view name, std::vector<std::string_view>& out, size_t max) {
+void cookie_values(std::string_view header, std::string_view name, std::vector<std::string_view>& out, size_t max,
+                   size_t only_len) {
     while (!header.empty() && out.size() < max) {
         size_t semi = header.find(';');
         std::string_view pair = header.substr(0, semi);
@@ -130,7 +131,9 @@ void cookie_values(std::string_view header, std::string_view name, std::vector<s
         if (v.size() >= 2 && v.front() == '"' && v.back() == '"') {
             v = v.substr(1, v.size() - 2);
         }
-        out.push_back(v);
+        if (only_len == 0 || v.size() == only_len) {
+            out.push_back(v);
+        }
     }
 }
 

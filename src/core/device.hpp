@@ -20,9 +20,12 @@ namespace pairguard {
 
 constexpr size_t kDeviceIdBytes = 16;
 constexpr size_t kDeviceMacBytes = 16;
-// At most this many cookies of the device cookie's name are checked per
-// request (duplicates from other paths or subdomains): each costs an HMAC.
-constexpr size_t kDeviceCookiesChecked = 4;
+// At most this many cookies of the device cookie's name, of a token's length,
+// are checked per request (duplicates from other paths or subdomains): each
+// costs an HMAC. Values of another length do not count (planted junk cannot
+// hide the real one).
+constexpr size_t kDeviceCookiesChecked = 16;
+constexpr size_t kDeviceTokenChars = 55;
 
 using DeviceId = std::array<uint8_t, kDeviceIdBytes>;
 
@@ -43,8 +46,10 @@ struct DeviceToken {
 // The device of a token that is well formed, carries the right MAC for
 // (policy, account) (compared in constant time) and has not expired; nullopt
 // for anything else, which counts as no cookie.
+// `max_ttl_s` > 0: a token expiring later than now + max_ttl_s (+ 5 minutes
+// of clock skew between nodes) is refused too (device_ttl was shortened).
 std::optional<DeviceToken> device_token_check(const KeyDeriver& keys, std::string_view policy, const KeyTag& account,
-                                           std::string_view token, int64_t now_s);
+                                           std::string_view token, int64_t now_s, int64_t max_ttl_s = 0);
 
 // A trusted device's success renews its cookie only once at most half of
 // `ttl_s` is left: most successes send no Set-Cookie and cost no HMAC.
@@ -63,9 +68,11 @@ bool valid_cookie_name(std::string_view name);
 
 // Appends the values of cookie `name` in one Cookie header ("a=1; b=2",
 // any blanks around names, values and semicolons; a quoted value loses its
-// quotes), in order, up to `max` in total in `out`.
+// quotes), in order, up to `max` in total in `out`; `only_len` > 0 keeps
+// only values of that length (device tokens: planted junk of another length
+// cannot use up `max`).
 void cookie_values(std::string_view header, std::string_view name, std::vector<std::string_view>& out,
-                   size_t max = kDeviceCookiesChecked);
+                   size_t max = kDeviceCookiesChecked, size_t only_len = 0);
 
 // The Set-Cookie value: NAME=TOKEN; Max-Age=N; Path=/; HttpOnly;
 // SameSite=Strict[; Secure].

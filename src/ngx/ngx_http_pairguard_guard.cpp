@@ -115,7 +115,8 @@ ngx_http_pairguard_key_t trusted_device(ngx_http_request_t* r, const ngx_http_pa
     std::vector<std::string_view> tokens;
     ngx_http_pairguard_cookie_values(r, p->device_cookie, tokens);
     for (std::string_view t : tokens) {
-        if (auto dt = pairguard::device_token_check(*mcf->keys, as_view(p->name), account.tag, t, ngx_time())) {
+        if (auto dt = pairguard::device_token_check(*mcf->keys, as_view(p->name), account.tag, t, ngx_time(),
+                                                    p->device_ttl_s)) {
             d.id = dt->id;
             d.expires_s = dt->expires_s;
             d.known = true;
@@ -494,9 +495,26 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                 // each group with the lists of the location that reserved it;
                 // the guard's own refusal releases them all
                 Outcome outcome = ctx->guard_refused ? Outcome::neutral : classify(g.lcf, r->headers_out.status);
+                // what the upstream said counts too: `error_page 404 =200`
+                // (with proxy_intercept_errors) must not turn a wrong guess
+                // into a success, nor hand out a trusted-device cookie
+                bool upstream_success = true;
+                if (!ctx->guard_refused && r->upstream_states != nullptr) {
+                    auto* st = static_cast<ngx_http_upstream_state_t*>(r->upstream_states->elts);
+                    for (ngx_uint_t i = 0; i < r->upstream_states->nelts; i++) {
+                        if (st[i].status == 0) {
+                            continue;
+                        }
+                        Outcome u = classify(g.lcf, st[i].status);
+                        if (u == Outcome::failure) {
+                            outcome = Outcome::failure;
+                        }
+                        upstream_success = upstream_success && u == Outcome::success;
+                    }
+                }
                 ngx_http_pairguard_metric_outcome(g, outcome);
                 settle(r, g, outcome);
-                if (outcome == Outcome::success) {
+                if (outcome == Outcome::success && upstream_success) {
                     try {
                         issue_devices(r, g);
                     } catch (const std::exception& e) {

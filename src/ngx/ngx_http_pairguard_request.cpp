@@ -294,7 +294,8 @@ void ngx_http_pairguard_cookie_values(ngx_http_request_t* r, const ngx_str_t& na
                                       std::vector<std::string_view>& out) {
     std::string_view n(reinterpret_cast<const char*>(name.data), name.len);
     auto one = [&](const ngx_table_elt_t* h) {
-        pairguard::cookie_values(std::string_view(reinterpret_cast<const char*>(h->value.data), h->value.len), n, out);
+        pairguard::cookie_values(std::string_view(reinterpret_cast<const char*>(h->value.data), h->value.len), n, out,
+                                 pairguard::kDeviceCookiesChecked, pairguard::kDeviceTokenChars);
     };
 #if (nginx_version >= 1023000)
     for (const ngx_table_elt_t* h = r->headers_in.cookie; h != nullptr && out.size() < pairguard::kDeviceCookiesChecked;

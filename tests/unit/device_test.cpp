@@ -207,3 +207,16 @@ TEST(DeviceEvents, LockAndUnlockOfADeviceNameItsScope) {
     ASSERT_EQ(c.args.size(), 2u);
     EXPECT_EQ(c.args[1], "unlocked|d|" + tag);
 }
+
+TEST(DeviceCookies, OnlyTokenLengthValuesCountTowardTheLimit) {
+    std::string token(kDeviceTokenChars, 'A');
+    std::string header;
+    for (int i = 0; i < 40; i++) {
+        header += "dev=junk" + std::to_string(i) + "; ";
+    }
+    header += "dev=" + token;
+    std::vector<std::string_view> out;
+    cookie_values(header, "dev", out, kDeviceCookiesChecked, kDeviceTokenChars);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0], token);
+}
