@@ -131,6 +131,17 @@ TEST(GuardCluster, ReserveMergesAllowedOnlyWhenEveryPartAllows) {
     m = merge_guard_reserve(parts, {&a0, nullptr}, 900, ok, release);
     EXPECT_FALSE(ok);
     EXPECT_EQ(release.size(), 1u);
+
+    // ... unless another part refused: a refusal by a working shard stands
+    // even when the other shard is down (store_down must not let it through)
+    std::vector<int64_t> locked0 = {1, 2, 9000, 0};
+    release.clear();
+    m = merge_guard_reserve(parts, {&locked0, nullptr}, 900, ok, release);
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(m[0], 1);
+    EXPECT_EQ(m[1], 3);  // part 0's second key is the request's third
+    EXPECT_EQ(m[2], 9000);
+    EXPECT_TRUE(release.empty());
 }
 
 TEST(GuardCluster, MalformedOperationsGiveNoParts) {
