@@ -668,7 +668,7 @@ sub start ($self) {
     my $log = "$self->{dir}/redis.log";
     # PG_REDIS_MODE=cluster: every test against a one-node Redis Cluster
     # holding all slots, through `pairguard_redis cluster=...` (Redis then
-    # refuses any script that touches two slots): scripts/test-cluster.sh
+    # refuses any script that touches two slots): PG_REDIS_MODE=cluster prove -I t/lib -r t/
     my @cluster = ($ENV{PG_REDIS_MODE} // '') eq 'cluster'
         ? ('--cluster-enabled', 'yes', '--cluster-config-file', "$self->{dir}/nodes.conf") : ();
     $self->{pid} = PgTest::_spawn([
