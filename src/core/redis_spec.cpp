@@ -1,5 +1,7 @@
 #include "redis_spec.hpp"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -27,11 +29,23 @@ bool parse_int(std::string_view s, int64_t& out) {
 }
 
 std::string read_password(const std::string& path, std::string& out) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0) {
+        return "cannot read \"" + path + "\": " + std::strerror(errno);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return "\"" + path + "\" is not a file";
+    }
     std::ifstream f(path, std::ios::binary);
     if (!f) {
         return "cannot read \"" + path + "\": " + std::strerror(errno);
     }
-    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::string text;
+    try {
+        text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    } catch (const std::exception&) {
+        return "cannot read \"" + path + "\"";
+    }
     if (!text.empty() && text.back() == '\n') {
         text.pop_back();
         if (!text.empty() && text.back() == '\r') {

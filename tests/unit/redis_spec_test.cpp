@@ -111,6 +111,8 @@ TEST(RedisSpec, PasswordFile) {
     EXPECT_EQ(s.sentinel_password, "s3cret");
     std::remove(path);
     EXPECT_NE(parse_redis_spec(std::string("r:1 password_file=") + path, s), "");
+    // a directory is a clear error, not an exception (found by fuzz_redis)
+    EXPECT_EQ(parse_redis_spec("r:1 password_file=/", s), "password_file: \"/\" is not a file");
 }
 
 TEST(RedisSpec, ClusterKeySlot) {
