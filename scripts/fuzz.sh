@@ -6,7 +6,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [NAME...]     # NAME: body, scram, ... (default: all)
 #
-# Environment: PG_FUZZ_DIR (build dir, default build/fuzz), PG_FUZZ_BUILD_ONLY=1.
+# Environment: PG_FUZZ_DIR (build dir, default build/fuzz), PG_FUZZ_BUILD_ONLY=1,
+# PG_FUZZ_RUNS=N (stop each harness after N executions; 10000000 for the long run).
 # Fails when a harness finds anything; the input that did it is left in
 # PG_FUZZ_DIR/artifacts/ (reproduce: PG_FUZZ_DIR/bin/fuzz_NAME FILE).
 set -euo pipefail
@@ -72,7 +73,8 @@ for n in "${names[@]}"; do
     log="$OUT/fuzz_$n.log"
     echo "== fuzz_$n (${SECONDS_EACH}s)"
     rc=0
-    "$OUT/bin/fuzz_$n" -max_total_time="$SECONDS_EACH" -max_len=4096 -timeout=10 -rss_limit_mb=1024 \
+    # PG_FUZZ_RUNS=N: stop a harness after N executions (SECONDS stays the cap)
+    "$OUT/bin/fuzz_$n" -max_total_time="$SECONDS_EACH" ${PG_FUZZ_RUNS:+-runs="$PG_FUZZ_RUNS"} -max_len=4096 -timeout=10 -rss_limit_mb=1024 \
         -print_final_stats=1 -artifact_prefix="$OUT/artifacts/${n}-" "$corpus" "$seeds" > "$log" 2>&1 || rc=$?
     runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || true)
     rate=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -oE '[0-9]+$' || true)
