@@ -105,32 +105,13 @@ for my $d (@locked) { claim($d, 0) for 1 .. 5 }
 is(claim($_, 1), 429, "$_ is locked (seen from another node)") for @locked;
 sleep 1;
 
-# a child sends allowed requests (fresh keys, 200) while this process acts
-sub traffic_during ($what, $action) {
-    my $out = testdir() . "/traffic-$what";
-    my $stop = "$out.stop";
-    my $child = fork() // die;
-    if ($child == 0) {
-        open(my $fh, '>', $out) or POSIX::_exit(1);
-        $fh->autoflush(1);
-        my ($t0, $n) = (time, 0);
-        until (-e $stop) {
-            my $code = http_get($ports[$n % 3], '/ok', headers => { 'X-Device' => "steady-$what-" . $n++ }, timeout => 5)->{status};
-            printf $fh "%.3f %s\n", time - $t0, $code;
-        }
-        POSIX::_exit(0);
-    }
-    my $t0 = time;
-    $action->();
-    sleep 1;
-    write_file($stop, '');
-    waitpid($child, 0);
-    my (%st, $first_bad, $last_bad);
-    for (split /\n/, read_file($out)) {
-        my ($t, $code) = split ' ';
-        $st{$code}++;
-        if ($code != 200) { $first_bad //= $t; $last_bad = $t }
-    }
+# allowed requests (fresh keys, 200) over the three nodes while this process acts
+sub traffic ($what, $action) {
+    my ($st, $first_bad, $last_bad, $secs) = traffic_during($what,
+        sub ($n) { http_get($ports[$n % 3], '/ok', headers => { 'X-Device' => "steady-$what-$n" }, timeout => 5)->{status} },
+        $action);
+    my %st = %$st;
+    my $t0 = time - $secs;
     my $summary = join ' ', map { "$_ x$st{$_}" } sort keys %st;
     diag(sprintf("%s under traffic: %s over %.1f s%s", $what, $summary, time - $t0,
         defined $first_bad ? sprintf(', non-200 answers from %.2f s to %.2f s', $first_bad, $last_bad) : ', none lost'));
@@ -161,13 +142,13 @@ $c->finish_migration($slot);
 is(claim('migrating-1', 0), 429, '  the slot moved: MOVED followed (locked)');
 is(claim('migrating-1', 1), 429, '  from every node');
 
-traffic_during('reshard', sub { $c->reshard(($c->masters)[0], ($c->masters)[1], 500) });
+traffic('reshard', sub { $c->reshard(($c->masters)[0], ($c->masters)[1], 500) });
 still_locked('reshard');
 
-traffic_during('CLUSTER FAILOVER', sub { $c->failover_replica(($c->masters)[0]) });
+traffic('CLUSTER FAILOVER', sub { $c->failover_replica(($c->masters)[0]) });
 still_locked('CLUSTER FAILOVER');
 
-traffic_during('killed master', sub { $c->kill_master(($c->masters)[1]) });
+traffic('killed master', sub { $c->kill_master(($c->masters)[1]) });
 still_locked('killed master');
 
 # events: published from every master (PUBLISH reaches the whole cluster),

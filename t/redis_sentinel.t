@@ -58,38 +58,11 @@ ok(keys_on($m1) >= 5, 'the locks are on the master');
 
 # ---- SENTINEL FAILOVER while requests come ----
 # a child sends a steady stream of allowed requests (fresh keys, answered
-# 200 by the upstream) while this process runs the failover; what they got
-# during the switch is counted
-sub traffic_during ($what, $action) {
-    my $out = testdir() . "/traffic-$what";
-    my $stop = "$out.stop";
-    my $child = fork() // die;
-    if ($child == 0) {
-        open(my $fh, '>', $out) or POSIX::_exit(1);
-        $fh->autoflush(1);
-        my ($t0, $n) = (time, 0);
-        until (-e $stop) {
-            my $code = http_get($ng->port, '/ok', headers => { 'X-Device' => 'steady-' . $n++ }, timeout => 5)->{status};
-            printf $fh "%.3f %s\n", time - $t0, $code;
-        }
-        POSIX::_exit(0);
-    }
-    my $t0 = time;
-    my $ret = $action->();
-    sleep 1;
-    write_file($stop, '');
-    waitpid($child, 0);
-    my (%st, $first_bad, $last_bad);
-    for (split /\n/, read_file($out)) {
-        my ($t, $code) = split ' ';
-        $st{$code}++;
-        if ($code != 200) { $first_bad //= $t; $last_bad = $t }
-    }
-    return (\%st, $first_bad, $last_bad, time - $t0, $ret);
-}
+# 200 by the upstream) while this process runs the failover
+sub steady ($n) { http_get($ng->port, '/ok', headers => { 'X-Device' => "steady-$n" }, timeout => 5)->{status} }
 
 my $t_switch = time;
-my ($st, $fb, $lb, $dur) = traffic_during('failover', sub { $s->failover });
+my ($st, $fb, $lb, $dur) = traffic_during('failover', \&steady, sub { $s->failover });
 my $m2 = $s->master_port;
 isnt($m2, $m1, "SENTINEL FAILOVER: 127.0.0.1:$m1 -> 127.0.0.1:$m2");
 my $summary = join ' ', map { "$_ x$st->{$_}" } sort keys %$st;
@@ -106,7 +79,7 @@ ok(scalar(grep { 1 } @{ $s->cmd_at($m2, 'KEYS', 'pairguard:*') }) >= 6, 'and its
 
 # ---- the master killed: the sentinels promote the replica ----
 my %before = map { $_ => 1 } @locked, 'after-1';
-($st, $fb, $lb, $dur) = traffic_during('kill', sub { $s->kill_master });
+($st, $fb, $lb, $dur) = traffic_during('kill', sub ($n) { steady("k$n") }, sub { $s->kill_master });
 my $m3 = $s->master_port;
 isnt($m3, $m2, "master 127.0.0.1:$m2 killed; sentinels promote 127.0.0.1:$m3");
 $summary = join ' ', map { "$_ x$st->{$_}" } sort keys %$st;

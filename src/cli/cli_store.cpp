@@ -20,20 +20,7 @@
 namespace pairguard::cli {
 
 std::string parse_redis_target(std::string_view spec, RedisTarget& out) {
-    std::vector<std::string_view> words;
-    size_t i = 0;
-    while (i < spec.size()) {
-        while (i < spec.size() && (spec[i] == ' ' || spec[i] == '\t')) {
-            i++;
-        }
-        size_t start = i;
-        while (i < spec.size() && spec[i] != ' ' && spec[i] != '\t') {
-            i++;
-        }
-        if (i > start) {
-            words.push_back(spec.substr(start, i - start));
-        }
-    }
+    std::vector<std::string_view> words = split_redis_words(spec);
     // $PAIRGUARD_REDIS_PASSWORD when the words give no password (it may go
     // with user=, which the parser checks)
     std::string env_password;

@@ -137,7 +137,7 @@ bool parse_redis_endpoint(std::string_view addr, RedisEndpoint& out, bool allow_
     return true;
 }
 
-std::string parse_redis_spec(std::string_view spec, RedisSpec& out) {
+std::vector<std::string_view> split_redis_words(std::string_view spec) {
     std::vector<std::string_view> words;
     size_t i = 0;
     while (i < spec.size()) {
@@ -152,7 +152,11 @@ std::string parse_redis_spec(std::string_view spec, RedisSpec& out) {
             words.push_back(spec.substr(start, i - start));
         }
     }
-    return parse_redis_spec(words, out);
+    return words;
+}
+
+std::string parse_redis_spec(std::string_view spec, RedisSpec& out) {
+    return parse_redis_spec(split_redis_words(spec), out);
 }
 
 std::string parse_redis_spec(const std::vector<std::string_view>& words, RedisSpec& out) {

@@ -51,6 +51,9 @@ struct RedisSpec {
 std::string parse_redis_spec(const std::vector<std::string_view>& words, RedisSpec& out);
 std::string parse_redis_spec(std::string_view line, RedisSpec& out);
 
+// The words of a --redis string: split on blanks and tabs.
+std::vector<std::string_view> split_redis_words(std::string_view line);
+
 // "HOST:PORT", "HOST" (port 6379), "[V6]:PORT" or "unix:/path".
 bool parse_redis_endpoint(std::string_view text, RedisEndpoint& out, bool allow_unix = true);
 

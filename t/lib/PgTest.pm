@@ -48,7 +48,7 @@ our @EXPORT = qw(
     http http_get http_post_json http_post_form http_burst http_burst_responses
     json_decode json_encode free_port testdir secret_file write_file read_file
     wait_until module_path nginx_binary root_dir done
-    run_cmd start_process ctl_path test_tool_path redis_at
+    run_cmd start_process ctl_path test_tool_path redis_at traffic_during
 );
 
 use Cwd ();
@@ -191,6 +191,37 @@ sub _set_env ($env) {
 # (default: empty), env => {NAME => value or undef}, timeout => seconds (30;
 # then the command is killed and the status is -1). No shell is involved.
 my $RUN_SEQ = 0;
+# A steady stream of requests while something happens: a child calls
+# $request->($n) (an HTTP status) until $action->() has returned and one more
+# second has passed. Returns ({status => count}, first and last second a
+# status other than $good was seen (undef: none), the seconds it took).
+sub traffic_during ($what, $request, $action, $good = 200) {
+    my $out = testdir() . "/traffic-$what" =~ s/\W/_/gr;
+    my $stop = "$out.stop";
+    my $child = fork() // die "fork: $!";
+    if ($child == 0) {
+        open(my $fh, '>', $out) or POSIX::_exit(1);
+        $fh->autoflush(1);
+        my ($t0, $n) = (time, 0);
+        until (-e $stop) {
+            printf $fh "%.3f %s\n", time - $t0, $request->($n++);
+        }
+        POSIX::_exit(0);
+    }
+    my $t0 = time;
+    $action->();
+    sleep 1;
+    write_file($stop, '');
+    waitpid($child, 0);
+    my (%st, $first_bad, $last_bad);
+    for (split /\n/, read_file($out)) {
+        my ($t, $code) = split ' ';
+        $st{$code}++;
+        if ($code != $good) { $first_bad //= $t; $last_bad = $t }
+    }
+    return (\%st, $first_bad, $last_bad, time - $t0);
+}
+
 sub run_cmd ($cmd, %o) {
     my $base = testdir() . '/run-' . ++$RUN_SEQ;
     write_file("$base.in", $o{stdin} // '');
