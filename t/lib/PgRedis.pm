@@ -80,9 +80,11 @@ sub _tempdir ($what, %o) {
 
 # a free loopback port; with bus => 1 also one 10000 above it (not used,
 # since the bus port is given explicitly, but kept below the ephemeral range)
+my %PAIR_GIVEN;   # ports handed out by this process: free now, but taken soon
 sub _free_port_pair () {
     for (1 .. 200) {
         my $p = 20000 + int(rand(10000));
+        next if $PAIR_GIVEN{$p} || $PAIR_GIVEN{ $p + 10000 } || $PAIR_GIVEN{ $p - 10000 };
         my $ok = 1;
         my @held;
         for my $q ($p, $p + 10000) {
@@ -91,7 +93,10 @@ sub _free_port_pair () {
             push @held, $s;
         }
         close $_ for @held;
-        return ($p, $p + 10000) if $ok;
+        if ($ok) {
+            $PAIR_GIVEN{$p} = $PAIR_GIVEN{ $p + 10000 } = 1;
+            return ($p, $p + 10000);
+        }
     }
     die "PgRedis: no free pair of loopback ports found\n";
 }
