@@ -92,6 +92,65 @@ like(join(' ', @s), qr/ended=\d/, '  and a lock that ran out');
 like(join(' ', @s), qr/settle:\d+,lock/, '  and a settle that locks');
 is_deeply([sort $batch->scan_keys('*')], [sort $single->scan_keys('*')], 'both leave the same keys in Redis');
 
+# A key holding one failure and nothing else is stored as "1" (Redis' shared
+# integer); the failure's time is the key's expiry minus the window, so the
+# sliding window stays exact through the compact form.
+{
+    my $rc = start_redis();
+    my $W = 1500;
+    my @K = ('{c}:K', 2, $W, 60000, 1000, 0);
+    my $res = sub ($hold, @keys) { $rc->cmd('EVAL', $src{guard_reserve}, scalar(@keys), (map { $_->[0] } @keys), $hold, limits_of(@keys)) };
+    my $set = sub ($out, $rv, @keys) { $rc->cmd('EVAL', $src{guard_settle}, scalar(@keys), (map { $_->[0] } @keys), $out, $rv, limits_of(@keys)) };
+    my $r1 = $res->(60000, \@K);
+    $set->('f', $r1->[3], \@K);
+    is($rc->cmd('GET', '{c}:K'), '1', 'one failure alone: the compact value "1"');
+    my $ttl = $rc->cmd('PTTL', '{c}:K');
+    ok($ttl > $W - 200 && $ttl <= $W, "  expiring one window after it ($ttl ms)");
+    is($rc->cmd('OBJECT', 'ENCODING', '{c}:K'), 'int', '  kept by Redis as an integer');
+    sleep 0.6;
+    my $r2 = $res->(60000, \@K);
+    is($r2->[0], 0, 'a reserve on it is allowed (1 failure of 2)');
+    like($rc->cmd('GET', '{c}:K'), qr/^\|\|\|\w+\|\w+$/, '  the reservation turns it into the long form');
+    $set->('n', $r2->[3], \@K);
+    is($rc->cmd('GET', '{c}:K'), '1', 'a neutral answer leaves the one failure: compact again');
+    $ttl = $rc->cmd('PTTL', '{c}:K');
+    ok($ttl > $W - 900 && $ttl < $W - 400, "  with the first failure's expiry kept, not renewed ($ttl ms)");
+    my $r3 = $res->(60000, \@K);
+    $set->('f', $r3->[3], \@K);
+    my $v = $rc->cmd('GET', '{c}:K');
+    like($v, qr/^\w+\|1\|\w+\|\|$/, "the second failure locks (max 2) from the compact one ($v)");
+    $rc->cmd('DEL', '{c}:K');
+
+    # failure at t0, then another at t0+0.9 s: at t0+1.6 s the first is out of
+    # the window (1.5 s) and only one counts
+    my @M = ('{c}:M', 3, $W, 60000, 1000, 0);
+    $set->('f', $res->(60000, \@M)->[3], \@M);
+    sleep 0.9;
+    $set->('f', $res->(60000, \@M)->[3], \@M);
+    sleep 0.7;
+    my $r4 = $res->(60000, \@M);
+    $set->('f', $r4->[3], \@M);
+    my $m = $rc->cmd('GET', '{c}:M');
+    like($m, qr/^\|\|\|\|\w+,\w+$/, "a failure read from the compact form leaves the window on time: two failures, no lock ($m)");
+
+    # the settle of a reservation that expired meanwhile reads "1" with
+    # GETDEL (the expiry gone with the key): the failure counts as recent
+    my @N = ('{c}:N', 5, 10000, 60000, 1000, 0);
+    $set->('f', $res->(60000, \@N)->[3], \@N);
+    my $late = $res->(200, \@N);
+    sleep 0.3;
+    $set->('n', $res->(60000, \@N)->[3], \@N);
+    is($rc->cmd('GET', '{c}:N'), '1', 'an expired reservation is dropped, the failure compact');
+    $set->('f', $late->[3], \@N);
+    my $n = $rc->cmd('GET', '{c}:N');
+    like($n, qr/^\|\|\|\|\w+,\w+$/, "the late settle adds its failure to the one read by GETDEL ($n)");
+    $ttl = $rc->cmd('PTTL', '{c}:N');
+    ok($ttl > 9000, "  and the key lives one window from now ($ttl ms)");
+    my @I = ('{c}:I', 5, 60000, 60000, 1000, 0);
+    $set->('f', $res->(60000, \@I)->[3], \@I);
+    is_deeply($rc->cmd('EVAL', script('guard_inspect'), 1, '{c}:I'), [0, 1], 'pairguardctl\'s inspect reads the compact form: one failure');
+}
+
 # two nodes, two workers each, batching at once
 my $up = start_upstream(delay_ms => 100);
 my $conf = <<'CONF';

@@ -2,9 +2,11 @@
 -- One short string per (policy, key), "L|N|T|R|F": lock end, lockouts in the
 -- last 24 h, last lockout start, reservation expiries, failure times. Times
 -- are ms of Redis TIME, written in base 36 from 2020-01-01 (8 characters);
--- zeros are empty. A key with one failure is "||||xxxxxxxx": small enough
--- that Redis keeps it in its smallest allocations. A key with no history is
--- absent. Per-key ARGV, five each: max_failures, window, lockout,
+-- zeros are empty. A key holding nothing but one failure is "1" instead,
+-- the failure being at its expiry minus the window (store() writes it so):
+-- Redis keeps such a value as its shared integer 1, so that the commonest
+-- tracked key (one guess of one of many addresses) costs no value at all. A
+-- key with no history is absent. Per-key ARGV, five each: max_failures, window, lockout,
 -- backoff*1000, max_lockout. Written for speed: this runs twice per request.
 
 local tonumber, gmatch, match, concat = tonumber, string.gmatch, string.match, table.concat
@@ -14,8 +16,6 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Parses a value into lock end, lockouts, last lockout, and the live
--- reservations and failures (stale ones dropped on the way).
 -- A time: base 36 from EPOCH, or 13 decimal digits (the reserve fast path's).
 local function dec(s)
   if s == '' then return 0 end
@@ -23,9 +23,18 @@ local function dec(s)
   return tonumber(s, 36) + EPOCH
 end
 
--- Parses a value into lock end, lockouts, last lockout, and the live
--- reservations and failures (stale ones dropped on the way).
-local function parse(v, window, now)
+-- Parses the value `v` of `key` into lock end, lockouts, last lockout, and
+-- the live reservations and failures (stale ones dropped on the way).
+local function parse(v, window, now, key)
+  if v == '1' then
+    -- one failure, at the key's expiry minus the window. `key` nil: the
+    -- value was read by GETDEL, its expiry is gone; the failure is taken as
+    -- a recent one (counted longer, never shorter).
+    local left = window
+    if key then left = redis.call('PTTL', key) end
+    if left <= 0 then return 0, 0, 0, {}, {} end
+    return 0, 0, 0, {}, {now + left - window}
+  end
   local l, n, t, r, f = match(v, '^([%w]*)|([%w]*)|([%w]*)|([%w,]*)|([%w,]*)$')
   local res, fail = {}, {}
   if not l then return 0, 0, 0, res, fail end
@@ -71,6 +80,11 @@ local function store(key, l, n, t, res, fail, window, backoff, now)
   if backoff > 1000 and n > 0 and t + 86400000 - now > ttl then ttl = t + 86400000 - now end
   if ttl <= 0 then
     redis.call('DEL', key)
+    return
+  end
+  if nf == 1 and l == 0 and n == 0 and t == 0 and #res == 0 then
+    -- one failure and nothing else: the compact form (see above)
+    redis.call('SET', key, '1', 'PX', math.ceil(fail[1] + window - now))
     return
   end
   redis.call('SET', key,

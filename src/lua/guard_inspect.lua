@@ -10,5 +10,5 @@ local now = now_ms()
 local v = redis.call('GET', KEYS[1])
 if not v then return {0, 0} end
 -- a window of a year: every failure the key still holds counts
-local l, _, _, _, fail = parse(v, 365 * 86400000, now)
+local l, _, _, _, fail = parse(v, 365 * 86400000, now, KEYS[1])
 return {l, #fail}

@@ -33,7 +33,7 @@ local function reserve_op(kb, n, ab, now, hold, fixed)
     local max, window = tonumber(ARGV[b]), tonumber(ARGV[b + 1])
     local v = redis.call('GET', KEYS[kb + i])
     local l, c, t, res, fail = 0, 0, 0, {}, {}
-    if v then l, c, t, res, fail = parse(v, window, now) end
+    if v then l, c, t, res, fail = parse(v, window, now, KEYS[kb + i]) end
     if l > now then
       -- Redis TIME is wall-clock time and may step back: what is left of a
       -- lock is never more than its length
@@ -93,7 +93,7 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
         return {}
       end
       if tonumber(ARGV[ab]) > 1 then
-        redis.call('SET', KEYS[kb + 1], '||||' .. b36(now - EPOCH), 'PX', ARGV[ab + 1])
+        redis.call('SET', KEYS[kb + 1], '1', 'PX', ARGV[ab + 1])
         return {}
       end
     end
@@ -103,14 +103,14 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
   for i = 1, n do
     local b = ab + (i - 1) * 5
     local key = KEYS[kb + i]
-    local v
-    if i == 1 and first ~= nil then v = first else v = redis.call('GET', key) end
+    local v, vkey = nil, key
+    if i == 1 and first ~= nil then v, vkey = first, nil else v = redis.call('GET', key) end
 
     if v or outcome == 'f' then
       local locked
       local max, window = tonumber(ARGV[b]), tonumber(ARGV[b + 1])
       local l, c, t, res, fail = 0, 0, 0, {}, {}
-      if v then l, c, t, res, fail = parse(v, window, now) end
+      if v then l, c, t, res, fail = parse(v, window, now, vkey) end
 
       if reservation ~= 0 then
         for j = 1, #res do
