@@ -209,7 +209,7 @@ DEVICES=(plain pairguard pg_device)
 DEPLOYS=(plain pairguard pg_tls pg_cluster)
 GUARDED=" lua haproxy pairguard pg_stack2 pg_stack3 lua_w2 pairguard_w2 pg_device pg_tls pg_cluster "
 INSTANCES=(upstream "${CONTENDERS[@]}" pg_local pg_deny pg_allow pg_stack2 pg_stack3 pg_device
-           plain_w2 lua_w2 pairguard_w2 pg_tls pg_cluster)
+           plain_w2 lua_w2 pairguard_w2 pg_tls pg_cluster cg_plain cg_lua cg_pairguard)
 # One more port each for Redis and the TLS Redis, and six for the cluster:
 # three client ports and their three cluster-bus ports (--cluster-port; the
 # default, port + 10000, may not exist or be taken).
@@ -659,8 +659,47 @@ if command -v perf >/dev/null 2>&1 && [[ $perf_probe =~ (^|$'\n')[0-9]+,,?instru
             || die "could not read wrk's output for the instructions step of $c"
         printf '    %-9s %s instructions\n' "$c" "$ins"
     done
+elif command -v valgrind >/dev/null 2>&1 && command -v callgrind_control >/dev/null 2>&1; then
+    # No hardware counters (a VM): callgrind counts the instructions instead.
+    # Each contender's config again, with master_process off (the one process
+    # that valgrind runs is the worker), on its own port: warmed up, counters
+    # zeroed, CG_N requests of scenario a (distinct addresses, allowed), dumped.
+    CG_N=${PG_BENCH_CG_REQUESTS:-3000}
+    say "user-space instructions per request (callgrind, scenario a, $CG_N requests each)"
+    for c in plain lua pairguard; do
+        reset_state
+        dir=$WORK/cg_$c
+        mkdir -p "$dir/out"
+        chmod 777 "$dir/out"
+        sed -e 's/^master_process on;/master_process off;/' -e "s/^user .*;//" \
+            -e "s|listen 127.0.0.1:${PORT[$c]} |listen 127.0.0.1:${PORT[cg_$c]} |" \
+            -e "s|$WORK/$c/|$dir/|g" "$WORK/$c/nginx.conf" >"$dir/nginx.conf"
+        valgrind --tool=callgrind --callgrind-out-file="$dir/out/cg.%p" \
+            "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/valgrind.log" 2>&1 &
+        vpid=$!
+        PIDS+=("$vpid")
+        "${TOOL[@]}" wait-port "${PORT[cg_$c]}" 60 || { tail -5 "$dir/valgrind.log" >&2; die "$c did not start under valgrind"; }
+        wrk -t1 -c10 -d20s --timeout 10s -s "$WRK_LUA" "http://127.0.0.1:${PORT[cg_$c]}" \
+            -- /ok distinct "$BASE_A" 500 >"$dir/warmup.txt" 2>&1 || true
+        callgrind_control -z "$vpid" >/dev/null 2>&1 || { odd "callgrind_control could not reach $c"; stop_pid "$vpid"; forget_pid "$vpid"; continue; }
+        out=$WORK/wrk-cg-$c.txt
+        wrk -t1 -c10 -d60s --timeout 10s -s "$WRK_LUA" "http://127.0.0.1:${PORT[cg_$c]}" \
+            -- /ok distinct "$((BASE_A + 65536))" "$CG_N" >"$out" 2>&1 || die "wrk failed for $c under callgrind"
+        callgrind_control -d "$vpid" >/dev/null 2>&1
+        stop_pid "$vpid"
+        wait "$vpid" 2>/dev/null || true
+        forget_pid "$vpid"
+        dump=$(ls "$dir"/out/cg.*.1 2>/dev/null | head -1)
+        [[ -n $dump ]] || { odd "no callgrind dump for $c"; continue; }
+        cg=$("${TOOL[@]}" callgrind "$dump")
+        ins=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["total"])' "$cg")
+        "${TOOL[@]}" record "$out" kind=instructions contender="$c" scenario=a tool=callgrind \
+            instructions="$ins" objects="$cg" >>"$RAW" 2>/dev/null \
+            || die "could not read wrk's output for the callgrind step of $c"
+        printf '    %-9s %s instructions\n' "$c" "$ins"
+    done
 else
-    odd "user-space instructions per request not measured: perf stat has no hardware counters here (instructions:u <not supported>); callgrind would take minutes per contender"
+    odd "user-space instructions per request not measured: perf stat has no hardware counters here (instructions:u <not supported>) and valgrind is not installed"
 fi
 
 say "Redis bytes per tracked key (up to $MEM_KEYS addresses, one failure each)"

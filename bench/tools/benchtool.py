@@ -15,6 +15,9 @@
                                              counts commands sent by clients vs
                                              run inside scripts
   benchtool.py haproxy-clear SOCKET TABLE    clear a HAProxy stick table
+  benchtool.py callgrind FILE                 {"total": Ir, "objects": {object: Ir}}: the
+                                             self cost of one callgrind dump, summed
+                                             per shared object (nginx, libc, ...)
   benchtool.py reset PORTS [--stats-only] [--haproxy SOCKET TABLE]
                                              FLUSHALL (unless --stats-only), CONFIG
                                              RESETSTAT on every node of PORTS, clear
@@ -54,6 +57,7 @@ import hmac
 import http.client
 import json
 import os
+import re
 import selectors
 import socket
 import ssl
@@ -305,6 +309,37 @@ def burst(urls, xff, n):
 
 # --- commands ---------------------------------------------------------------
 
+def callgrind_objects(path):
+    """Self cost (Ir) of one callgrind dump, per object. Cost lines follow
+    fn= (self cost) or calls= (the callee's inclusive cost: skipped); names
+    are compressed as "(id) name" once, "(id)" after."""
+    objs, cur, total, skip = {}, "?", 0, False
+    by = {}
+    for line in open(path, errors="replace"):
+        if line.startswith(("ob=", "cob=")):
+            key, _, val = line.rstrip("\n").partition("=")
+            m = re.match(r"\((\d+)\)(?: (.*))?", val)
+            if m and m.group(2):
+                objs[m.group(1)] = m.group(2)
+            if key == "ob":
+                cur = objs.get(m.group(1), "?") if m else val.strip()
+            continue
+        if line.startswith("calls="):
+            skip = True
+            continue
+        if line[:1].isdigit() or line[:1] in "+-*":
+            if skip:
+                skip = False
+                continue
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                c = int(parts[1])
+                total += c
+                name = os.path.basename(cur) or "?"
+                by[name] = by.get(name, 0) + c
+    return {"total": total, "objects": by}
+
+
 def main(argv):
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
         print(__doc__)
@@ -360,6 +395,10 @@ def main(argv):
     if cmd == "cmdstats":
         print(json.dumps(cmdstats(args[0]), sort_keys=True))
         return 0
+
+    if cmd == "callgrind":
+        print(json.dumps(callgrind_objects(args[0]), sort_keys=True))
+        return
 
     if cmd == "redis-mem":
         r = Redis(args[0])

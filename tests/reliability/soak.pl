@@ -26,21 +26,26 @@ my $P = $ng->port;
 my $token = setup_state($redis, $ng);
 my $token_born = time;
 
+# Both workers: RSS, and of it the private pages (heap, stacks: RssAnon)
+# and the shared ones touched (the shared zones: RssShmem), and open fds.
 sub worker_stats {
-    my ($rss, $fds) = (0, 0);
+    my ($rss, $anon, $shm, $fds) = (0, 0, 0, 0);
     for my $pid ($ng->worker_pids) {
         my $st = eval { PgTest::read_file("/proc/$pid/status") } // '';
         $rss += $1 if $st =~ /^VmRSS:\s+(\d+)/m;
+        $anon += $1 if $st =~ /^RssAnon:\s+(\d+)/m;
+        $shm += $1 if $st =~ /^RssShmem:\s+(\d+)/m;
         opendir(my $d, "/proc/$pid/fd") or next;
         $fds += grep { /^\d+$/ } readdir $d;
     }
-    return ($rss, $fds);
+    return ($rss, $fds, $anon, $shm);
 }
 
-my @rows;
-my $head = sprintf "| %5s | %8s | %6s | %9s | %8s | %10s | %6s | %s |",
-    'min', 'requests', 'req/s', 'RSS (kB)', 'open fds', 'used_memory', 'keys', 'statuses in the interval';
-my $rule = '|' . join('|', map { '-' x ($_ + 2) } 5, 8, 6, 9, 8, 10, 6, 24) . '|';
+my (@rows, @samples);
+my $head = sprintf "| %5s | %8s | %6s | %9s | %9s | %9s | %8s | %10s | %6s | %s |",
+    'min', 'requests', 'req/s', 'RSS (kB)', 'anon (kB)', 'shm (kB)', 'open fds', 'used_memory', 'keys',
+    'statuses in the interval';
+my $rule = '|' . join('|', map { '-' x ($_ + 2) } 5, 8, 6, 9, 9, 9, 8, 10, 6, 24) . '|';
 say $head; say $rule;
 push @rows, $head, $rule;
 
@@ -87,12 +92,13 @@ while (time < $end) {
         $next_blip += 120;
     }
     if ($now >= $next_sample) {
-        my ($rss, $fds) = worker_stats();
+        my ($rss, $fds, $anon, $shm) = worker_stats();
         my $mem = ($redis->cmd('INFO', 'memory') =~ /^used_memory:(\d+)/m)[0];
         my $keys = $redis->dbsize;
         my $elapsed = $now - $t0;
-        my $row = sprintf "| %5.1f | %8d | %6.0f | %9d | %8d | %10d | %6d | %s |",
-            $elapsed / 60, $total, $total / ($elapsed || 1), $rss, $fds, $mem, $keys,
+        push @samples, { t => $elapsed, rss => $rss, anon => $anon, shm => $shm, fds => $fds, mem => $mem, keys => $keys };
+        my $row = sprintf "| %5.1f | %8d | %6.0f | %9d | %9d | %9d | %8d | %10d | %6d | %s |",
+            $elapsed / 60, $total, $total / ($elapsed || 1), $rss, $anon, $shm, $fds, $mem, $keys,
             join(' ', map { "$_:$codes{$_}" } sort keys %codes);
         say $row;
         push @rows, $row;
@@ -104,4 +110,21 @@ while (time < $end) {
 PgTest::write_file($table_file, join("\n", @rows) . "\n") if $table_file;
 diag("soak: $total requests in $minutes min, $blips Redis blips");
 ok($total > 0, 'traffic flowed');
+
+# Flat, within stated bounds, once warm (after the first 3 minutes: the
+# Argon2id threads' arenas, the zones' pages and the key population settle):
+# private memory of both workers grows by at most 1 MB over the rest of the
+# run, open fds stay within 4 of their warm value, Redis memory and keys at
+# most 1.5 x their warm level (keys expire a window after their last use).
+my @warm = grep { $_->{t} >= 180 } @samples;
+SKIP: {
+    skip 'the run is too short for the bounds (needs more than 4 minutes)', 4 if @warm < 7;
+    my ($w, $last) = ($warm[0], $warm[-1]);
+    my $max = sub ($k) { my $m = 0; $m = $_->{$k} > $m ? $_->{$k} : $m for @warm; $m };
+    cmp_ok($last->{anon} - $w->{anon}, '<=', 1024,
+        "worker private memory flat: $w->{anon} kB at 3 min, $last->{anon} kB at the end");
+    cmp_ok($max->('fds') - $w->{fds}, '<=', 4, "open fds flat ($w->{fds} at 3 min, at most " . $max->('fds') . ')');
+    cmp_ok($max->('mem'), '<=', 1.5 * $w->{mem}, "Redis used_memory bounded (at most " . $max->('mem') . ')');
+    cmp_ok($max->('keys'), '<=', 1.5 * $w->{keys}, "Redis keys bounded (at most " . $max->('keys') . ')');
+}
 done();
