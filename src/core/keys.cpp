@@ -112,9 +112,18 @@ bool base64url_decode(std::string_view in, std::string& out) {
 }
 
 std::string guard_store_key(std::string_view prefix, const KeyTag& tag) {
+    // 12 bytes are 16 base64 characters, no padding: encoded in place (the
+    // hot path builds one of these per guarded request)
+    static_assert(kStoreKeyTagBytes % 3 == 0, "a store key's tag encodes without padding");
+    char enc[4 * kStoreKeyTagBytes / 3 + 1];
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(enc), tag.data(), static_cast<int>(kStoreKeyTagBytes));
     std::string key;
-    key.reserve(prefix.size() + 18);
-    key.append(prefix).append("{").append(base64url(tag.data(), kStoreKeyTagBytes)).push_back('}');
+    key.reserve(prefix.size() + static_cast<size_t>(n) + 2);
+    key.append(prefix).push_back('{');
+    for (int i = 0; i < n; i++) {
+        key.push_back(enc[i] == '+' ? '-' : enc[i] == '/' ? '_' : enc[i]);
+    }
+    key.push_back('}');
     return key;
 }
 

@@ -46,7 +46,9 @@ std::string resp_array_header(size_t n) {
 RespArgs resp_evalsha(std::string_view sha1, size_t tail_count) {
     RespArgs a;
     a.data.reserve(64 + 48 * tail_count);
-    a.data = resp_array_header(2 + tail_count);
+    a.data.push_back('*');
+    append_number(a.data, 2 + tail_count);
+    a.data.append("\r\n", 2);
     a.add("EVALSHA");
     a.add(sha1);
     a.count = 0;

@@ -41,6 +41,7 @@ bool reply_integers(const Reply& reply, std::vector<int64_t>& out) {
     if (reply.type != Reply::Type::array) {
         return false;
     }
+    out.reserve(reply.elements.size());
     for (const Reply& e : reply.elements) {
         if (e.type != Reply::Type::integer) {
             return false;

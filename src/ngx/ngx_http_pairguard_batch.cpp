@@ -218,7 +218,15 @@ void flush(ngx_event_t*) noexcept {
         batcher.queue.clear();
         return;
     }
-    ops->swap(batcher.queue);
+    try {
+        // moved out, so that the queue keeps its capacity for the next round
+        ops->assign(std::make_move_iterator(batcher.queue.begin()), std::make_move_iterator(batcher.queue.end()));
+    } catch (const std::exception&) {
+        fail_all(batcher.queue);
+        batcher.queue.clear();
+        return;
+    }
+    batcher.queue.clear();
     try {
         ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
         if (store == nullptr || !store->accepting()) {

@@ -469,9 +469,8 @@ void settle(ngx_http_request_t* r, ngx_http_pairguard_group_t& g, Outcome outcom
     // makes, must not reserve them again); it goes out at the end
     // of this loop iteration, before this worker reads anything new, with
     // every other reserve and settle of the iteration
-    auto job = std::make_shared<settle_job_t>(settle_job_t{g.keys, mcf->shm_zone});
-    ngx_http_pairguard_batch_submit(std::move(op),
-                                    [job](bool ok, const std::vector<int64_t>& v) { settle_reply(*job, ok, v); });
+    ngx_http_pairguard_batch_submit(std::move(op), [job = settle_job_t{g.keys, mcf->shm_zone}](
+                                                       bool ok, const std::vector<int64_t>& v) { settle_reply(job, ok, v); });
 }
 
 Outcome classify(const ngx_http_pairguard_loc_conf_t* lcf, ngx_uint_t status) {
