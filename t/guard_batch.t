@@ -92,62 +92,93 @@ like(join(' ', @s), qr/ended=\d/, '  and a lock that ran out');
 like(join(' ', @s), qr/settle:\d+,lock/, '  and a settle that locks');
 is_deeply([sort $batch->scan_keys('*')], [sort $single->scan_keys('*')], 'both leave the same keys in Redis');
 
-# A key holding one failure and nothing else is stored as "1" (Redis' shared
-# integer); the failure's time is the key's expiry minus the window, so the
-# sliding window stays exact through the compact form.
+# A key holding one failure and nothing else is compact: its value is the
+# window it was stored under, in seconds (one of Redis' shared integers), and
+# it expires at failure + window (PXAT), so that the failure's time is exact
+# however the window changes later.
 {
     my $rc = start_redis();
-    my $W = 1500;
+    my $W = 2000;
     my @K = ('{c}:K', 2, $W, 60000, 1000, 0);
     my $res = sub ($hold, @keys) { $rc->cmd('EVAL', $src{guard_reserve}, scalar(@keys), (map { $_->[0] } @keys), $hold, limits_of(@keys)) };
     my $set = sub ($out, $rv, @keys) { $rc->cmd('EVAL', $src{guard_settle}, scalar(@keys), (map { $_->[0] } @keys), $out, $rv, limits_of(@keys)) };
+    my $guess = sub (@keys) { $set->('f', $res->(60000, @keys)->[3], @keys) };
     my $r1 = $res->(60000, \@K);
+    my $t0 = $r1->[3] - 60000;    # Redis' time of that request
     $set->('f', $r1->[3], \@K);
-    is($rc->cmd('GET', '{c}:K'), '1', 'one failure alone: the compact value "1"');
-    my $ttl = $rc->cmd('PTTL', '{c}:K');
-    ok($ttl > $W - 200 && $ttl <= $W, "  expiring one window after it ($ttl ms)");
+    is($rc->cmd('GET', '{c}:K'), '2', 'one failure alone: the compact value, its window in seconds');
+    my $at = $rc->cmd('PEXPIRETIME', '{c}:K');
+    ok(abs($at - ($t0 + $W)) <= 5, "  expiring one window after the failure (at t0 + " . ($at - $t0) . ' ms)');
     is($rc->cmd('OBJECT', 'ENCODING', '{c}:K'), 'int', '  kept by Redis as an integer');
     sleep 0.6;
     my $r2 = $res->(60000, \@K);
     is($r2->[0], 0, 'a reserve on it is allowed (1 failure of 2)');
-    like($rc->cmd('GET', '{c}:K'), qr/^\|\|\|\w+\|\w+$/, '  the reservation turns it into the long form');
+    my $long = $rc->cmd('GET', '{c}:K');
+    like($long, qr/^\|\|\|\w+\|(\w+)$/, '  the reservation turns it into the long form');
+    my ($f36) = $long =~ /\|(\w+)$/;
+    my $f = 1577836800000 + do { my $x = 0; $x = $x * 36 + index('0123456789abcdefghijklmnopqrstuvwxyz', $_) for split //, $f36; $x };
+    ok(abs($f - $t0) <= 5, 'the failure keeps its own time in the long form (' . ($f - $t0) . ' ms off)');
     $set->('n', $r2->[3], \@K);
-    is($rc->cmd('GET', '{c}:K'), '1', 'a neutral answer leaves the one failure: compact again');
-    $ttl = $rc->cmd('PTTL', '{c}:K');
-    ok($ttl > $W - 900 && $ttl < $W - 400, "  with the first failure's expiry kept, not renewed ($ttl ms)");
-    my $r3 = $res->(60000, \@K);
-    $set->('f', $r3->[3], \@K);
+    is($rc->cmd('GET', '{c}:K'), '2', 'a neutral answer leaves the one failure: compact again');
+    $at = $rc->cmd('PEXPIRETIME', '{c}:K');
+    ok(abs($at - ($t0 + $W)) <= 5, '  with the first failure\'s expiry kept, not renewed');
+    $guess->(\@K);
     my $v = $rc->cmd('GET', '{c}:K');
     like($v, qr/^\w+\|1\|\w+\|\|$/, "the second failure locks (max 2) from the compact one ($v)");
     $rc->cmd('DEL', '{c}:K');
 
-    # failure at t0, then another at t0+0.9 s: at t0+1.6 s the first is out of
-    # the window (1.5 s) and only one counts
+    # failure at t0, then another at t0+1.2 s: at t0+2.2 s the first is out
+    # of the window (2 s) and only one counts
     my @M = ('{c}:M', 3, $W, 60000, 1000, 0);
-    $set->('f', $res->(60000, \@M)->[3], \@M);
-    sleep 0.9;
-    $set->('f', $res->(60000, \@M)->[3], \@M);
-    sleep 0.7;
-    my $r4 = $res->(60000, \@M);
-    $set->('f', $r4->[3], \@M);
+    $guess->(\@M);
+    sleep 1.2;
+    $guess->(\@M);
+    sleep 1.0;
+    $guess->(\@M);
     my $m = $rc->cmd('GET', '{c}:M');
     like($m, qr/^\|\|\|\|\w+,\w+$/, "a failure read from the compact form leaves the window on time: two failures, no lock ($m)");
 
-    # the settle of a reservation that expired meanwhile reads "1" with
-    # GETDEL (the expiry gone with the key): the failure counts as recent
+    # a failure stored under a 2 s window, read under a 60 s one (a reload):
+    # it keeps its time and counts for the new window
+    my @A2 = ('{c}:A', 3, 2000, 60000, 1000, 0);
+    my @A60 = ('{c}:A', 3, 60000, 60000, 1000, 0);
+    my $ra = $res->(60000, \@A2);
+    $set->('f', $ra->[3], \@A2);
+    my $ta = $ra->[3] - 60000;
+    $guess->(\@A60);
+    my $a = $rc->cmd('GET', '{c}:A');
+    my ($fa) = $a =~ /^\|\|\|\|(\w+),/;
+    my $fat = 1577836800000 + do { my $x = 0; $x = $x * 36 + index('0123456789abcdefghijklmnopqrstuvwxyz', $_) for split //, ($fa // '0'); $x };
+    ok(abs($fat - $ta) <= 5, 'a window changed by a reload: the compact failure keeps its own time (' . ($fat - $ta) . ' ms off)');
+    ok($rc->cmd('PTTL', '{c}:A') > 55000, '  and the key lives for the new window');
+
+    # a window that is not whole seconds keeps the long form
+    my @L = ('{c}:L', 3, 1500, 60000, 1000, 0);
+    $guess->(\@L);
+    like($rc->cmd('GET', '{c}:L'), qr/^\|\|\|\|\w+$/, 'a window of 1.5 s: the long form');
+
+    # without its expiry (PERSIST by hand) the failure still counts
+    my @P = ('{c}:P', 2, $W, 60000, 1000, 0);
+    $guess->(\@P);
+    $rc->cmd('PERSIST', '{c}:P');
+    my $locked = $guess->(\@P);
+    is($locked->[0], 1, 'a compact key without an expiry still holds its failure: the next one locks');
+
+    # the settle of a reservation that expired meanwhile reads the compact
+    # value with GETDEL (the expiry gone with the key): the failure counts as
+    # recent
     my @N = ('{c}:N', 5, 10000, 60000, 1000, 0);
-    $set->('f', $res->(60000, \@N)->[3], \@N);
+    $guess->(\@N);
     my $late = $res->(200, \@N);
     sleep 0.3;
     $set->('n', $res->(60000, \@N)->[3], \@N);
-    is($rc->cmd('GET', '{c}:N'), '1', 'an expired reservation is dropped, the failure compact');
+    is($rc->cmd('GET', '{c}:N'), '10', 'an expired reservation is dropped, the failure compact');
     $set->('f', $late->[3], \@N);
     my $n = $rc->cmd('GET', '{c}:N');
     like($n, qr/^\|\|\|\|\w+,\w+$/, "the late settle adds its failure to the one read by GETDEL ($n)");
-    $ttl = $rc->cmd('PTTL', '{c}:N');
-    ok($ttl > 9000, "  and the key lives one window from now ($ttl ms)");
+    ok($rc->cmd('PTTL', '{c}:N') > 9000, '  and the key lives one window from now');
     my @I = ('{c}:I', 5, 60000, 60000, 1000, 0);
-    $set->('f', $res->(60000, \@I)->[3], \@I);
+    $guess->(\@I);
     is_deeply($rc->cmd('EVAL', script('guard_inspect'), 1, '{c}:I'), [0, 1], 'pairguardctl\'s inspect reads the compact form: one failure');
 }
 

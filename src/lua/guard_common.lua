@@ -2,14 +2,16 @@
 -- One short string per (policy, key), "L|N|T|R|F": lock end, lockouts in the
 -- last 24 h, last lockout start, reservation expiries, failure times. Times
 -- are ms of Redis TIME, written in base 36 from 2020-01-01 (8 characters);
--- zeros are empty. A key holding nothing but one failure is "1" instead,
--- the failure being at its expiry minus the window (store() writes it so):
--- Redis keeps such a value as its shared integer 1, so that the commonest
--- tracked key (one guess of one of many addresses) costs no value at all. A
--- key with no history is absent. Per-key ARGV, five each: max_failures, window, lockout,
+-- zeros are empty. A key holding nothing but one failure is compact instead:
+-- the value is the window it was stored under, in whole seconds (1 to
+-- 9999), and the key expires at failure + that window (an absolute PXAT), so
+-- that the failure is its expire time minus the value. Redis keeps such a
+-- value as one of its shared integers: the commonest tracked key (one guess
+-- of one of many addresses) costs no value at all. A key with no history is
+-- absent. Per-key ARGV, five each: max_failures, window, lockout,
 -- backoff*1000, max_lockout. Written for speed: this runs twice per request.
 
-local tonumber, gmatch, match, concat = tonumber, string.gmatch, string.match, table.concat
+local tonumber, gmatch, match, concat, find = tonumber, string.gmatch, string.match, table.concat, string.find
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -26,14 +28,25 @@ end
 -- Parses the value `v` of `key` into lock end, lockouts, last lockout, and
 -- the live reservations and failures (stale ones dropped on the way).
 local function parse(v, window, now, key)
-  if v == '1' then
-    -- one failure, at the key's expiry minus the window. `key` nil: the
-    -- value was read by GETDEL, its expiry is gone; the failure is taken as
-    -- a recent one (counted longer, never shorter).
-    local left = window
-    if key then left = redis.call('PTTL', key) end
-    if left <= 0 then return 0, 0, 0, {}, {} end
-    return 0, 0, 0, {}, {now + left - window}
+  if not find(v, '|', 1, true) then
+    -- compact: one failure, at the key's expire time minus the window it
+    -- was stored under (the value, in seconds), whatever the window is now.
+    -- `key` nil (the value was read by GETDEL, its expiry gone with it), a
+    -- key without an expiry or a value not a number: the failure is taken
+    -- as a recent one (counted longer, never shorter).
+    local w, at = tonumber(v), -1
+    if key then
+      at = redis.pcall('PEXPIRETIME', key)
+      if type(at) ~= 'number' then
+        -- Redis before 7.0: from the time left (read now, later than `now`)
+        local left = redis.call('PTTL', key)
+        at = left >= 0 and now + left or -1
+      end
+    end
+    local f = now
+    if w and at >= 0 then f = at - w * 1000 end
+    if f <= now - window then return 0, 0, 0, {}, {} end
+    return 0, 0, 0, {}, {f}
   end
   local l, n, t, r, f = match(v, '^([%w]*)|([%w]*)|([%w]*)|([%w,]*)|([%w,]*)$')
   local res, fail = {}, {}
@@ -65,6 +78,13 @@ local function enc_time(x)
   return b36(x - EPOCH)
 end
 
+-- The compact form's value for a window (ms), or nil when the window is not
+-- a whole number of seconds from 1 to 9999 (Redis' shared integers).
+local function compact_window(window)
+  if window % 1000 ~= 0 or window < 1000 or window > 9999000 then return nil end
+  return string.format('%d', window / 1000)
+end
+
 -- Writes a key back (or deletes it when nothing in it matters any more).
 -- It lives as long as anything in it counts: a lock (plus one window, so that
 -- the first request after it can report its end), failures inside the
@@ -82,9 +102,9 @@ local function store(key, l, n, t, res, fail, window, backoff, now)
     redis.call('DEL', key)
     return
   end
-  if nf == 1 and l == 0 and n == 0 and t == 0 and #res == 0 then
+  if nf == 1 and l == 0 and n == 0 and t == 0 and #res == 0 and compact_window(window) then
     -- one failure and nothing else: the compact form (see above)
-    redis.call('SET', key, '1', 'PX', math.ceil(fail[1] + window - now))
+    redis.call('SET', key, compact_window(window), 'PXAT', fail[1] + window)
     return
   end
   redis.call('SET', key,

@@ -93,7 +93,13 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
         return {}
       end
       if tonumber(ARGV[ab]) > 1 then
-        redis.call('SET', KEYS[kb + 1], '1', 'PX', ARGV[ab + 1])
+        local window = tonumber(ARGV[ab + 1])
+        local w = compact_window(window)
+        if w then
+          redis.call('SET', KEYS[kb + 1], w, 'PXAT', now + window)
+        else
+          redis.call('SET', KEYS[kb + 1], '||||' .. b36(now - EPOCH), 'PX', window)
+        end
         return {}
       end
     end
