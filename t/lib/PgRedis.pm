@@ -753,12 +753,15 @@ sub node_for_slot ($self, $slot) {
 sub node_for_key ($self, $key) { $self->node_for_slot($self->slot_of($key)) }
 
 # until every alive node says cluster_state:ok, knows every other alive node
-# (no handshake), agrees on which nodes are masters with slots, and every
-# master with slots has a replica in sync (when one is alive)
+# (no handshake), agrees on which nodes are masters with slots and sees
+# every node in the role it says it has (a replica announced by gossip
+# later than the slots is not yet one to the others), and every master with
+# slots has a replica in sync (when one is alive)
 sub wait_stable ($self, %o) {
     my @alive = $self->ports;
     PgRedis::_wait('the cluster to be stable (cluster_state:ok, same view on every node, replicas in sync)', $o{timeout} // 30, sub {
         my $view;
+        my %own = map { $_ => ($self->cmd_at($_, 'ROLE')->[0] eq 'slave' ? 'replica' : 'master') } @alive;
         for my $p (@alive) {
             return 0 unless $self->cmd_at($p, 'CLUSTER', 'INFO') =~ /cluster_state:ok/;
             my @nodes = $self->nodes($p);
@@ -766,6 +769,7 @@ sub wait_stable ($self, %o) {
             my %alive = map { $_ => 1 } @alive;
             return 0 if grep { $alive{ $_->{port} } && $_->{fail} } @nodes;
             return 0 if (grep { $alive{ $_->{port} } } @nodes) != @alive;
+            return 0 if grep { $alive{ $_->{port} } && $_->{role} ne $own{ $_->{port} } } @nodes;
             my $v = join ' ', map { "$_->{port}:" . join(',', map { "$_->[0]-$_->[1]" } @{ $_->{slots} }) }
                 sort { $a->{port} <=> $b->{port} } grep { $_->{role} eq 'master' && @{ $_->{slots} } } @nodes;
             $view //= $v;
