@@ -149,6 +149,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def reply(self, status, obj, count=True):
         body = b"" if status in (204, 304) or status < 200 else (json.dumps(obj) + "\n").encode()
+        # counted before the answer leaves: a client that has its answer
+        # and then asks /__reset or /__stats finds this request counted
+        if count:
+            self.server.state.count(self.path_only, status)
         self.send_response(status)
         if body:
             self.send_header("Content-Type", "application/json")
@@ -158,8 +162,6 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if body and self.command != "HEAD":
             self.wfile.write(body)
-        if count:
-            self.server.state.count(self.path_only, status)
 
     # -- dispatch ---------------------------------------------------------
 
