@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "../core/session.hpp"
+#include "../core/ttl_cache.hpp"
 #include "ngx_http_pairguard_auth.h"
 #include "ngx_http_pairguard_metrics.h"
 
@@ -77,18 +78,15 @@ struct session_entry_t {
     std::string user;
     std::string user_tag;
     int64_t expires_ms;  // Unix ms
-    ngx_msec_t until;    // cached until (ngx_current_msec)
 };
 
 // Per worker, keyed by token hash; only this worker's event loop touches it.
-std::unordered_map<std::string, session_entry_t> session_cache;
+// Entries leave a second after they came (core/ttl_cache): a stream of ever
+// new tokens costs the tokens of the last second, not all of them.
+pairguard::TtlCache<session_entry_t> session_cache(kSessionCacheMs, kSessionCacheMax);
 
 void remember_session(const std::string& thash, session_entry_t e) {
-    if (session_cache.size() >= kSessionCacheMax) {
-        session_cache.clear();  // crude, and rare: every entry is one Redis call away
-    }
-    e.until = ngx_current_msec + kSessionCacheMs;
-    session_cache.insert_or_assign(thash, std::move(e));
+    session_cache.put(thash, std::move(e), ngx_current_msec);
 }
 
 }  // namespace
@@ -119,12 +117,11 @@ ngx_int_t ngx_http_pairguard_check_bearer(ngx_http_request_t* r, ctx_t* ctx, con
         return ngx_http_pairguard_answer_now(r, invalid_token(challenge));
     }
     std::string thash = pairguard::token_hash(*mcf->keys, "session", token);
-    auto it = session_cache.find(thash);
-    if (it != session_cache.end() && it->second.until > ngx_current_msec) {
-        if (it->second.valid && it->second.expires_ms > now_ms()) {
+    if (const session_entry_t* cached = session_cache.get(thash, ngx_current_msec)) {
+        if (cached->valid && cached->expires_ms > now_ms()) {
             ctx->auth = auth_e::allowed;
             ngx_http_pairguard_metric_session_ok();
-            ctx->auth_user = it->second.user;
+            ctx->auth_user = cached->user;
             return NGX_DECLINED;
         }
         return ngx_http_pairguard_answer_now(r, invalid_token(challenge));
@@ -140,7 +137,7 @@ ngx_int_t ngx_http_pairguard_check_bearer(ngx_http_request_t* r, ctx_t* ctx, con
             if (!s.valid) {
                 ngx_http_pairguard_auth_decide(ctx, unavailable());
             } else {
-                remember_session(thash, session_entry_t{s.found, s.user, utag, s.expires_ms, 0});
+                remember_session(thash, session_entry_t{s.found, s.user, utag, s.expires_ms});
                 if (s.found) {
                     ctx->auth = auth_e::allowed;
                     ngx_http_pairguard_metric_session_ok();
@@ -370,9 +367,7 @@ void ngx_http_pairguard_auth_event(std::string_view message) {
             session_cache.erase(ev->token_hash);
             return;
         }
-        for (auto it = session_cache.begin(); it != session_cache.end();) {
-            it = it->second.user_tag == ev->user_tag ? session_cache.erase(it) : std::next(it);
-        }
+        session_cache.erase_if([&](const session_entry_t& e) { return e.user_tag == ev->user_tag; });
     } catch (const std::exception& e) {
         // the cache cannot be trusted any more
         session_cache.clear();

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "../core/ttl_cache.hpp"
+
 #include "ngx_http_pairguard.h"
 
 namespace {
@@ -342,37 +344,31 @@ void pairing_body_handler(ngx_http_request_t* r) noexcept {
 constexpr ngx_msec_t kPairedCacheMs = 1000;  // the bound when an event is missed
 constexpr size_t kPairedCacheMax = 65536;
 
-struct paired_entry_t {
-    bool approved;
-    ngx_msec_t expires;
-};
+constexpr size_t kPlatformsMax = 1024;
 
 struct platform_cache_t {
     std::string tag;  // platform_tag(): what events name
-    std::unordered_map<std::string, paired_entry_t> users;
+    // user -> approved; entries leave a second after they came
+    // (core/ttl_cache), so ever new user ids cost only the last second's
+    pairguard::TtlCache<bool> users{kPairedCacheMs, kPairedCacheMax};
 };
 
 // Per worker; only this worker's event loop touches it.
 std::unordered_map<std::string, platform_cache_t> paired_cache;
-size_t paired_cache_size = 0;
 
 platform_cache_t& platform_cache(ngx_http_pairguard_main_conf_t* mcf, const std::string& platform) {
     auto it = paired_cache.find(platform);
     if (it == paired_cache.end()) {
-        it = paired_cache.emplace(platform, platform_cache_t{pairguard::platform_tag(*mcf->keys, platform), {}}).first;
+        if (paired_cache.size() >= kPlatformsMax) {
+            paired_cache.clear();  // platforms named by a variable: bounded too
+        }
+        it = paired_cache.emplace(platform, platform_cache_t{pairguard::platform_tag(*mcf->keys, platform)}).first;
     }
     return it->second;
 }
 
 void remember(ngx_http_pairguard_main_conf_t* mcf, const std::string& platform, const std::string& user, bool approved) {
-    if (paired_cache_size >= kPairedCacheMax) {
-        paired_cache.clear();  // crude, and rare: every entry is one Redis call away
-        paired_cache_size = 0;
-    }
-    auto& users = platform_cache(mcf, platform).users;
-    auto [it, fresh] = users.insert_or_assign(user, paired_entry_t{approved, ngx_current_msec + kPairedCacheMs});
-    (void) it;
-    paired_cache_size += fresh ? 1 : 0;
+    platform_cache(mcf, platform).users.put(user, approved, ngx_current_msec);
 }
 
 // The check's reply: the verdict is kept, and carried out when the phases
@@ -469,9 +465,8 @@ ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept {
         ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
         auto pc = paired_cache.find(*platform);
         if (pc != paired_cache.end()) {
-            auto it = pc->second.users.find(*user);
-            if (it != pc->second.users.end() && it->second.expires > ngx_current_msec) {
-                ctx->paired = it->second.approved ? p::approved : p::refused;
+            if (const bool* approved = pc->second.users.get(*user, ngx_current_msec)) {
+                ctx->paired = *approved ? p::approved : p::refused;
                 return paired_verdict(r, ctx);
             }
         }
@@ -502,7 +497,6 @@ void ngx_http_pairguard_pairing_event(ngx_shm_zone_t* zone, std::string_view mes
         // forget the whole platform, one Redis call per user brings it back
         for (auto& [name, pc] : paired_cache) {
             if (pc.tag == ev->tag) {
-                paired_cache_size -= pc.users.size();
                 pc.users.clear();
             }
         }
@@ -521,5 +515,4 @@ void ngx_http_pairguard_pairing_event(ngx_shm_zone_t* zone, std::string_view mes
 
 void ngx_http_pairguard_pairing_resync() {
     paired_cache.clear();
-    paired_cache_size = 0;
 }

@@ -1,0 +1,83 @@
+// A small per-worker cache whose entries all live the same time: answers
+// found in Redis (a session, an approval) kept for a short bound. Entries
+// leave when they expire, in the order they were put (one TTL for all, so
+// that order is the order of expiry), and the whole cache is dropped when it
+// reaches its cap: its memory follows the entries of the last TTL, not every
+// key ever asked for. Not thread-safe (one worker's event loop).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+namespace pairguard {
+
+template <class V>
+class TtlCache {
+public:
+    TtlCache(uint64_t ttl_ms, size_t max_entries) : ttl_ms_(ttl_ms), max_(max_entries) {}
+
+    // The live value of `key` at `now_ms`, or nullptr.
+    const V* get(const std::string& key, uint64_t now_ms) {
+        expire(now_ms);
+        auto it = map_.find(key);
+        if (it == map_.end() || it->second.until <= now_ms) {
+            return nullptr;
+        }
+        return &it->second.value;
+    }
+
+    void put(const std::string& key, V value, uint64_t now_ms) {
+        expire(now_ms);
+        if (map_.size() >= max_ || order_.size() >= 2 * max_) {
+            clear();  // rare: every entry is one Redis call away
+        }
+        uint64_t until = now_ms + ttl_ms_;
+        map_.insert_or_assign(key, entry_t{std::move(value), until});
+        order_.emplace_back(key, until);
+    }
+
+    void erase(const std::string& key) { map_.erase(key); }
+
+    template <class Pred>
+    void erase_if(Pred pred) {
+        for (auto it = map_.begin(); it != map_.end();) {
+            it = pred(it->second.value) ? map_.erase(it) : std::next(it);
+        }
+    }
+
+    void clear() {
+        map_.clear();
+        order_.clear();
+    }
+
+    // Drops what expired by `now_ms`.
+    void expire(uint64_t now_ms) {
+        while (!order_.empty() && order_.front().second <= now_ms) {
+            auto it = map_.find(order_.front().first);
+            // put again since: that later put has its own place in the order
+            if (it != map_.end() && it->second.until <= now_ms) {
+                map_.erase(it);
+            }
+            order_.pop_front();
+        }
+    }
+
+    size_t size() const { return map_.size(); }
+    size_t pending() const { return order_.size(); }
+
+private:
+    struct entry_t {
+        V value;
+        uint64_t until;
+    };
+    uint64_t ttl_ms_;
+    size_t max_;
+    std::unordered_map<std::string, entry_t> map_;
+    std::deque<std::pair<std::string, uint64_t>> order_;
+};
+
+}  // namespace pairguard
