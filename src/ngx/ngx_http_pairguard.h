@@ -177,6 +177,7 @@ struct ngx_http_pairguard_ctx_t {
     enum class paired_e { unchecked, waiting, approved, refused, unavailable } paired = paired_e::unchecked;
     std::string paired_platform;
     std::string paired_user;
+    uint64_t paired_generation = 0;  // the approval cache's, when the check was sent
     // endpoints: commands in flight, cancelled if the request goes
     std::vector<ngx_pairguard_redis_command_t*> calls;
 

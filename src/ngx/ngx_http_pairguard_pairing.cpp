@@ -344,31 +344,31 @@ void pairing_body_handler(ngx_http_request_t* r) noexcept {
 constexpr ngx_msec_t kPairedCacheMs = 1000;  // the bound when an event is missed
 constexpr size_t kPairedCacheMax = 65536;
 
-constexpr size_t kPlatformsMax = 1024;
-
-struct platform_cache_t {
-    std::string tag;  // platform_tag(): what events name
-    // user -> approved; entries leave a second after they came
-    // (core/ttl_cache), so ever new user ids cost only the last second's
-    pairguard::TtlCache<bool> users{kPairedCacheMs, kPairedCacheMax};
+struct paired_entry_t {
+    bool approved;
+    std::string platform_tag;  // platform_tag(): what events name
 };
 
-// Per worker; only this worker's event loop touches it.
-std::unordered_map<std::string, platform_cache_t> paired_cache;
+// Per worker, keyed by "platform\0user"; only this worker's event loop
+// touches it. One cache for every platform (platform and user may both come
+// from variables): entries leave a second after they came (core/ttl_cache),
+// so ever new ids cost only the last second's, 65536 at most.
+pairguard::TtlCache<paired_entry_t> paired_cache(kPairedCacheMs, kPairedCacheMax);
+// Counts approval events and resyncs: a check sent before one of them does
+// not put its (maybe revoked) answer into the cache.
+uint64_t paired_generation = 0;
 
-platform_cache_t& platform_cache(ngx_http_pairguard_main_conf_t* mcf, const std::string& platform) {
-    auto it = paired_cache.find(platform);
-    if (it == paired_cache.end()) {
-        if (paired_cache.size() >= kPlatformsMax) {
-            paired_cache.clear();  // platforms named by a variable: bounded too
-        }
-        it = paired_cache.emplace(platform, platform_cache_t{pairguard::platform_tag(*mcf->keys, platform)}).first;
-    }
-    return it->second;
+std::string paired_key(const std::string& platform, const std::string& user) {
+    std::string k;
+    k.reserve(platform.size() + 1 + user.size());
+    k.append(platform).push_back('\0');
+    k.append(user);
+    return k;
 }
 
 void remember(ngx_http_pairguard_main_conf_t* mcf, const std::string& platform, const std::string& user, bool approved) {
-    platform_cache(mcf, platform).users.put(user, approved, ngx_current_msec);
+    paired_cache.put(paired_key(platform, user), paired_entry_t{approved, pairguard::platform_tag(*mcf->keys, platform)},
+                     ngx_current_msec);
 }
 
 // The check's reply: the verdict is kept, and carried out when the phases
@@ -381,7 +381,9 @@ void paired_done(ngx_http_pairguard_ctx_t* ctx, bool ok, const Reply& reply) noe
         if (check.valid) {
             ctx->paired = check.approved ? ngx_http_pairguard_ctx_t::paired_e::approved
                                          : ngx_http_pairguard_ctx_t::paired_e::refused;
-            remember(main_conf(r), ctx->paired_platform, ctx->paired_user, check.approved);
+            if (ctx->paired_generation == paired_generation) {
+                remember(main_conf(r), ctx->paired_platform, ctx->paired_user, check.approved);
+            }
         }
     } catch (const std::exception& e) {
         // the verdict stands; only the cache missed it
@@ -463,13 +465,11 @@ ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept {
         ctx->paired_user = *user;
 
         ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
-        auto pc = paired_cache.find(*platform);
-        if (pc != paired_cache.end()) {
-            if (const bool* approved = pc->second.users.get(*user, ngx_current_msec)) {
-                ctx->paired = *approved ? p::approved : p::refused;
-                return paired_verdict(r, ctx);
-            }
+        if (const paired_entry_t* cached = paired_cache.get(paired_key(*platform, *user), ngx_current_msec)) {
+            ctx->paired = cached->approved ? p::approved : p::refused;
+            return paired_verdict(r, ctx);
         }
+        ctx->paired_generation = paired_generation;
 
         StoreCall sc = pairguard::make_check(*mcf->keys, view(mcf->prefix), *platform, *user);
         bool sent = ngx_http_pairguard_call(ctx, sc, [ctx](bool ok, const Reply& reply) { paired_done(ctx, ok, reply); });
@@ -495,11 +495,8 @@ void ngx_http_pairguard_pairing_event(ngx_shm_zone_t* zone, std::string_view mes
     case pairguard::EventKind::revoked:
         // the event names the user by an HMAC this cache does not keep:
         // forget the whole platform, one Redis call per user brings it back
-        for (auto& [name, pc] : paired_cache) {
-            if (pc.tag == ev->tag) {
-                pc.users.clear();
-            }
-        }
+        paired_generation++;
+        paired_cache.erase_if([&](const paired_entry_t& e) { return e.platform_tag == ev->tag; });
         break;
     case pairguard::EventKind::unlocked_guard: {
         std::string prefix;
@@ -514,5 +511,6 @@ void ngx_http_pairguard_pairing_event(ngx_shm_zone_t* zone, std::string_view mes
 }
 
 void ngx_http_pairguard_pairing_resync() {
+    paired_generation++;
     paired_cache.clear();
 }
