@@ -3,6 +3,7 @@
 #include <argon2.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <sys/mman.h>
 
 #include <charconv>
 #include <stdexcept>
@@ -15,6 +16,55 @@ namespace pairguard {
 namespace {
 
 constexpr std::string_view kPrefix = "$argon2id$v=19$";
+
+// Argon2's blocks (m KiB per hash) in a mapping of their own, returned to
+// the system when the hash is done (libargon2 wipes them first). With
+// malloc, glibc ends up keeping them in the arenas of the thread pool's
+// threads: hundreds of MB of worker RSS that never go back.
+int map_blocks(uint8_t** memory, size_t bytes) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return ARGON2_MEMORY_ALLOCATION_ERROR;
+    }
+    *memory = static_cast<uint8_t*>(p);
+    return ARGON2_OK;
+}
+
+void unmap_blocks(uint8_t* memory, size_t bytes) {
+    munmap(memory, bytes);
+}
+
+// Argon2id of `password` into out[0..outlen), through libargon2's context
+// API with the blocks above. Returns libargon2's code.
+int argon2id_raw(const Argon2Params& params, std::string_view password, const uint8_t* salt, size_t salt_len,
+                 uint8_t* out, size_t outlen) {
+    argon2_context c{};
+    c.out = out;
+    c.outlen = static_cast<uint32_t>(outlen);
+    // libargon2 only reads these (no ARGON2_FLAG_CLEAR_PASSWORD)
+    c.pwd = reinterpret_cast<uint8_t*>(const_cast<char*>(password.data()));
+    c.pwdlen = static_cast<uint32_t>(password.size());
+    c.salt = const_cast<uint8_t*>(salt);
+    c.saltlen = static_cast<uint32_t>(salt_len);
+    c.t_cost = params.t;
+    c.m_cost = params.m_kib;
+    c.lanes = params.p;
+    c.threads = params.p;
+    c.version = ARGON2_VERSION_13;
+    c.allocate_cbk = map_blocks;
+    c.free_cbk = unmap_blocks;
+    c.flags = ARGON2_DEFAULT_FLAGS;
+    return argon2_ctx(&c, Argon2_id);
+}
+
+// Unpadded standard base64, as the PHC string has it.
+std::string b64_unpadded(const uint8_t* data, size_t len) {
+    std::string s = base64(data, len);
+    while (!s.empty() && s.back() == '=') {
+        s.pop_back();
+    }
+    return s;
+}
 
 bool within(const Argon2Params& p, const Argon2Limits& l) {
     return p.t >= 1 && p.p >= 1 && p.m_kib >= 8 * p.p && p.m_kib <= l.max_m_kib && p.t <= l.max_t &&
@@ -60,15 +110,22 @@ std::string hash_password(std::string_view password, const Argon2Params& params)
     if (RAND_bytes(salt, sizeof salt) != 1) {
         throw std::runtime_error("RAND_bytes() failed");
     }
-    size_t len = argon2_encodedlen(params.t, params.m_kib, params.p, sizeof salt, kArgon2HashBytes, Argon2_id);
-    std::vector<char> encoded(len);
-    int rc = argon2id_hash_encoded(params.t, params.m_kib, params.p, password.data(), password.size(), salt,
-                                   sizeof salt, kArgon2HashBytes, encoded.data(), encoded.size());
-    OPENSSL_cleanse(salt, sizeof salt);
+    uint8_t hash[kArgon2HashBytes];
+    int rc = argon2id_raw(params, password, salt, sizeof salt, hash, sizeof hash);
     if (rc != ARGON2_OK) {
-        throw std::runtime_error(std::string("argon2id_hash_encoded(): ") + argon2_error_message(rc));
+        OPENSSL_cleanse(salt, sizeof salt);
+        throw std::runtime_error(std::string("argon2id: ") + argon2_error_message(rc));
     }
-    return std::string(encoded.data());
+    // "$argon2id$v=19$m=M,t=T,p=P$SALT$HASH", as libargon2 encodes it
+    std::string encoded(kPrefix);
+    encoded.append("m=").append(std::to_string(params.m_kib));
+    encoded.append(",t=").append(std::to_string(params.t));
+    encoded.append(",p=").append(std::to_string(params.p));
+    encoded.append("$").append(b64_unpadded(salt, sizeof salt));
+    encoded.append("$").append(b64_unpadded(hash, sizeof hash));
+    OPENSSL_cleanse(salt, sizeof salt);
+    OPENSSL_cleanse(hash, sizeof hash);
+    return encoded;
 }
 
 std::optional<PasswordHashInfo> parse_password_hash(std::string_view encoded, const Argon2Limits& limits) {
@@ -99,21 +156,33 @@ std::optional<PasswordHashInfo> parse_password_hash(std::string_view encoded, co
 }
 
 PasswordCheck verify_password(std::string_view encoded, std::string_view password, const Argon2Limits& limits) {
-    if (!parse_password_hash(encoded, limits)) {
+    std::optional<PasswordHashInfo> info = parse_password_hash(encoded, limits);
+    if (!info) {
         return PasswordCheck::invalid_hash;
     }
-    std::string z(encoded);  // libargon2 wants a C string
-    int rc = argon2id_verify(z.c_str(), password.data(), password.size());
-    if (rc == ARGON2_OK) {
-        return PasswordCheck::ok;
+    // the salt and the hash, as parse_password_hash found them
+    std::string_view rest = encoded.substr(kPrefix.size());
+    size_t d1 = rest.find('$');
+    size_t d2 = rest.find('$', d1 + 1);
+    std::string salt, want;
+    if (!base64_decode_lenient(rest.substr(d1 + 1, d2 - d1 - 1), salt) ||
+        !base64_decode_lenient(rest.substr(d2 + 1), want) || salt.size() != info->salt_bytes ||
+        want.size() != info->hash_bytes) {
+        return PasswordCheck::invalid_hash;
     }
-    if (rc == ARGON2_VERIFY_MISMATCH) {
-        return PasswordCheck::mismatch;
-    }
+    std::vector<uint8_t> got(want.size());
+    int rc = argon2id_raw(info->params, password, reinterpret_cast<const uint8_t*>(salt.data()), salt.size(),
+                          got.data(), got.size());
     if (rc == ARGON2_MEMORY_ALLOCATION_ERROR || rc == ARGON2_THREAD_FAIL) {
-        throw std::runtime_error(std::string("argon2id_verify(): ") + argon2_error_message(rc));
+        throw std::runtime_error(std::string("argon2id: ") + argon2_error_message(rc));
     }
-    return PasswordCheck::invalid_hash;
+    if (rc != ARGON2_OK) {
+        return PasswordCheck::invalid_hash;
+    }
+    bool same = CRYPTO_memcmp(got.data(), want.data(), want.size()) == 0;
+    OPENSSL_cleanse(got.data(), got.size());
+    OPENSSL_cleanse(want.data(), want.size());
+    return same ? PasswordCheck::ok : PasswordCheck::mismatch;
 }
 
 PasswordCheck verify_password_dummy(std::string_view password, const Argon2Params& params) {
@@ -123,10 +192,10 @@ PasswordCheck verify_password_dummy(std::string_view password, const Argon2Param
     static const uint8_t salt[kArgon2SaltBytes] = {'p', 'a', 'i', 'r', 'g', 'u', 'a', 'r',
                                                    'd', '-', 'd', 'u', 'm', 'm', 'y', '!'};
     uint8_t out[kArgon2HashBytes];
-    int rc = argon2id_hash_raw(params.t, params.m_kib, params.p, password.data(), password.size(), salt, sizeof salt,
-                               out, sizeof out);
+    int rc = argon2id_raw(params, password, salt, sizeof salt, out, sizeof out);
+    OPENSSL_cleanse(out, sizeof out);
     if (rc != ARGON2_OK) {
-        throw std::runtime_error(std::string("argon2id_hash_raw(): ") + argon2_error_message(rc));
+        throw std::runtime_error(std::string("argon2id: ") + argon2_error_message(rc));
     }
     return PasswordCheck::mismatch;
 }

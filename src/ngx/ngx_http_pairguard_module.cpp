@@ -1,6 +1,5 @@
 // Module tables, directives, configuration and the per-worker Redis client.
 
-#include <malloc.h>
 #include <memory>
 
 #include "../core/events.hpp"
@@ -901,15 +900,6 @@ ngx_int_t ngx_http_pairguard_init_process(ngx_cycle_t* cycle) noexcept {
     auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_http_pairguard_module));
     if (mcf == nullptr || !mcf->used || mcf->redis == nullptr) {
         return NGX_OK;
-    }
-    if (mcf->thread_pool != nullptr) {
-        // Argon2id takes m_kib (19 MiB by default) per hash in the thread
-        // pool's threads. glibc raises its mmap threshold after the first
-        // such block is freed, and from then on keeps them in each thread's
-        // arena: hundreds of MB of RSS that never go back. A fixed
-        // threshold keeps every block of 1 MiB or more in its own mapping,
-        // returned when freed (nginx's own allocations are far smaller).
-        mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
     }
     try {
         worker_store = std::make_unique<ngx_pairguard_redis_t>(*mcf->redis);
