@@ -114,7 +114,7 @@ ok($total > 0, 'traffic flowed');
 # Flat, within stated bounds, once warm (after the first 3 minutes: the
 # Argon2id threads' arenas, the zones' pages and the key population settle):
 # private memory of both workers grows by at most 256 kB over the rest of the
-# run (a leak of 1 byte per request shows: 1 MB at 400 requests a second), open fds stay within 4 of their warm value, Redis memory and keys at
+# run (about 2 bytes per request at 400 requests a second for 7 minutes), open fds stay within 4 of their warm value, Redis memory and keys at
 # most 1.5 x their warm level (keys expire a window after their last use).
 my @warm = grep { $_->{t} >= 180 } @samples;
 SKIP: {
