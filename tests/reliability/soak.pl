@@ -112,10 +112,11 @@ diag("soak: $total requests in $minutes min, $blips Redis blips");
 ok($total > 0, 'traffic flowed');
 
 # Flat, within stated bounds, once warm (after the first 3 minutes: the
-# Argon2id threads' arenas, the zones' pages and the key population settle):
-# private memory of both workers grows by at most 256 kB over the rest of the
-# run (about 2 bytes per request at 400 requests a second for 7 minutes), open fds stay within 4 of their warm value, Redis memory and keys at
-# most 1.5 x their warm level (keys expire a window after their last use).
+# zones' pages and the key population settle): private memory of both
+# workers grows by at most 256 kB over the rest of the run (about 2 bytes per
+# request at 400 requests a second for 7 minutes), open fds stay within 4 of
+# their warm value, Redis memory and keys at most 1.5 x their warm level
+# (keys expire a window after their last use).
 my @warm = grep { $_->{t} >= 180 } @samples;
 SKIP: {
     skip 'the run is too short for the bounds (needs more than 4 minutes)', 4 if @warm < 7;
