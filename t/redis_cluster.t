@@ -111,9 +111,8 @@ sub traffic ($what, $action) {
         sub ($n) { http_get($ports[$n % 3], '/ok', headers => { 'X-Device' => "steady-$what-$n" }, timeout => 5)->{status} },
         $action);
     my %st = %$st;
-    my $t0 = time - $secs;
     my $summary = join ' ', map { "$_ x$st{$_}" } sort keys %st;
-    diag(sprintf("%s under traffic: %s over %.1f s%s", $what, $summary, time - $t0,
+    diag(sprintf("%s under traffic: %s over %.1f s%s", $what, $summary, $secs,
         defined $first_bad ? sprintf(', non-200 answers from %.2f s to %.2f s', $first_bad, $last_bad) : ', none lost'));
     ok(!grep({ $_ != 200 && $_ != 503 } keys %st), "$what: every answer meanwhile is the upstream's or store_down's 503");
     ok(($st{200} // 0) > 0, "$what: requests were served meanwhile");

@@ -85,19 +85,47 @@ bool field(std::string_view s, std::string_view name, uint32_t& out) {
 }
 
 // Unpadded standard base64, as libargon2 writes (and reads) it.
-bool b64_field(std::string_view s, size_t min, size_t max, size_t& len) {
+bool b64_field(std::string_view s, size_t min, size_t max, std::string& raw) {
     for (char c : s) {
         bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
         if (!ok) {
             return false;
         }
     }
-    std::string raw;
     if (!base64_decode_lenient(s, raw)) {
         return false;
     }
-    len = raw.size();
-    return len >= min && len <= max;
+    return raw.size() >= min && raw.size() <= max;
+}
+
+// A stored hash's parameters, salt and hash (see parse_password_hash).
+std::optional<PasswordHashInfo> parse_hash(std::string_view encoded, const Argon2Limits& limits, std::string& salt,
+                                           std::string& hash) {
+    if (encoded.size() > 512 || encoded.substr(0, kPrefix.size()) != kPrefix) {
+        return std::nullopt;
+    }
+    std::string_view rest = encoded.substr(kPrefix.size());
+    size_t d1 = rest.find('$');
+    size_t d2 = d1 == std::string_view::npos ? d1 : rest.find('$', d1 + 1);
+    if (d2 == std::string_view::npos || rest.find('$', d2 + 1) != std::string_view::npos) {
+        return std::nullopt;
+    }
+    std::string_view params = rest.substr(0, d1);
+    size_t c1 = params.find(',');
+    size_t c2 = c1 == std::string_view::npos ? c1 : params.find(',', c1 + 1);
+    if (c2 == std::string_view::npos) {
+        return std::nullopt;
+    }
+    PasswordHashInfo info;
+    if (!field(params.substr(0, c1), "m", info.params.m_kib) ||
+        !field(params.substr(c1 + 1, c2 - c1 - 1), "t", info.params.t) ||
+        !field(params.substr(c2 + 1), "p", info.params.p) || !within(info.params, limits) ||
+        !b64_field(rest.substr(d1 + 1, d2 - d1 - 1), 8, 64, salt) || !b64_field(rest.substr(d2 + 1), 16, 64, hash)) {
+        return std::nullopt;
+    }
+    info.salt_bytes = salt.size();
+    info.hash_bytes = hash.size();
+    return info;
 }
 
 }  // namespace
@@ -129,45 +157,14 @@ std::string hash_password(std::string_view password, const Argon2Params& params)
 }
 
 std::optional<PasswordHashInfo> parse_password_hash(std::string_view encoded, const Argon2Limits& limits) {
-    if (encoded.size() > 512 || encoded.substr(0, kPrefix.size()) != kPrefix) {
-        return std::nullopt;
-    }
-    std::string_view rest = encoded.substr(kPrefix.size());
-    size_t d1 = rest.find('$');
-    size_t d2 = d1 == std::string_view::npos ? d1 : rest.find('$', d1 + 1);
-    if (d2 == std::string_view::npos || rest.find('$', d2 + 1) != std::string_view::npos) {
-        return std::nullopt;
-    }
-    std::string_view params = rest.substr(0, d1);
-    size_t c1 = params.find(',');
-    size_t c2 = c1 == std::string_view::npos ? c1 : params.find(',', c1 + 1);
-    if (c2 == std::string_view::npos) {
-        return std::nullopt;
-    }
-    PasswordHashInfo info;
-    if (!field(params.substr(0, c1), "m", info.params.m_kib) ||
-        !field(params.substr(c1 + 1, c2 - c1 - 1), "t", info.params.t) ||
-        !field(params.substr(c2 + 1), "p", info.params.p) || !within(info.params, limits) ||
-        !b64_field(rest.substr(d1 + 1, d2 - d1 - 1), 8, 64, info.salt_bytes) ||
-        !b64_field(rest.substr(d2 + 1), 16, 64, info.hash_bytes)) {
-        return std::nullopt;
-    }
-    return info;
+    std::string salt, hash;
+    return parse_hash(encoded, limits, salt, hash);
 }
 
 PasswordCheck verify_password(std::string_view encoded, std::string_view password, const Argon2Limits& limits) {
-    std::optional<PasswordHashInfo> info = parse_password_hash(encoded, limits);
-    if (!info) {
-        return PasswordCheck::invalid_hash;
-    }
-    // the salt and the hash, as parse_password_hash found them
-    std::string_view rest = encoded.substr(kPrefix.size());
-    size_t d1 = rest.find('$');
-    size_t d2 = rest.find('$', d1 + 1);
     std::string salt, want;
-    if (!base64_decode_lenient(rest.substr(d1 + 1, d2 - d1 - 1), salt) ||
-        !base64_decode_lenient(rest.substr(d2 + 1), want) || salt.size() != info->salt_bytes ||
-        want.size() != info->hash_bytes) {
+    std::optional<PasswordHashInfo> info = parse_hash(encoded, limits, salt, want);
+    if (!info) {
         return PasswordCheck::invalid_hash;
     }
     std::vector<uint8_t> got(want.size());

@@ -102,9 +102,10 @@ local function store(key, l, n, t, res, fail, window, backoff, now)
     redis.call('DEL', key)
     return
   end
-  if nf == 1 and l == 0 and n == 0 and t == 0 and #res == 0 and compact_window(window) then
+  local compact = nf == 1 and l == 0 and n == 0 and t == 0 and #res == 0 and compact_window(window)
+  if compact then
     -- one failure and nothing else: the compact form (see above)
-    redis.call('SET', key, compact_window(window), 'PXAT', fail[1] + window)
+    redis.call('SET', key, compact, 'PXAT', fail[1] + window)
     return
   end
   redis.call('SET', key,

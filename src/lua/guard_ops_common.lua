@@ -93,13 +93,7 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
         return {}
       end
       if tonumber(ARGV[ab]) > 1 then
-        local window = tonumber(ARGV[ab + 1])
-        local w = compact_window(window)
-        if w then
-          redis.call('SET', KEYS[kb + 1], w, 'PXAT', now + window)
-        else
-          redis.call('SET', KEYS[kb + 1], '||||' .. b36(now - EPOCH), 'PX', window)
-        end
+        store(KEYS[kb + 1], 0, 0, 0, {}, {now}, tonumber(ARGV[ab + 1]), 0, now)
         return {}
       end
     end

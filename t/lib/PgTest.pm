@@ -191,6 +191,33 @@ sub _set_env ($env) {
 # (default: empty), env => {NAME => value or undef}, timeout => seconds (30;
 # then the command is killed and the status is -1). No shell is involved.
 my $RUN_SEQ = 0;
+sub run_cmd ($cmd, %o) {
+    my $base = testdir() . '/run-' . ++$RUN_SEQ;
+    write_file("$base.in", $o{stdin} // '');
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        _set_env($o{env} // {});
+        open(STDIN, '<', "$base.in") or POSIX::_exit(126);
+        open(STDOUT, '>', "$base.out") or POSIX::_exit(126);
+        open(STDERR, '>', "$base.err") or POSIX::_exit(126);
+        { no warnings 'exec'; exec { $cmd->[0] } @$cmd; }
+        print STDERR "exec $cmd->[0]: $!\n";
+        POSIX::_exit(127);
+    }
+    my $rc;
+    if (_wait_exit($pid, $o{timeout} // 30)) {
+        $rc = $? >> 8;
+    }
+    else {
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+        $rc = -1;
+    }
+    my @res = ($rc, read_file("$base.out"), read_file("$base.err"));
+    unlink "$base.in", "$base.out", "$base.err";
+    return @res;
+}
+
 # A steady stream of requests while something happens: a child calls
 # $request->($n) (an HTTP status) until $action->() has returned and one more
 # second has passed. Returns ({status => count}, first and last second a
@@ -220,33 +247,6 @@ sub traffic_during ($what, $request, $action, $good = 200) {
         if ($code != $good) { $first_bad //= $t; $last_bad = $t }
     }
     return (\%st, $first_bad, $last_bad, time - $t0);
-}
-
-sub run_cmd ($cmd, %o) {
-    my $base = testdir() . '/run-' . ++$RUN_SEQ;
-    write_file("$base.in", $o{stdin} // '');
-    my $pid = fork() // die "fork: $!";
-    if ($pid == 0) {
-        _set_env($o{env} // {});
-        open(STDIN, '<', "$base.in") or POSIX::_exit(126);
-        open(STDOUT, '>', "$base.out") or POSIX::_exit(126);
-        open(STDERR, '>', "$base.err") or POSIX::_exit(126);
-        { no warnings 'exec'; exec { $cmd->[0] } @$cmd; }
-        print STDERR "exec $cmd->[0]: $!\n";
-        POSIX::_exit(127);
-    }
-    my $rc;
-    if (_wait_exit($pid, $o{timeout} // 30)) {
-        $rc = $? >> 8;
-    }
-    else {
-        kill 'KILL', $pid;
-        waitpid($pid, 0);
-        $rc = -1;
-    }
-    my @res = ($rc, read_file("$base.out"), read_file("$base.err"));
-    unlink "$base.in", "$base.out", "$base.err";
-    return @res;
 }
 
 # A long-running process, stopped by its pid (at the end at the latest):
