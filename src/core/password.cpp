@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <stdexcept>
@@ -21,23 +22,46 @@ constexpr std::string_view kPrefix = "$argon2id$v=19$";
 // the system when the hash is done (libargon2 wipes them first). With
 // malloc, glibc ends up keeping them in the arenas of the thread pool's
 // threads: hundreds of MB of worker RSS that never go back.
+// The mapping is aligned on 2 MiB and asked for transparent huge pages:
+// faulting 19 MiB in 4 KiB pages on every hash made it about 4 times slower.
+constexpr size_t kHugePage = 2 * 1024 * 1024;
+
 int map_blocks(uint8_t** memory, size_t bytes) {
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    size_t len = bytes + kHugePage;
+    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         return ARGON2_MEMORY_ALLOCATION_ERROR;
     }
-    *memory = static_cast<uint8_t*>(p);
+    auto base = reinterpret_cast<uintptr_t>(p);
+    uintptr_t aligned = (base + kHugePage - 1) & ~(uintptr_t(kHugePage) - 1);
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_t used = (bytes + page - 1) / page * page;
+    // what lies outside [aligned, aligned + used) goes back at once
+    if (aligned > base) {
+        munmap(p, aligned - base);
+    }
+    if (base + len > aligned + used) {
+        munmap(reinterpret_cast<void*>(aligned + used), base + len - (aligned + used));
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(reinterpret_cast<void*>(aligned), used, MADV_HUGEPAGE);  // a hint: fine if refused
+#endif
+    *memory = reinterpret_cast<uint8_t*>(aligned);
     return ARGON2_OK;
 }
 
 void unmap_blocks(uint8_t* memory, size_t bytes) {
-    munmap(memory, bytes);
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    munmap(memory, (bytes + page - 1) / page * page);
 }
 
 // Argon2id of `password` into out[0..outlen), through libargon2's context
 // API with the blocks above. Returns libargon2's code.
 int argon2id_raw(const Argon2Params& params, std::string_view password, const uint8_t* salt, size_t salt_len,
                  uint8_t* out, size_t outlen) {
+    if (password.size() > ARGON2_MAX_PWD_LENGTH || outlen > ARGON2_MAX_OUTLEN) {
+        return ARGON2_PWD_TOO_LONG;
+    }
     argon2_context c{};
     c.out = out;
     c.outlen = static_cast<uint32_t>(outlen);

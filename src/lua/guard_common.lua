@@ -38,9 +38,10 @@ local function parse(v, window, now, key)
     if key then
       at = redis.pcall('PEXPIRETIME', key)
       if type(at) ~= 'number' then
-        -- Redis before 7.0: from the time left (read now, later than `now`)
-        local left = redis.call('PTTL', key)
-        at = left >= 0 and now + left or -1
+        -- Redis before 7.0 (or an ACL without PEXPIRETIME): from the time
+        -- left; neither allowed: -1, the failure taken as recent
+        local left = redis.pcall('PTTL', key)
+        at = type(left) == 'number' and left >= 0 and now + left or -1
       end
     end
     local f = now

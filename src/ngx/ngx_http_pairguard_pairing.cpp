@@ -346,7 +346,7 @@ constexpr size_t kPairedCacheMax = 65536;
 
 struct paired_entry_t {
     bool approved;
-    std::string platform;  // events name it by platform_tag()
+    std::string platform_tag;  // platform_tag(): what events name
 };
 
 // Per worker, keyed by "platform\0user"; only this worker's event loop
@@ -366,8 +366,12 @@ std::string paired_key(const std::string& platform, const std::string& user) {
     return k;
 }
 
-void remember(const std::string& platform, const std::string& user, bool approved) {
-    paired_cache.put(paired_key(platform, user), paired_entry_t{approved, platform}, ngx_current_msec);
+// The tag is worked out here, with the Redis answer, not when an event
+// comes: platforms may come from variables, and an event must not cost one
+// HMAC per platform the cache holds.
+void remember(ngx_http_pairguard_main_conf_t* mcf, const std::string& platform, const std::string& user, bool approved) {
+    paired_cache.put(paired_key(platform, user), paired_entry_t{approved, pairguard::platform_tag(*mcf->keys, platform)},
+                     ngx_current_msec);
 }
 
 // The check's reply: the verdict is kept, and carried out when the phases
@@ -381,7 +385,7 @@ void paired_done(ngx_http_pairguard_ctx_t* ctx, bool ok, const Reply& reply) noe
             ctx->paired = check.approved ? ngx_http_pairguard_ctx_t::paired_e::approved
                                          : ngx_http_pairguard_ctx_t::paired_e::refused;
             if (ctx->paired_generation == paired_generation) {
-                remember(ctx->paired_platform, ctx->paired_user, check.approved);
+                remember(main_conf(r), ctx->paired_platform, ctx->paired_user, check.approved);
             }
         }
     } catch (const std::exception& e) {
@@ -492,33 +496,11 @@ void ngx_http_pairguard_pairing_event(ngx_shm_zone_t* zone, std::string_view mes
     switch (ev->kind) {
     case pairguard::EventKind::approved:
     case pairguard::EventKind::revoked:
-    {
         // the event names the user by an HMAC this cache does not keep:
-        // forget the whole platform, one Redis call per user brings it back.
-        // Tags are worked out here, once per platform the cache holds (an
-        // event is rare), not for each answer put into the cache.
+        // forget the whole platform, one Redis call per user brings it back
         paired_generation++;
-        auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(
-            ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_pairguard_module));
-        if (mcf == nullptr || mcf->keys == nullptr) {
-            paired_cache.clear();
-            break;
-        }
-        try {
-            std::unordered_map<std::string, bool> named;  // platform -> named by the event
-            paired_cache.erase_if([&](const paired_entry_t& e) {
-                auto it = named.find(e.platform);
-                if (it == named.end()) {
-                    it = named.emplace(e.platform, pairguard::platform_tag(*mcf->keys, e.platform) == ev->tag).first;
-                }
-                return it->second;
-            });
-        } catch (const std::exception&) {
-            paired_cache.clear();  // cannot tell which: forget them all
-            throw;
-        }
+        paired_cache.erase_if([&](const paired_entry_t& e) { return e.platform_tag == ev->tag; });
         break;
-    }
     case pairguard::EventKind::unlocked_guard: {
         std::string prefix;
         if (zone != nullptr && pairguard::base64url_decode(ev->tag, prefix)) {
