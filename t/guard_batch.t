@@ -65,7 +65,13 @@ for my $group (@steps) {
         push @ba, $kind eq 'r' ? ('r', scalar(@$keys), limits_of(@$keys))
                                : ('s', scalar(@$keys), $rest[1], $res_batch[$rest[0]] // 0, limits_of(@$keys));
     }
-    my $replies = $batch->cmd('EVAL', $src{guard_batch}, scalar(@bk), @bk, 60000, @ba);
+    # one string: the operations' integers, ' ' within an operation, ','
+    # between operations
+    my $text = $batch->cmd('EVAL', $src{guard_batch}, scalar(@bk), @bk, 60000, @ba);
+    like($text, qr/\A(?:-?\d+(?: -?\d+)*)?(?:,(?:-?\d+(?: -?\d+)*)?)*\z/, 'a batch answers in decimal integers');
+    my @ops = split /,/, $text, -1;
+    @ops = ('') if !@ops;  # one operation with an empty answer
+    my $replies = [map { [split / /, $_] } @ops];
     is(scalar(@$replies), scalar(@$group), 'a batch answers once per operation');
     for my $i (0 .. $#$group) {
         push @batch_out, $replies->[$i];

@@ -46,7 +46,7 @@ struct Parsed {
 };
 
 bool parse(const GuardOp& op, Parsed& p) {
-    if (!bulks(op.keys, p.keys_whole, p.keys_text) || !bulks(op.args, p.args_whole, p.args_text)
+    if (!bulks(op.keys(), p.keys_whole, p.keys_text) || !bulks(op.args(), p.args_whole, p.args_text)
         || p.keys_text.size() != op.nkeys || p.args_text.empty()) {
         return false;
     }
@@ -120,8 +120,7 @@ std::vector<GuardPart> split_guard_op(const GuardOp& op, int64_t reservation) {
                 args.add_encoded(p.args_whole[p.head + 5 * i + l], 1);
             }
         }
-        part.op.keys = std::move(keys.data);
-        part.op.args = std::move(args.data);
+        part.op.set(keys.data, args.data);
         part.op.nargs = args.count;
         parts.push_back(std::move(part));
     }
@@ -190,7 +189,6 @@ std::vector<int64_t> merge_guard_reserve(const std::vector<GuardPart>& parts,
             GuardOp rel;
             rel.settle = true;
             rel.nkeys = parts[k].op.nkeys;
-            rel.keys = parts[k].op.keys;
             RespArgs args;
             args.add("s");
             args.add(static_cast<int64_t>(rel.nkeys));
@@ -199,7 +197,7 @@ std::vector<int64_t> merge_guard_reserve(const std::vector<GuardPart>& parts,
             for (size_t i = p.head; i < p.args_whole.size(); i++) {
                 args.add_encoded(p.args_whole[i], 1);
             }
-            rel.args = std::move(args.data);
+            rel.set(parts[k].op.keys(), args.data);
             rel.nargs = args.count;
             release.push_back(std::move(rel));
         }

@@ -1,85 +1,81 @@
 #include "keys.hpp"
 
 #include "encoding.hpp"
+#include "resp.hpp"
 
-#include <openssl/core_names.h>
+// SHA256_Init/Update/Final: see KeyDeriver::Impl
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
+#include <openssl/sha.h>
 
-#include <initializer_list>
+#include <charconv>
+#include <cstring>
 #include <stdexcept>
 
 namespace pairguard {
 
-namespace {
-
-struct MacDeleter {
-    void operator()(EVP_MAC* m) const { EVP_MAC_free(m); }
-};
-struct MacCtxDeleter {
-    void operator()(EVP_MAC_CTX* c) const { EVP_MAC_CTX_free(c); }
-};
-
-using MacPtr = std::unique_ptr<EVP_MAC, MacDeleter>;
-using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, MacCtxDeleter>;
-
-}  // namespace
-
+// HMAC-SHA256 (RFC 2104) over SHA-256 states that have already absorbed the
+// key's inner and outer pad: each tag costs the two compressions of its own
+// data and no allocation. The result is byte for byte OpenSSL's HMAC (a unit
+// test holds it to HMAC() for short, 64-byte and long secrets); the EVP_MAC
+// route copied a digest context and allocated twice per call, which was a
+// third of the guard's own per-request cost. SHA256_Init and friends are
+// deprecated in OpenSSL 3 in favour of EVP, which cannot copy a state
+// without allocating; they remain OpenSSL's own code (with SHA-NI).
 struct KeyDeriver::Impl {
-    MacPtr mac;
-    MacCtxPtr keyed;  // keyed once, re-initialised with that key for each use
+    SHA256_CTX inner;  // SHA-256 after (key ^ ipad)
+    SHA256_CTX outer;  // SHA-256 after (key ^ opad)
 };
 
 KeyDeriver::KeyDeriver(std::string_view secret) : impl_(std::make_unique<Impl>()) {
-    impl_->mac.reset(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
-    if (!impl_->mac) {
-        throw std::runtime_error("HMAC is not available");
+    unsigned char block[SHA256_CBLOCK] = {0};
+    if (secret.size() > sizeof(block)) {
+        SHA256(reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), block);
+    } else {
+        std::memcpy(block, secret.data(), secret.size());
     }
-    impl_->keyed.reset(EVP_MAC_CTX_new(impl_->mac.get()));
-    if (!impl_->keyed) {
-        throw std::runtime_error("EVP_MAC_CTX_new() failed");
+    unsigned char pad[SHA256_CBLOCK];
+    for (size_t i = 0; i < sizeof(block); i++) {
+        pad[i] = block[i] ^ 0x36;
     }
-    char digest[] = "SHA256";
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-        OSSL_PARAM_construct_end(),
-    };
-    if (EVP_MAC_init(impl_->keyed.get(), reinterpret_cast<const unsigned char*>(secret.data()),
-                     secret.size(), params) != 1) {
-        throw std::runtime_error("EVP_MAC_init() failed");
+    bool ok = SHA256_Init(&impl_->inner) == 1 && SHA256_Update(&impl_->inner, pad, sizeof(pad)) == 1;
+    for (size_t i = 0; i < sizeof(block); i++) {
+        pad[i] = block[i] ^ 0x5c;
+    }
+    ok = ok && SHA256_Init(&impl_->outer) == 1 && SHA256_Update(&impl_->outer, pad, sizeof(pad)) == 1;
+    OPENSSL_cleanse(block, sizeof(block));
+    OPENSSL_cleanse(pad, sizeof(pad));
+    if (!ok) {
+        throw std::runtime_error("SHA-256 is not available");
     }
 }
 
-KeyDeriver::~KeyDeriver() = default;
+KeyDeriver::~KeyDeriver() {
+    OPENSSL_cleanse(impl_.get(), sizeof(Impl));
+}
 
-namespace {
-
-// One keyed context serves every call: a NULL key re-initialises it with the
-// key it has, so no allocation happens per HMAC. Not for use from several
-// threads at once (one KeyDeriver per worker process).
-std::array<uint8_t, 32> hmac_parts(EVP_MAC_CTX* ctx, std::initializer_list<std::string_view> parts) {
+std::array<uint8_t, 32> KeyDeriver::hmac(std::initializer_list<std::string_view> parts) const {
     std::array<uint8_t, 32> out{};
-    size_t len = 0;
-    bool ok = EVP_MAC_init(ctx, nullptr, 0, nullptr) == 1;
+    SHA256_CTX c = impl_->inner;
     for (std::string_view p : parts) {
-        ok = ok && EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(p.data()), p.size()) == 1;
+        SHA256_Update(&c, p.data(), p.size());
     }
-    if (!ok || EVP_MAC_final(ctx, out.data(), &len, out.size()) != 1 || len != out.size()) {
-        throw std::runtime_error("HMAC computation failed");
-    }
+    SHA256_Final(out.data(), &c);
+    c = impl_->outer;
+    SHA256_Update(&c, out.data(), out.size());
+    SHA256_Final(out.data(), &c);
+    OPENSSL_cleanse(&c, sizeof(c));
     return out;
 }
 
-}  // namespace
-
 std::array<uint8_t, 32> KeyDeriver::mac(std::string_view data) const {
-    return hmac_parts(impl_->keyed.get(), {data});
+    return hmac({data});
 }
 
 KeyTag KeyDeriver::tag(std::string_view ns, std::string_view name, std::string_view value) const {
     static const char zero = '\0';
-    auto full = hmac_parts(impl_->keyed.get(), {ns, std::string_view(&zero, 1), name, std::string_view(&zero, 1), value});
+    auto full = hmac({ns, std::string_view(&zero, 1), name, std::string_view(&zero, 1), value});
     KeyTag t;
     std::copy(full.begin(), full.begin() + t.size(), t.begin());
     return t;
@@ -111,20 +107,44 @@ bool base64url_decode(std::string_view in, std::string& out) {
     return base64_decode_lenient(in, out);
 }
 
-std::string guard_store_key(std::string_view prefix, const KeyTag& tag) {
-    // 12 bytes are 16 base64 characters, no padding: encoded in place (the
-    // hot path builds one of these per guarded request)
+namespace {
+
+// The tag's first 96 bits in 16 base64url characters (no padding), written
+// in place: the hot path builds one store key per guarded request.
+constexpr size_t kStoreKeyTagChars = 4 * kStoreKeyTagBytes / 3;
+
+void encode_store_tag(const KeyTag& tag, char (&out)[kStoreKeyTagChars + 1]) {
     static_assert(kStoreKeyTagBytes % 3 == 0, "a store key's tag encodes without padding");
-    char enc[4 * kStoreKeyTagBytes / 3 + 1];
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(enc), tag.data(), static_cast<int>(kStoreKeyTagBytes));
-    std::string key;
-    key.reserve(prefix.size() + static_cast<size_t>(n) + 2);
-    key.append(prefix).push_back('{');
-    for (int i = 0; i < n; i++) {
-        key.push_back(enc[i] == '+' ? '-' : enc[i] == '/' ? '_' : enc[i]);
+    EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out), tag.data(), static_cast<int>(kStoreKeyTagBytes));
+    for (size_t i = 0; i < kStoreKeyTagChars; i++) {
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
     }
-    key.push_back('}');
+}
+
+}  // namespace
+
+std::string guard_store_key(std::string_view prefix, const KeyTag& tag) {
+    char enc[kStoreKeyTagChars + 1];
+    encode_store_tag(tag, enc);
+    std::string key;
+    key.reserve(prefix.size() + kStoreKeyTagChars + 2);
+    key.append(prefix).push_back('{');
+    key.append(enc, kStoreKeyTagChars).push_back('}');
     return key;
+}
+
+void add_guard_store_key(RespArgs& args, std::string_view prefix, const KeyTag& tag) {
+    char enc[kStoreKeyTagChars + 1];
+    encode_store_tag(tag, enc);
+    char head[24];
+    head[0] = '$';
+    auto [end, ec] = std::to_chars(head + 1, head + sizeof(head) - 2, prefix.size() + kStoreKeyTagChars + 2);
+    (void) ec;
+    *end++ = '\r';
+    *end++ = '\n';
+    args.data.append(head, static_cast<size_t>(end - head)).append(prefix).push_back('{');
+    args.data.append(enc, kStoreKeyTagChars).append("}\r\n", 3);
+    args.count++;
 }
 
 std::string tag_label(const KeyTag& tag) {

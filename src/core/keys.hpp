@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,7 +18,7 @@ using KeyTag = std::array<uint8_t, kTagBytes>;
 
 class KeyDeriver {
 public:
-    // Throws std::runtime_error when OpenSSL cannot set up HMAC-SHA256.
+    // Throws std::runtime_error when OpenSSL cannot set up SHA-256.
     explicit KeyDeriver(std::string_view secret);
     ~KeyDeriver();
     KeyDeriver(const KeyDeriver&) = delete;
@@ -30,6 +31,8 @@ public:
     std::array<uint8_t, 32> mac(std::string_view data) const;
 
 private:
+    std::array<uint8_t, 32> hmac(std::initializer_list<std::string_view> parts) const;
+
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
@@ -45,6 +48,9 @@ bool base64url_decode(std::string_view in, std::string& out);
 // default prefix the name fits Redis' 32-byte allocation class.
 constexpr size_t kStoreKeyTagBytes = 12;
 std::string guard_store_key(std::string_view prefix, const KeyTag& tag);
+// The same key appended to `args` as one RESP bulk string.
+struct RespArgs;
+void add_guard_store_key(RespArgs& args, std::string_view prefix, const KeyTag& tag);
 
 // First 8 hex digits of a tag: what logs show instead of the key.
 std::string tag_label(const KeyTag& tag);

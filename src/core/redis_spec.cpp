@@ -281,6 +281,25 @@ std::string parse_redis_spec(const std::vector<std::string_view>& words, RedisSp
     return {};
 }
 
+namespace {
+
+struct Crc16Table {
+    uint16_t v[256];
+    constexpr Crc16Table() : v() {
+        for (int i = 0; i < 256; i++) {
+            uint16_t crc = static_cast<uint16_t>(i << 8);
+            for (int b = 0; b < 8; b++) {
+                crc = (crc & 0x8000) != 0 ? static_cast<uint16_t>((crc << 1) ^ 0x1021) : static_cast<uint16_t>(crc << 1);
+            }
+            v[i] = crc;
+        }
+    }
+    constexpr uint16_t operator[](size_t i) const { return v[i]; }
+};
+constexpr Crc16Table kCrc16Table;
+
+}  // namespace
+
 uint16_t cluster_key_slot(std::string_view key) {
     size_t open = key.find('{');
     if (open != std::string_view::npos) {
@@ -289,13 +308,11 @@ uint16_t cluster_key_slot(std::string_view key) {
             key = key.substr(open + 1, close - open - 1);
         }
     }
-    // CRC16/XMODEM (polynomial 0x1021, initial 0), as Redis Cluster specifies
+    // CRC16/XMODEM (polynomial 0x1021, initial 0), as Redis Cluster
+    // specifies, a byte at a time from a table built at compile time
     uint16_t crc = 0;
     for (unsigned char ch : key) {
-        crc ^= static_cast<uint16_t>(ch) << 8;
-        for (int b = 0; b < 8; b++) {
-            crc = (crc & 0x8000) != 0 ? static_cast<uint16_t>((crc << 1) ^ 0x1021) : static_cast<uint16_t>(crc << 1);
-        }
+        crc = static_cast<uint16_t>((crc << 8) ^ kCrc16Table[((crc >> 8) ^ ch) & 0xff]);
     }
     return crc & (kClusterSlots - 1);
 }

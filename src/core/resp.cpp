@@ -16,11 +16,13 @@ void append_number(std::string& out, uint64_t v) {
 }  // namespace
 
 void RespArgs::add(std::string_view s) {
-    data.push_back('$');
-    append_number(data, s.size());
-    data.append("\r\n", 2);
-    data.append(s);
-    data.append("\r\n", 2);
+    char head[24];
+    head[0] = '$';
+    auto [end, ec] = std::to_chars(head + 1, head + sizeof(head) - 2, s.size());
+    (void) ec;
+    *end++ = '\r';
+    *end++ = '\n';
+    data.append(head, static_cast<size_t>(end - head)).append(s).append("\r\n", 2);
     count++;
 }
 

@@ -1,5 +1,7 @@
 #include "store_scripts.hpp"
 
+#include <charconv>
+
 #include <openssl/evp.h>
 
 #include "pairguard_lua.h"
@@ -74,7 +76,7 @@ void append_limits(RespArgs& args, const PolicyLimits& limits) {
     args.add(limits.max_lockout_ms);
 }
 
-ReserveReply decode_reserve(const std::vector<int64_t>& reply, size_t nkeys) {
+ReserveReply decode_reserve(IntList reply, size_t nkeys) {
     ReserveReply r;
     if (reply.size() < 4 || reply[0] < 0 || reply[0] > 2) {
         return r;
@@ -100,7 +102,7 @@ ReserveReply decode_reserve(const std::vector<int64_t>& reply, size_t nkeys) {
     return r;
 }
 
-bool decode_settle(const std::vector<int64_t>& reply, size_t nkeys, std::vector<LockStart>& out) {
+bool decode_settle(IntList reply, size_t nkeys, std::vector<LockStart>& out) {
     if (reply.size() % 2 != 0) {
         return false;
     }
@@ -114,34 +116,37 @@ bool decode_settle(const std::vector<int64_t>& reply, size_t nkeys, std::vector<
 }
 
 GuardOp make_guard_reserve(std::string_view keys, size_t nkeys, std::string_view limits) {
-    GuardOp op;
-    op.nkeys = nkeys;
-    op.keys.assign(keys);
+    // the keys as they are, then the arguments, in one buffer
     RespArgs a;
-    a.data.reserve(16 + limits.size());
+    a.data.reserve(keys.size() + 16 + limits.size());
+    a.data.append(keys);
     a.add("r");
     a.add(static_cast<int64_t>(nkeys));
     a.add_encoded(limits, 5 * nkeys);
-    op.args = std::move(a.data);
+    GuardOp op;
+    op.nkeys = nkeys;
+    op.keys_len = keys.size();
     op.nargs = a.count;
+    op.data = std::move(a.data);
     return op;
 }
 
 GuardOp make_guard_settle(std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
                           std::string_view limits) {
-    GuardOp op;
-    op.settle = true;
-    op.nkeys = nkeys;
-    op.keys.assign(keys);
     RespArgs a;
-    a.data.reserve(48 + limits.size());
+    a.data.reserve(keys.size() + 48 + limits.size());
+    a.data.append(keys);
     a.add("s");
     a.add(static_cast<int64_t>(nkeys));
     a.add(outcome == Outcome::failure ? "f" : outcome == Outcome::success ? "s" : "n");
     a.add(reservation);
     a.add_encoded(limits, 5 * nkeys);
-    op.args = std::move(a.data);
+    GuardOp op;
+    op.settle = true;
+    op.nkeys = nkeys;
+    op.keys_len = keys.size();
     op.nargs = a.count;
+    op.data = std::move(a.data);
     return op;
 }
 
@@ -169,36 +174,63 @@ RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms) 
     for (size_t i = 0; i < n; i++) {
         nkeys += ops[i]->nkeys;
         nargs += ops[i]->nargs;
-        bytes += ops[i]->keys.size() + ops[i]->args.size();
+        bytes += ops[i]->data.size();
     }
     RespArgs a = resp_evalsha(guard_batch_script().sha1, 1 + nkeys + 1 + nargs);
     a.data.reserve(a.data.size() + bytes + 32);
     a.add(static_cast<int64_t>(nkeys));
     for (size_t i = 0; i < n; i++) {
-        a.add_encoded(ops[i]->keys, ops[i]->nkeys);
+        a.add_encoded(ops[i]->keys(), ops[i]->nkeys);
     }
     a.add(hold_ms);
     for (size_t i = 0; i < n; i++) {
-        a.add_encoded(ops[i]->args, ops[i]->nargs);
+        a.add_encoded(ops[i]->args(), ops[i]->nargs);
     }
     return a;
 }
 
-bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<std::vector<int64_t>>& out) {
-    out.clear();
-    if (reply.type != Reply::Type::array || reply.elements.size() != nops) {
+bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<int64_t>& values, std::vector<size_t>& bounds) {
+    values.clear();
+    bounds.clear();
+    if (reply.type != Reply::Type::string || nops == 0) {
         return false;
     }
-    out.reserve(nops);
-    for (const Reply& op : reply.elements) {
-        // an empty Lua table comes back as an empty array
-        std::vector<int64_t> v;
-        if (!reply_integers(op, v)) {
-            return false;
+    values.reserve(nops * 4);
+    bounds.reserve(nops + 1);
+    bounds.push_back(0);
+    const char* p = reply.str.data();
+    const char* end = p + reply.str.size();
+    bool first_of_op = true;
+    while (true) {
+        if (p < end && *p != ',') {
+            if (!first_of_op) {
+                if (*p != ' ') {
+                    return false;
+                }
+                p++;
+            }
+            int64_t v = 0;
+            // decimal, an optional '-' and nothing else (no '+', no space)
+            if (p < end && *p == '+') {
+                return false;
+            }
+            auto [next, ec] = std::from_chars(p, end, v);
+            if (ec != std::errc() || next == p) {
+                return false;
+            }
+            p = next;
+            values.push_back(v);
+            first_of_op = false;
+            continue;
         }
-        out.push_back(std::move(v));
+        bounds.push_back(values.size());
+        if (p == end) {
+            break;
+        }
+        p++;  // ','
+        first_of_op = true;
     }
-    return true;
+    return bounds.size() == nops + 1;
 }
 
 int64_t retry_after_seconds(int64_t retry_ms) {

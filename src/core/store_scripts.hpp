@@ -45,6 +45,23 @@ const std::vector<const StoreScript*>& pairing_scripts();
 void append_limits(std::vector<std::string>& argv, const PolicyLimits& limits);
 void append_limits(RespArgs& args, const PolicyLimits& limits);
 
+// A guard operation's answer: a view of integers (a batch's reply is decoded
+// once into one array, and each operation reads its part of it).
+class IntList {
+public:
+    IntList(const int64_t* data, size_t size) : data_(data), size_(size) {}
+    IntList(const std::vector<int64_t>& v) : data_(v.data()), size_(v.size()) {}  // NOLINT: a view of it
+    size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    int64_t operator[](size_t i) const { return data_[i]; }
+    const int64_t* begin() const { return data_; }
+    const int64_t* end() const { return data_ + size_; }
+
+private:
+    const int64_t* data_;
+    size_t size_;
+};
+
 enum class ReserveStatus { allowed = 0, locked = 1, busy = 2 };
 
 struct ReserveReply {
@@ -61,18 +78,30 @@ struct LockStart {
     int64_t lock_ms;
 };
 
-ReserveReply decode_reserve(const std::vector<int64_t>& reply, size_t nkeys);
-bool decode_settle(const std::vector<int64_t>& reply, size_t nkeys, std::vector<LockStart>& out);
+ReserveReply decode_reserve(IntList reply, size_t nkeys);
+bool decode_settle(IntList reply, size_t nkeys, std::vector<LockStart>& out);
 
 // One guard operation for guard_batch.lua, its RESP written up front: the
 // keys (encoded once per request) and the operation's arguments with each
 // key's five limits (encoded once per policy at configuration time).
+// Keys and arguments share one buffer (one allocation per operation).
 struct GuardOp {
     bool settle = false;
     size_t nkeys = 0;
-    std::string keys;  // nkeys RESP bulk strings
-    std::string args;  // 'r' | 's', nkeys, [outcome, reservation], limits
     size_t nargs = 0;
+    std::string data;  // the keys (nkeys RESP bulk strings), then the arguments
+    size_t keys_len = 0;
+
+    // nkeys RESP bulk strings
+    std::string_view keys() const { return std::string_view(data).substr(0, keys_len); }
+    // 'r' | 'R' | 's', nkeys, [reservation | outcome, reservation], limits
+    std::string_view args() const { return std::string_view(data).substr(keys_len); }
+    void set(std::string_view k, std::string_view a) {
+        data.clear();
+        data.reserve(k.size() + a.size());
+        data.append(k).append(a);
+        keys_len = k.size();
+    }
 };
 
 // `keys`: the store keys as RESP bulk strings; `limits`: 5 * nkeys RESP
@@ -90,10 +119,14 @@ StoreCall make_guard_settle_call(const std::vector<std::string>& keys, const std
 // EVALSHA guard_batch numkeys KEYS... hold ops...: the operations in order.
 RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms);
 
-// The batch's reply: one integer list per operation, in order; false when
-// the reply is not that shape. Each list decodes with decode_reserve or
+// The batch's reply: one bulk string holding every operation's integers in
+// order, the operations separated by ',' and an operation's integers by ' '
+// (one string costs the client one allocation, where nested arrays cost one
+// per integer). Decoded into `values`, operation i being values[bounds[i]]
+// up to values[bounds[i + 1]]; false when the reply is not exactly that shape
+// for `nops` operations. Each operation's list decodes with decode_reserve or
 // decode_settle.
-bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<std::vector<int64_t>>& out);
+bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<int64_t>& values, std::vector<size_t>& bounds);
 
 // Seconds for Retry-After: rounded up, at least 1.
 int64_t retry_after_seconds(int64_t retry_ms);

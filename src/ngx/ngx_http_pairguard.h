@@ -134,8 +134,7 @@ struct ngx_http_pairguard_group_t {
     ngx_http_pairguard_loc_conf_t* lcf = nullptr;
     std::vector<ngx_http_pairguard_key_t> keys;
     std::vector<ngx_http_pairguard_device_t> devices;  // set on a success (trusted devices)
-    std::string keys_resp;    // the store keys, RESP-encoded for reserve and settle
-    std::string limits_resp;  // each key's five limits, RESP-encoded
+    std::string keys_resp;  // the store keys, RESP-encoded for reserve and settle
     int64_t reservation = 0;
     bool store_local = false;  // the reservation lives in shared memory
     bool settled = false;
@@ -190,7 +189,7 @@ struct ngx_http_pairguard_ctx_t {
 
 // ngx_http_pairguard_batch.cpp: the guard's reserves and settles of one
 // event-loop iteration, sent as one script call.
-using ngx_http_pairguard_batch_fn = std::function<void(bool ok, const std::vector<int64_t>& reply)>;
+using ngx_http_pairguard_batch_fn = std::function<void(bool ok, pairguard::IntList reply)>;
 // `done` runs once with the operation's own reply (ok=false: Redis failed),
 // unless cancelled first.
 std::shared_ptr<ngx_http_pairguard_batch_op_t> ngx_http_pairguard_batch_submit(pairguard::GuardOp op,

@@ -29,14 +29,15 @@ struct batcher_t {
 
 batcher_t batcher;  // per worker
 
+const pairguard::IntList kNone(nullptr, 0);
+
 void fail_all(std::vector<op_ptr>& ops) noexcept {
-    static const std::vector<int64_t> none;
     for (auto& o : ops) {
         if (o->done) {
             auto done = std::move(o->done);
             o->done = nullptr;
             try {
-                done(false, none);
+                done(false, kNone);
             } catch (const std::exception& e) {
                 ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
             }
@@ -45,15 +46,15 @@ void fail_all(std::vector<op_ptr>& ops) noexcept {
 }
 
 void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, const pairguard::Reply& reply) noexcept {
-    std::vector<std::vector<int64_t>> replies;
+    std::vector<int64_t> values;
+    std::vector<size_t> bounds;
     bool ok = false;
     try {
         ok = res == ngx_pairguard_redis_result_e::ok
-             && pairguard::decode_guard_batch(reply, ops.size(), replies);
+             && pairguard::decode_guard_batch(reply, ops.size(), values, bounds);
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
     }
-    static const std::vector<int64_t> none;
     for (size_t i = 0; i < ops.size(); i++) {
         if (!ops[i]->done) {
             continue;  // its request went away
@@ -61,7 +62,7 @@ void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, 
         auto done = std::move(ops[i]->done);
         ops[i]->done = nullptr;
         try {
-            done(ok, ok ? replies[i] : none);
+            done(ok, ok ? pairguard::IntList(values.data() + bounds[i], bounds[i + 1] - bounds[i]) : kNone);
         } catch (const std::exception& e) {
             ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
         }
@@ -83,7 +84,6 @@ struct cluster_flush_t {
 };
 
 void cluster_done(cluster_flush_t& f) noexcept {
-    static const std::vector<int64_t> none;
     for (size_t i = 0; i < f.ops.size(); i++) {
         std::vector<int64_t> merged;
         bool ok = true;
@@ -127,7 +127,7 @@ void cluster_done(cluster_flush_t& f) noexcept {
         auto done = std::move(f.ops[i]->done);
         f.ops[i]->done = nullptr;
         try {
-            done(ok, ok ? merged : none);
+            done(ok, ok ? pairguard::IntList(merged) : kNone);
         } catch (const std::exception& e) {
             ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
         }
@@ -173,20 +173,22 @@ void cluster_flush(ngx_pairguard_redis_t* store, std::vector<op_ptr>& queue) noe
         ngx_pairguard_redis_command_t* cmd = store->eval(
             pairguard::guard_batch_script(), std::move(call),
             [f, m](ngx_pairguard_redis_result_e res, const pairguard::Reply& reply) {
-                std::vector<std::vector<int64_t>> replies;
+                std::vector<int64_t> values;
+                std::vector<size_t> bounds;
                 bool ok = false;
                 try {
                     ok = res == ngx_pairguard_redis_result_e::ok
-                         && pairguard::decode_guard_batch(reply, m->size(), replies);
+                         && pairguard::decode_guard_batch(reply, m->size(), values, bounds);
+                    if (ok) {
+                        for (size_t j = 0; j < m->size(); j++) {
+                            auto [i, k] = (*m)[j];
+                            f->results[i][k].assign(values.begin() + static_cast<std::ptrdiff_t>(bounds[j]),
+                                                    values.begin() + static_cast<std::ptrdiff_t>(bounds[j + 1]));
+                            f->answered[i][k] = 1;
+                        }
+                    }
                 } catch (const std::exception& e) {
                     ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
-                }
-                if (ok) {
-                    for (size_t j = 0; j < m->size(); j++) {
-                        auto [i, k] = (*m)[j];
-                        f->results[i][k] = std::move(replies[j]);
-                        f->answered[i][k] = 1;
-                    }
                 }
                 if (--f->outstanding == 0) {
                     cluster_done(*f);

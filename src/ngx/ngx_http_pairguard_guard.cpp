@@ -223,27 +223,36 @@ ngx_int_t decide_without_store(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* 
     }
 }
 
-// The store keys and their limits, encoded once per group for reserve and
-// settle.
+// The store keys, encoded once per group for reserve and settle.
 void encode_keys(const ngx_http_pairguard_main_conf_t* mcf, ngx_http_pairguard_group_t& g) {
     pairguard::RespArgs a;
-    a.data.reserve(g.keys.size() * (mcf->prefix.len + 40));
-    size_t limits = 0;
+    a.data.reserve(g.keys.size() * (mcf->prefix.len + 32));
     for (const auto& k : g.keys) {
-        a.add(k.device ? pairguard::device_store_key(as_view(mcf->prefix), k.tag)
-                       : pairguard::guard_store_key(as_view(mcf->prefix), k.tag));
-        limits += (k.device ? k.policy->device_limits_resp : k.policy->limits_resp).len;
+        if (k.device) {
+            a.add(pairguard::device_store_key(as_view(mcf->prefix), k.tag));
+        } else {
+            pairguard::add_guard_store_key(a, as_view(mcf->prefix), k.tag);
+        }
     }
     g.keys_resp = std::move(a.data);
-    g.limits_resp.clear();
-    g.limits_resp.reserve(limits);
-    for (const auto& k : g.keys) {
-        const ngx_str_t& l = k.device ? k.policy->device_limits_resp : k.policy->limits_resp;
-        g.limits_resp.append(reinterpret_cast<const char*>(l.data), l.len);
-    }
 }
 
-void reserve_done(ngx_http_pairguard_ctx_t* ctx, bool ok, const std::vector<int64_t>& v) noexcept {
+// Each key's five limits, RESP-encoded at configuration time: a group of
+// one key uses its policy's as they are, more are put together in `scratch`.
+std::string_view group_limits(const ngx_http_pairguard_group_t& g, std::string& scratch) {
+    auto limits = [](const ngx_http_pairguard_key_t& k) -> const ngx_str_t& {
+        return k.device ? k.policy->device_limits_resp : k.policy->limits_resp;
+    };
+    if (g.keys.size() == 1) {
+        return as_view(limits(g.keys[0]));
+    }
+    for (const auto& k : g.keys) {
+        scratch.append(reinterpret_cast<const char*>(limits(k).data), limits(k).len);
+    }
+    return scratch;
+}
+
+void reserve_done(ngx_http_pairguard_ctx_t* ctx, bool ok, pairguard::IntList v) noexcept {
     ngx_http_request_t* r = ctx->request;
     ctx->reserve_op.reset();
     ctx->state = state_e::decided;
@@ -408,9 +417,11 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
 
     // sent with every other reserve and settle of this loop iteration
     encode_keys(mcf, ctx->candidate);
+    std::string scratch;
     ctx->reserve_op = ngx_http_pairguard_batch_submit(
-        pairguard::make_guard_reserve(ctx->candidate.keys_resp, ctx->candidate.keys.size(), ctx->candidate.limits_resp),
-        [ctx](bool ok, const std::vector<int64_t>& v) { reserve_done(ctx, ok, v); });
+        pairguard::make_guard_reserve(ctx->candidate.keys_resp, ctx->candidate.keys.size(),
+                                      group_limits(ctx->candidate, scratch)),
+        [ctx](bool ok, pairguard::IntList v) { reserve_done(ctx, ok, v); });
     ctx->state = state_e::waiting;
     return ngx_http_pairguard_suspend(r);
 }
@@ -421,7 +432,7 @@ struct settle_job_t {
     ngx_shm_zone_t* zone;
 };
 
-void settle_reply(const settle_job_t& job, bool ok, const std::vector<int64_t>& v) noexcept {
+void settle_reply(const settle_job_t& job, bool ok, pairguard::IntList v) noexcept {
     try {
         if (!ok) {
             return;
@@ -463,14 +474,15 @@ void settle(ngx_http_request_t* r, ngx_http_pairguard_group_t& g, Outcome outcom
     if (g.keys_resp.empty()) {
         encode_keys(mcf, g);  // decided from the verdict cache: dry run
     }
+    std::string scratch;
     pairguard::GuardOp op =
-        pairguard::make_guard_settle(g.keys_resp, g.keys.size(), outcome, g.reservation, g.limits_resp);
+        pairguard::make_guard_settle(g.keys_resp, g.keys.size(), outcome, g.reservation, group_limits(g, scratch));
     // the group keeps its keys (a later run of the phases, as post_action
     // makes, must not reserve them again); it goes out at the end
     // of this loop iteration, before this worker reads anything new, with
     // every other reserve and settle of the iteration
     ngx_http_pairguard_batch_submit(std::move(op), [job = settle_job_t{g.keys, mcf->shm_zone}](
-                                                       bool ok, const std::vector<int64_t>& v) { settle_reply(job, ok, v); });
+                                                       bool ok, pairguard::IntList v) { settle_reply(job, ok, v); });
 }
 
 Outcome classify(const ngx_http_pairguard_loc_conf_t* lcf, ngx_uint_t status) {

@@ -165,10 +165,10 @@ ngx_pairguard_redis_command_t::ngx_pairguard_redis_command_t(ngx_pairguard_redis
     tail_offset_ = tail.head;
     tail_count_ = tail.count;
     cmd_ = std::move(tail.data);
-    // the slot of the first key (Redis Cluster); none when numkeys is 0
+    // the slot of the first key (Redis Cluster only); none when numkeys is 0
     size_t pos = tail_offset_;
     std::string_view numkeys, key;
-    if (bulk_at(cmd_, pos, numkeys) && numkeys != "0" && bulk_at(cmd_, pos, key)) {
+    if (client->cluster() && bulk_at(cmd_, pos, numkeys) && numkeys != "0" && bulk_at(cmd_, pos, key)) {
         slot_ = pairguard::cluster_key_slot(key);
         has_slot_ = true;
     }

@@ -53,8 +53,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         GuardOp op;
         op.settle = in.ConsumeBool();
         op.nkeys = in.ConsumeIntegralInRange<size_t>(0, 8);
-        op.keys = in.ConsumeRandomLengthString(512);
-        op.args = in.ConsumeRandomLengthString(1024);
+        std::string keys = in.ConsumeRandomLengthString(512);
+        op.set(keys, in.ConsumeRandomLengthString(1024));
         std::vector<GuardPart> parts = split_guard_op(op, 12345);
         std::vector<std::vector<int64_t>> store;
         std::vector<const std::vector<int64_t>*> replies;

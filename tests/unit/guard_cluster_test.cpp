@@ -37,8 +37,8 @@ TEST(GuardCluster, OneSlotIsOnePartUnchanged) {
     GuardOp op = make_guard_reserve(keys_resp(keys), 2, limits_for(2));
     std::vector<GuardPart> parts = split_guard_op(op, 12345);
     ASSERT_EQ(parts.size(), 1u);
-    EXPECT_EQ(parts[0].op.args, op.args);
-    EXPECT_EQ(parts[0].op.keys, op.keys);
+    EXPECT_EQ(parts[0].op.args(), op.args());
+    EXPECT_EQ(parts[0].op.keys(), op.keys());
     EXPECT_EQ(parts[0].slot, cluster_key_slot("aaaa"));
     EXPECT_EQ(parts[0].index, (std::vector<size_t>{0, 1}));
 }
@@ -54,7 +54,7 @@ TEST(GuardCluster, ReserveSplitsBySlotWithOneReservation) {
     ASSERT_EQ(parts.size(), 2u);
     EXPECT_EQ(parts[0].index, (std::vector<size_t>{0, 2}));
     EXPECT_EQ(parts[1].index, (std::vector<size_t>{1}));
-    EXPECT_EQ(parts[0].op.keys, keys_resp({kKeys[0], kKeys[2]}));
+    EXPECT_EQ(parts[0].op.keys(), keys_resp({kKeys[0], kKeys[2]}));
     // 'R', nkeys, reservation, then each key's own five limits
     RespArgs want;
     want.add("R");
@@ -64,7 +64,7 @@ TEST(GuardCluster, ReserveSplitsBySlotWithOneReservation) {
     RespArgs l0, l2;
     for (int64_t v : {int64_t(3), int64_t(60000), int64_t(1000), int64_t(2000), int64_t(0)}) l0.add(v);
     for (int64_t v : {int64_t(5), int64_t(60000), int64_t(1000), int64_t(2000), int64_t(0)}) l2.add(v);
-    EXPECT_EQ(parts[0].op.args, want.data + l0.data + l2.data);
+    EXPECT_EQ(parts[0].op.args(), want.data + l0.data + l2.data);
     EXPECT_EQ(parts[0].op.nargs, 3u + 10u);
     EXPECT_FALSE(parts[1].op.settle);
 }
@@ -78,7 +78,7 @@ TEST(GuardCluster, SettleSplitsKeepingOutcomeAndReservation) {
     head.add(int64_t(1));
     head.add("f");
     head.add(int64_t(4242));
-    EXPECT_EQ(parts[1].op.args.substr(0, head.data.size()), head.data);
+    EXPECT_EQ(parts[1].op.args().substr(0, head.data.size()), head.data);
     EXPECT_TRUE(parts[1].op.settle);
 
     // key 2 (part 0, local 2) and key 1 (part 1, local 1) locked
@@ -109,13 +109,13 @@ TEST(GuardCluster, ReserveMergesAllowedOnlyWhenEveryPartAllows) {
     EXPECT_EQ(m, (std::vector<int64_t>{1, 2, 7000, 0, 3}));
     ASSERT_EQ(release.size(), 1u);
     EXPECT_TRUE(release[0].settle);
-    EXPECT_EQ(release[0].keys, parts[0].op.keys);
+    EXPECT_EQ(release[0].keys(), parts[0].op.keys());
     RespArgs head;
     head.add("s");
     head.add(int64_t(2));
     head.add("n");
     head.add(int64_t(900));
-    EXPECT_EQ(release[0].args.substr(0, head.data.size()), head.data);
+    EXPECT_EQ(release[0].args().substr(0, head.data.size()), head.data);
     EXPECT_EQ(release[0].nargs, 4u + 10u);
 
     // a lock wins over a busy key, the longest lock over a shorter one
@@ -147,8 +147,7 @@ TEST(GuardCluster, ReserveMergesAllowedOnlyWhenEveryPartAllows) {
 TEST(GuardCluster, MalformedOperationsGiveNoParts) {
     GuardOp bad;
     bad.nkeys = 2;
-    bad.keys = "$3\r\nabc\r\n";
-    bad.args = "$1\r\nr\r\n";
+    bad.set("$3\r\nabc\r\n", "$1\r\nr\r\n");
     EXPECT_TRUE(split_guard_op(bad, 1).empty());
     std::vector<uint16_t> slots;
     EXPECT_FALSE(guard_op_slots(bad, slots));

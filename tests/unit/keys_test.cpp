@@ -11,6 +11,7 @@
 using namespace pairguard;
 
 namespace {
+using V = std::vector<int64_t>;
 const std::string kSecret = "0123456789abcdef0123456789abcdef";
 }
 
@@ -25,6 +26,39 @@ TEST(Keys, TagIsTruncatedHmacSha256) {
     EXPECT_EQ(0, memcmp(t.data(), md, t.size()));
 }
 
+// The precomputed pads must give OpenSSL's HMAC for every secret length
+// (shorter than, equal to and longer than SHA-256's 64-byte block, which is
+// hashed first) and every message length (one and several blocks), for the
+// tag and for the full mac, called many times on one deriver.
+TEST(Keys, HmacMatchesOpenSslForEverySecretAndMessageLength) {
+    for (size_t secret_len : {32, 63, 64, 65, 100, 300}) {
+        std::string secret;
+        for (size_t i = 0; i < secret_len; i++) {
+            secret.push_back(static_cast<char>((i * 37 + secret_len) & 0xff));
+        }
+        KeyDeriver d(secret);
+        for (size_t msg_len : {0, 1, 31, 55, 56, 64, 119, 200}) {
+            std::string value(msg_len, 'v');
+            for (size_t i = 0; i < msg_len; i++) {
+                value[i] = static_cast<char>(i & 0xff);
+            }
+            for (int round = 0; round < 2; round++) {
+                unsigned char md[32];
+                unsigned int len = 0;
+                HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+                     reinterpret_cast<const unsigned char*>(value.data()), value.size(), md, &len);
+                auto full = d.mac(value);
+                ASSERT_EQ(0, memcmp(full.data(), md, 32)) << secret_len << " " << msg_len;
+                std::string msg = std::string("s") + '\0' + "policy" + '\0' + value;
+                HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+                     reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), md, &len);
+                KeyTag t = d.tag("s", "policy", value);
+                ASSERT_EQ(0, memcmp(t.data(), md, t.size())) << secret_len << " " << msg_len;
+            }
+        }
+    }
+}
+
 TEST(Keys, DifferentPoliciesAndValuesGiveDifferentTags) {
     KeyDeriver d(kSecret);
     EXPECT_NE(d.tag("g", "a", "x"), d.tag("g", "b", "x"));
@@ -33,6 +67,24 @@ TEST(Keys, DifferentPoliciesAndValuesGiveDifferentTags) {
     EXPECT_NE(d.tag("g", "ab", "c"), d.tag("g", "a", "bc"));
     KeyDeriver other("another secret of at least 32 bytes!");
     EXPECT_NE(d.tag("g", "a", "x"), other.tag("g", "a", "x"));
+}
+
+// The hot path writes the key straight into the command: the same bytes as
+// encoding guard_store_key's string, for any prefix and any tag.
+TEST(Keys, StoreKeyWrittenInPlaceIsTheSameBulkString) {
+    KeyDeriver d(kSecret);
+    for (const std::string& prefix : std::vector<std::string>{"", "pairguard:", std::string(300, 'p')}) {
+        for (int i = 0; i < 50; i++) {
+            KeyTag t = d.tag("g", "ip", std::to_string(i));
+            RespArgs a, b;
+            a.add("x");
+            b.add("x");
+            add_guard_store_key(a, prefix, t);
+            b.add(guard_store_key(prefix, t));
+            ASSERT_EQ(a.data, b.data);
+            ASSERT_EQ(a.count, 2u);
+        }
+    }
 }
 
 TEST(Keys, StoreKeyIsHashTaggedAndHoldsNoRawValue) {
@@ -71,34 +123,34 @@ TEST(Scripts, DigestsMatchTheSource) {
 }
 
 TEST(Scripts, DecodeReserve) {
-    ReserveReply r = decode_reserve({0, 0, 0, 123, 2}, 2);
+    ReserveReply r = decode_reserve(V{0, 0, 0, 123, 2}, 2);
     ASSERT_TRUE(r.valid);
     EXPECT_EQ(r.status, ReserveStatus::allowed);
     EXPECT_EQ(r.reservation, 123);
     ASSERT_EQ(r.ended.size(), 1u);
     EXPECT_EQ(r.ended[0], 1u);
 
-    r = decode_reserve({1, 2, 5000, 0}, 2);
+    r = decode_reserve(V{1, 2, 5000, 0}, 2);
     ASSERT_TRUE(r.valid);
     EXPECT_EQ(r.status, ReserveStatus::locked);
     EXPECT_EQ(r.policy, 1u);
     EXPECT_EQ(r.retry_ms, 5000);
 
-    EXPECT_FALSE(decode_reserve({1, 3, 5000, 0}, 2).valid) << "policy index out of range";
-    EXPECT_FALSE(decode_reserve({0, 0, 0, 0}, 1).valid) << "allowed without a reservation";
-    EXPECT_FALSE(decode_reserve({7, 0, 0, 1}, 1).valid);
-    EXPECT_FALSE(decode_reserve({}, 1).valid);
+    EXPECT_FALSE(decode_reserve(V{1, 3, 5000, 0}, 2).valid) << "policy index out of range";
+    EXPECT_FALSE(decode_reserve(V{0, 0, 0, 0}, 1).valid) << "allowed without a reservation";
+    EXPECT_FALSE(decode_reserve(V{7, 0, 0, 1}, 1).valid);
+    EXPECT_FALSE(decode_reserve(V{}, 1).valid);
 }
 
 TEST(Scripts, DecodeSettle) {
     std::vector<LockStart> out;
-    ASSERT_TRUE(decode_settle({1, 900000, 2, 1000}, 2, out));
+    ASSERT_TRUE(decode_settle(V{1, 900000, 2, 1000}, 2, out));
     ASSERT_EQ(out.size(), 2u);
     EXPECT_EQ(out[1].policy, 1u);
     EXPECT_EQ(out[1].lock_ms, 1000);
     out.clear();
-    EXPECT_FALSE(decode_settle({1}, 2, out));
-    EXPECT_FALSE(decode_settle({3, 1}, 2, out));
+    EXPECT_FALSE(decode_settle(V{1}, 2, out));
+    EXPECT_FALSE(decode_settle(V{3, 1}, 2, out));
 }
 
 TEST(Scripts, BatchWritesEveryOperationsKeysThenArguments) {
@@ -128,17 +180,30 @@ TEST(Scripts, BatchWritesEveryOperationsKeysThenArguments) {
 }
 
 TEST(Scripts, DecodeBatchNeedsOneIntegerListPerOperation) {
-    std::vector<std::vector<int64_t>> out;
-    Reply ok = Reply::of_array({Reply::of_array({Reply::of_integer(0), Reply::of_integer(0), Reply::of_integer(0),
-                                                 Reply::of_integer(9)}),
-                                Reply::of_array({})});
-    ASSERT_TRUE(decode_guard_batch(ok, 2, out));
-    ASSERT_EQ(out.size(), 2u);
-    EXPECT_EQ(out[0].back(), 9);
-    EXPECT_TRUE(out[1].empty());
-    EXPECT_FALSE(decode_guard_batch(ok, 3, out)) << "one reply short";
-    EXPECT_FALSE(decode_guard_batch(Reply::of_error("NOSCRIPT"), 2, out));
-    EXPECT_FALSE(decode_guard_batch(Reply::of_array({Reply::of_array({Reply::of_string("x")}), Reply::of_array({})}), 2, out));
+    std::vector<int64_t> values;
+    std::vector<size_t> bounds;
+    auto op = [&](size_t i) { return V(values.begin() + bounds[i], values.begin() + bounds[i + 1]); };
+    ASSERT_TRUE(decode_guard_batch(Reply::of_string("0 0 0 1764547200123,,1 900000 2 -5"), 3, values, bounds));
+    EXPECT_EQ(op(0), (V{0, 0, 0, 1764547200123}));
+    EXPECT_TRUE(op(1).empty());
+    EXPECT_EQ(op(2), (V{1, 900000, 2, -5}));
+    ASSERT_TRUE(decode_guard_batch(Reply::of_string(""), 1, values, bounds)) << "one empty list";
+    EXPECT_TRUE(op(0).empty());
+    ASSERT_TRUE(decode_guard_batch(Reply::of_string(",9223372036854775807"), 2, values, bounds));
+    EXPECT_EQ(op(1), (V{INT64_MAX}));
+
+    Reply two = Reply::of_string("0 0 0 9,");
+    EXPECT_FALSE(decode_guard_batch(two, 3, values, bounds)) << "one reply short";
+    EXPECT_FALSE(decode_guard_batch(two, 1, values, bounds)) << "one reply too many";
+    EXPECT_FALSE(decode_guard_batch(Reply::of_error("NOSCRIPT"), 1, values, bounds));
+    EXPECT_FALSE(decode_guard_batch(Reply::of_array({Reply::of_array({}), Reply::of_array({})}), 2, values, bounds))
+        << "the single scripts' shape is not the batch's";
+    for (const char* bad : {"0  1", " 0", "0 ", "+1", "1e+15", "1.5", "x", "0,1,", "9223372036854775808", "0\n1",
+                            "- 1", "1 -"}) {
+        EXPECT_FALSE(decode_guard_batch(Reply::of_string(bad), 2, values, bounds)) << bad;
+        EXPECT_FALSE(decode_guard_batch(Reply::of_string(bad), 1, values, bounds)) << bad;
+    }
+    EXPECT_FALSE(decode_guard_batch(Reply::of_string(""), 0, values, bounds)) << "no operation, no batch";
 }
 
 TEST(Answers, RetryAfterRoundsUp) {
