@@ -120,7 +120,7 @@ GuardOp make_guard_reserve(std::string_view keys, size_t nkeys, std::string_view
     RespArgs a;
     a.data.reserve(keys.size() + 16 + limits.size());
     a.data.append(keys);
-    a.add("r");
+    a.add_encoded("$1\r\nr\r\n", 1);
     a.add(static_cast<int64_t>(nkeys));
     a.add_encoded(limits, 5 * nkeys);
     GuardOp op;
@@ -136,9 +136,12 @@ GuardOp make_guard_settle(std::string_view keys, size_t nkeys, Outcome outcome, 
     RespArgs a;
     a.data.reserve(keys.size() + 48 + limits.size());
     a.data.append(keys);
-    a.add("s");
+    a.add_encoded("$1\r\ns\r\n", 1);
     a.add(static_cast<int64_t>(nkeys));
-    a.add(outcome == Outcome::failure ? "f" : outcome == Outcome::success ? "s" : "n");
+    a.add_encoded(outcome == Outcome::failure   ? "$1\r\nf\r\n"
+                  : outcome == Outcome::success ? "$1\r\ns\r\n"
+                                                : "$1\r\nn\r\n",
+                  1);
     a.add(reservation);
     a.add_encoded(limits, 5 * nkeys);
     GuardOp op;
