@@ -51,6 +51,7 @@ class IntList {
 public:
     IntList(const int64_t* data, size_t size) : data_(data), size_(size) {}
     IntList(const std::vector<int64_t>& v) : data_(v.data()), size_(v.size()) {}  // NOLINT: a view of it
+    IntList(std::vector<int64_t>&&) = delete;  // a view of a temporary would dangle
     size_t size() const { return size_; }
     bool empty() const { return size_ == 0; }
     int64_t operator[](size_t i) const { return data_[i]; }
@@ -96,10 +97,12 @@ struct GuardOp {
     std::string_view keys() const { return std::string_view(data).substr(0, keys_len); }
     // 'r' | 'R' | 's', nkeys, [reservation | outcome, reservation], limits
     std::string_view args() const { return std::string_view(data).substr(keys_len); }
+    // k and a may be views of this operation's own data
     void set(std::string_view k, std::string_view a) {
-        data.clear();
-        data.reserve(k.size() + a.size());
-        data.append(k).append(a);
+        std::string d;
+        d.reserve(k.size() + a.size());
+        d.append(k).append(a);
+        data.swap(d);
         keys_len = k.size();
     }
 };

@@ -194,6 +194,13 @@ using ngx_http_pairguard_batch_fn = std::function<void(bool ok, pairguard::IntLi
 // unless cancelled first.
 std::shared_ptr<ngx_http_pairguard_batch_op_t> ngx_http_pairguard_batch_submit(pairguard::GuardOp op,
                                                                                 ngx_http_pairguard_batch_fn done);
+// A settle, whose reply needs the keys it settled: they travel with the
+// operation (the request may be gone by then), the callback is a plain
+// function.
+using ngx_http_pairguard_settle_fn = void (*)(const std::vector<ngx_http_pairguard_key_t>& keys, ngx_shm_zone_t* zone,
+                                              bool ok, pairguard::IntList reply) noexcept;
+void ngx_http_pairguard_batch_settle(pairguard::GuardOp op, const std::vector<ngx_http_pairguard_key_t>& keys,
+                                     ngx_shm_zone_t* zone, ngx_http_pairguard_settle_fn done);
 void ngx_http_pairguard_batch_cancel(ngx_http_pairguard_batch_op_t* op) noexcept;
 void ngx_http_pairguard_batch_exit() noexcept;
 

@@ -14,9 +14,70 @@
 struct ngx_http_pairguard_batch_op_t {
     pairguard::GuardOp op;
     ngx_http_pairguard_batch_fn done;  // empty once cancelled
+    // a settle: its keys and zone travel here, its callback is a plain
+    // function (no captured state for std::function to allocate)
+    ngx_http_pairguard_settle_fn settle_done = nullptr;
+    std::vector<ngx_http_pairguard_key_t> keys;
+    ngx_shm_zone_t* zone = nullptr;
+
+    bool pending() const { return done || settle_done != nullptr; }
+
+    // Runs the callback once (none once cancelled or run).
+    void finish(bool ok, pairguard::IntList reply) noexcept {
+        try {
+            if (done) {
+                auto fn = std::move(done);
+                done = nullptr;
+                fn(ok, reply);
+            } else if (settle_done != nullptr) {
+                auto fn = settle_done;
+                settle_done = nullptr;
+                fn(keys, zone, ok, reply);
+            }
+        } catch (const std::exception& e) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
+        }
+    }
 };
 
 namespace {
+
+// Operations come and go with every request: their blocks (the operation
+// and shared_ptr's count together) are kept on a per-worker free list
+// instead of going back to malloc. Single-threaded (the worker's loop).
+template <class T>
+struct op_allocator {
+    using value_type = T;
+    op_allocator() = default;
+    template <class U>
+    op_allocator(const op_allocator<U>&) noexcept {}  // NOLINT: rebinding
+    static std::vector<void*>& spare() {
+        static std::vector<void*> blocks;
+        return blocks;
+    }
+    T* allocate(size_t n) {
+        if (n == 1 && !spare().empty()) {
+            void* p = spare().back();
+            spare().pop_back();
+            return static_cast<T*>(p);
+        }
+        return static_cast<T*>(::operator new(n * sizeof(T)));
+    }
+    void deallocate(T* p, size_t n) noexcept {
+        if (n == 1 && spare().size() < 4096) {
+            try {
+                spare().push_back(p);
+                return;
+            } catch (const std::exception&) {
+            }
+        }
+        ::operator delete(p);
+    }
+    template <class U>
+    bool operator==(const op_allocator<U>&) const noexcept { return true; }
+    template <class U>
+    bool operator!=(const op_allocator<U>&) const noexcept { return false; }
+};
 
 using op_ptr = std::shared_ptr<ngx_http_pairguard_batch_op_t>;
 
@@ -33,15 +94,7 @@ const pairguard::IntList kNone(nullptr, 0);
 
 void fail_all(std::vector<op_ptr>& ops) noexcept {
     for (auto& o : ops) {
-        if (o->done) {
-            auto done = std::move(o->done);
-            o->done = nullptr;
-            try {
-                done(false, kNone);
-            } catch (const std::exception& e) {
-                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
-            }
-        }
+        o->finish(false, kNone);
     }
 }
 
@@ -56,16 +109,8 @@ void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, 
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
     }
     for (size_t i = 0; i < ops.size(); i++) {
-        if (!ops[i]->done) {
-            continue;  // its request went away
-        }
-        auto done = std::move(ops[i]->done);
-        ops[i]->done = nullptr;
-        try {
-            done(ok, ok ? pairguard::IntList(values.data() + bounds[i], bounds[i + 1] - bounds[i]) : kNone);
-        } catch (const std::exception& e) {
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
-        }
+        // nothing when its request went away
+        ops[i]->finish(ok, ok ? pairguard::IntList(values.data() + bounds[i], bounds[i + 1] - bounds[i]) : kNone);
     }
 }
 
@@ -121,16 +166,7 @@ void cluster_done(cluster_flush_t& f) noexcept {
             ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
             ok = false;
         }
-        if (!f.ops[i]->done) {
-            continue;  // its request went away
-        }
-        auto done = std::move(f.ops[i]->done);
-        f.ops[i]->done = nullptr;
-        try {
-            done(ok, ok ? pairguard::IntList(merged) : kNone);
-        } catch (const std::exception& e) {
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
-        }
+        f.ops[i]->finish(ok, ok ? pairguard::IntList(merged) : kNone);  // nothing when its request went away
     }
 }
 
@@ -260,8 +296,9 @@ void flush(ngx_event_t*) noexcept {
 
 }  // namespace
 
-std::shared_ptr<ngx_http_pairguard_batch_op_t> ngx_http_pairguard_batch_submit(pairguard::GuardOp op,
-                                                                                ngx_http_pairguard_batch_fn done) {
+namespace {
+
+op_ptr enqueue(pairguard::GuardOp&& op) {
     if (!batcher.ready) {
         ngx_memzero(&batcher.ev, sizeof(batcher.ev));
         batcher.ev.handler = flush;
@@ -269,14 +306,30 @@ std::shared_ptr<ngx_http_pairguard_batch_op_t> ngx_http_pairguard_batch_submit(p
         batcher.ev.data = &batcher;
         batcher.ready = true;
     }
-    auto o = std::make_shared<ngx_http_pairguard_batch_op_t>();
+    auto o = std::allocate_shared<ngx_http_pairguard_batch_op_t>(op_allocator<ngx_http_pairguard_batch_op_t>());
     o->op = std::move(op);
-    o->done = std::move(done);
     batcher.queue.push_back(o);
     if (!batcher.ev.posted) {
         ngx_post_event(&batcher.ev, &ngx_posted_events);
     }
     return o;
+}
+
+}  // namespace
+
+std::shared_ptr<ngx_http_pairguard_batch_op_t> ngx_http_pairguard_batch_submit(pairguard::GuardOp op,
+                                                                                ngx_http_pairguard_batch_fn done) {
+    op_ptr o = enqueue(std::move(op));
+    o->done = std::move(done);
+    return o;
+}
+
+void ngx_http_pairguard_batch_settle(pairguard::GuardOp op, const std::vector<ngx_http_pairguard_key_t>& keys,
+                                     ngx_shm_zone_t* zone, ngx_http_pairguard_settle_fn done) {
+    op_ptr o = enqueue(std::move(op));
+    o->keys = keys;
+    o->zone = zone;
+    o->settle_done = done;
 }
 
 void ngx_http_pairguard_batch_cancel(ngx_http_pairguard_batch_op_t* op) noexcept {

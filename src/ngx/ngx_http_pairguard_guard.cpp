@@ -426,24 +426,21 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
     return ngx_http_pairguard_suspend(r);
 }
 
-// Settles from the callback's own copy: the request may be gone by then.
-struct settle_job_t {
-    std::vector<ngx_http_pairguard_key_t> keys;
-    ngx_shm_zone_t* zone;
-};
-
-void settle_reply(const settle_job_t& job, bool ok, pairguard::IntList v) noexcept {
+// Settles from the operation's own copy of the keys: the request may be
+// gone by then.
+void settle_reply(const std::vector<ngx_http_pairguard_key_t>& keys, ngx_shm_zone_t* zone, bool ok,
+                  pairguard::IntList v) noexcept {
     try {
-        if (!ok) {
-            return;
+        if (!ok || v.empty()) {
+            return;  // failed, or nothing locked (the common answer)
         }
         std::vector<pairguard::LockStart> locks;
-        if (!pairguard::decode_settle(v, job.keys.size(), locks)) {
+        if (!pairguard::decode_settle(v, keys.size(), locks)) {
             return;
         }
         for (const auto& l : locks) {
-            ngx_http_pairguard_log_lock_start(ngx_cycle->log, job.keys[l.policy], l.lock_ms);
-            ngx_http_pairguard_cache_lock(job.zone, job.keys[l.policy], l.lock_ms);
+            ngx_http_pairguard_log_lock_start(ngx_cycle->log, keys[l.policy], l.lock_ms);
+            ngx_http_pairguard_cache_lock(zone, keys[l.policy], l.lock_ms);
         }
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
@@ -481,8 +478,7 @@ void settle(ngx_http_request_t* r, ngx_http_pairguard_group_t& g, Outcome outcom
     // makes, must not reserve them again); it goes out at the end
     // of this loop iteration, before this worker reads anything new, with
     // every other reserve and settle of the iteration
-    ngx_http_pairguard_batch_submit(std::move(op), [job = settle_job_t{g.keys, mcf->shm_zone}](
-                                                       bool ok, pairguard::IntList v) { settle_reply(job, ok, v); });
+    ngx_http_pairguard_batch_settle(std::move(op), g.keys, mcf->shm_zone, settle_reply);
 }
 
 Outcome classify(const ngx_http_pairguard_loc_conf_t* lcf, ngx_uint_t status) {

@@ -3,6 +3,7 @@
 // port, is outside input too.
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <string>
 #include <vector>
 
 #include "auth_store.hpp"
@@ -14,7 +15,30 @@ using namespace pairguard;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FuzzedDataProvider in(data, size);
-    int which = in.ConsumeIntegralInRange<int>(0, 28);
+    int which = in.ConsumeIntegralInRange<int>(0, 29);
+    if (which == 29) {
+        // the batch's one string: every operation a view inside `values`,
+        // each operation's list decodable as a reserve or a settle
+        size_t nops = in.ConsumeIntegralInRange<size_t>(0, 8);
+        std::string text = in.ConsumeRemainingBytesAsString();
+        std::vector<int64_t> values;
+        std::vector<size_t> bounds;
+        if (decode_guard_batch(Reply::of_string(text), nops, values, bounds)) {
+            if (nops == 0 || bounds.size() != nops + 1 || bounds.front() != 0 || bounds.back() != values.size()) {
+                __builtin_trap();
+            }
+            for (size_t i = 0; i < nops; i++) {
+                if (bounds[i] > bounds[i + 1]) {
+                    __builtin_trap();
+                }
+                IntList op(values.data() + bounds[i], bounds[i + 1] - bounds[i]);
+                (void)decode_reserve(op, 2);
+                std::vector<LockStart> out;
+                (void)decode_settle(op, 2, out);
+            }
+        }
+        return 0;
+    }
     if (which <= 1) {
         // the guard scripts' replies reach the core as integer lists
         size_t nkeys = in.ConsumeIntegralInRange<size_t>(0, 8);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <deque>
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -12,6 +14,12 @@ using namespace pairguard;
 
 namespace {
 using V = std::vector<int64_t>;
+// IntList is a view: the lists it views are kept here for the test's length
+const V& held(V v) {
+    static std::deque<V> kept;
+    kept.push_back(std::move(v));
+    return kept.back();
+}
 const std::string kSecret = "0123456789abcdef0123456789abcdef";
 }
 
@@ -123,34 +131,34 @@ TEST(Scripts, DigestsMatchTheSource) {
 }
 
 TEST(Scripts, DecodeReserve) {
-    ReserveReply r = decode_reserve(V{0, 0, 0, 123, 2}, 2);
+    ReserveReply r = decode_reserve(held(V{0, 0, 0, 123, 2}), 2);
     ASSERT_TRUE(r.valid);
     EXPECT_EQ(r.status, ReserveStatus::allowed);
     EXPECT_EQ(r.reservation, 123);
     ASSERT_EQ(r.ended.size(), 1u);
     EXPECT_EQ(r.ended[0], 1u);
 
-    r = decode_reserve(V{1, 2, 5000, 0}, 2);
+    r = decode_reserve(held(V{1, 2, 5000, 0}), 2);
     ASSERT_TRUE(r.valid);
     EXPECT_EQ(r.status, ReserveStatus::locked);
     EXPECT_EQ(r.policy, 1u);
     EXPECT_EQ(r.retry_ms, 5000);
 
-    EXPECT_FALSE(decode_reserve(V{1, 3, 5000, 0}, 2).valid) << "policy index out of range";
-    EXPECT_FALSE(decode_reserve(V{0, 0, 0, 0}, 1).valid) << "allowed without a reservation";
-    EXPECT_FALSE(decode_reserve(V{7, 0, 0, 1}, 1).valid);
-    EXPECT_FALSE(decode_reserve(V{}, 1).valid);
+    EXPECT_FALSE(decode_reserve(held(V{1, 3, 5000, 0}), 2).valid) << "policy index out of range";
+    EXPECT_FALSE(decode_reserve(held(V{0, 0, 0, 0}), 1).valid) << "allowed without a reservation";
+    EXPECT_FALSE(decode_reserve(held(V{7, 0, 0, 1}), 1).valid);
+    EXPECT_FALSE(decode_reserve(held(V{}), 1).valid);
 }
 
 TEST(Scripts, DecodeSettle) {
     std::vector<LockStart> out;
-    ASSERT_TRUE(decode_settle(V{1, 900000, 2, 1000}, 2, out));
+    ASSERT_TRUE(decode_settle(held(V{1, 900000, 2, 1000}), 2, out));
     ASSERT_EQ(out.size(), 2u);
     EXPECT_EQ(out[1].policy, 1u);
     EXPECT_EQ(out[1].lock_ms, 1000);
     out.clear();
-    EXPECT_FALSE(decode_settle(V{1}, 2, out));
-    EXPECT_FALSE(decode_settle(V{3, 1}, 2, out));
+    EXPECT_FALSE(decode_settle(held(V{1}), 2, out));
+    EXPECT_FALSE(decode_settle(held(V{3, 1}), 2, out));
 }
 
 TEST(Scripts, BatchWritesEveryOperationsKeysThenArguments) {
