@@ -183,6 +183,54 @@ is_deeply([sort $batch->scan_keys('*')], [sort $single->scan_keys('*')], 'both l
     my $n = $rc->cmd('GET', '{c}:N');
     like($n, qr/^\|\|\|\|\w+,\w+$/, "the late settle adds its failure to the one read by GETDEL ($n)");
     ok($rc->cmd('PTTL', '{c}:N') > 9000, '  and the key lives one window from now');
+    # a failure's settle reads and writes its key in one command (SET ...
+    # XX GET): on a key holding only its own reservation nothing else runs
+    my @S = ('{c}:S', 3, 60000, 60000, 1000, 0);
+    my $rs = $res->(60000, \@S);
+    $rc->cmd('CONFIG', 'RESETSTAT');
+    $set->('f', $rs->[3], \@S);
+    my %calls = $rc->cmd('INFO', 'commandstats') =~ /^cmdstat_(\w+):calls=(\d+)/mg;
+    delete @calls{qw(eval evalsha time config info)};
+    is_deeply(\%calls, {set => 1}, 'a failure settle on a key with only its reservation: one SET, no GETDEL or GET');
+    is($rc->cmd('GET', '{c}:S'), '60', '  leaving the compact form');
+    ok($rc->cmd('PTTL', '{c}:S') > 59000, '  for one window');
+
+    # two requests in flight on one key: the first one's failure replaces
+    # the key for the moment of the script, then writes back what it read
+    # with its failure added, the other reservation kept
+    my @T = ('{c}:T', 3, 60000, 60000, 1000, 0);
+    my $t1 = $res->(60000, \@T);
+    my $t2 = $res->(60000, \@T);
+    $set->('f', $t1->[3], \@T);
+    my $tv = $rc->cmd('GET', '{c}:T');
+    like($tv, qr/^\|\|\|\w+\|\w+$/, "a failure beside another request's reservation: both kept ($tv)");
+    is($res->(60000, \@T)->[0], 0, '  a third request is allowed (1 failure + 1 reservation of 3)');
+    is($res->(60000, \@T)->[0], 2, '  a fourth waits (1 failure + 2 reservations)');
+    $set->('s', $t2->[3], \@T);
+    unlike($rc->cmd('GET', '{c}:T') // '', qr/\|\w+$/, '  a success clears the failures');
+
+    # a failure whose key is gone (its reservation expired): XX creates
+    # nothing, the failure is stored compact
+    my @U = ('{c}:U', 3, 60000, 60000, 1000, 0);
+    my $ru = $res->(60000, \@U);
+    $rc->cmd('DEL', '{c}:U');
+    $set->('f', $ru->[3], \@U);
+    is($rc->cmd('GET', '{c}:U'), '60', 'a failure on a vanished key: stored compact all the same');
+
+    # a lock that started while this request was in flight (here: a dry
+    # run's failure under max_failures=1, as after a reload) survives this
+    # request's failure settle: the key is written back with the lock
+    my @V = ('{c}:V', 3, 60000, 60000, 1000, 0);
+    my @V1 = ('{c}:V', 1, 60000, 60000, 1000, 0);
+    my $v1 = $res->(60000, \@V);
+    $set->('f', 0, \@V1);
+    my $lockv = $rc->cmd('GET', '{c}:V');
+    like($lockv, qr/^\w+\|1\|\w+\|\|$/, "another request's failure locks the key ($lockv)");
+    $set->('f', $v1->[3], \@V);
+    is($rc->cmd('GET', '{c}:V'), $lockv, '  the late failure settle writes the lock back as it was');
+    ok($rc->cmd('PTTL', '{c}:V') > 100000, '  with its lifetime');
+    is($res->(60000, \@V)->[0], 1, '  and the key still refuses');
+
     my @I = ('{c}:I', 5, 60000, 60000, 1000, 0);
     $guess->(\@I);
     is_deeply($rc->cmd('EVAL', script('guard_inspect'), 1, '{c}:I'), [0, 1], 'pairguardctl\'s inspect reads the compact form: one failure');

@@ -83,18 +83,30 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
   -- the common cases: one key holding nothing but this request's own
   -- reservation (as the reserve's fast path wrote it). A success or neutral
   -- answer leaves nothing to remember; a failure that cannot lock yet becomes
-  -- the key's only failure.
-  -- Read and deleted in one command (GETDEL): a success costs Redis one
-  -- command; any other value is written back below by store().
+  -- the key's only failure. Each costs Redis one command that reads the key
+  -- and writes what that case leaves: GETDEL, or for such a failure the
+  -- compact form's SET ... XX GET (XX: an absent key stays absent). Any
+  -- other value read is worked on below and written back by store(), which
+  -- replaces the key whole: nothing else runs in between.
   if n == 1 and reservation ~= 0 then
-    first = redis.call('GETDEL', KEYS[kb + 1])
-    if first == '|||' .. rtext .. '|' then
-      if outcome ~= 'f' then
+    local key, mine = KEYS[kb + 1], '|||' .. rtext .. '|'
+    local max, window = tonumber(ARGV[ab]), tonumber(ARGV[ab + 1])
+    local compact = outcome == 'f' and max > 1 and compact_window(window)
+    if compact then
+      first = redis.call('SET', key, compact, 'PXAT', now + window, 'XX', 'GET')
+      if first == mine then
         return {}
       end
-      if tonumber(ARGV[ab]) > 1 then
-        store(KEYS[kb + 1], 0, 0, 0, {}, {now}, tonumber(ARGV[ab + 1]), 0, now)
-        return {}
+    else
+      first = redis.call('GETDEL', key)
+      if first == mine then
+        if outcome ~= 'f' then
+          return {}
+        end
+        if max > 1 then
+          store(key, 0, 0, 0, {}, {now}, window, 0, now)
+          return {}
+        end
       end
     end
   end
@@ -104,6 +116,7 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
     local b = ab + (i - 1) * 5
     local key = KEYS[kb + i]
     local v, vkey = nil, key
+    -- the first key's value was read above (its expiry gone or replaced)
     if i == 1 and first ~= nil then v, vkey = first, nil else v = redis.call('GET', key) end
 
     if v or outcome == 'f' then
