@@ -20,8 +20,6 @@ struct ngx_http_pairguard_batch_op_t {
     std::vector<ngx_http_pairguard_key_t> keys;
     ngx_shm_zone_t* zone = nullptr;
 
-    bool pending() const { return done || settle_done != nullptr; }
-
     // Runs the callback once (none once cancelled or run).
     void finish(bool ok, pairguard::IntList reply) noexcept {
         try {
@@ -51,12 +49,19 @@ struct op_allocator {
     op_allocator() = default;
     template <class U>
     op_allocator(const op_allocator<U>&) noexcept {}  // NOLINT: rebinding
+    // never destroyed: an operation freed during static destruction still
+    // finds it
     static std::vector<void*>& spare() {
-        static std::vector<void*> blocks;
-        return blocks;
+        static auto* blocks = new std::vector<void*>;
+        return *blocks;
     }
+#if defined(__SANITIZE_ADDRESS__)
+    static constexpr bool kRecycle = false;  // ASan sees every use after free
+#else
+    static constexpr bool kRecycle = true;
+#endif
     T* allocate(size_t n) {
-        if (n == 1 && !spare().empty()) {
+        if (kRecycle && n == 1 && !spare().empty()) {
             void* p = spare().back();
             spare().pop_back();
             return static_cast<T*>(p);
@@ -64,7 +69,7 @@ struct op_allocator {
         return static_cast<T*>(::operator new(n * sizeof(T)));
     }
     void deallocate(T* p, size_t n) noexcept {
-        if (n == 1 && spare().size() < 4096) {
+        if (kRecycle && n == 1 && spare().size() < 4096) {
             try {
                 spare().push_back(p);
                 return;
@@ -242,6 +247,14 @@ void cluster_flush(ngx_pairguard_redis_t* store, std::vector<op_ptr>& queue) noe
     }
 }
 
+// Out of memory: every queued operation fails. Taken out of the queue
+// first: a callback may queue new operations.
+void fail_queue() noexcept {
+    std::vector<op_ptr> queued;
+    queued.swap(batcher.queue);
+    fail_all(queued);
+}
+
 void flush(ngx_event_t*) noexcept {
     if (batcher.queue.empty()) {
         return;
@@ -252,16 +265,14 @@ void flush(ngx_event_t*) noexcept {
     try {
         ops = std::make_shared<std::vector<op_ptr>>();
     } catch (const std::exception&) {
-        fail_all(batcher.queue);
-        batcher.queue.clear();
+        fail_queue();
         return;
     }
     try {
         // moved out, so that the queue keeps its capacity for the next round
         ops->assign(std::make_move_iterator(batcher.queue.begin()), std::make_move_iterator(batcher.queue.end()));
     } catch (const std::exception&) {
-        fail_all(batcher.queue);
-        batcher.queue.clear();
+        fail_queue();
         return;
     }
     batcher.queue.clear();
@@ -298,7 +309,14 @@ void flush(ngx_event_t*) noexcept {
 
 namespace {
 
-op_ptr enqueue(pairguard::GuardOp&& op) {
+op_ptr make_op(pairguard::GuardOp&& op) {
+    auto o = std::allocate_shared<ngx_http_pairguard_batch_op_t>(op_allocator<ngx_http_pairguard_batch_op_t>());
+    o->op = std::move(op);
+    return o;
+}
+
+// Queued whole (callback and all) or not at all.
+void enqueue(const op_ptr& o) {
     if (!batcher.ready) {
         ngx_memzero(&batcher.ev, sizeof(batcher.ev));
         batcher.ev.handler = flush;
@@ -306,30 +324,29 @@ op_ptr enqueue(pairguard::GuardOp&& op) {
         batcher.ev.data = &batcher;
         batcher.ready = true;
     }
-    auto o = std::allocate_shared<ngx_http_pairguard_batch_op_t>(op_allocator<ngx_http_pairguard_batch_op_t>());
-    o->op = std::move(op);
     batcher.queue.push_back(o);
     if (!batcher.ev.posted) {
         ngx_post_event(&batcher.ev, &ngx_posted_events);
     }
-    return o;
 }
 
 }  // namespace
 
 std::shared_ptr<ngx_http_pairguard_batch_op_t> ngx_http_pairguard_batch_submit(pairguard::GuardOp op,
                                                                                 ngx_http_pairguard_batch_fn done) {
-    op_ptr o = enqueue(std::move(op));
+    op_ptr o = make_op(std::move(op));
     o->done = std::move(done);
+    enqueue(o);
     return o;
 }
 
 void ngx_http_pairguard_batch_settle(pairguard::GuardOp op, const std::vector<ngx_http_pairguard_key_t>& keys,
                                      ngx_shm_zone_t* zone, ngx_http_pairguard_settle_fn done) {
-    op_ptr o = enqueue(std::move(op));
+    op_ptr o = make_op(std::move(op));
     o->keys = keys;
     o->zone = zone;
     o->settle_done = done;
+    enqueue(o);
 }
 
 void ngx_http_pairguard_batch_cancel(ngx_http_pairguard_batch_op_t* op) noexcept {
