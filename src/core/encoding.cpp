@@ -15,6 +15,14 @@ std::string base64(std::string_view data) {
     return base64(reinterpret_cast<const uint8_t*>(data.data()), data.size());
 }
 
+std::string base64_unpadded(const uint8_t* data, size_t len) {
+    std::string out = base64(data, len);
+    while (!out.empty() && out.back() == '=') {
+        out.pop_back();
+    }
+    return out;
+}
+
 bool base64_decode_lenient(std::string_view in, std::string& out) {
     out.clear();
     size_t pad = 0;

@@ -12,6 +12,8 @@ namespace pairguard {
 // Standard base64 with padding.
 std::string base64(const uint8_t* data, size_t len);
 std::string base64(std::string_view data);
+// Standard base64 without its padding (PHC strings, and base64url's base).
+std::string base64_unpadded(const uint8_t* data, size_t len);
 
 // Standard or URL-safe alphabet (even mixed), padding optional; if present it
 // must be right ("==" only after 2 symbols of a group, "=" only after 3) and

@@ -9,7 +9,6 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-#include <charconv>
 #include <cstring>
 #include <stdexcept>
 
@@ -83,10 +82,7 @@ KeyTag KeyDeriver::tag(std::string_view ns, std::string_view name, std::string_v
 }
 
 std::string base64url(const uint8_t* data, size_t len) {
-    std::string out = base64(data, len);
-    while (!out.empty() && out.back() == '=') {
-        out.pop_back();
-    }
+    std::string out = base64_unpadded(data, len);
     for (char& c : out) {
         if (c == '+') {
             c = '-';
@@ -137,15 +133,7 @@ std::string guard_store_key(std::string_view prefix, const KeyTag& tag) {
 void add_guard_store_key(RespArgs& args, std::string_view prefix, const KeyTag& tag) {
     char enc[kStoreKeyTagChars + 1];
     encode_store_tag(tag, enc);
-    char head[24];
-    head[0] = '$';
-    auto [end, ec] = std::to_chars(head + 1, head + sizeof(head) - 2, prefix.size() + kStoreKeyTagChars + 2);
-    (void) ec;
-    *end++ = '\r';
-    *end++ = '\n';
-    args.data.append(head, static_cast<size_t>(end - head)).append(prefix).push_back('{');
-    args.data.append(enc, kStoreKeyTagChars).append("}\r\n", 3);
-    args.count++;
+    args.add_joined({prefix, "{", std::string_view(enc, kStoreKeyTagChars), "}"});
 }
 
 std::string tag_label(const KeyTag& tag) {

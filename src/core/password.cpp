@@ -81,15 +81,6 @@ int argon2id_raw(const Argon2Params& params, std::string_view password, const ui
     return argon2_ctx(&c, Argon2_id);
 }
 
-// Unpadded standard base64, as the PHC string has it.
-std::string b64_unpadded(const uint8_t* data, size_t len) {
-    std::string s = base64(data, len);
-    while (!s.empty() && s.back() == '=') {
-        s.pop_back();
-    }
-    return s;
-}
-
 bool within(const Argon2Params& p, const Argon2Limits& l) {
     return p.t >= 1 && p.p >= 1 && p.m_kib >= 8 * p.p && p.m_kib <= l.max_m_kib && p.t <= l.max_t &&
            p.p <= l.max_p;
@@ -173,8 +164,8 @@ std::string hash_password(std::string_view password, const Argon2Params& params)
     encoded.append("m=").append(std::to_string(params.m_kib));
     encoded.append(",t=").append(std::to_string(params.t));
     encoded.append(",p=").append(std::to_string(params.p));
-    encoded.append("$").append(b64_unpadded(salt, sizeof salt));
-    encoded.append("$").append(b64_unpadded(hash, sizeof hash));
+    encoded.append("$").append(base64_unpadded(salt, sizeof salt));
+    encoded.append("$").append(base64_unpadded(hash, sizeof hash));
     OPENSSL_cleanse(salt, sizeof salt);
     OPENSSL_cleanse(hash, sizeof hash);
     return encoded;

@@ -16,13 +16,25 @@ void append_number(std::string& out, uint64_t v) {
 }  // namespace
 
 void RespArgs::add(std::string_view s) {
+    add_joined({s});
+}
+
+void RespArgs::add_joined(std::initializer_list<std::string_view> parts) {
+    size_t len = 0;
+    for (std::string_view p : parts) {
+        len += p.size();
+    }
     char head[24];
     head[0] = '$';
-    auto [end, ec] = std::to_chars(head + 1, head + sizeof(head) - 2, s.size());
+    auto [end, ec] = std::to_chars(head + 1, head + sizeof(head) - 2, len);
     (void) ec;
     *end++ = '\r';
     *end++ = '\n';
-    data.append(head, static_cast<size_t>(end - head)).append(s).append("\r\n", 2);
+    data.append(head, static_cast<size_t>(end - head));
+    for (std::string_view p : parts) {
+        data.append(p);
+    }
+    data.append("\r\n", 2);
     count++;
 }
 

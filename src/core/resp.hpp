@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,8 @@ struct RespArgs {
     size_t declared = 0;  // with a head: the count it promised
 
     void add(std::string_view s);
+    // One bulk string made of `parts` written one after the other.
+    void add_joined(std::initializer_list<std::string_view> parts);
     void add(int64_t v);
     // Appends arguments encoded earlier (e.g. a policy's constant limits).
     void add_encoded(std::string_view encoded, size_t n);

@@ -83,14 +83,9 @@ struct session_entry_t {
 // Per worker, keyed by token hash; only this worker's event loop touches it.
 // Entries leave a second after they came (core/ttl_cache): a stream of ever
 // new tokens costs the tokens of the last second, not all of them.
+// A lookup sent before a revocation event or a resync does not put its
+// (maybe revoked) answer into the cache (the cache's generation).
 pairguard::TtlCache<session_entry_t> session_cache(kSessionCacheMs, kSessionCacheMax);
-// Counts revocation events and resyncs: a lookup sent before one of them
-// does not put its (maybe revoked) answer into the cache.
-uint64_t session_generation = 0;
-
-void remember_session(const std::string& thash, session_entry_t e) {
-    session_cache.put(thash, std::move(e), ngx_current_msec);
-}
 
 }  // namespace
 
@@ -130,7 +125,7 @@ ngx_int_t ngx_http_pairguard_check_bearer(ngx_http_request_t* r, ctx_t* ctx, con
         return ngx_http_pairguard_answer_now(r, invalid_token(challenge));
     }
     std::string utag(*tag);
-    uint64_t generation = session_generation;
+    uint64_t generation = session_cache.generation();
     StoreCall sc = pairguard::make_session_get(*mcf->keys, view(mcf->prefix), token);
     // suspended first: the callback may run before call() returns
     ctx->auth = auth_e::waiting;
@@ -141,9 +136,8 @@ ngx_int_t ngx_http_pairguard_check_bearer(ngx_http_request_t* r, ctx_t* ctx, con
             if (!s.valid) {
                 ngx_http_pairguard_auth_decide(ctx, unavailable());
             } else {
-                if (generation == session_generation) {
-                    remember_session(thash, session_entry_t{s.found, s.user, utag, s.expires_ms});
-                }
+                session_cache.put_if_unchanged(generation, thash, session_entry_t{s.found, s.user, utag, s.expires_ms},
+                                               ngx_current_msec);
                 if (s.found) {
                     ctx->auth = auth_e::allowed;
                     ngx_http_pairguard_metric_session_ok();
@@ -369,7 +363,6 @@ void ngx_http_pairguard_auth_event(std::string_view message) {
         if (!ev) {
             return;
         }
-        session_generation++;
         if (ev->kind == pairguard::AuthEventKind::revoked_session) {
             session_cache.erase(ev->token_hash);
             return;
@@ -377,13 +370,11 @@ void ngx_http_pairguard_auth_event(std::string_view message) {
         session_cache.erase_if([&](const session_entry_t& e) { return e.user_tag == ev->user_tag; });
     } catch (const std::exception& e) {
         // the cache cannot be trusted any more
-        session_generation++;
         session_cache.clear();
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
     }
 }
 
 void ngx_http_pairguard_auth_resync() {
-    session_generation++;
     session_cache.clear();
 }

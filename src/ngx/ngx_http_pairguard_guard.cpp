@@ -431,8 +431,8 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
 void settle_reply(const std::vector<ngx_http_pairguard_key_t>& keys, ngx_shm_zone_t* zone, bool ok,
                   pairguard::IntList v) noexcept {
     try {
-        if (!ok || v.empty()) {
-            return;  // failed, or nothing locked (the common answer)
+        if (!ok) {
+            return;
         }
         std::vector<pairguard::LockStart> locks;
         if (!pairguard::decode_settle(v, keys.size(), locks)) {

@@ -353,10 +353,9 @@ struct paired_entry_t {
 // touches it. One cache for every platform (platform and user may both come
 // from variables): entries leave a second after they came (core/ttl_cache),
 // so ever new ids cost only the last second's, 65536 at most.
+// A check sent before an approval event or a resync does not put its (maybe
+// revoked) answer into the cache (the cache's generation).
 pairguard::TtlCache<paired_entry_t> paired_cache(kPairedCacheMs, kPairedCacheMax);
-// Counts approval events and resyncs: a check sent before one of them does
-// not put its (maybe revoked) answer into the cache.
-uint64_t paired_generation = 0;
 
 std::string paired_key(const std::string& platform, const std::string& user) {
     std::string k;
@@ -384,7 +383,7 @@ void paired_done(ngx_http_pairguard_ctx_t* ctx, bool ok, const Reply& reply) noe
         if (check.valid) {
             ctx->paired = check.approved ? ngx_http_pairguard_ctx_t::paired_e::approved
                                          : ngx_http_pairguard_ctx_t::paired_e::refused;
-            if (ctx->paired_generation == paired_generation) {
+            if (ctx->paired_generation == paired_cache.generation()) {
                 remember(main_conf(r), ctx->paired_platform, ctx->paired_user, check.approved);
             }
         }
@@ -472,7 +471,7 @@ ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept {
             ctx->paired = cached->approved ? p::approved : p::refused;
             return paired_verdict(r, ctx);
         }
-        ctx->paired_generation = paired_generation;
+        ctx->paired_generation = paired_cache.generation();
 
         StoreCall sc = pairguard::make_check(*mcf->keys, view(mcf->prefix), *platform, *user);
         bool sent = ngx_http_pairguard_call(ctx, sc, [ctx](bool ok, const Reply& reply) { paired_done(ctx, ok, reply); });
@@ -498,7 +497,6 @@ void ngx_http_pairguard_pairing_event(ngx_shm_zone_t* zone, std::string_view mes
     case pairguard::EventKind::revoked:
         // the event names the user by an HMAC this cache does not keep:
         // forget the whole platform, one Redis call per user brings it back
-        paired_generation++;
         paired_cache.erase_if([&](const paired_entry_t& e) { return e.platform_tag == ev->tag; });
         break;
     case pairguard::EventKind::unlocked_guard: {
@@ -514,6 +512,5 @@ void ngx_http_pairguard_pairing_event(ngx_shm_zone_t* zone, std::string_view mes
 }
 
 void ngx_http_pairguard_pairing_resync() {
-    paired_generation++;
     paired_cache.clear();
 }

@@ -76,3 +76,31 @@ TEST(TtlCache, EraseAndEraseIf) {
     c.clear();
     EXPECT_EQ(c.get("a", 6000), nullptr);
 }
+
+// An answer looked up before an erase or clear (a revocation may have come
+// in between) is not put; one looked up after is. The drops of expiry and
+// of the cap are not erasures.
+TEST(TtlCache, AnswersFromBeforeAnEraseAreNotPut) {
+    TtlCache<int> c(1000, 2);
+    uint64_t before = c.generation();
+    c.erase("x");
+    c.put_if_unchanged(before, "a", 1, 0);
+    EXPECT_EQ(c.get("a", 0), nullptr);
+    before = c.generation();
+    c.erase_if([](int) { return false; });
+    c.put_if_unchanged(before, "a", 1, 0);
+    EXPECT_EQ(c.get("a", 0), nullptr);
+    before = c.generation();
+    c.clear();
+    c.put_if_unchanged(before, "a", 1, 0);
+    EXPECT_EQ(c.get("a", 0), nullptr);
+
+    before = c.generation();
+    c.put("b", 1, 0);
+    c.put("c", 1, 0);
+    c.put("d", 1, 0);  // over the cap: everything dropped
+    c.expire(5000);
+    c.put_if_unchanged(before, "a", 2, 5000);
+    ASSERT_NE(c.get("a", 5000), nullptr);
+    EXPECT_EQ(*c.get("a", 5000), 2);
+}
