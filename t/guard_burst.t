@@ -97,6 +97,8 @@ cmp_ok(($calls1 // 0) - ($calls0 // 0), '<=', 4, 'answered from local memory: at
 # --- aborted attempts are no way to guess faster ------------------------------
 
 # five guesses whose clients go away before the slow upstream answers
+my $locks = sub { my $n = 0; $n += () = $_->error_log =~ /pairguard: lockout start, policy "device"/g for $a, $b; $n };
+my $locks0 = $locks->();
 my @gone;
 for my $i (1 .. 5) {
     my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $nodes[$i % 2], Proto => 'tcp')
@@ -109,6 +111,11 @@ close $_ for @gone;
 Time::HiRes::sleep(0.4);
 my $sixth = http_get($a->port, '/claim', headers => { 'X-Device' => 'lobby-4' });
 is($sixth->{status}, 429, 'five guesses whose clients hung up still use up the budget: the sixth is refused');
+# and they count as failures: unanswered, they would only hold the budget
+# until their reservations expire, and hanging up on every guess would guess
+# without ever locking
+ok(wait_until(sub { $locks->() == $locks0 + 1 }, timeout => 3),
+    'the five unanswered guesses count as failures: the key locks');
 
 # --- a reload keeps what was learnt ---------------------------------------------
 

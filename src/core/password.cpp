@@ -30,6 +30,7 @@ int map_blocks(uint8_t** memory, size_t bytes) {
     size_t len = bytes + kHugePage;
     void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
+        *memory = nullptr;
         return ARGON2_MEMORY_ALLOCATION_ERROR;
     }
     auto base = reinterpret_cast<uintptr_t>(p);

@@ -259,6 +259,9 @@ ngx_int_t ngx_http_pairguard_init_guard(ngx_conf_t* cf);
 ngx_int_t ngx_http_pairguard_auth_access(ngx_http_request_t* r) noexcept;
 ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept;
 ngx_int_t ngx_http_pairguard_guard_access(ngx_http_request_t* r) noexcept;
+// The request ends (its pool goes) with attempts no answer settled: the
+// client went away before the upstream answered, or nothing was sent.
+void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcept;
 bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, std::string& out);
 
 // ngx_http_pairguard_calls.cpp: what the endpoints share

@@ -539,6 +539,30 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
 
 }  // namespace
 
+// An attempt whose answer was never sent (the client hung up while the
+// upstream worked, `return 444`) counts as a failure: the upstream may have
+// acted on it, and left unsettled its reservation would only hold the budget
+// until it expires, with nothing counted, so that hanging up on every guess
+// would guess without ever locking. A refused request's reservations are
+// released as when it is answered.
+void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcept {
+    try {
+        ngx_http_request_t* r = ctx->request;
+        if (r == nullptr) {
+            return;
+        }
+        Outcome outcome = ctx->guard_refused ? Outcome::neutral : Outcome::failure;
+        for (auto& g : ctx->groups) {
+            if (!g.settled) {
+                ngx_http_pairguard_metric_outcome(g, outcome);
+                settle(r, g, outcome);
+            }
+        }
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
+    }
+}
+
 ngx_int_t ngx_http_pairguard_guard_access(ngx_http_request_t* r) noexcept {
     try {
         auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));

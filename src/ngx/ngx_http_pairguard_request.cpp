@@ -18,6 +18,7 @@ void ctx_cleanup(void* data) noexcept {
         ngx_pairguard_redis_t::cancel(c);
     }
     ngx_http_pairguard_batch_cancel(ctx->reserve_op.get());
+    ngx_http_pairguard_settle_unanswered(ctx);
     ctx->~ngx_http_pairguard_ctx_t();
 }
 
