@@ -56,18 +56,25 @@ for my $group (@steps) {
         push @single_out, $r;
         push @res_single, $kind eq 'r' ? $r->[3] : undef;
     }
-    # the same operations as one batch
-    my (@bk, @ba);
+    # the same operations as one batch: each distinct limits list once (its
+    # length and values), each operation naming its list by number
+    my (@bk, @ba, @sets, %set_no);
     for my $op (@$group) {
         my ($kind, @rest) = @$op;
         my $keys = $kind eq 'r' ? $rest[0] : $rest[2];
         push @bk, map { $_->[0] } @$keys;
-        push @ba, $kind eq 'r' ? ('r', scalar(@$keys), limits_of(@$keys))
-                               : ('s', scalar(@$keys), $rest[1], $res_batch[$rest[0]] // 0, limits_of(@$keys));
+        my @lim = limits_of(@$keys);
+        if (!exists $set_no{"@lim"}) {
+            push @sets, scalar(@lim), @lim;
+            $set_no{"@lim"} = scalar(keys %set_no) + 1;
+        }
+        my $no = $set_no{"@lim"};
+        push @ba, $kind eq 'r' ? ('r', scalar(@$keys), $no)
+                               : ('s', scalar(@$keys), $rest[1], $res_batch[$rest[0]] // 0, $no);
     }
     # one string: the operations' integers, ' ' within an operation, ','
     # between operations
-    my $text = $batch->cmd('EVAL', $src{guard_batch}, scalar(@bk), @bk, 60000, @ba);
+    my $text = $batch->cmd('EVAL', $src{guard_batch}, scalar(@bk), @bk, 60000, scalar(keys %set_no), @sets, @ba);
     like($text, qr/\A(?:-?\d+(?: -?\d+)*)?(?:,(?:-?\d+(?: -?\d+)*)?)*\z/, 'a batch answers in decimal integers');
     my @ops = split /,/, $text, -1;
     @ops = ('') if !@ops;  # one operation with an empty answer

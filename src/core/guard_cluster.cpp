@@ -52,7 +52,14 @@ bool parse(const GuardOp& op, Parsed& p) {
     }
     std::string_view kind = p.args_text[0];
     p.head = kind == "r" ? 2 : kind == "R" ? 3 : kind == "s" ? 4 : 0;
-    return p.head != 0 && p.args_text.size() == p.head + 5 * op.nkeys;
+    if (p.head == 0 || p.head != op.nhead || p.args_text.size() != p.head + 5 * op.nkeys) {
+        return false;
+    }
+    size_t head_len = 0;
+    for (size_t i = 0; i < p.head; i++) {
+        head_len += p.args_whole[i].size();
+    }
+    return head_len == op.head_len;
 }
 
 }  // namespace
@@ -101,27 +108,28 @@ std::vector<GuardPart> split_guard_op(const GuardOp& op, int64_t reservation) {
         part.index = idx;
         part.op.settle = op.settle;
         part.op.nkeys = idx.size();
-        RespArgs keys, args;
+        RespArgs keys, head, limits;
         for (size_t i : idx) {
             keys.add_encoded(p.keys_whole[i], 1);
         }
         if (op.settle) {
-            args.add("s");
-            args.add(static_cast<int64_t>(idx.size()));
-            args.add_encoded(p.args_whole[2], 1);  // outcome
-            args.add_encoded(p.args_whole[3], 1);  // reservation
+            head.add("s");
+            head.add(static_cast<int64_t>(idx.size()));
+            head.add_encoded(p.args_whole[2], 1);  // outcome
+            head.add_encoded(p.args_whole[3], 1);  // reservation
         } else {
-            args.add("R");
-            args.add(static_cast<int64_t>(idx.size()));
-            args.add(reservation);
+            head.add("R");
+            head.add(static_cast<int64_t>(idx.size()));
+            head.add(reservation);
         }
         for (size_t i : idx) {
             for (size_t l = 0; l < 5; l++) {
-                args.add_encoded(p.args_whole[p.head + 5 * i + l], 1);
+                limits.add_encoded(p.args_whole[p.head + 5 * i + l], 1);
             }
         }
-        part.op.set(keys.data, args.data);
-        part.op.nargs = args.count;
+        part.op.set(keys.data, head.data, limits.data);
+        part.op.nhead = head.count;
+        part.op.nargs = head.count + limits.count;
         parts.push_back(std::move(part));
     }
     return parts;
@@ -189,16 +197,14 @@ std::vector<int64_t> merge_guard_reserve(const std::vector<GuardPart>& parts,
             GuardOp rel;
             rel.settle = true;
             rel.nkeys = parts[k].op.nkeys;
-            RespArgs args;
-            args.add("s");
-            args.add(static_cast<int64_t>(rel.nkeys));
-            args.add("n");
-            args.add(reservation);
-            for (size_t i = p.head; i < p.args_whole.size(); i++) {
-                args.add_encoded(p.args_whole[i], 1);
-            }
-            rel.set(parts[k].op.keys(), args.data);
-            rel.nargs = args.count;
+            RespArgs head;
+            head.add("s");
+            head.add(static_cast<int64_t>(rel.nkeys));
+            head.add("n");
+            head.add(reservation);
+            rel.set(parts[k].op.keys(), head.data, parts[k].op.limits());
+            rel.nhead = head.count;
+            rel.nargs = head.count + 5 * rel.nkeys;
             release.push_back(std::move(rel));
         }
     }

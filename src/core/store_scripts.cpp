@@ -122,8 +122,10 @@ GuardOp make_guard_reserve(std::string_view keys, size_t nkeys, std::string_view
     a.data.append(keys);
     a.add_encoded("$1\r\nr\r\n", 1);
     a.add(static_cast<int64_t>(nkeys));
-    a.add_encoded(limits, 5 * nkeys);
     GuardOp op;
+    op.nhead = a.count;
+    op.head_len = a.data.size() - keys.size();
+    a.add_encoded(limits, 5 * nkeys);
     op.nkeys = nkeys;
     op.keys_len = keys.size();
     op.nargs = a.count;
@@ -143,8 +145,10 @@ GuardOp make_guard_settle(std::string_view keys, size_t nkeys, Outcome outcome, 
                                                 : "$1\r\nn\r\n",
                   1);
     a.add(reservation);
-    a.add_encoded(limits, 5 * nkeys);
     GuardOp op;
+    op.nhead = a.count;
+    op.head_len = a.data.size() - keys.size();
+    a.add_encoded(limits, 5 * nkeys);
     op.settle = true;
     op.nkeys = nkeys;
     op.keys_len = keys.size();
@@ -173,21 +177,47 @@ StoreCall make_guard_settle_call(const std::vector<std::string>& keys, const std
 }
 
 RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms) {
+    // The operations' limits, each distinct list sent once (the operations of
+    // one location share theirs): sets[j] its RESP text and argument count,
+    // set_of[i] operation i's.
+    struct Set {
+        std::string_view text;
+        size_t count;
+    };
+    std::vector<Set> sets;
+    std::vector<size_t> set_of(n);
     size_t nkeys = 0, nargs = 0, bytes = 0;
     for (size_t i = 0; i < n; i++) {
-        nkeys += ops[i]->nkeys;
-        nargs += ops[i]->nargs;
-        bytes += ops[i]->data.size();
+        const GuardOp& op = *ops[i];
+        std::string_view lim = op.limits();
+        size_t j = 0;
+        while (j < sets.size() && sets[j].text != lim) {
+            j++;
+        }
+        if (j == sets.size()) {
+            sets.push_back(Set{lim, op.nargs - op.nhead});
+            nargs += 1 + (op.nargs - op.nhead);
+        }
+        set_of[i] = j + 1;
+        nkeys += op.nkeys;
+        nargs += op.nhead + 1;
+        bytes += op.data.size();
     }
-    RespArgs a = resp_evalsha(guard_batch_script().sha1, 1 + nkeys + 1 + nargs);
-    a.data.reserve(a.data.size() + bytes + 32);
+    RespArgs a = resp_evalsha(guard_batch_script().sha1, 1 + nkeys + 2 + nargs);
+    a.data.reserve(a.data.size() + bytes + 32 + 8 * n);
     a.add(static_cast<int64_t>(nkeys));
     for (size_t i = 0; i < n; i++) {
         a.add_encoded(ops[i]->keys(), ops[i]->nkeys);
     }
     a.add(hold_ms);
+    a.add(static_cast<int64_t>(sets.size()));
+    for (const Set& s : sets) {
+        a.add(static_cast<int64_t>(s.count));
+        a.add_encoded(s.text, s.count);
+    }
     for (size_t i = 0; i < n; i++) {
-        a.add_encoded(ops[i]->args(), ops[i]->nargs);
+        a.add_encoded(ops[i]->head(), ops[i]->nhead);
+        a.add(static_cast<int64_t>(set_of[i]));
     }
     return a;
 }

@@ -89,21 +89,27 @@ bool decode_settle(IntList reply, size_t nkeys, std::vector<LockStart>& out);
 struct GuardOp {
     bool settle = false;
     size_t nkeys = 0;
-    size_t nargs = 0;
+    size_t nargs = 0;  // the arguments: the head's, then 5 * nkeys limits
+    size_t nhead = 0;  // 'r', nkeys | 'R', nkeys, reservation | 's', nkeys, outcome, reservation
     std::string data;  // the keys (nkeys RESP bulk strings), then the arguments
     size_t keys_len = 0;
+    size_t head_len = 0;
 
     // nkeys RESP bulk strings
     std::string_view keys() const { return std::string_view(data).substr(0, keys_len); }
-    // 'r' | 'R' | 's', nkeys, [reservation | outcome, reservation], limits
+    // the head, then the limits (five per key)
     std::string_view args() const { return std::string_view(data).substr(keys_len); }
-    // k and a may be views of this operation's own data
-    void set(std::string_view k, std::string_view a) {
+    std::string_view head() const { return std::string_view(data).substr(keys_len, head_len); }
+    std::string_view limits() const { return std::string_view(data).substr(keys_len + head_len); }
+    // k, h and l may be views of this operation's own data; nargs and nhead
+    // are the caller's to set
+    void set(std::string_view k, std::string_view h, std::string_view l) {
         std::string d;
-        d.reserve(k.size() + a.size());
-        d.append(k).append(a);
+        d.reserve(k.size() + h.size() + l.size());
+        d.append(k).append(h).append(l);
         data.swap(d);
         keys_len = k.size();
+        head_len = h.size();
     }
 };
 
@@ -119,7 +125,10 @@ StoreCall make_guard_reserve_call(const std::vector<std::string>& keys, const st
 StoreCall make_guard_settle_call(const std::vector<std::string>& keys, const std::vector<PolicyLimits>& limits,
                                  Outcome outcome, int64_t reservation);
 
-// EVALSHA guard_batch numkeys KEYS... hold ops...: the operations in order.
+// EVALSHA guard_batch numkeys KEYS... hold nsets sets... ops...: the
+// operations in order, each distinct limits list sent once (a set: its
+// argument count, then the limits) and each operation as its head and the
+// 1-based number of its set.
 RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms);
 
 // The batch's reply: one bulk string holding every operation's integers in

@@ -2,11 +2,15 @@
 -- walked in order: the answers are exactly those of separate calls of
 -- guard_reserve.lua and guard_settle.lua, for one Redis TIME and one round
 -- trip. KEYS: every operation's keys, in order.
--- ARGV[1] = reservation lifetime (ms); then per operation:
---   'r', nkeys, five limits per key
---   'R', nkeys, reservation, five limits per key (one request's keys split
---        over Redis Cluster slots: every part reserves the same value)
---   's', nkeys, outcome, reservation, five limits per key
+-- ARGV[1] = reservation lifetime (ms); ARGV[2] = the number of limit sets;
+-- then each set: its length m (five limits per key of the operations that
+-- use it) and m numbers; then per operation:
+--   'r', nkeys, set
+--   'R', nkeys, reservation, set (one request's keys split over Redis
+--        Cluster slots: every part reserves the same value)
+--   's', nkeys, outcome, reservation, set
+-- where `set` is the 1-based number of the operation's limit set (the
+-- operations of one location share one: sent and converted once).
 -- Returns one bulk string: every operation's reply, as the single scripts
 -- return them, the integers in decimal separated by ' ' and the operations
 -- by ',' (one string is one allocation for the client to read, where an
@@ -17,33 +21,48 @@
 -- @include events_common.lua
 -- @include guard_ops_common.lua
 
+local format = string.format
+
 -- an integer as Redis would answer it (truncated toward zero), in decimal
 -- whatever its size ('..' would write 1e+15)
 local function enc(t)
   local n = #t
   if n == 0 then return '' end
-  if n == 4 and t[1] == 0 and t[2] == 0 and t[3] == 0 then
-    return '0 0 0 ' .. string.format('%d', t[4])
-  end
-  for i = 1, n do t[i] = string.format('%d', t[i]) end
-  return table.concat(t, ' ')
+  for i = 1, n do t[i] = format('%d', t[i]) end
+  return concat(t, ' ')
 end
 
-local now, hold = now_ms(), tonumber(ARGV[1])
+local cs = call_state(now_ms(), ARGV[1])
+-- the limit sets, in one array of numbers; starts[j]: set j's first
+local lim, starts = {}, {}
+local a = 3
+for j = 1, tonumber(ARGV[2]) do
+  starts[j] = #lim + 1
+  local m = tonumber(ARGV[a])
+  for x = a + 1, a + m do lim[#lim + 1] = tonumber(ARGV[x]) end
+  a = a + 1 + m
+end
+-- the answer of a fresh reservation made now (the reserve's fast path)
+local fresh_answer = '0 0 0 ' .. format('%d', cs.fresh)
 local out = {}
-local kb, a, nargv = 0, 2, #ARGV
+local kb, nargv = 0, #ARGV
 while a <= nargv do
-  local n = tonumber(ARGV[a + 1])
-  if ARGV[a] == 'r' then
-    out[#out + 1] = enc(reserve_op(kb, n, a + 2, now, hold))
-    a = a + 2 + 5 * n
-  elseif ARGV[a] == 'R' then
-    out[#out + 1] = enc(reserve_op(kb, n, a + 3, now, hold, tonumber(ARGV[a + 2])))
-    a = a + 3 + 5 * n
+  local kind, n = ARGV[a], tonumber(ARGV[a + 1])
+  if kind == 'r' then
+    local r = reserve_op(kb, n, lim, starts[tonumber(ARGV[a + 2])], cs)
+    if #r == 4 and r[1] == 0 and r[4] == cs.fresh then
+      out[#out + 1] = fresh_answer
+    else
+      out[#out + 1] = enc(r)
+    end
+    a = a + 3
+  elseif kind == 'R' then
+    out[#out + 1] = enc(reserve_op(kb, n, lim, starts[tonumber(ARGV[a + 3])], cs, tonumber(ARGV[a + 2])))
+    a = a + 4
   else
-    out[#out + 1] = enc(settle_op(kb, n, ARGV[a + 2], ARGV[a + 3], a + 4, now))
-    a = a + 4 + 5 * n
+    out[#out + 1] = enc(settle_op(kb, n, ARGV[a + 2], ARGV[a + 3], lim, starts[tonumber(ARGV[a + 4])], cs))
+    a = a + 5
   end
   kb = kb + n
 end
-return table.concat(out, ',')
+return concat(out, ',')

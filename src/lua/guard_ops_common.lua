@@ -1,9 +1,40 @@
 -- The guard's two operations as functions, shared by guard_reserve.lua,
 -- guard_settle.lua and guard_batch.lua (included after base36_common.lua and
 -- guard_common.lua). An operation reads its keys from KEYS[kb + 1 .. kb + n]
--- and its five limits per key from ARGV[ab + (i - 1) * 5 .. + 4]: max_failures,
--- window, lockout, backoff*1000, max_lockout. `now` is the caller's one
--- Redis TIME, so a batch of operations costs one TIME.
+-- and its five limits per key, as numbers, from lim[lb + (i - 1) * 5 .. + 4]:
+-- max_failures, window, lockout, backoff*1000, max_lockout (the caller
+-- converts them once: a batch sends each distinct set of limits once).
+-- `cs` is the caller's call_state: one Redis TIME for a whole batch.
+
+-- ARGV[a ..] as numbers
+local function numbers(a)
+  local t = {}
+  for j = a, #ARGV do t[#t + 1] = tonumber(ARGV[j]) end
+  return t
+end
+
+-- One call's clock and what the fast paths send Redis, as strings made once
+-- per call (a batch's operations share them; a Lua number passed to
+-- redis.call or '..' is formatted each time). `now`: the call's one Redis
+-- TIME; `hold_text`: the reservation lifetime (ms) as sent.
+local function call_state(now, hold_text)
+  local hold = tonumber(hold_text)
+  local fresh = now + hold
+  return {now = now, hold = hold, hold_text = hold_text, fresh = fresh,
+          fresh_value = '|||' .. string.format('%d', fresh) .. '|', sets = {}}
+end
+
+-- The settle's fast-path strings for the limit set at lim[lb]: the compact
+-- value (nil when the window has none) and its absolute expiry.
+local function set_state(cs, lim, lb)
+  local s = cs.sets[lb]
+  if not s then
+    local window = lim[lb + 1]
+    s = {compact_window(window) or false, string.format('%d', cs.now + window)}
+    cs.sets[lb] = s
+  end
+  return s
+end
 
 -- Decides one request against all its policy keys at once, and reserves an
 -- attempt on each if every key allows it.
@@ -12,25 +43,29 @@
 -- whose lock ran out (and is cleared now).
 -- `fixed`: the reservation chosen by the caller (Redis Cluster: the parts
 -- of one request in different slots share one value), else now + hold.
-local function reserve_op(kb, n, ab, now, hold, fixed)
+local function reserve_op(kb, n, lim, lb, cs, fixed)
+  local now, hold = cs.now, cs.hold
   -- a caller's clock far from Redis' would make the reservation expire too
   -- soon (admitting more than the budget): kept within [hold/2, 2 hold]; a
   -- value moved here no longer matches its settle and holds its attempt
   -- until it expires (counting more, never less)
   if fixed and (fixed < now + hold / 2 or fixed > now + 2 * hold) then fixed = now + hold end
-  local reservation = fixed or (now + hold)
+  local reservation = fixed or cs.fresh
   -- the common case: one key with no history at all, written only if it is
   -- still absent (one command). Its value keeps the time in decimal (13
   -- digits; it lives one request long), which parse() tells from base 36.
-  if n == 1 and redis.call('SET', KEYS[kb + 1], '|||' .. reservation .. '|', 'NX', 'PX', hold) then
-    return {0, 0, 0, reservation}
+  if n == 1 then
+    local value = fixed and '|||' .. string.format('%d', fixed) .. '|' or cs.fresh_value
+    if redis.call('SET', KEYS[kb + 1], value, 'NX', 'PX', cs.hold_text) then
+      return {0, 0, 0, reservation}
+    end
   end
 
   local status, policy, retry = 0, 0, 0
   local st, ended = {}, {}
   for i = 1, n do
-    local b = ab + (i - 1) * 5
-    local max, window = tonumber(ARGV[b]), tonumber(ARGV[b + 1])
+    local b = lb + (i - 1) * 5
+    local max, window = lim[b], lim[b + 1]
     local v = redis.call('GET', KEYS[kb + i])
     local l, c, t, res, fail = 0, 0, 0, {}, {}
     if v then l, c, t, res, fail = parse(v, window, now, KEYS[kb + i]) end
@@ -59,12 +94,12 @@ local function reserve_op(kb, n, ab, now, hold, fixed)
   if status ~= 0 then reservation = 0 end
   for i = 1, n do
     local s = st[i]
-    local b = ab + (i - 1) * 5
+    local b = lb + (i - 1) * 5
     if reservation ~= 0 then
       s[4][#s[4] + 1] = reservation
     end
     if reservation ~= 0 or s[6] then
-      store(KEYS[kb + i], s[1], s[2], s[3], s[4], s[5], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 3]), now)
+      store(KEYS[kb + i], s[1], s[2], s[3], s[4], s[5], lim[b + 1], lim[b + 3], now)
     end
   end
 
@@ -77,8 +112,8 @@ end
 -- failure, 's' success, 'n' neutral; `rtext` the reservation as the reserve
 -- returned it ('0': none, as in dry run).
 -- Returns {policy, lock_ms, ...} for every key this failure locked.
-local function settle_op(kb, n, outcome, rtext, ab, now)
-  local reservation = tonumber(rtext)
+local function settle_op(kb, n, outcome, rtext, lim, lb, cs)
+  local now = cs.now
   local first
   -- the common cases: one key holding nothing but this request's own
   -- reservation (as the reserve's fast path wrote it). A success or neutral
@@ -88,12 +123,12 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
   -- compact form's SET ... XX GET (XX: an absent key stays absent). Any
   -- other value read is worked on below and written back by store(), which
   -- replaces the key whole: nothing else runs in between.
-  if n == 1 and reservation ~= 0 then
+  if n == 1 and rtext ~= '0' then
     local key, mine = KEYS[kb + 1], '|||' .. rtext .. '|'
-    local max, window = tonumber(ARGV[ab]), tonumber(ARGV[ab + 1])
-    local compact = outcome == 'f' and max > 1 and compact_window(window)
-    if compact then
-      first = redis.call('SET', key, compact, 'PXAT', now + window, 'XX', 'GET')
+    local max, window = lim[lb], lim[lb + 1]
+    local set = outcome == 'f' and max > 1 and set_state(cs, lim, lb)
+    if set and set[1] then
+      first = redis.call('SET', key, set[1], 'PXAT', set[2], 'XX', 'GET')
       if first == mine then
         return {}
       end
@@ -111,9 +146,10 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
     end
   end
 
+  local reservation = tonumber(rtext)
   local out = {}
   for i = 1, n do
-    local b = ab + (i - 1) * 5
+    local b = lb + (i - 1) * 5
     local key = KEYS[kb + i]
     local v, vkey = nil, key
     -- the first key's value was read above (its expiry gone or replaced)
@@ -121,7 +157,7 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
 
     if v or outcome == 'f' then
       local locked
-      local max, window = tonumber(ARGV[b]), tonumber(ARGV[b + 1])
+      local max, window = lim[b], lim[b + 1]
       local l, c, t, res, fail = 0, 0, 0, {}, {}
       if v then l, c, t, res, fail = parse(v, window, now, vkey) end
 
@@ -141,7 +177,7 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
         end
         fail[#fail + 1] = now
         if #fail >= max then
-          local lockout, backoff, max_lockout = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+          local lockout, backoff, max_lockout = lim[b + 2], lim[b + 3], lim[b + 4]
           local earlier = 0
           if t > 0 and now - t < 86400000 then earlier = c end
           local cap = max_lockout > 0 and max_lockout or 1e15
@@ -159,7 +195,7 @@ local function settle_op(kb, n, outcome, rtext, ab, now)
       elseif outcome == 's' then
         fail = {}
       end
-      store(key, l, c, t, res, fail, window, tonumber(ARGV[b + 3]), now)
+      store(key, l, c, t, res, fail, window, lim[b + 3], now)
       -- only when a key locks (never on the hot path), after the lock is
       -- stored: an event
       if locked then pg_key_event('locked', key, locked) end

@@ -6,4 +6,4 @@
 -- @include events_common.lua
 -- @include guard_ops_common.lua
 
-return reserve_op(0, #KEYS, 2, now_ms(), tonumber(ARGV[1]))
+return reserve_op(0, #KEYS, numbers(2), 1, call_state(now_ms(), ARGV[1]))

@@ -7,4 +7,4 @@
 -- @include events_common.lua
 -- @include guard_ops_common.lua
 
-return settle_op(0, #KEYS, ARGV[1], ARGV[2], 3, now_ms())
+return settle_op(0, #KEYS, ARGV[1], ARGV[2], numbers(3), 1, call_state(now_ms(), '0'))

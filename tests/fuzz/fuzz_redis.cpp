@@ -54,7 +54,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         op.settle = in.ConsumeBool();
         op.nkeys = in.ConsumeIntegralInRange<size_t>(0, 8);
         std::string keys = in.ConsumeRandomLengthString(512);
-        op.set(keys, in.ConsumeRandomLengthString(1024));
+        std::string args = in.ConsumeRandomLengthString(1024);
+        size_t split = in.ConsumeIntegralInRange<size_t>(0, args.size());
+        op.nhead = in.ConsumeIntegralInRange<size_t>(0, 5);
+        op.set(keys, std::string_view(args).substr(0, split), std::string_view(args).substr(split));
         std::vector<GuardPart> parts = split_guard_op(op, 12345);
         std::vector<std::vector<int64_t>> store;
         std::vector<const std::vector<int64_t>*> replies;

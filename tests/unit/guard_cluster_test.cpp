@@ -147,7 +147,7 @@ TEST(GuardCluster, ReserveMergesAllowedOnlyWhenEveryPartAllows) {
 TEST(GuardCluster, MalformedOperationsGiveNoParts) {
     GuardOp bad;
     bad.nkeys = 2;
-    bad.set("$3\r\nabc\r\n", "$1\r\nr\r\n");
+    bad.set("$3\r\nabc\r\n", "$1\r\nr\r\n", "");
     EXPECT_TRUE(split_guard_op(bad, 1).empty());
     std::vector<uint16_t> slots;
     EXPECT_FALSE(guard_op_slots(bad, slots));

@@ -161,29 +161,45 @@ TEST(Scripts, DecodeSettle) {
     EXPECT_FALSE(decode_settle(held(V{3, 1}), 2, out));
 }
 
-TEST(Scripts, BatchWritesEveryOperationsKeysThenArguments) {
-    RespArgs k1, k2, lim;
+TEST(Scripts, BatchWritesEveryOperationsKeysThenEachLimitsListOnceThenTheOperations) {
+    RespArgs k1, k2, k3, lim, other;
     k1.add("p:{a}");
     k2.add("p:{b}");
     k2.add("p:{c}");
+    k3.add("p:{d}");
     PolicyLimits l;
     l.max_failures = 5;
     append_limits(lim, l);
+    l.max_failures = 6;
+    append_limits(other, l);
     std::string two_limits = lim.data + lim.data;
 
     GuardOp r = make_guard_reserve(k1.data, 1, lim.data);
     GuardOp s = make_guard_settle(k2.data, 2, Outcome::failure, 42, two_limits);
+    GuardOp r2 = make_guard_reserve(k3.data, 1, lim.data);
+    GuardOp r3 = make_guard_reserve(k1.data, 1, other.data);
     EXPECT_FALSE(r.settle);
     EXPECT_EQ(r.nargs, 2u + 5u);
+    EXPECT_EQ(r.nhead, 2u);
+    EXPECT_EQ(r.head(), "$1\r\nr\r\n$1\r\n1\r\n");
+    EXPECT_EQ(r.limits(), lim.data);
     EXPECT_EQ(s.nargs, 4u + 10u);
-    const GuardOp* ops[] = {&r, &s};
-    RespArgs call = make_guard_batch(ops, 2, 60000);
+    EXPECT_EQ(s.nhead, 4u);
+    EXPECT_EQ(s.head(), "$1\r\ns\r\n$1\r\n2\r\n$1\r\nf\r\n$2\r\n42\r\n");
+    EXPECT_EQ(s.limits(), two_limits);
+    EXPECT_EQ(s.args(), std::string(s.head()) + two_limits);
+    const GuardOp* ops[] = {&r, &s, &r2, &r3};
+    RespArgs call = make_guard_batch(ops, 4, 60000);
     EXPECT_EQ(call.count, call.declared) << "as many arguments as the head declares";
-    // EVALSHA sha numkeys=3 (keys of both, in order) hold ops...
-    std::string expect = "*" + std::to_string(2 + 1 + 3 + 1 + 7 + 14) + "\r\n$7\r\nEVALSHA\r\n$40\r\n" +
-                         guard_batch_script().sha1 + "\r\n$1\r\n3\r\n" + k1.data + k2.data + "$5\r\n60000\r\n" +
-                         "$1\r\nr\r\n$1\r\n1\r\n" + lim.data + "$1\r\ns\r\n$1\r\n2\r\n$1\r\nf\r\n$2\r\n42\r\n" +
-                         two_limits;
+    // EVALSHA sha numkeys=5 (keys of all, in order) hold nsets=3, each set
+    // (count, limits) once in order of first use, then each operation's head
+    // and its set's number: r and r2 share the first set
+    std::string expect = "*" + std::to_string(2 + 1 + 5 + 1 + 1 + 6 + 11 + 6 + 3 + 5 + 3 + 3) +
+                         "\r\n$7\r\nEVALSHA\r\n$40\r\n" + guard_batch_script().sha1 + "\r\n$1\r\n5\r\n" + k1.data +
+                         k2.data + k3.data + k1.data + "$5\r\n60000\r\n$1\r\n3\r\n" + "$1\r\n5\r\n" + lim.data +
+                         "$2\r\n10\r\n" + two_limits + "$1\r\n5\r\n" + other.data + "$1\r\nr\r\n$1\r\n1\r\n$1\r\n1\r\n" +
+                         "$1\r\ns\r\n$1\r\n2\r\n$1\r\nf\r\n$2\r\n42\r\n$1\r\n2\r\n" +
+                         "$1\r\nr\r\n$1\r\n1\r\n$1\r\n1\r\n" + "$1\r\nr\r\n$1\r\n1\r\n$1\r\n3\r\n";
     EXPECT_EQ(call.data, expect);
 }
 
