@@ -33,11 +33,12 @@ local function enc(t)
 end
 
 local cs = call_state(now_ms(), ARGV[1])
--- the limit sets, in one array of numbers; starts[j]: set j's first
+-- the limit sets, in one array of numbers; starts['j']: set j's first (by
+-- the text the operations name it with: no number to parse per operation)
 local lim, starts = {}, {}
 local a = 3
 for j = 1, tonumber(ARGV[2]) do
-  starts[j] = #lim + 1
+  starts[format('%d', j)] = #lim + 1
   local m = tonumber(ARGV[a])
   for x = a + 1, a + m do lim[#lim + 1] = tonumber(ARGV[x]) end
   a = a + 1 + m
@@ -47,9 +48,11 @@ local fresh_answer = '0 0 0 ' .. format('%d', cs.fresh)
 local out = {}
 local kb, nargv = 0, #ARGV
 while a <= nargv do
-  local kind, n = ARGV[a], tonumber(ARGV[a + 1])
+  local kind, n = ARGV[a], ARGV[a + 1]
+  -- one key is the common case: no number to parse
+  if n == '1' then n = 1 else n = tonumber(n) end
   if kind == 'r' then
-    local r = reserve_op(kb, n, lim, starts[tonumber(ARGV[a + 2])], cs)
+    local r = reserve_op(kb, n, lim, starts[ARGV[a + 2]], cs)
     if #r == 4 and r[1] == 0 and r[4] == cs.fresh then
       out[#out + 1] = fresh_answer
     else
@@ -57,10 +60,10 @@ while a <= nargv do
     end
     a = a + 3
   elseif kind == 'R' then
-    out[#out + 1] = enc(reserve_op(kb, n, lim, starts[tonumber(ARGV[a + 3])], cs, tonumber(ARGV[a + 2])))
+    out[#out + 1] = enc(reserve_op(kb, n, lim, starts[ARGV[a + 3]], cs, tonumber(ARGV[a + 2])))
     a = a + 4
   else
-    out[#out + 1] = enc(settle_op(kb, n, ARGV[a + 2], ARGV[a + 3], lim, starts[tonumber(ARGV[a + 4])], cs))
+    out[#out + 1] = enc(settle_op(kb, n, ARGV[a + 2], ARGV[a + 3], lim, starts[ARGV[a + 4]], cs))
     a = a + 5
   end
   kb = kb + n
