@@ -1,6 +1,7 @@
 #include "resp.hpp"
 
 #include <charconv>
+#include <cstring>
 
 namespace pairguard {
 
@@ -24,25 +25,54 @@ void RespArgs::add_joined(std::initializer_list<std::string_view> parts) {
     for (std::string_view p : parts) {
         len += p.size();
     }
-    char head[24];
-    head[0] = '$';
-    auto [end, ec] = std::to_chars(head + 1, head + sizeof(head) - 2, len);
+    // a short argument (a number, a store key) is written in one append
+    char buf[128];
+    buf[0] = '$';
+    auto [end, ec] = std::to_chars(buf + 1, buf + 24, len);
     (void) ec;
     *end++ = '\r';
     *end++ = '\n';
-    data.append(head, static_cast<size_t>(end - head));
-    for (std::string_view p : parts) {
-        data.append(p);
+    size_t head = static_cast<size_t>(end - buf);
+    if (head + len + 2 <= sizeof(buf)) {
+        for (std::string_view p : parts) {
+            std::memcpy(end, p.data(), p.size());
+            end += p.size();
+        }
+        *end++ = '\r';
+        *end++ = '\n';
+        data.append(buf, static_cast<size_t>(end - buf));
+    } else {
+        data.reserve(data.size() + head + len + 2);
+        data.append(buf, head);
+        for (std::string_view p : parts) {
+            data.append(p);
+        }
+        data.append("\r\n", 2);
     }
-    data.append("\r\n", 2);
     count++;
 }
 
 void RespArgs::add(int64_t v) {
-    char buf[24];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+    // "$N\r\n" then the digits: one append
+    char digits[24];
+    auto [dend, ec] = std::to_chars(digits, digits + sizeof(digits), v);
     (void) ec;
-    add(std::string_view(buf, static_cast<size_t>(end - buf)));
+    size_t n = static_cast<size_t>(dend - digits);
+    char buf[48];
+    buf[0] = '$';
+    char* p = buf + 1;
+    if (n >= 10) {
+        *p++ = static_cast<char>('0' + n / 10);
+    }
+    *p++ = static_cast<char>('0' + n % 10);
+    *p++ = '\r';
+    *p++ = '\n';
+    std::memcpy(p, digits, n);
+    p += n;
+    *p++ = '\r';
+    *p++ = '\n';
+    data.append(buf, static_cast<size_t>(p - buf));
+    count++;
 }
 
 void RespArgs::add_encoded(std::string_view encoded, size_t n) {

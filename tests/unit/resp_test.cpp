@@ -14,6 +14,33 @@ TEST(Resp, BulkStringsAndNumbers) {
     EXPECT_EQ(resp_array_header(3), "*3\r\n");
 }
 
+TEST(Resp, EveryLengthAndNumberEncodesAsTheProtocolSays) {
+    // short arguments are written in one piece, long ones part by part: the
+    // same bytes either way
+    for (size_t len : {0, 1, 9, 10, 99, 100, 117, 118, 119, 120, 121, 200, 5000}) {
+        std::string s(len, 'x');
+        for (size_t i = 0; i < len; i++) {
+            s[i] = static_cast<char>('a' + i % 26);
+        }
+        RespArgs a, b;
+        a.add(s);
+        b.add_joined({std::string_view(s).substr(0, len / 3), std::string_view(s).substr(len / 3)});
+        std::string want = "$" + std::to_string(len) + "\r\n" + s + "\r\n";
+        EXPECT_EQ(a.data, want) << len;
+        EXPECT_EQ(b.data, want) << len;
+        EXPECT_EQ(a.count, 1u);
+        EXPECT_EQ(b.count, 1u);
+    }
+    for (int64_t v : {int64_t{0}, int64_t{7}, int64_t{-1}, int64_t{123456789}, int64_t{1000000000},
+                      int64_t{9223372036854775807}, int64_t{-9223372036854775807} - 1}) {
+        RespArgs a;
+        a.add(v);
+        std::string t = std::to_string(v);
+        EXPECT_EQ(a.data, "$" + std::to_string(t.size()) + "\r\n" + t + "\r\n") << v;
+        EXPECT_EQ(a.count, 1u);
+    }
+}
+
 TEST(Resp, PreEncodedArguments) {
     RespArgs limits;
     limits.add(int64_t{5});
