@@ -23,9 +23,12 @@ my $single = start_redis();
 my $batch  = start_redis();
 
 # limits: max_failures window lockout backoff*1000 max_lockout
+# (windows differ: each limit set's compact value and expiry are its own)
 my @A = ('{t}:A', 3, 60000, 400, 1000, 0);
-my @B = ('{t}:B', 2, 60000, 400, 1000, 0);
-my @C = ('{t}:C', 5, 60000, 400, 1000, 0);
+my @B = ('{t}:B', 2, 30000, 400, 1000, 0);
+my @C = ('{t}:C', 5, 45000, 400, 1000, 0);
+# twelve keys with twelve limit sets: set numbers of two digits
+my @D = map { ["{t}:D$_", 2 + $_ % 3, 1000 * (20 + $_), 400, 1000, 0] } 1 .. 12;
 
 # One step: ['r', [keys...]] or ['s', step_index, outcome, [keys...]]
 my @steps = (
@@ -37,6 +40,9 @@ my @steps = (
     [['s', 10, 's', [\@C]], ['s', 11, 'f', [\@C]], ['s', 12, 'f', [\@C]]],
     'sleep',
     [['r', [\@A]], ['r', [\@B]], ['r', [\@C, \@A]]],
+    [map { ['r', [$_]] } @D],
+    [map { ['s', 25 + $_, 'f', [$D[$_]]] } 0 .. $#D],
+    [(map { ['r', [$_]] } @D[0 .. 5]), ['s', 22, 'f', [\@A]], ['s', 23, 'f', [\@B]]],
 );
 
 sub limits_of (@keys) { map { @$_[1 .. 5] } @keys }
@@ -104,6 +110,49 @@ like(join(' ', @s), qr/status=2/, '  and a busy key');
 like(join(' ', @s), qr/ended=\d/, '  and a lock that ran out');
 like(join(' ', @s), qr/settle:\d+,lock/, '  and a settle that locks');
 is_deeply([sort $batch->scan_keys('*')], [sort $single->scan_keys('*')], 'both leave the same keys in Redis');
+# and the same values: compact ones alike, long ones of the same shape (their
+# times are each Redis' own), expiring at the same time give or take the
+# moments between the two runs
+{
+    my (@vs, @vb, @bad);
+    for my $k (sort $single->scan_keys('*')) {
+        next if $single->cmd('TYPE', $k) ne 'string';  # the events stream
+        my ($a, $b) = ($single->cmd('GET', $k), $batch->cmd('GET', $k) // '');
+        my $shape = sub ($v) { $v =~ /\|/ ? join('|', map { scalar(split /,/, $_) } split /\|/, $v, -1) : $v };
+        push @vs, "$k=" . $shape->($a);
+        push @vb, "$k=" . $shape->($b);
+        my ($ea, $eb) = ($single->cmd('PEXPIRETIME', $k), $batch->cmd('PEXPIRETIME', $k));
+        push @bad, "$k expires $ea / $eb" if abs($ea - $eb) > 3000;
+    }
+    is_deeply(\@vb, \@vs, 'both leave the same values');
+    like(join(' ', @vs), qr/\{t\}:D10=30 \{t\}:D11=31 \{t\}:D12=32 .*\{t\}:D7=27 /, '  including compact ones of different windows');
+    is_deeply(\@bad, [], '  expiring at the same times');
+}
+
+# 'R': a part of a request split over Redis Cluster slots reserves the value
+# chosen for the whole request, kept only within [hold/2, 2 hold] of Redis'
+# clock; a bad set number or limit fails the whole call
+{
+    my $rc = start_redis();
+    my ($sec, $usec) = @{ $rc->cmd('TIME') };
+    my $now = $sec * 1000 + int($usec / 1000);
+    my @set = (1, 5, 3, 60000, 400, 1000, 0);
+    my $fixed = $now + 61000;
+    my $text = $rc->cmd('EVAL', $src{guard_batch}, 2, '{r}:X', '{r}:Y', 60000, @set,
+                        'R', 1, $fixed, 1, 'R', 1, $now + 10, 1);
+    my ($x, $y) = split /,/, $text;
+    is($x, "0 0 0 $fixed", "'R' reserves the value it was given");
+    my @y = split / /, $y;
+    ok($y[0] == 0 && $y[3] >= $now + 60000 && $y[3] < $now + 65000, "  and Redis' own one when that is too close to now ($y)");
+    is($rc->cmd('GET', '{r}:X'), "|||$fixed|", '  stored as the fast path stores it');
+    is($rc->cmd('EVAL', $src{guard_batch}, 1, '{r}:X', 60000, @set, 's', 1, 's', $fixed, 1), '', 'its settle answers nothing');
+    is($rc->cmd('EXISTS', '{r}:X'), 0, '  and a success leaves nothing');
+    my $err = eval { $rc->cmd('EVAL', $src{guard_batch}, 1, '{r}:Z', 60000, @set, 'r', 1, 2); 1 } ? '' : $@;
+    like($err, qr/no such limit set/, 'an unknown set number fails the call');
+    $err = eval { $rc->cmd('EVAL', $src{guard_batch}, 1, '{r}:Z', 60000, 1, 5, 3, 'x', 400, 1000, 0, 'r', 1, 1); 1 } ? '' : $@;
+    like($err, qr/limit is not a number/, 'so does a limit that is not a number');
+    is($rc->cmd('EXISTS', '{r}:Z'), 0, '  and neither wrote anything');
+}
 
 # A key holding one failure and nothing else is compact: its value is the
 # window it was stored under, in seconds (one of Redis' shared integers), and

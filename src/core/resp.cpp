@@ -35,8 +35,10 @@ void RespArgs::add_joined(std::initializer_list<std::string_view> parts) {
     size_t head = static_cast<size_t>(end - buf);
     if (head + len + 2 <= sizeof(buf)) {
         for (std::string_view p : parts) {
-            std::memcpy(end, p.data(), p.size());
-            end += p.size();
+            if (!p.empty()) {
+                std::memcpy(end, p.data(), p.size());
+                end += p.size();
+            }
         }
         *end++ = '\r';
         *end++ = '\n';

@@ -195,8 +195,9 @@ RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms) 
             j++;
         }
         if (j == sets.size()) {
-            sets.push_back(Set{lim, op.nargs - op.nhead});
-            nargs += 1 + (op.nargs - op.nhead);
+            size_t count = op.nargs > op.nhead ? op.nargs - op.nhead : 0;
+            sets.push_back(Set{lim, count});
+            nargs += 1 + count;
         }
         set_of[i] = j + 1;
         nkeys += op.nkeys;

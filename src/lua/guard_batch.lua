@@ -40,8 +40,11 @@ local a = 3
 for j = 1, tonumber(ARGV[2]) do
   starts[format('%d', j)] = #lim + 1
   local m = tonumber(ARGV[a])
-  for x = a + 1, a + m do lim[#lim + 1] = tonumber(ARGV[x]) end
+  for x = a + 1, a + m do lim[#lim + 1] = tonumber(ARGV[x]) or error('pairguard: a limit is not a number') end
   a = a + 1 + m
+end
+local function set_start(text)
+  return starts[text] or error('pairguard: no such limit set')
 end
 -- the answer of a fresh reservation made now (the reserve's fast path)
 local fresh_answer = '0 0 0 ' .. format('%d', cs.fresh)
@@ -52,7 +55,7 @@ while a <= nargv do
   -- one key is the common case: no number to parse
   if n == '1' then n = 1 else n = tonumber(n) end
   if kind == 'r' then
-    local r = reserve_op(kb, n, lim, starts[ARGV[a + 2]], cs)
+    local r = reserve_op(kb, n, lim, set_start(ARGV[a + 2]), cs)
     if #r == 4 and r[1] == 0 and r[4] == cs.fresh then
       out[#out + 1] = fresh_answer
     else
@@ -60,10 +63,10 @@ while a <= nargv do
     end
     a = a + 3
   elseif kind == 'R' then
-    out[#out + 1] = enc(reserve_op(kb, n, lim, starts[ARGV[a + 3]], cs, tonumber(ARGV[a + 2])))
+    out[#out + 1] = enc(reserve_op(kb, n, lim, set_start(ARGV[a + 3]), cs, tonumber(ARGV[a + 2])))
     a = a + 4
   else
-    out[#out + 1] = enc(settle_op(kb, n, ARGV[a + 2], ARGV[a + 3], lim, starts[ARGV[a + 4]], cs))
+    out[#out + 1] = enc(settle_op(kb, n, ARGV[a + 2], ARGV[a + 3], lim, set_start(ARGV[a + 4]), cs))
     a = a + 5
   end
   kb = kb + n

@@ -9,7 +9,7 @@
 -- ARGV[a ..] as numbers
 local function numbers(a)
   local t = {}
-  for j = a, #ARGV do t[#t + 1] = tonumber(ARGV[j]) end
+  for j = a, #ARGV do t[#t + 1] = tonumber(ARGV[j]) or error('pairguard: a limit is not a number') end
   return t
 end
 
@@ -109,8 +109,8 @@ local function reserve_op(kb, n, lim, lb, cs, fixed)
 end
 
 -- Records the upstream's answer for a reserved attempt. `outcome` is 'f'
--- failure, 's' success, 'n' neutral; `rtext` the reservation as the reserve
--- returned it ('0': none, as in dry run).
+-- failure, 's' success, 'n' neutral; `rtext` the reservation in decimal,
+-- exactly as the reserve returned it ('0': none, as in dry run).
 -- Returns {policy, lock_ms, ...} for every key this failure locked.
 local function settle_op(kb, n, outcome, rtext, lim, lb, cs)
   local now = cs.now

@@ -12,6 +12,7 @@
 #include "guard_cluster.hpp"
 #include "keys.hpp"
 #include "redis_spec.hpp"
+#include "store_scripts.hpp"
 
 using namespace pairguard;
 
@@ -54,10 +55,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         op.settle = in.ConsumeBool();
         op.nkeys = in.ConsumeIntegralInRange<size_t>(0, 8);
         std::string keys = in.ConsumeRandomLengthString(512);
-        std::string args = in.ConsumeRandomLengthString(1024);
-        size_t split = in.ConsumeIntegralInRange<size_t>(0, args.size());
-        op.nhead = in.ConsumeIntegralInRange<size_t>(0, 5);
-        op.set(keys, std::string_view(args).substr(0, split), std::string_view(args).substr(split));
+        if (in.ConsumeBool()) {
+            // as the module makes them: arbitrary keys and limits
+            std::string lim = in.ConsumeRandomLengthString(512);
+            size_t nkeys = op.nkeys;
+            op = op.settle ? make_guard_settle(keys, nkeys, Outcome::failure, in.ConsumeIntegral<int64_t>(), lim)
+                           : make_guard_reserve(keys, nkeys, lim);
+        } else {
+            std::string args = in.ConsumeRandomLengthString(1024);
+            size_t split = in.ConsumeIntegralInRange<size_t>(0, args.size());
+            op.nhead = in.ConsumeIntegralInRange<size_t>(0, 5);
+            op.nargs = in.ConsumeIntegralInRange<size_t>(0, 64);
+            op.set(keys, std::string_view(args).substr(0, split), std::string_view(args).substr(split));
+        }
         std::vector<GuardPart> parts = split_guard_op(op, 12345);
         std::vector<std::vector<int64_t>> store;
         std::vector<const std::vector<int64_t>*> replies;
@@ -75,12 +85,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             store.push_back(std::move(r));
             replies.push_back(&store.back());
         }
+        // the parts (and below, the releases) go out in a batch
+        std::vector<const GuardOp*> list;
+        for (const GuardPart& part : parts) {
+            list.push_back(&part.op);
+        }
+        if (!list.empty()) {
+            RespArgs call = make_guard_batch(list.data(), list.size(), 60000);
+            if (call.count != call.declared) {
+                __builtin_trap();
+            }
+        }
         bool ok = false;
         std::vector<GuardOp> release;
         if (op.settle) {
             merge_guard_settle(parts, replies, ok);
         } else {
             std::vector<int64_t> m = merge_guard_reserve(parts, replies, 12345, ok, release);
+            for (const GuardOp& rel : release) {
+                if (split_guard_op(rel, 12345).empty()) {
+                    __builtin_trap();  // a release that could not be sent
+                }
+            }
             if (ok && !m.empty() && m[0] == 0) {
                 for (const auto* r : replies) {
                     if (r == nullptr || r->empty() || (*r)[0] != 0) {

@@ -117,6 +117,18 @@ TEST(GuardCluster, ReserveMergesAllowedOnlyWhenEveryPartAllows) {
     head.add(int64_t(900));
     EXPECT_EQ(release[0].args().substr(0, head.data.size()), head.data);
     EXPECT_EQ(release[0].nargs, 4u + 10u);
+    EXPECT_EQ(release[0].nhead, 4u);
+    EXPECT_EQ(release[0].head(), head.data);
+    EXPECT_EQ(release[0].limits(), parts[0].op.limits());
+    // a release is sent like any operation: it splits (here into itself)
+    std::vector<GuardPart> again = split_guard_op(release[0], 900);
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_EQ(again[0].op.data, release[0].data);
+    for (const GuardPart& p : parts) {
+        EXPECT_EQ(p.op.nargs, p.op.nhead + 5 * p.op.nkeys);
+        EXPECT_EQ(p.op.args(), std::string(p.op.head()) + std::string(p.op.limits()));
+        EXPECT_EQ(split_guard_op(p.op, 900).size(), 1u) << "a part parses again";
+    }
 
     // a lock wins over a busy key, the longest lock over a shorter one
     std::vector<int64_t> b0 = {2, 1, 1000, 0}, c1 = {1, 1, 3000, 0};
