@@ -202,6 +202,7 @@ void ngx_pairguard_redis_link_t::connected() {
         fail(strerror(err));
         return;
     }
+    ngx_tcp_nodelay(c_);
     if (conf_.ssl == nullptr) {
         became_ready();
         return;
