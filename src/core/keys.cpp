@@ -81,15 +81,20 @@ KeyTag KeyDeriver::tag(std::string_view ns, std::string_view name, std::string_v
     return t;
 }
 
+namespace {
+
+// Standard base64 text turned into the URL-safe alphabet, in place.
+void to_url_alphabet(char* p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        p[i] = p[i] == '+' ? '-' : p[i] == '/' ? '_' : p[i];
+    }
+}
+
+}  // namespace
+
 std::string base64url(const uint8_t* data, size_t len) {
     std::string out = base64_unpadded(data, len);
-    for (char& c : out) {
-        if (c == '+') {
-            c = '-';
-        } else if (c == '/') {
-            c = '_';
-        }
-    }
+    to_url_alphabet(out.data(), out.size());
     return out;
 }
 
@@ -113,9 +118,7 @@ constexpr size_t kStoreKeyTagChars = 4 * kStoreKeyTagBytes / 3;
 void encode_store_tag(const KeyTag& tag, char (&out)[kStoreKeyTagChars + 1]) {
     static_assert(kStoreKeyTagBytes % 3 == 0, "a store key's tag encodes without padding");
     EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out), tag.data(), static_cast<int>(kStoreKeyTagBytes));
-    for (size_t i = 0; i < kStoreKeyTagChars; i++) {
-        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-    }
+    to_url_alphabet(out, kStoreKeyTagChars);
 }
 
 }  // namespace

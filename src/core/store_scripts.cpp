@@ -115,46 +115,48 @@ bool decode_settle(IntList reply, size_t nkeys, std::vector<LockStart>& out) {
     return true;
 }
 
-GuardOp make_guard_reserve(std::string_view keys, size_t nkeys, std::string_view limits) {
-    // the keys as they are, then the arguments, in one buffer
+namespace {
+
+// An operation in one buffer: the keys as they are, the head `head` writes,
+// then the limits.
+template <class Head>
+GuardOp make_guard_op(bool settle, std::string_view keys, size_t nkeys, std::string_view limits, Head head) {
     RespArgs a;
-    a.data.reserve(keys.size() + 16 + limits.size());
+    a.data.reserve(keys.size() + 48 + limits.size());
     a.data.append(keys);
-    a.add_encoded("$1\r\nr\r\n", 1);
-    a.add(static_cast<int64_t>(nkeys));
+    head(a);
     GuardOp op;
+    op.settle = settle;
+    op.nkeys = nkeys;
+    op.keys_len = keys.size();
     op.nhead = a.count;
     op.head_len = a.data.size() - keys.size();
     a.add_encoded(limits, 5 * nkeys);
-    op.nkeys = nkeys;
-    op.keys_len = keys.size();
     op.nargs = a.count;
     op.data = std::move(a.data);
     return op;
 }
 
+}  // namespace
+
+GuardOp make_guard_reserve(std::string_view keys, size_t nkeys, std::string_view limits) {
+    return make_guard_op(false, keys, nkeys, limits, [&](RespArgs& a) {
+        a.add_encoded("$1\r\nr\r\n", 1);
+        a.add(static_cast<int64_t>(nkeys));
+    });
+}
+
 GuardOp make_guard_settle(std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
                           std::string_view limits) {
-    RespArgs a;
-    a.data.reserve(keys.size() + 48 + limits.size());
-    a.data.append(keys);
-    a.add_encoded("$1\r\ns\r\n", 1);
-    a.add(static_cast<int64_t>(nkeys));
-    a.add_encoded(outcome == Outcome::failure   ? "$1\r\nf\r\n"
-                  : outcome == Outcome::success ? "$1\r\ns\r\n"
-                                                : "$1\r\nn\r\n",
-                  1);
-    a.add(reservation);
-    GuardOp op;
-    op.nhead = a.count;
-    op.head_len = a.data.size() - keys.size();
-    a.add_encoded(limits, 5 * nkeys);
-    op.settle = true;
-    op.nkeys = nkeys;
-    op.keys_len = keys.size();
-    op.nargs = a.count;
-    op.data = std::move(a.data);
-    return op;
+    return make_guard_op(true, keys, nkeys, limits, [&](RespArgs& a) {
+        a.add_encoded("$1\r\ns\r\n", 1);
+        a.add(static_cast<int64_t>(nkeys));
+        a.add_encoded(outcome == Outcome::failure   ? "$1\r\nf\r\n"
+                      : outcome == Outcome::success ? "$1\r\ns\r\n"
+                                                    : "$1\r\nn\r\n",
+                      1);
+        a.add(reservation);
+    });
 }
 
 StoreCall make_guard_reserve_call(const std::vector<std::string>& keys, const std::vector<PolicyLimits>& limits) {
@@ -244,10 +246,8 @@ bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<int64_t>& v
                 p++;
             }
             int64_t v = 0;
-            // decimal, an optional '-' and nothing else (no '+', no space)
-            if (p < end && *p == '+') {
-                return false;
-            }
+            // decimal, an optional '-' and nothing else (from_chars takes no
+            // '+' and no space)
             auto [next, ec] = std::from_chars(p, end, v);
             if (ec != std::errc() || next == p) {
                 return false;

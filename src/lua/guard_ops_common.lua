@@ -126,9 +126,9 @@ local function settle_op(kb, n, outcome, rtext, lim, lb, cs)
   if n == 1 and rtext ~= '0' then
     local key, mine = KEYS[kb + 1], '|||' .. rtext .. '|'
     local max, window = lim[lb], lim[lb + 1]
-    local set = outcome == 'f' and max > 1 and set_state(cs, lim, lb)
-    if set and set[1] then
-      first = redis.call('SET', key, set[1], 'PXAT', set[2], 'XX', 'GET')
+    local strings = outcome == 'f' and max > 1 and set_state(cs, lim, lb)
+    if strings and strings[1] then
+      first = redis.call('SET', key, strings[1], 'PXAT', strings[2], 'XX', 'GET')
       if first == mine then
         return {}
       end
