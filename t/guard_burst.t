@@ -18,6 +18,7 @@ http {
     pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=100ms;
     pairguard_secret_file %%SECRET_FILE%%;
     pairguard_policy device key=$http_x_device max_failures=5 window=30s lockout=30s;
+    pairguard_policy tail key=$http_x_tail max_failures=1 window=30s lockout=30s;
 
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
 
@@ -28,6 +29,19 @@ http {
             pairguard device;
             pairguard_failure_status 404;
             proxy_pass http://backend/status/404;
+        }
+
+        # nginx runs post_action after a client's hang-up too: the guard
+        # must not reserve (and then count) the policies it finds there
+        location = /claim-pa {
+            pairguard device;
+            pairguard_failure_status 404;
+            post_action /after;
+            proxy_pass http://backend/status/404;
+        }
+        location = /after {
+            pairguard tail;
+            proxy_pass http://backend/status/200;
         }
 
         location = /claim-ok {
@@ -116,6 +130,17 @@ is($sixth->{status}, 429, 'five guesses whose clients hung up still use up the b
 # without ever locking
 ok(wait_until(sub { $locks->() == $locks0 + 1 }, timeout => 3),
     'the five unanswered guesses count as failures: the key locks');
+
+# a hung-up guess on a location with post_action: its own attempt counts
+# (above), the post_action location's policy is not reserved for it
+my $tails = sub { my $n = 0; $n += () = $_->error_log =~ /policy "tail"/g for $a, $b; $n };
+my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $a->port, Proto => 'tcp') or die "connect: $!";
+print $sock "GET /claim-pa HTTP/1.1\r\nHost: localhost\r\nX-Device: pa-1\r\nX-Tail: t-1\r\nConnection: close\r\n\r\n";
+Time::HiRes::sleep(0.05);
+close $sock;
+ok(wait_until(sub { $up->count('/status/200') >= 1 }, timeout => 3), 'nginx ran the post_action after the hang-up');
+Time::HiRes::sleep(0.3);
+is($tails->(), 0, '  and the guard reserved nothing there: no failure counted on its policy (max_failures=1)');
 
 # --- a reload keeps what was learnt ---------------------------------------------
 

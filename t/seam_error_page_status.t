@@ -18,6 +18,8 @@ http {
     pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=300ms;
     pairguard_secret_file %%SECRET_FILE%%;
     pairguard_policy account key=$http_x_account max_failures=3 window=60s lockout=60s device_cookie=pg_dev;
+    pairguard_policy code key=$http_x_code max_failures=3 window=60s lockout=60s;
+    pairguard_policy wide key=$http_x_client max_failures=2 window=60s lockout=60s;
 
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
 
@@ -41,6 +43,20 @@ http {
         location = /sorry.html {
             return 200 "sorry\n";
         }
+
+        # a guess whose error page is a location that refuses (another
+        # policy, locked): the refusal must not release the guess
+        location = /pair {
+            pairguard code;
+            pairguard_failure_status 401;
+            proxy_intercept_errors on;
+            error_page 401 /pair-error;
+            proxy_pass http://backend/status/401;
+        }
+        location = /pair-error {
+            pairguard wide;
+            pairguard_failure_status 404;
+        }
     }
 }
 CONF
@@ -58,6 +74,18 @@ is($up->count('/status/404'), 3, 'exactly three guesses reached the upstream');
 my $ok = login('/login-ok', 'bob');
 is($ok->{status}, 200, 'a real success');
 like($ok->{headers}{'set-cookie'} // '', qr/^pg_dev=[A-Za-z0-9_-]{55};/, '  does hand out the device cookie');
+
+# the attacker locks its own `wide` key on the error page's location (a
+# missing file: 404, a failure there) ...
+for (1 .. 2) { http_get($ng->port, '/pair-error', headers => { 'X-Client' => 'evil' }) }
+is(http_get($ng->port, '/pair-error', headers => { 'X-Client' => 'evil' })->{status}, 429, '`wide` is locked for this client');
+# ... so that every wrong code's error page is refused: the upstream's 401
+# still counts on `code`, which locks after its three failures
+my @st = map { http_get($ng->port, '/pair', headers => { 'X-Client' => 'evil', 'X-Code' => '1234' })->{status} } 1 .. 6;
+is_deeply(\@st, [(429) x 6], 'every guess is answered by the refusal');
+is($up->count('/status/401'), 3, 'but only three guesses reached the upstream: the refusal did not release them');
+is(http_get($ng->port, '/pair', headers => { 'X-Client' => 'other', 'X-Code' => '1234' })->{status}, 429,
+    '  the code is locked for everyone');
 
 my $bad = $conf =~ s/key=\$http_x_account max_failures=3/key=\$pairguard_client_net max_failures=3/r;
 my ($rc, $out) = nginx_t($bad, redis => $redis, upstream => $up);

@@ -160,7 +160,7 @@ struct ngx_http_pairguard_ctx_t {
     size_t refuse_policy = 0;
     int64_t refuse_retry_ms = 0;
     int64_t verdict_reservation = 0;
-    bool guard_refused = false;  // the guard answered itself: every group settles neutral
+    bool guard_refused = false;  // the guard answered itself: groups settle neutral unless the upstream failed
 
     bool decided = false;  // for $pairguard_decision
     bool denied = false;

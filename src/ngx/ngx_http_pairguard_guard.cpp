@@ -491,6 +491,29 @@ Outcome classify(const ngx_http_pairguard_loc_conf_t* lcf, ngx_uint_t status) {
         lcf->neutral_status ? lcf->neutral_status->nelts : 0);
 }
 
+// What the upstream answered this request (any location after the group's
+// reservation), read with the group's status lists: `failure` when any
+// answer was a failure (a failure wins), and whether every one was a
+// success (none: true).
+bool upstream_failed(ngx_http_request_t* r, const ngx_http_pairguard_group_t& g, bool* all_success) {
+    bool failed = false, success = true;
+    if (r->upstream_states != nullptr) {
+        auto* st = static_cast<ngx_http_upstream_state_t*>(r->upstream_states->elts);
+        for (ngx_uint_t i = 0; i < r->upstream_states->nelts; i++) {
+            if (st[i].status == 0) {
+                continue;
+            }
+            Outcome u = classify(g.lcf, st[i].status);
+            failed = failed || u == Outcome::failure;
+            success = success && u == Outcome::success;
+        }
+    }
+    if (all_success != nullptr) {
+        *all_success = success;
+    }
+    return failed;
+}
+
 ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
     try {
         ngx_http_pairguard_ctx_t* ctx = r == r->main ? ngx_http_pairguard_get_ctx(r) : nullptr;
@@ -500,24 +523,17 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                     continue;
                 }
                 // each group with the lists of the location that reserved it;
-                // the guard's own refusal releases them all
+                // the guard's own refusal (in a later location) releases
+                // them, unless the upstream already answered a failure
                 Outcome outcome = ctx->guard_refused ? Outcome::neutral : classify(g.lcf, r->headers_out.status);
                 // what the upstream said counts too: `error_page 404 =200`
                 // (with proxy_intercept_errors) must not turn a wrong guess
-                // into a success, nor hand out a trusted-device cookie
+                // into a success, nor hand out a trusted-device cookie, and
+                // an error_page into a location that refuses must not
+                // release it
                 bool upstream_success = true;
-                if (!ctx->guard_refused && r->upstream_states != nullptr) {
-                    auto* st = static_cast<ngx_http_upstream_state_t*>(r->upstream_states->elts);
-                    for (ngx_uint_t i = 0; i < r->upstream_states->nelts; i++) {
-                        if (st[i].status == 0) {
-                            continue;
-                        }
-                        Outcome u = classify(g.lcf, st[i].status);
-                        if (u == Outcome::failure) {
-                            outcome = Outcome::failure;
-                        }
-                        upstream_success = upstream_success && u == Outcome::success;
-                    }
+                if (upstream_failed(r, g, &upstream_success)) {
+                    outcome = Outcome::failure;
                 }
                 ngx_http_pairguard_metric_outcome(g, outcome);
                 settle(r, g, outcome);
@@ -543,17 +559,19 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
 // upstream worked, `return 444`) counts as a failure: the upstream may have
 // acted on it, and left unsettled its reservation would only hold the budget
 // until it expires, with nothing counted, so that hanging up on every guess
-// would guess without ever locking. A refused request's reservations are
-// released as when it is answered.
+// would guess without ever locking. A request the guard refused (in a
+// later location) releases its reservations as when it is answered: unless
+// the upstream already answered a failure.
 void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcept {
     try {
         ngx_http_request_t* r = ctx->request;
         if (r == nullptr) {
             return;
         }
-        Outcome outcome = ctx->guard_refused ? Outcome::neutral : Outcome::failure;
         for (auto& g : ctx->groups) {
             if (!g.settled) {
+                Outcome outcome =
+                    !ctx->guard_refused || upstream_failed(r, g, nullptr) ? Outcome::failure : Outcome::neutral;
                 ngx_http_pairguard_metric_outcome(g, outcome);
                 settle(r, g, outcome);
             }
@@ -573,8 +591,11 @@ ngx_int_t ngx_http_pairguard_guard_access(ngx_http_request_t* r) noexcept {
         if (ctx == nullptr) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        if (r->header_sent) {
-            return NGX_DECLINED;  // post_action: the request was decided and answered
+        if (r->header_sent || r->post_action) {
+            // post_action: the request was decided and answered, or its
+            // client is gone (nginx runs it after a 499 too, with no header
+            // sent); its attempts settle when it ends
+            return NGX_DECLINED;
         }
         if (ctx->guard_refused) {
             // refused already (a refusal anywhere refuses); nothing re-enters

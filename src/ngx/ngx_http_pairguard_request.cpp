@@ -63,6 +63,9 @@ ngx_int_t send_answer(ngx_http_request_t* r, const ngx_http_pairguard_answer_t& 
         ngx_http_clear_last_modified(r);
         ngx_http_clear_etag(r);
 
+        // the module's own answer, even in an error_page's location (whose
+        // status nginx would otherwise put back: a 429 sent as the 401)
+        r->err_status = 0;
         r->headers_out.status = a.status;
         r->headers_out.content_length_n = static_cast<off_t>(a.body.size());
         if (!a.body.empty()) {
