@@ -261,14 +261,14 @@ is_deeply([sort $batch->scan_keys('*')], [sort $single->scan_keys('*')], 'both l
     # the key for the moment of the script, then writes back what it read
     # with its failure added, the other reservation kept
     my @T = ('{c}:T', 3, 60000, 60000, 1000, 0);
-    my $t1 = $res->(60000, \@T);
-    my $t2 = $res->(60000, \@T);
-    $set->('f', $t1->[3], \@T);
+    my $q1 = $res->(60000, \@T);
+    my $q2 = $res->(60000, \@T);
+    $set->('f', $q1->[3], \@T);
     my $tv = $rc->cmd('GET', '{c}:T');
     like($tv, qr/^\|\|\|\w+\|\w+$/, "a failure beside another request's reservation: both kept ($tv)");
     is($res->(60000, \@T)->[0], 0, '  a third request is allowed (1 failure + 1 reservation of 3)');
     is($res->(60000, \@T)->[0], 2, '  a fourth waits (1 failure + 2 reservations)');
-    $set->('s', $t2->[3], \@T);
+    $set->('s', $q2->[3], \@T);
     unlike($rc->cmd('GET', '{c}:T') // '', qr/\|\w+$/, '  a success clears the failures');
 
     # a failure whose key is gone (its reservation expired): XX creates
