@@ -11,9 +11,14 @@
 #include "../core/pairing.hpp"
 #include "ngx_http_pairguard.h"
 
+namespace {
+void release_cancelled(const pairguard::GuardOp& op, pairguard::IntList reply) noexcept;
+}
+
 struct ngx_http_pairguard_batch_op_t {
     pairguard::GuardOp op;
     ngx_http_pairguard_batch_fn done;  // empty once cancelled
+    bool cancelled = false;            // its request went away
     // a settle: its keys and zone travel here, its callback is a plain
     // function (no captured state for std::function to allocate)
     ngx_http_pairguard_settle_fn settle_done = nullptr;
@@ -31,6 +36,8 @@ struct ngx_http_pairguard_batch_op_t {
                 auto fn = settle_done;
                 settle_done = nullptr;
                 fn(keys, zone, ok, reply);
+            } else if (cancelled && ok && !op.settle) {
+                release_cancelled(op, reply);
             }
         } catch (const std::exception& e) {
             ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
@@ -96,6 +103,25 @@ struct batcher_t {
 batcher_t batcher;  // per worker
 
 const pairguard::IntList kNone(nullptr, 0);
+
+// A reserve whose request went away while it was in flight (a client that
+// hung up, an HTTP/2 stream reset) never reached the upstream: what Redis
+// reserved for it is released at once, as neutral, instead of holding the
+// keys' budget for the whole hold (a client resetting streams would keep a
+// key busy without a single failure counted).
+void release_cancelled(const pairguard::GuardOp& op, pairguard::IntList reply) noexcept {
+    try {
+        pairguard::ReserveReply rr = pairguard::decode_reserve(reply, op.nkeys);
+        if (!rr.valid || rr.status != pairguard::ReserveStatus::allowed || rr.reservation == 0) {
+            return;  // refused: nothing was reserved
+        }
+        ngx_http_pairguard_batch_submit(
+            pairguard::make_guard_settle(op.keys(), op.nkeys, pairguard::Outcome::neutral, rr.reservation, op.limits()),
+            nullptr);
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
+    }
+}
 
 void fail_all(std::vector<op_ptr>& ops) noexcept {
     for (auto& o : ops) {
@@ -269,13 +295,22 @@ void flush(ngx_event_t*) noexcept {
         return;
     }
     try {
-        // moved out, so that the queue keeps its capacity for the next round
-        ops->assign(std::make_move_iterator(batcher.queue.begin()), std::make_move_iterator(batcher.queue.end()));
+        // moved out, so that the queue keeps its capacity for the next round;
+        // a reserve whose request went away before it was sent is dropped
+        ops->reserve(batcher.queue.size());
+        for (auto& o : batcher.queue) {
+            if (!(o->cancelled && !o->op.settle)) {
+                ops->push_back(std::move(o));
+            }
+        }
     } catch (const std::exception&) {
         fail_queue();
         return;
     }
     batcher.queue.clear();
+    if (ops->empty()) {
+        return;
+    }
     try {
         ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
         if (store == nullptr || !store->accepting()) {
@@ -352,6 +387,7 @@ void ngx_http_pairguard_batch_settle(pairguard::GuardOp op, const std::vector<ng
 void ngx_http_pairguard_batch_cancel(ngx_http_pairguard_batch_op_t* op) noexcept {
     if (op != nullptr) {
         op->done = nullptr;
+        op->cancelled = true;
     }
 }
 

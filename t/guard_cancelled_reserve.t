@@ -1,0 +1,103 @@
+# A guarded request whose client goes away while its reserve is on its way to
+# Redis never reaches the upstream: what Redis reserved for it is released at
+# once (neutral), not held for the reservation's 60 s. Otherwise a client
+# that opens requests and hangs up (or resets HTTP/2 streams) would keep a
+# victim's key busy (429) without a single failure counted.
+use 5.036;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use IO::Socket::INET;
+use Time::HiRes qw(sleep time);
+use PgTest;
+
+my $redis = start_redis();
+my $up    = start_upstream();
+my $conf  = <<'CONF';
+http {
+    %%HTTP_COMMON%%
+    pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=5s;
+    pairguard_secret_file %%SECRET_FILE%%;
+    pairguard_policy dev key=$http_x_device max_failures=1 window=30s lockout=30s;
+    pairguard_policy acct key=$http_x_account max_failures=2 window=30s lockout=30s;
+
+    upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+
+        location = /claim {
+            pairguard dev;
+            pairguard acct;
+            pairguard_failure_status 404;
+            proxy_pass http://backend/status/404;
+        }
+        location = /ok {
+            pairguard dev;
+            pairguard_failure_status 404;
+            proxy_pass http://backend/status/200;
+        }
+    }
+}
+CONF
+# the guard's keys (not the event stream)
+sub guard_keys () { grep { !/\{events\}/ } $redis->scan_keys('pairguard:*') }
+
+my $ng = start_nginx($conf, redis => $redis, upstream => $up, workers => 1);
+
+# the worker's Redis connection is up (a success leaves no key)
+is(http_get($ng->port, '/ok', headers => { 'X-Device' => 'warm' })->{status}, 200, 'warm-up');
+ok(wait_until(sub { scalar(my @k = guard_keys()) == 0 }, timeout => 3), 'Redis holds no key');
+$up->reset;
+
+# Redis holds every command for a moment: the reserves stay in flight while
+# their clients hang up
+sub hang_up_while_in_flight (@headers) {
+    my $paused = time;
+    $redis->cmd('CLIENT', 'PAUSE', 1500, 'ALL');
+    my @socks;
+    for my $h (@headers) {
+        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp')
+            or die "connect: $!";
+        my $hdrs = join '', map { "$_: $h->{$_}\r\n" } sort keys %$h;
+        print $sock "GET /claim HTTP/1.1\r\nHost: localhost\r\n${hdrs}Connection: close\r\n\r\n";
+        push @socks, $sock;
+    }
+    sleep 0.2;
+    close $_ for @socks;
+    # nginx notices the hang-ups (499) while Redis is still paused
+    state $seen = 0;
+    my $noticed = wait_until(sub { (() = $ng->access_log =~ /" 499 /g) >= $seen + @headers }, timeout => 0.8);
+    $seen += @headers;
+    my $during = time - $paused < 1.5;
+    sleep 1.5 - (time - $paused) + 0.2 if time - $paused < 1.7;
+    return $noticed && $during;
+}
+
+ok(hang_up_while_in_flight({ 'X-Device' => 'victim', 'X-Account' => 'alice' }),
+    'a client hung up while its reserve waited for Redis');
+ok(wait_until(sub { scalar(my @k = guard_keys()) == 0 }, timeout => 3),
+    'its reservation was released: Redis holds no key for it')
+    or diag explain [ map { [ $_, $redis->cmd('GET', $_), $redis->cmd('PTTL', $_) ] } guard_keys() ];
+is($up->count, 0, 'nothing reached the upstream');
+
+my $r = http_get($ng->port, '/claim', headers => { 'X-Device' => 'victim', 'X-Account' => 'alice' });
+is($r->{status}, 404, 'the next guess on the key is not refused as busy (max_failures=1): it reaches the upstream');
+is($up->count('/status/404'), 1, '  once');
+# and it counts: the key locks (the released reservation took nothing away)
+is(http_get($ng->port, '/claim', headers => { 'X-Device' => 'victim', 'X-Account' => 'alice' })->{status}, 429,
+    '  and counts as the key\'s one failure: the next is refused');
+
+# several at once, over two policies: all released, and the earlier
+# guess's keys (the locked device, alice's one failure) left as they were
+$up->reset;
+ok(hang_up_while_in_flight(map { { 'X-Device' => "d$_", 'X-Account' => 'bob' } } 1 .. 3),
+    'three clients hung up while their reserves waited');
+ok(wait_until(sub { scalar(my @k = guard_keys()) == 2 }, timeout => 3),
+    'their reservations were released: only the earlier guess\'s two keys are left')
+    or diag(join " ", map { "$_:" . $redis->cmd("TYPE", $_) } guard_keys());
+my @st = map { http_get($ng->port, '/claim', headers => { 'X-Device' => "d$_", 'X-Account' => 'bob' })->{status} } 1 .. 3;
+is("@st", '404 404 429', 'bob\'s account (max_failures=2) still has its whole budget: two guesses, then locked');
+is($up->count, 2, '  two reached the upstream');
+
+done();
