@@ -211,6 +211,9 @@ void ngx_http_pairguard_batch_exit() noexcept;
 // The request's context, created on first use and found again after
 // internal redirects.
 ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_ctx(ngx_http_request_t* r);
+// What the guard and auth decided, for variables: a subrequest without a
+// context of its own reads its main request's (never to be changed).
+ngx_http_pairguard_ctx_t* ngx_http_pairguard_decided_ctx(ngx_http_request_t* r);
 ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_or_create_ctx(ngx_http_request_t* r);
 // From a phase handler or a body handler running on the request's own event:
 // sends the answer, finalizes, returns NGX_DONE for a phase handler to

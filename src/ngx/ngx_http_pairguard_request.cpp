@@ -150,20 +150,34 @@ bool dav_put(ngx_http_request_t* r) {
 // ---- the context ----------------------------------------------------------
 
 // The context survives internal redirects (which clear r->ctx) through its
-// pool cleanup, so whatever it knows holds for the whole request.
+// pool cleanup, so whatever it knows holds for the whole request. The pool
+// is the main request's, shared by its subrequests (auth_request, SSI,
+// mirror): only the context made for this very request is taken back, never
+// one a subrequest made (its callbacks resume that subrequest) nor the main
+// request's (a subrequest's endpoint would run on its state).
 ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_ctx(ngx_http_request_t* r) {
     auto* ctx = static_cast<ngx_http_pairguard_ctx_t*>(ngx_http_get_module_ctx(r, ngx_http_pairguard_module));
     if (ctx != nullptr || !r->internal) {
         return ctx;
     }
     for (ngx_pool_cleanup_t* cln = r->pool->cleanup; cln != nullptr; cln = cln->next) {
-        if (cln->handler == ctx_cleanup) {
+        if (cln->handler == ctx_cleanup && static_cast<ngx_http_pairguard_ctx_t*>(cln->data)->request == r) {
             ctx = static_cast<ngx_http_pairguard_ctx_t*>(cln->data);
             ngx_http_set_ctx(r, ctx, ngx_http_pairguard_module);
             return ctx;
         }
     }
     return nullptr;
+}
+
+// What the guard and auth decided, for variables: a subrequest without a
+// context of its own reads its main request's (read only).
+ngx_http_pairguard_ctx_t* ngx_http_pairguard_decided_ctx(ngx_http_request_t* r) {
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
+    if (ctx == nullptr && r != r->main) {
+        ctx = ngx_http_pairguard_get_ctx(r->main);
+    }
+    return ctx;
 }
 
 ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_or_create_ctx(ngx_http_request_t* r) {

@@ -14,7 +14,7 @@ void set_value(ngx_http_variable_value_t* v, u_char* data, size_t len) {
 }
 
 ngx_int_t decision_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept {
-    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_decided_ctx(r);
     if (ctx == nullptr || !ctx->decided) {
         v->not_found = 1;
         return NGX_OK;
@@ -30,7 +30,7 @@ ngx_int_t decision_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v,
 }
 
 ngx_int_t retry_after_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept {
-    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_decided_ctx(r);
     if (ctx == nullptr || !ctx->denied || ctx->retry_after <= 0) {
         v->not_found = 1;
         return NGX_OK;
@@ -44,7 +44,7 @@ ngx_int_t retry_after_variable(ngx_http_request_t* r, ngx_http_variable_value_t*
 }
 
 ngx_int_t policy_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept {
-    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_decided_ctx(r);
     if (ctx == nullptr || ctx->deny_policy.len == 0) {
         v->not_found = 1;
         return NGX_OK;
@@ -54,7 +54,7 @@ ngx_int_t policy_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, u
 }
 
 ngx_int_t user_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept {
-    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_decided_ctx(r);
     if (ctx != nullptr && !ctx->auth_user.empty()) {
         set_value(v, reinterpret_cast<u_char*>(ctx->auth_user.data()), ctx->auth_user.size());
         return NGX_OK;
@@ -70,7 +70,7 @@ ngx_int_t user_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uin
 ngx_int_t body_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t data) noexcept try {
     auto* name = reinterpret_cast<ngx_str_t*>(data);
     static const size_t prefix = sizeof("pairguard_body_") - 1;
-    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_decided_ctx(r);
     if (ctx == nullptr || !ctx->body_parsed || name->len <= prefix) {
         v->not_found = 1;
         return NGX_OK;
