@@ -22,6 +22,11 @@
 
 extern "C" ngx_module_t ngx_http_pairguard_module;
 
+// The per-worker caches (sessions, approvals) and the verdict zone's lock
+// times count ngx_current_msec as a clock that never wraps; a 32-bit
+// ngx_msec_t wraps every 49.7 days.
+static_assert(sizeof(ngx_msec_t) >= 8, "pairguard needs a 64-bit ngx_msec_t (a 64-bit build)");
+
 struct ngx_http_pairguard_key_part_t {
     ngx_str_t literal;
     ngx_int_t index;  // NGX_ERROR for a literal
