@@ -74,8 +74,13 @@ sub hang_up_while_in_flight (@headers) {
     return $noticed && $during;
 }
 
+sub evalsha_calls () { ($redis->cmd('INFO', 'commandstats') =~ /^cmdstat_evalsha:calls=(\d+)/m)[0] // 0 }
+
+my $calls = evalsha_calls();
 ok(hang_up_while_in_flight({ 'X-Device' => 'victim', 'X-Account' => 'alice' }),
     'a client hung up while its reserve waited for Redis');
+ok(wait_until(sub { evalsha_calls() >= $calls + 2 }, timeout => 3),
+    '  the reserve had been sent (and was answered), then a release went out');
 ok(wait_until(sub { scalar(my @k = guard_keys()) == 0 }, timeout => 3),
     'its reservation was released: Redis holds no key for it')
     or diag explain [ map { [ $_, $redis->cmd('GET', $_), $redis->cmd('PTTL', $_) ] } guard_keys() ];
@@ -99,5 +104,28 @@ ok(wait_until(sub { scalar(my @k = guard_keys()) == 2 }, timeout => 3),
 my @st = map { http_get($ng->port, '/claim', headers => { 'X-Device' => "d$_", 'X-Account' => 'bob' })->{status} } 1 .. 3;
 is("@st", '404 404 429', 'bob\'s account (max_failures=2) still has its whole budget: two guesses, then locked');
 is($up->count, 2, '  two reached the upstream');
+
+# Redis' answer (allowed) and the hang-up read in the same pass of the
+# worker's loop, Redis' first: the verdict is made but not yet carried out
+# when the request goes; its reservation is released all the same
+$up->reset;
+my $nkeys = () = guard_keys();
+my ($worker) = $ng->worker_pids;
+$redis->cmd('CLIENT', 'PAUSE', 700, 'ALL');
+my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
+print $sock "GET /claim HTTP/1.1\r\nHost: localhost\r\nX-Device: same-pass\r\nX-Account: dave\r\nConnection: close\r\n\r\n";
+sleep 0.3;               # the reserve is sent, Redis holds it
+kill 'STOP', $worker;    # the worker sleeps through Redis' answer
+sleep 0.8;               # the pause ends, the answer waits in the worker's socket
+close $sock;             # then the client hangs up
+sleep 0.1;
+kill 'CONT', $worker;
+ok(wait_until(sub { $ng->access_log =~ /" 499 [^\n]*\n\z/ }, timeout => 3), 'answered and hung up in one pass: the hang-up is seen (499)');
+is($up->count, 0, '  nothing reached the upstream');
+ok(wait_until(sub { scalar(my @k = guard_keys()) == $nkeys }, timeout => 3),
+    '  and its reservation was released: no key of its own is left')
+    or diag(join " ", guard_keys());
+is(http_get($ng->port, '/claim', headers => { 'X-Device' => 'same-pass', 'X-Account' => 'dave' })->{status}, 404,
+    '  the next guess on the key (max_failures=1) is not refused as busy');
 
 done();

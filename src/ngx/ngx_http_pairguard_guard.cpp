@@ -568,6 +568,16 @@ void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcep
         if (r == nullptr) {
             return;
         }
+        // allowed by Redis, but gone before the verdict was carried out (the
+        // hang-up read in the same pass as Redis' answer): it never reached
+        // the upstream, and what Redis reserved for it is released at once
+        // (a reserve still on its way is released by the batch layer)
+        if (ctx->state == state_e::decided && ctx->verdict == verdict_e::allow && ctx->verdict_reservation != 0
+            && !ctx->candidate.settled) {
+            ctx->verdict = verdict_e::none;
+            ctx->candidate.reservation = ctx->verdict_reservation;
+            settle(r, ctx->candidate, Outcome::neutral);
+        }
         for (auto& g : ctx->groups) {
             if (!g.settled) {
                 Outcome outcome =
