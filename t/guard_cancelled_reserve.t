@@ -20,6 +20,7 @@ http {
     pairguard_secret_file %%SECRET_FILE%%;
     pairguard_policy dev key=$http_x_device max_failures=1 window=30s lockout=30s;
     pairguard_policy acct key=$http_x_account max_failures=2 window=30s lockout=30s;
+    pairguard_policy user key=$http_x_user max_failures=2 window=30s lockout=30s;
 
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
 
@@ -29,6 +30,11 @@ http {
         location = /claim {
             pairguard dev;
             pairguard acct;
+            pairguard_failure_status 404;
+            proxy_pass http://backend/status/404;
+        }
+        location = /post {
+            pairguard user;
             pairguard_failure_status 404;
             proxy_pass http://backend/status/404;
         }
@@ -127,5 +133,22 @@ ok(wait_until(sub { scalar(my @k = guard_keys()) == $nkeys }, timeout => 3),
     or diag(join " ", guard_keys());
 is(http_get($ng->port, '/claim', headers => { 'X-Device' => 'same-pass', 'X-Account' => 'dave' })->{status}, 404,
     '  the next guess on the key (max_failures=1) is not refused as busy');
+
+# allowed, then gone while nginx still read the body it was to proxy: the
+# upstream never received the attempt, so it counts nothing (a client on a
+# bad network does not lock its account); one the upstream received does
+# count (t/guard_burst.t)
+$up->reset;
+for my $i (1 .. 3) {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
+    print $s "POST /post HTTP/1.1\r\nHost: localhost\r\nX-User: erin\r\nContent-Length: 100\r\n\r\n0123456789";
+    sleep 0.2;
+    close $s;
+}
+ok(wait_until(sub { (() = $ng->access_log =~m{"POST /post HTTP/1.1" 400 }g) >= 3 }, timeout => 3),
+    'three clients went away in the middle of their bodies (logged 400, nothing answered)');
+is($up->count, 0, '  none reached the upstream');
+@st = map { http($ng->port, 'POST', '/post', headers => { 'X-User' => 'erin' }, body => 'x')->{status} } 1 .. 3;
+is("@st", '404 404 429', '  and they counted nothing: the account still has its two guesses (max_failures=2)');
 
 done();

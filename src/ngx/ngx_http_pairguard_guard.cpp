@@ -553,15 +553,41 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
     return ngx_http_next_header_filter(r);
 }
 
+// Whether an upstream may have seen the request: one of its attempts sent
+// the upstream a byte or heard from it. A request proxied (ngx_http_upstream:
+// proxy, fastcgi, grpc, ...) that never got that far (its client went away
+// while nginx read its body or connected) was seen by no one; one that was
+// not proxied (an endpoint of this module, `return 444`) may have been acted
+// on by whatever answered it.
+bool upstream_saw(ngx_http_request_t* r) {
+    if (r->upstream == nullptr) {
+        return true;
+    }
+    if (r->upstream_states != nullptr) {
+        auto* st = static_cast<ngx_http_upstream_state_t*>(r->upstream_states->elts);
+        for (ngx_uint_t i = 0; i < r->upstream_states->nelts; i++) {
+            // the states are final by now: the upstream's own cleanup ran
+            // before the pool's
+            if (st[i].status != 0 || st[i].bytes_sent > 0 || st[i].bytes_received > 0) {
+                return true;
+            }
+        }
+    }
+    ngx_connection_t* pc = r->upstream->peer.connection;
+    return pc != nullptr && pc->sent > 0;
+}
+
 }  // namespace
 
 // An attempt whose answer was never sent (the client hung up while the
-// upstream worked, `return 444`) counts as a failure: the upstream may have
-// acted on it, and left unsettled its reservation would only hold the budget
-// until it expires, with nothing counted, so that hanging up on every guess
-// would guess without ever locking. A request the guard refused (in a
-// later location) releases its reservations as when it is answered: unless
-// the upstream already answered a failure.
+// upstream worked, `return 444`) counts as a failure when the upstream may
+// have seen it (upstream_saw): it may have acted on it, and left unsettled
+// its reservation would only hold the budget until it expires, with nothing
+// counted, so that hanging up on every guess would guess without ever
+// locking. One the upstream never received (the client went away while
+// nginx read its body or connected) counts nothing. A request the guard
+// refused (in a later location) releases its reservations as when it is
+// answered: unless the upstream already answered a failure.
 void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcept {
     try {
         ngx_http_request_t* r = ctx->request;
@@ -580,8 +606,10 @@ void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcep
         }
         for (auto& g : ctx->groups) {
             if (!g.settled) {
-                Outcome outcome =
-                    !ctx->guard_refused || upstream_failed(r, g, nullptr) ? Outcome::failure : Outcome::neutral;
+                Outcome outcome = Outcome::neutral;
+                if (upstream_failed(r, g, nullptr) || (!ctx->guard_refused && upstream_saw(r))) {
+                    outcome = Outcome::failure;
+                }
                 ngx_http_pairguard_metric_outcome(g, outcome);
                 settle(r, g, outcome);
             }
