@@ -11,9 +11,18 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 use PgTest;
 
+# an upstream whose connect never completes: a listener whose accept queue
+# is full and which never accepts (nginx's connect waits)
+use Socket qw(PF_INET SOCK_STREAM pack_sockaddr_in unpack_sockaddr_in inet_aton);
+socket(my $hang, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+bind($hang, pack_sockaddr_in(0, inet_aton('127.0.0.1'))) or die "bind: $!";
+listen($hang, 0) or die "listen: $!";
+my ($hang_port) = unpack_sockaddr_in(getsockname($hang));
+my @queue_fill = map { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $hang_port, Proto => 'tcp', Blocking => 0) } 1 .. 6;
+
 my $redis = start_redis();
 my $up    = start_upstream();
-my $conf  = <<'CONF';
+my $conf  = <<'CONF' =~ s/%%HANG_PORT%%/$hang_port/gr;
 http {
     %%HTTP_COMMON%%
     pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=5s;
@@ -23,6 +32,7 @@ http {
     pairguard_policy user key=$http_x_user max_failures=2 window=30s lockout=30s;
 
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
+    upstream hanging { server 127.0.0.1:%%HANG_PORT%%; }
 
     server {
         listen 127.0.0.1:%%PORT%%;
@@ -36,6 +46,25 @@ http {
         location = /post {
             pairguard user;
             pairguard_failure_status 404;
+            proxy_pass http://backend/status/404;
+        }
+        # the connect hangs: nothing reaches an upstream
+        location = /connecting {
+            pairguard user;
+            pairguard_failure_status 404;
+            proxy_connect_timeout 30s;
+            proxy_pass http://hanging/status/404;
+        }
+        # the same, but a mirror carries the request to the application
+        location = /mirrored {
+            pairguard user;
+            pairguard_failure_status 404;
+            mirror /mirror;
+            proxy_connect_timeout 30s;
+            proxy_pass http://hanging/status/404;
+        }
+        location = /mirror {
+            internal;
             proxy_pass http://backend/status/404;
         }
         location = /ok {
@@ -150,5 +179,32 @@ ok(wait_until(sub { (() = $ng->access_log =~m{"POST /post HTTP/1.1" 400 }g) >= 3
 is($up->count, 0, '  none reached the upstream');
 @st = map { http($ng->port, 'POST', '/post', headers => { 'X-User' => 'erin' }, body => 'x')->{status} } 1 .. 3;
 is("@st", '404 404 429', '  and they counted nothing: the account still has its two guesses (max_failures=2)');
+
+# gone while nginx still connected to the upstream: nothing reached it
+$up->reset;
+for my $i (1 .. 3) {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
+    print $s "GET /connecting HTTP/1.1\r\nHost: localhost\r\nX-User: fay\r\n\r\n";
+    sleep 0.3;
+    close $s;
+}
+ok(wait_until(sub { (() = $ng->access_log =~ m{"GET /connecting HTTP/1.1" 499 }g) >= 3 }, timeout => 3),
+    'three clients went away while nginx connected to the upstream (499)');
+@st = map { http($ng->port, 'POST', '/post', headers => { 'X-User' => 'fay' }, body => 'x')->{status} } 1 .. 3;
+is("@st", '404 404 429', '  they counted nothing: fay still has her two guesses');
+
+# gone while nginx still connected, but a mirror had carried the guess to the
+# application: each counts
+$up->reset;
+for my $i (1 .. 2) {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
+    print $s "GET /mirrored HTTP/1.1\r\nHost: localhost\r\nX-User: gus\r\n\r\n";
+    wait_until(sub { $up->count('/status/404') >= $i }, timeout => 3);
+    close $s;
+}
+is($up->count('/status/404'), 2, 'two guesses reached the application through a mirror, their clients gone before nginx reached the main upstream');
+ok(wait_until(sub { (() = $ng->access_log =~ m{"GET /mirrored HTTP/1.1" 499 }g) >= 2 }, timeout => 3), '  (499)');
+is(http($ng->port, 'POST', '/post', headers => { 'X-User' => 'gus' }, body => 'x')->{status}, 429,
+    '  they counted: gus (max_failures=2) is locked');
 
 done();

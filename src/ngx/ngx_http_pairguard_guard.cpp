@@ -558,9 +558,11 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
 // proxy, fastcgi, grpc, ...) that never got that far (its client went away
 // while nginx read its body or connected) was seen by no one; one that was
 // not proxied (an endpoint of this module, `return 444`) may have been acted
-// on by whatever answered it.
-bool upstream_saw(ngx_http_request_t* r) {
-    if (r->upstream == nullptr) {
+// on by whatever answered it, and one that made a subrequest (`mirror`,
+// `auth_request`, SSI) may have been carried on by it, whatever its own
+// upstream did.
+bool upstream_saw(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx) {
+    if (r->upstream == nullptr || ctx->subrequests) {
         return true;
     }
     if (r->upstream_states != nullptr) {
@@ -607,7 +609,7 @@ void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcep
         for (auto& g : ctx->groups) {
             if (!g.settled) {
                 Outcome outcome = Outcome::neutral;
-                if (upstream_failed(r, g, nullptr) || (!ctx->guard_refused && upstream_saw(r))) {
+                if (upstream_failed(r, g, nullptr) || (!ctx->guard_refused && upstream_saw(r, ctx))) {
                     outcome = Outcome::failure;
                 }
                 ngx_http_pairguard_metric_outcome(g, outcome);

@@ -170,6 +170,13 @@ ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_ctx(ngx_http_request_t* r) {
     return nullptr;
 }
 
+void ngx_http_pairguard_note_subrequest(ngx_http_request_t* sr) noexcept {
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(sr->main);
+    if (ctx != nullptr) {
+        ctx->subrequests = true;
+    }
+}
+
 // What the guard and auth decided, for variables: a subrequest without a
 // context of its own reads its main request's (read only).
 ngx_http_pairguard_ctx_t* ngx_http_pairguard_decided_ctx(ngx_http_request_t* r) {
