@@ -96,6 +96,16 @@ my $pid = $p->pid;
 $p->stop;
 ok(!kill(0, $pid), 'and stop ends it, by its pid');
 
+# traffic while something happens: counted; an action that dies stops the
+# traffic's child before the error goes on (it would hold prove's pipe)
+my ($tst) = traffic_during('harness-ok', sub ($n) { Time::HiRes::sleep(0.01); 200 }, sub { Time::HiRes::sleep(0.2) });
+ok(($tst->{200} // 0) > 10, 'traffic_during counts the requests made meanwhile');
+my @kids_before = PgTest::_children_of($$);
+ok(!eval { traffic_during('harness-die', sub ($n) { Time::HiRes::sleep(0.01); 200 }, sub { die "boom\n" }); 1 },
+    'an action that dies makes traffic_during die');
+is($@, "boom\n", '  with its error');
+is(scalar(PgTest::_children_of($$)), scalar(@kids_before), '  and its traffic child is gone');
+
 my $sub = $redis->subscriber('pg:test');
 $redis->cmd('PUBLISH', 'pg:test', "one\r\n");
 $redis->cmd('PUBLISH', 'pg:test', 'two');

@@ -103,7 +103,7 @@ sub _free_port_pair () {
 
 sub _free_port () { PgTest::free_port() }
 
-sub _wait ($what, $timeout, $cond) {
+sub _wait ($what, $timeout, $cond, $detail = undef) {
     my $deadline = time + $timeout;
     my $last_err;
     while (1) {
@@ -113,7 +113,8 @@ sub _wait ($what, $timeout, $cond) {
             Test::More::diag(sprintf('PgRedis: %.2fs waiting for %s', $timeout - ($deadline - time), $what)) if $ENV{PG_VERBOSE};
             return $v;
         }
-        die "PgRedis: timed out after ${timeout}s waiting for $what" . ($last_err ? " (last error: $last_err)" : '') . "\n"
+        die "PgRedis: timed out after ${timeout}s waiting for $what" . ($last_err ? " (last error: $last_err)" : '')
+            . ($detail ? ' (last: ' . ($detail->() // '?') . ')' : '') . "\n"
             if time > $deadline;
         sleep 0.05;
     }
@@ -759,28 +760,30 @@ sub node_for_key ($self, $key) { $self->node_for_slot($self->slot_of($key)) }
 # slots has a replica in sync (when one is alive)
 sub wait_stable ($self, %o) {
     my @alive = $self->ports;
+    my $why;    # the condition that held it up last, for the timeout's message
     PgRedis::_wait('the cluster to be stable (cluster_state:ok, same view on every node, replicas in sync)', $o{timeout} // 30, sub {
         my $view;
         my %own = map { $_ => ($self->cmd_at($_, 'ROLE')->[0] eq 'slave' ? 'replica' : 'master') } @alive;
         for my $p (@alive) {
-            return 0 unless $self->cmd_at($p, 'CLUSTER', 'INFO') =~ /cluster_state:ok/;
+            ($why = "$p: cluster_state not ok"), return 0 unless $self->cmd_at($p, 'CLUSTER', 'INFO') =~ /cluster_state:ok/;
             my @nodes = $self->nodes($p);
-            return 0 if grep { $_->{flags}{handshake} } @nodes;
+            ($why = "$p: a node in handshake"), return 0 if grep { $_->{flags}{handshake} } @nodes;
             my %alive = map { $_ => 1 } @alive;
-            return 0 if grep { $alive{ $_->{port} } && $_->{fail} } @nodes;
-            return 0 if (grep { $alive{ $_->{port} } } @nodes) != @alive;
-            return 0 if grep { $alive{ $_->{port} } && $_->{role} ne $own{ $_->{port} } } @nodes;
+            ($why = "$p: sees an alive node failing"), return 0 if grep { $alive{ $_->{port} } && $_->{fail} } @nodes;
+            ($why = "$p: does not know every alive node"), return 0 if (grep { $alive{ $_->{port} } } @nodes) != @alive;
+            ($why = "$p: sees a node in another role than its own"), return 0
+                if grep { $alive{ $_->{port} } && $_->{role} ne $own{ $_->{port} } } @nodes;
             my $v = join ' ', map { "$_->{port}:" . join(',', map { "$_->[0]-$_->[1]" } @{ $_->{slots} }) }
                 sort { $a->{port} <=> $b->{port} } grep { $_->{role} eq 'master' && @{ $_->{slots} } } @nodes;
             $view //= $v;
-            return 0 if $v ne $view;
+            ($why = "$p: another view of the slots"), return 0 if $v ne $view;
         }
         for my $p (@alive) {
             my $role = $self->cmd_at($p, 'ROLE');
-            return 0 if $role->[0] eq 'slave' && $role->[3] ne 'connected';
+            ($why = "$p: replica link $role->[3]"), return 0 if $role->[0] eq 'slave' && $role->[3] ne 'connected';
         }
         return 1;
-    });
+    }, sub { $why });
 }
 
 # CLUSTER FAILOVER on a replica (given a master, on its replica); waits until
@@ -795,7 +798,9 @@ sub failover_replica ($self, $port, %o) {
     PgRedis::_wait("127.0.0.1:$replica to become master after CLUSTER FAILOVER", $o{timeout} // 20, sub {
         $self->cmd_at($replica, 'ROLE')->[0] eq 'master';
     });
-    $self->wait_stable(timeout => $o{timeout} // 20);
+    # the old master resyncs from its new master (a full sync under traffic
+    # on a loaded machine): as long as a reshard may take
+    $self->wait_stable(timeout => $o{timeout} // 30);
     return $replica;
 }
 

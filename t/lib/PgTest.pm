@@ -225,18 +225,26 @@ sub run_cmd ($cmd, %o) {
 sub traffic_during ($what, $request, $action, $good = 200) {
     my $out = testdir() . "/traffic-$what" =~ s/\W/_/gr;
     my $stop = "$out.stop";
+    my $parent = $$;
     my $child = fork() // die "fork: $!";
     if ($child == 0) {
         open(my $fh, '>', $out) or POSIX::_exit(1);
         $fh->autoflush(1);
         my ($t0, $n) = (time, 0);
-        until (-e $stop) {
+        # and never outlives the test (it holds prove's pipe)
+        until (-e $stop || getppid() != $parent) {
             printf $fh "%.3f %s\n", time - $t0, $request->($n++);
         }
         POSIX::_exit(0);
     }
     my $t0 = time;
-    $action->();
+    # an action that dies stops the traffic first
+    if (!eval { $action->(); 1 }) {
+        my $err = $@;
+        write_file($stop, '');
+        waitpid($child, 0);
+        die $err;
+    }
     sleep 1;
     write_file($stop, '');
     waitpid($child, 0);
