@@ -30,6 +30,9 @@ http {
     pairguard_policy dev key=$http_x_device max_failures=1 window=30s lockout=30s;
     pairguard_policy acct key=$http_x_account max_failures=2 window=30s lockout=30s;
     pairguard_policy user key=$http_x_user max_failures=2 window=30s lockout=30s;
+    pairguard_pairing_policy platforms=telegram;
+    resolver 127.0.0.1:%%HANG_PORT%%;
+    resolver_timeout 300ms;
 
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
     upstream hanging { server 127.0.0.1:%%HANG_PORT%%; }
@@ -66,6 +69,18 @@ http {
         location = /mirror {
             internal;
             proxy_pass http://backend/status/404;
+        }
+        # proxied, but the upstream's name never resolves (502 before any
+        # upstream attempt), then on to a handler that is not an upstream
+        # (here an endpoint of this module, waiting on Redis)
+        location = /unresolved {
+            pairguard user;
+            pairguard_failure_status 404;
+            error_page 502 = @endpoint;
+            proxy_pass http://unresolvable.invalid$request_uri;
+        }
+        location @endpoint {
+            pairguard_pairing pending;
         }
         location = /ok {
             pairguard dev;
@@ -206,5 +221,23 @@ is($up->count('/status/404'), 2, 'two guesses reached the application through a 
 ok(wait_until(sub { (() = $ng->access_log =~ m{"GET /mirrored HTTP/1.1" 499 }g) >= 2 }, timeout => 3), '  (499)');
 is(http($ng->port, 'POST', '/post', headers => { 'X-User' => 'gus' }, body => 'x')->{status}, 429,
     '  they counted: gus (max_failures=2) is locked');
+
+# proxied in one location without a byte reaching an upstream (the name did
+# not resolve), then carried on by another location's own handler: the
+# client's hang-up there counts, whatever the first upstream saw
+for my $i (1 .. 2) {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
+    print $s "GET /unresolved HTTP/1.1\r\nHost: localhost\r\nX-User: hal\r\n\r\n";
+    sleep 0.1;                                       # reserved; resolving
+    $redis->cmd('CLIENT', 'PAUSE', 1200, 'ALL');     # the endpoint will wait
+    sleep 0.6;                                       # 502, error_page, the endpoint asks Redis
+    close $s;
+    sleep 0.9;
+}
+ok(wait_until(sub { (() = $ng->access_log =~ m{"GET /unresolved HTTP/1.1" 499 }g) >= 2 }, timeout => 3),
+    'two clients went away while the error_page location\'s own handler worked (499)');
+sleep 0.3;
+is(http($ng->port, 'POST', '/post', headers => { 'X-User' => 'hal' }, body => 'x')->{status}, 429,
+    '  they counted: hal (max_failures=2) is locked');
 
 done();

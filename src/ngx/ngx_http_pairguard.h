@@ -166,7 +166,10 @@ struct ngx_http_pairguard_ctx_t {
     int64_t refuse_retry_ms = 0;
     int64_t verdict_reservation = 0;
     bool guard_refused = false;  // the guard answered itself: groups settle neutral unless the upstream failed
-    bool subrequests = false;    // a subrequest ran (mirror, auth_request, SSI): it may have carried the request on
+    // a subrequest ran (mirror, auth_request, SSI), or the request went on to
+    // another location after it was proxied: something besides its upstream
+    // may have acted on it
+    bool carried_on = false;
 
     bool decided = false;  // for $pairguard_decision
     bool denied = false;
@@ -221,9 +224,10 @@ ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_ctx(ngx_http_request_t* r);
 // context of its own reads its main request's (never to be changed).
 ngx_http_pairguard_ctx_t* ngx_http_pairguard_decided_ctx(ngx_http_request_t* r);
 ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_or_create_ctx(ngx_http_request_t* r);
-// A subrequest of a request the guard decided: noted on the main request's
-// context (ngx_http_pairguard_settle_unanswered counts it as seen).
-void ngx_http_pairguard_note_subrequest(ngx_http_request_t* sr) noexcept;
+// From the PREACCESS handler: a subrequest, or a main request entering a
+// location after it was proxied (an internal redirect), is noted on the main
+// request's context (ngx_http_pairguard_settle_unanswered counts it as seen).
+void ngx_http_pairguard_note_carried_on(ngx_http_request_t* r) noexcept;
 // From a phase handler or a body handler running on the request's own event:
 // sends the answer, finalizes, returns NGX_DONE for a phase handler to
 // return. Never becomes a 500, never re-enters the phases. Not for a content

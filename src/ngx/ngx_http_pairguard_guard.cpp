@@ -559,10 +559,11 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
 // while nginx read its body or connected) was seen by no one; one that was
 // not proxied (an endpoint of this module, `return 444`) may have been acted
 // on by whatever answered it, and one that made a subrequest (`mirror`,
-// `auth_request`, SSI) may have been carried on by it, whatever its own
-// upstream did.
+// `auth_request`, SSI) or went on to another location after it was proxied
+// (error_page into an njs or Lua handler) may have been carried on by it,
+// whatever its upstream did.
 bool upstream_saw(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx) {
-    if (r->upstream == nullptr || ctx->subrequests) {
+    if (r->upstream == nullptr || ctx->carried_on) {
         return true;
     }
     if (r->upstream_states != nullptr) {

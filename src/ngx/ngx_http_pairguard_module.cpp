@@ -819,9 +819,11 @@ ngx_int_t ngx_http_pairguard_preconfiguration(ngx_conf_t* cf) noexcept {
 // Authentication first (an unauthenticated request costs nothing), then the
 // paired check (an unpaired request reserves no attempt), then the guard.
 ngx_int_t ngx_http_pairguard_preaccess(ngx_http_request_t* r) noexcept {
-    if (r != r->main) {
-        // before the subrequest can send anything anywhere
-        ngx_http_pairguard_note_subrequest(r);
+    if (r != r->main || r->upstream != nullptr) {
+        // a subrequest, before it can send anything anywhere; or a request
+        // proxied in an earlier location, entering another one whose
+        // handler may send it elsewhere
+        ngx_http_pairguard_note_carried_on(r);
     }
     ngx_int_t rc = ngx_http_pairguard_auth_access(r);
     if (rc != NGX_DECLINED) {

@@ -170,10 +170,10 @@ ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_ctx(ngx_http_request_t* r) {
     return nullptr;
 }
 
-void ngx_http_pairguard_note_subrequest(ngx_http_request_t* sr) noexcept {
-    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(sr->main);
+void ngx_http_pairguard_note_carried_on(ngx_http_request_t* r) noexcept {
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r->main);
     if (ctx != nullptr) {
-        ctx->subrequests = true;
+        ctx->carried_on = true;
     }
 }
 
