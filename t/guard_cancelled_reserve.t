@@ -82,6 +82,18 @@ http {
         location @endpoint {
             pairguard_pairing pending;
         }
+        # the same unresolvable upstream, unguarded, then on to a guarded
+        # location whose own connect hangs: nothing was reserved before
+        location = /unresolved-open {
+            error_page 502 = @guarded_hanging;
+            proxy_pass http://unresolvable.invalid$request_uri;
+        }
+        location @guarded_hanging {
+            pairguard user;
+            pairguard_failure_status 404;
+            proxy_connect_timeout 30s;
+            proxy_pass http://hanging;
+        }
         location = /ok {
             pairguard dev;
             pairguard_failure_status 404;
@@ -239,5 +251,18 @@ ok(wait_until(sub { (() = $ng->access_log =~ m{"GET /unresolved HTTP/1.1" 499 }g
 sleep 0.3;
 is(http($ng->port, 'POST', '/post', headers => { 'X-User' => 'hal' }, body => 'x')->{status}, 429,
     '  they counted: hal (max_failures=2) is locked');
+
+# unguarded and proxied first (the name did not resolve), then reserved and
+# connecting in the guarded location: the hang-up there reached no one
+for my $i (1 .. 3) {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
+    print $s "GET /unresolved-open HTTP/1.1\r\nHost: localhost\r\nX-User: ida\r\n\r\n";
+    sleep 0.7;    # 502 after 300 ms, error_page, reserved, connecting
+    close $s;
+}
+ok(wait_until(sub { (() = $ng->access_log =~ m{"GET /unresolved-open HTTP/1.1" 499 }g) >= 3 }, timeout => 3),
+    'three clients went away while the error_page location connected to its upstream (499)');
+@st = map { http($ng->port, 'POST', '/post', headers => { 'X-User' => 'ida' }, body => 'x')->{status} } 1 .. 3;
+is("@st", '404 404 429', '  they counted nothing (the first location had reserved nothing): ida still has her two guesses');
 
 done();

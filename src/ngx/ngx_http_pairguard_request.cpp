@@ -172,7 +172,9 @@ ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_ctx(ngx_http_request_t* r) {
 
 void ngx_http_pairguard_note_carried_on(ngx_http_request_t* r) noexcept {
     ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r->main);
-    if (ctx != nullptr) {
+    // only what was reserved already can be carried on (a location's own
+    // reservation comes after this)
+    if (ctx != nullptr && !ctx->groups.empty()) {
         ctx->carried_on = true;
     }
 }
