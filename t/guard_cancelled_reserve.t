@@ -2,7 +2,14 @@
 # Redis never reaches the upstream: what Redis reserved for it is released at
 # once (neutral), not held for the reservation's 60 s. Otherwise a client
 # that opens requests and hangs up (or resets HTTP/2 streams) would keep a
-# victim's key busy (429) without a single failure counted.
+# victim's key busy (429) without a single failure counted. The same when
+# Redis' answer and the hang-up are read in one pass of the event loop.
+#
+# A client that goes away after its attempt was allowed counts a failure
+# only if something may have acted on the attempt: not while nginx still
+# read its body or connected to the upstream; yes when a mirror carried it
+# to the application, or an error_page location's own handler had it after
+# a reservation.
 use 5.036;
 use FindBin;
 use lib "$FindBin::Bin/lib";
