@@ -109,14 +109,11 @@ http {
     }
 }
 CONF
-# the guard's keys (not the event stream)
-sub guard_keys () { grep { !/\{events\}/ } $redis->scan_keys('pairguard:*') }
-
 my $ng = start_nginx($conf, redis => $redis, upstream => $up, workers => 1);
 
 # the worker's Redis connection is up (a success leaves no key)
 is(http_get($ng->port, '/ok', headers => { 'X-Device' => 'warm' })->{status}, 200, 'warm-up');
-ok(wait_until(sub { scalar(my @k = guard_keys()) == 0 }, timeout => 3), 'Redis holds no key');
+ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3), 'Redis holds no key');
 $up->reset;
 
 # Redis holds every command for a moment: the reserves stay in flight while
@@ -143,16 +140,14 @@ sub hang_up_while_in_flight (@headers) {
     return $noticed && $during;
 }
 
-sub evalsha_calls () { ($redis->cmd('INFO', 'commandstats') =~ /^cmdstat_evalsha:calls=(\d+)/m)[0] // 0 }
-
-my $calls = evalsha_calls();
+my $calls = $redis->calls('evalsha');
 ok(hang_up_while_in_flight({ 'X-Device' => 'victim', 'X-Account' => 'alice' }),
     'a client hung up while its reserve waited for Redis');
-ok(wait_until(sub { evalsha_calls() >= $calls + 2 }, timeout => 3),
+ok(wait_until(sub { $redis->calls('evalsha') >= $calls + 2 }, timeout => 3),
     '  the reserve had been sent (and was answered), then a release went out');
-ok(wait_until(sub { scalar(my @k = guard_keys()) == 0 }, timeout => 3),
+ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3),
     'its reservation was released: Redis holds no key for it')
-    or diag explain [ map { [ $_, $redis->cmd('GET', $_), $redis->cmd('PTTL', $_) ] } guard_keys() ];
+    or diag explain [ map { [ $_, $redis->cmd('GET', $_), $redis->cmd('PTTL', $_) ] } $redis->guard_keys ];
 is($up->count, 0, 'nothing reached the upstream');
 
 my $r = http_get($ng->port, '/claim', headers => { 'X-Device' => 'victim', 'X-Account' => 'alice' });
@@ -167,9 +162,9 @@ is(http_get($ng->port, '/claim', headers => { 'X-Device' => 'victim', 'X-Account
 $up->reset;
 ok(hang_up_while_in_flight(map { { 'X-Device' => "d$_", 'X-Account' => 'bob' } } 1 .. 3),
     'three clients hung up while their reserves waited');
-ok(wait_until(sub { scalar(my @k = guard_keys()) == 2 }, timeout => 3),
+ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 2 }, timeout => 3),
     'their reservations were released: only the earlier guess\'s two keys are left')
-    or diag(join " ", map { "$_:" . $redis->cmd("TYPE", $_) } guard_keys());
+    or diag(join " ", map { "$_:" . $redis->cmd("TYPE", $_) } $redis->guard_keys);
 my @st = map { http_get($ng->port, '/claim', headers => { 'X-Device' => "d$_", 'X-Account' => 'bob' })->{status} } 1 .. 3;
 is("@st", '404 404 429', 'bob\'s account (max_failures=2) still has its whole budget: two guesses, then locked');
 is($up->count, 2, '  two reached the upstream');
@@ -178,7 +173,7 @@ is($up->count, 2, '  two reached the upstream');
 # worker's loop, Redis' first: the verdict is made but not yet carried out
 # when the request goes; its reservation is released all the same
 $up->reset;
-my $nkeys = () = guard_keys();
+my $nkeys = () = $redis->guard_keys;
 my ($worker) = $ng->worker_pids;
 $redis->cmd('CLIENT', 'PAUSE', 700, 'ALL');
 my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
@@ -191,9 +186,9 @@ sleep 0.1;
 kill 'CONT', $worker;
 ok(wait_until(sub { $ng->access_log =~ /" 499 [^\n]*\n\z/ }, timeout => 3), 'answered and hung up in one pass: the hang-up is seen (499)');
 is($up->count, 0, '  nothing reached the upstream');
-ok(wait_until(sub { scalar(my @k = guard_keys()) == $nkeys }, timeout => 3),
+ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == $nkeys }, timeout => 3),
     '  and its reservation was released: no key of its own is left')
-    or diag(join " ", guard_keys());
+    or diag(join " ", $redis->guard_keys);
 is(http_get($ng->port, '/claim', headers => { 'X-Device' => 'same-pass', 'X-Account' => 'dave' })->{status}, 404,
     '  the next guess on the key (max_failures=1) is not refused as busy');
 

@@ -566,18 +566,17 @@ bool upstream_saw(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx) {
     if (r->upstream == nullptr || ctx->carried_on) {
         return true;
     }
+    // the states are final by now: the upstream's own cleanup (finalizing
+    // it, bytes_sent recorded, its connection closed) ran before the pool's
     if (r->upstream_states != nullptr) {
         auto* st = static_cast<ngx_http_upstream_state_t*>(r->upstream_states->elts);
         for (ngx_uint_t i = 0; i < r->upstream_states->nelts; i++) {
-            // the states are final by now: the upstream's own cleanup ran
-            // before the pool's
             if (st[i].status != 0 || st[i].bytes_sent > 0 || st[i].bytes_received > 0) {
                 return true;
             }
         }
     }
-    ngx_connection_t* pc = r->upstream->peer.connection;
-    return pc != nullptr && pc->sent > 0;
+    return false;
 }
 
 }  // namespace

@@ -820,6 +820,20 @@ sub scan_keys ($self, $match = '*') {
     return sort keys %seen;
 }
 
+# the module's keys, without the event stream
+sub guard_keys ($self) { grep { !/\{events\}/ } $self->scan_keys('pairguard:*') }
+
+# how many times Redis ran these commands (INFO commandstats: inside scripts
+# too), summed: calls('evalsha'), calls('set', 'getdel')
+sub calls ($self, @names) {
+    my $info = $self->cmd('INFO', 'commandstats');
+    my $n = 0;
+    for my $name (@names) {
+        $n += $1 if $info =~ /^cmdstat_\Q$name\E:calls=(\d+)/m;
+    }
+    return $n;
+}
+
 # key -> {type, ttl_ms, value (GET for strings, else undef), dump (DUMP bytes)}
 sub dump_all ($self) {
     my %all;
