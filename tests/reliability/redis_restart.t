@@ -42,10 +42,20 @@ my @other = grep { !/ (200|201|403|429)$/ } sort keys %$by;
 diag("besides 200/201/403/429: " . join(', ', map { "$_ x$by->{$_}" } @other)) if @other;
 # while Redis is away the guard answers from the zone (store_down local);
 # the pairing and login endpoints have nothing to answer from: 503 (the
-# 401s on /login are the failures this test makes on purpose)
-my @unintended = grep { !m{^/(pairing/request|auth/login) 503$} && !m{^/login 401$} } @other;
+# 401s on /login are the failures this test makes on purpose). A session
+# (/app) or an approval (/paired) is answered from a worker's cache for at
+# most its 1 s bound: one whose entry lapsed while Redis was away fails
+# closed with 503 too (README, "Sessions"), so those are few: at most 1 %
+# of the route's requests
+my @unintended = grep { !m{^/(pairing/request|auth/login|app|paired) 503$} && !m{^/login 401$} } @other;
 is(scalar(@unintended), 0, 'no answer but 200, 201, 403, 429, and 503 from the endpoints that need Redis')
     or diag($r->{text});
+for my $route ('/app', '/paired') {
+    my ($all, $unavailable) = (0, $by->{"$route 503"} // 0);
+    $all += $by->{$_} for grep { m{^\Q$route\E \d+$} } keys %$by;
+    ok($all > 0 && $unavailable <= $all / 100,
+       "$route: 503 only for cache entries that lapsed during the restart ($unavailable of $all)");
+}
 is($r->{socket_errors}, 0, 'no connection refused, reset or timed out');
 
 is(http_get($P, '/login', headers => { 'X-Account' => 'victim', 'X-Pass' => 'good' })->{status}, 429,
