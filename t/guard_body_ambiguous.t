@@ -2,8 +2,9 @@
 # refuses a body in which that field occurs more than once (the guard would
 # key on one copy, the upstream may read the other), answers 415 to a body it
 # cannot parse rather than skipping it, and reads text parts of
-# multipart/form-data. A duplicated field that no key uses, and an absent
-# field, change nothing.
+# multipart/form-data. A key field whose value is an array or an object, or
+# spelled as one (`account[]=`), is refused too. A duplicated field that no
+# key uses, and an absent field, change nothing.
 use 5.036;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -152,6 +153,23 @@ for my $case (['{"Account":"victim"}', 'json', 'another case (ASP.NET binds name
     is($r->{status}, 400, "the key field spelled with $what is refused with 400");
 }
 is($up->count, 0, 'none of them reached the upstream');
+
+# a key value that some backend reads out of an array or an object, while
+# mallory is locked: each would have been an empty key, the policy skipped
+for my $case (['{"account":["mallory"],"password":"x"}', 'json', 'a JSON array (a JavaScript string conversion reads "mallory")'],
+              ['{"account":{"$eq":"mallory"},"password":"x"}', 'json', 'a JSON object (MongoDB reads {"$eq": ...})'],
+              ['account[]=mallory&password=x', 'form', 'account[] (PHP, Rails and qs read an array named account)'],
+              ['account%5B0%5D=mallory&password=x', 'form', 'account[0], percent-escaped'],
+              ['account[name]=mallory&password=x', 'form', 'account[name] (an object named account)']) {
+    my ($body, $kind, $what) = @$case;
+    $r = $kind eq 'json' ? json('/login', $body) : form('/login', $body);
+    is(summary($r), '400 invalid_body', "the key field as $what is refused with 400 invalid_body");
+}
+is(summary(multipart('/login', ['account[]' => 'mallory'], [password => 'x'])), '400 invalid_body',
+    'and as a multipart part named account[]');
+is(summary(json('/login', '{"account":null,"password":"x"}')), '401 ',
+    'a JSON null is an absent field: the policy is skipped');
+is($up->count, 1, 'only that one reached the upstream');
 
 my @skip = map { form('/login', "user=x$_")->{status} } 1 .. 5;
 is_deeply(\@skip, [(401) x 5], 'requests without the key field are never locked: the policy is skipped');

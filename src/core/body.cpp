@@ -181,7 +181,8 @@ int hexval(char c) {
 }  // namespace
 
 // What the loosest common backend makes of a field name: cut at NUL, leading
-// blanks dropped, ASCII lower case, '.', ' ' and '[' as '_'.
+// blanks dropped, cut at a '[' that a ']' follows (`NAME[]`, `NAME[x]`: an
+// array or object named NAME), ASCII lower case, '.', ' ' and '[' as '_'.
 std::string canonical_field_name(std::string_view name) {
     size_t nul = name.find('\0');
     if (nul != std::string_view::npos) {
@@ -191,6 +192,10 @@ std::string canonical_field_name(std::string_view name) {
     while (i < name.size() && (name[i] == ' ' || name[i] == '\t' || name[i] == '\n' || name[i] == '\r'
                                || name[i] == '\v' || name[i] == '\f')) {
         i++;
+    }
+    size_t open = name.find('[', i);
+    if (open != std::string_view::npos && name.find(']', open + 1) != std::string_view::npos) {
+        name = name.substr(0, open);
     }
     std::string out;
     out.reserve(name.size() - i);
@@ -296,6 +301,10 @@ BodyFields parse_json(std::string_view body) {
             }
             break;
         }
+        case JSON_ARRAY:
+        case JSON_OBJECT:
+            out.structured.insert(name);
+            break;
         default:
             break;
         }
@@ -467,6 +476,10 @@ bool BodyFields::duplicated(std::string_view name) const {
     }
     auto it = spellings.find(canonical_field_name(name));
     return it != spellings.end() && it->second != name;
+}
+
+bool BodyFields::ambiguous(std::string_view name) const {
+    return duplicated(name) || (!structured.empty() && structured.count(std::string(name)) != 0);
 }
 
 std::string form_decode(std::string_view in) {

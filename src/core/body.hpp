@@ -31,9 +31,14 @@ struct BodyFields {
     BodyStatus status = BodyStatus::ok;
     std::unordered_map<std::string, std::string> fields;
     std::unordered_set<std::string> duplicates;  // names that occur more than once
+    // top-level JSON names whose value is an array or an object: no key
+    // value, but a backend may read one out of it (`["bob"]` is "bob" to a
+    // JavaScript string conversion, `{"$eq":"bob"}` to MongoDB)
+    std::unordered_set<std::string> structured;
     // Backends read names loosely (PHP trims leading blanks, maps ". [" to
-    // "_" and cuts at NUL; ASP.NET ignores case): canonical name -> the raw
-    // spelling seen, "" when there were several.
+    // "_" and cuts at NUL; ASP.NET ignores case; PHP, Rails and qs read
+    // `NAME[]` and `NAME[x]` as an array or object named NAME): canonical
+    // name -> the raw spelling seen, "" when there were several.
     std::unordered_map<std::string, std::string> spellings;
 
     // Empty when absent.
@@ -41,6 +46,9 @@ struct BodyFields {
     // True when NAME occurs twice, or when the body spells it another way
     // that some backend reads as NAME ("Account", " account", "account\0x").
     bool duplicated(std::string_view name) const;
+    // True when a key cannot use NAME with certainty: duplicated, or its
+    // value is an array or an object.
+    bool ambiguous(std::string_view name) const;
 };
 
 // Which parser reads the body, from the media type (matched without regard

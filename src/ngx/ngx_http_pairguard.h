@@ -143,6 +143,13 @@ struct ngx_http_pairguard_group_t {
     int64_t reservation = 0;
     bool store_local = false;  // the reservation lives in shared memory
     bool settled = false;
+    // Where the request stood when this group was reserved: only what it
+    // did after counts for the group (an upstream that answered 404 in an
+    // unguarded location before an error_page into this one is not a guess).
+    ngx_uint_t states_from = 0;     // r->upstream_states->nelts
+    size_t subrequests_from = 0;    // ctx->subrequests.size()
+    uint32_t carried_from = 0;      // ctx->carried_on
+    ngx_http_upstream_t* upstream_at = nullptr;  // r->upstream (a new location's proxying makes a new one)
 };
 
 // The guard, per location the request reaches:
@@ -166,10 +173,14 @@ struct ngx_http_pairguard_ctx_t {
     int64_t refuse_retry_ms = 0;
     int64_t verdict_reservation = 0;
     bool guard_refused = false;  // the guard answered itself: groups settle neutral unless the upstream failed
-    // a subrequest ran (mirror, auth_request, SSI), or the request went on to
-    // another location after it was proxied: something besides its upstream
-    // may have acted on it
-    bool carried_on = false;
+    // how often a subrequest ran (mirror, auth_request, SSI) or the request
+    // went on to another location after it was proxied: something besides
+    // its upstream may have acted on it (a group counts those after its
+    // reservation)
+    uint32_t carried_on = 0;
+    // the request's subrequests, in the order they ran: an auth_request's
+    // answer decides the request, whatever error_page makes of it
+    std::vector<ngx_http_request_t*> subrequests;
 
     bool decided = false;  // for $pairguard_decision
     bool denied = false;

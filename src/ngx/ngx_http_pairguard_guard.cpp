@@ -167,6 +167,11 @@ ngx_int_t allow(ngx_http_pairguard_ctx_t* ctx, int64_t reservation, bool local) 
     ctx->state = state_e::idle;
     ctx->candidate.reservation = reservation;
     ctx->candidate.store_local = local;
+    ngx_http_request_t* r = ctx->request;
+    ctx->candidate.states_from = r->upstream_states != nullptr ? r->upstream_states->nelts : 0;
+    ctx->candidate.subrequests_from = ctx->subrequests.size();
+    ctx->candidate.carried_from = ctx->carried_on;
+    ctx->candidate.upstream_at = r->upstream;
     ctx->groups.push_back(std::move(ctx->candidate));
     ctx->candidate = ngx_http_pairguard_group_t();
     return NGX_DECLINED;
@@ -367,11 +372,13 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
             continue;
         }
         if (p->uses_body) {
-            // a field that occurs twice is read differently by different
-            // parsers: the guard would count one account, the upstream another
+            // a field that occurs twice (or spelled another way, or whose
+            // value is an array or an object) is read differently by
+            // different parsers: the guard would count one account, the
+            // upstream another
             auto* parts = static_cast<const ngx_http_pairguard_key_part_t*>(p->key.elts);
             for (ngx_uint_t j = 0; j < p->key.nelts; j++) {
-                if (parts[j].body_field.len > 0 && ctx->body.duplicated(as_view(parts[j].body_field))) {
+                if (parts[j].body_field.len > 0 && ctx->body.ambiguous(as_view(parts[j].body_field))) {
                     ctx->candidate = ngx_http_pairguard_group_t();
                     return refuse(r, ctx, NGX_HTTP_BAD_REQUEST, pairguard::error_body("invalid_body"), 0);
                 }
@@ -491,21 +498,46 @@ Outcome classify(const ngx_http_pairguard_loc_conf_t* lcf, ngx_uint_t status) {
         lcf->neutral_status ? lcf->neutral_status->nelts : 0);
 }
 
-// What the upstream answered this request (any location after the group's
-// reservation), read with the group's status lists: `failure` when any
-// answer was a failure (a failure wins), and whether every one was a
-// success (none: true).
-bool upstream_failed(ngx_http_request_t* r, const ngx_http_pairguard_group_t& g, bool* all_success) {
+// A subrequest of a mirror (or the mirror itself): its answer goes nowhere.
+bool in_background(const ngx_http_request_t* sr) {
+    for (const ngx_http_request_t* p = sr; p != nullptr && p != p->main; p = p->parent) {
+        if (p->background) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// What the request was answered after the group's reservation, read with
+// the group's status lists: its upstreams' answers (every attempt) and
+// those of its subrequests but mirrors (an auth_request's 401 decides the
+// request even when `error_page 401 = @login` turns it into a 302).
+// `failure` when any was a failure (a failure wins), and whether every one
+// was a success (none: true).
+bool upstream_failed(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_group_t& g,
+                     bool* all_success) {
     bool failed = false, success = true;
-    if (r->upstream_states != nullptr) {
-        auto* st = static_cast<ngx_http_upstream_state_t*>(r->upstream_states->elts);
-        for (ngx_uint_t i = 0; i < r->upstream_states->nelts; i++) {
-            if (st[i].status == 0) {
-                continue;
-            }
-            Outcome u = classify(g.lcf, st[i].status);
+    auto answer = [&](ngx_uint_t status) {
+        if (status != 0) {
+            Outcome u = classify(g.lcf, status);
             failed = failed || u == Outcome::failure;
             success = success && u == Outcome::success;
+        }
+    };
+    auto states = [&](const ngx_http_request_t* req, ngx_uint_t from) {
+        if (req->upstream_states != nullptr) {
+            auto* st = static_cast<ngx_http_upstream_state_t*>(req->upstream_states->elts);
+            for (ngx_uint_t i = from; i < req->upstream_states->nelts; i++) {
+                answer(st[i].status);
+            }
+        }
+    };
+    states(r, g.states_from);
+    for (size_t i = g.subrequests_from; i < ctx->subrequests.size(); i++) {
+        const ngx_http_request_t* sr = ctx->subrequests[i];
+        if (!in_background(sr)) {
+            states(sr, 0);
+            answer(sr->headers_out.status);
         }
     }
     if (all_success != nullptr) {
@@ -532,7 +564,7 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                 // an error_page into a location that refuses must not
                 // release it
                 bool upstream_success = true;
-                if (upstream_failed(r, g, &upstream_success)) {
+                if (upstream_failed(r, ctx, g, &upstream_success)) {
                     outcome = Outcome::failure;
                 }
                 ngx_http_pairguard_metric_outcome(g, outcome);
@@ -553,24 +585,25 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
     return ngx_http_next_header_filter(r);
 }
 
-// Whether an upstream may have seen the request: one of its attempts sent
-// the upstream a byte or heard from it. A request proxied (ngx_http_upstream:
-// proxy, fastcgi, grpc, ...) that never got that far (its client went away
-// while nginx read its body or connected) was seen by no one; one that was
-// not proxied (an endpoint of this module, `return 444`) may have been acted
-// on by whatever answered it, and one that made a subrequest (`mirror`,
-// `auth_request`, SSI) or went on to another location after it was proxied
-// (error_page into an njs or Lua handler) may have been carried on by it,
-// whatever its upstream did.
-bool upstream_saw(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx) {
-    if (r->upstream == nullptr || ctx->carried_on) {
+// Whether an upstream may have seen the request after the group's
+// reservation: one of its attempts sent the upstream a byte or heard from
+// it. A request proxied (ngx_http_upstream: proxy, fastcgi, grpc, ...) that
+// never got that far (its client went away while nginx read its body or
+// connected) was seen by no one; one that the group's location did not
+// proxy (an endpoint of this module, `return 444`, an njs handler after an
+// earlier location's upstream) may have been acted on by whatever answered
+// it, and one that made a subrequest (`mirror`, `auth_request`, SSI) or went
+// on to another location after it was proxied (error_page into an njs or
+// Lua handler) may have been carried on by it, whatever its upstream did.
+bool upstream_saw(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_group_t& g) {
+    if (r->upstream == g.upstream_at || ctx->carried_on != g.carried_from) {
         return true;
     }
     // the states are final by now: the upstream's own cleanup (finalizing
     // it, bytes_sent recorded, its connection closed) ran before the pool's
     if (r->upstream_states != nullptr) {
         auto* st = static_cast<ngx_http_upstream_state_t*>(r->upstream_states->elts);
-        for (ngx_uint_t i = 0; i < r->upstream_states->nelts; i++) {
+        for (ngx_uint_t i = g.states_from; i < r->upstream_states->nelts; i++) {
             if (st[i].status != 0 || st[i].bytes_sent > 0 || st[i].bytes_received > 0) {
                 return true;
             }
@@ -609,7 +642,7 @@ void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcep
         for (auto& g : ctx->groups) {
             if (!g.settled) {
                 Outcome outcome = Outcome::neutral;
-                if (upstream_failed(r, g, nullptr) || (!ctx->guard_refused && upstream_saw(r, ctx))) {
+                if (upstream_failed(r, ctx, g, nullptr) || (!ctx->guard_refused && upstream_saw(r, ctx, g))) {
                     outcome = Outcome::failure;
                 }
                 ngx_http_pairguard_metric_outcome(g, outcome);

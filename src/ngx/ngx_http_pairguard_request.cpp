@@ -4,6 +4,7 @@
 // Redis or a thread task and resuming it from the request's own connection,
 // the method check, and reading the body with the location's own settings.
 
+#include <algorithm>
 #include <openssl/crypto.h>
 
 #include "../core/answers.hpp"
@@ -172,10 +173,19 @@ ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_ctx(ngx_http_request_t* r) {
 
 void ngx_http_pairguard_note_carried_on(ngx_http_request_t* r) noexcept {
     ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r->main);
-    // only what was reserved already can be carried on (a location's own
-    // reservation comes after this)
-    if (ctx != nullptr && !ctx->groups.empty()) {
-        ctx->carried_on = true;
+    if (ctx == nullptr) {
+        return;  // nothing reserved yet: a group reserved later starts after this
+    }
+    // counted, not flagged: a group reserved later (the guard's own resume
+    // in a location runs this again first) starts from the count it finds
+    ctx->carried_on++;
+    if (r != r->main && std::find(ctx->subrequests.begin(), ctx->subrequests.end(), r) == ctx->subrequests.end()) {
+        try {
+            ctx->subrequests.push_back(r);
+        } catch (const std::exception&) {
+            // out of memory: its answer is not read; the hang-up rule above
+            // still counts the request as seen
+        }
     }
 }
 

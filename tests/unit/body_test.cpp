@@ -118,6 +118,44 @@ TEST(Body, FormDuplicatesCompareDecodedNames) {
     EXPECT_TRUE(parse_body_fields(kForm, "account=&account").duplicated("account"));
 }
 
+// A key value a backend may read out of an array or an object: `["bob"]` is
+// "bob" to a JavaScript string conversion, `{"$eq":"bob"}` to MongoDB,
+// `account[]=bob` an array named account to PHP, Rails and qs.
+TEST(Body, ArraysAndObjectsAreNoKeyValue) {
+    BodyFields b = parse_body_fields("application/json",
+                                     R"({"account":["bob"],"user":{"$eq":"bob"},"n":null,"s":"x","i":1})");
+    ASSERT_EQ(b.status, BodyStatus::ok);
+    EXPECT_TRUE(b.ambiguous("account"));
+    EXPECT_TRUE(b.ambiguous("user"));
+    EXPECT_FALSE(b.duplicated("account"));  // not repeated: structured
+    EXPECT_EQ(b.get("account"), "");
+    EXPECT_FALSE(b.ambiguous("n"));  // null: absent
+    EXPECT_FALSE(b.ambiguous("s"));
+    EXPECT_FALSE(b.ambiguous("i"));
+    EXPECT_EQ(b.get("i"), "1");
+    EXPECT_FALSE(b.ambiguous("other"));
+}
+
+TEST(Body, BracketSpellingsAreAnotherSpellingOfTheName) {
+    EXPECT_TRUE(parse_body_fields(kForm, "account[]=bob").ambiguous("account"));
+    EXPECT_TRUE(parse_body_fields(kForm, "account%5B%5D=bob").ambiguous("account"));
+    EXPECT_TRUE(parse_body_fields(kForm, "account[x]=bob").ambiguous("account"));
+    EXPECT_TRUE(parse_body_fields(kForm, "account=bob&Account[0]=eve").ambiguous("account"));
+    EXPECT_TRUE(parse_body_fields("application/json", R"({"account[]":"bob"})").ambiguous("account"));
+    EXPECT_TRUE(parse_body_fields("multipart/form-data; boundary=XyZ", multipart({{text_part("account[]"), "bob"}}))
+                    .ambiguous("account"));
+    // PHP reads an unclosed '[' as '_'
+    EXPECT_TRUE(parse_body_fields(kForm, "account[x=bob").ambiguous("account_x"));
+    EXPECT_EQ(canonical_field_name("account[]"), "account");
+    EXPECT_EQ(canonical_field_name(" Account[a][b]"), "account");
+    EXPECT_EQ(canonical_field_name("a.b[c"), "a_b_c");
+    // a name with brackets, used as it is, is no other spelling of itself
+    BodyFields b = parse_body_fields(kForm, "user[name]=bob");
+    EXPECT_FALSE(b.ambiguous("user[name]"));
+    EXPECT_EQ(b.get("user[name]"), "bob");
+    EXPECT_FALSE(parse_body_fields(kForm, "account=bob&accounts[]=x").ambiguous("account"));
+}
+
 TEST(Body, FormThatLooksLikeJsonIsInvalid) {
     // a form encoder escapes '{': an upstream that ignores the Content-Type reads JSON here
     EXPECT_EQ(parse_body_fields(kForm, R"({"account":"victim"})").status, BodyStatus::invalid);

@@ -1,0 +1,133 @@
+# A reservation is settled with what the request was answered after it:
+#
+# - an auth_request's 401 decides the request even when `error_page 401 =
+#   @login` turns it into a 302 (the oauth2-proxy pattern): it counts as a
+#   failure, and the auth service sees no more than max_failures guesses;
+# - a mirror's answer goes nowhere: it does not count;
+# - an upstream answer from before the reservation (an unguarded location
+#   tried first, `error_page 404 = /app` into the guarded one) is not the
+#   guarded location's: four good logins stay four successes;
+# - an upstream failure after the reservation still counts when an
+#   error_page turns it into a 200 from an unguarded location.
+use 5.036;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use PgTest;
+
+my $redis = start_redis();
+my $up    = start_upstream();
+my $conf  = <<'CONF';
+http {
+    %%HTTP_COMMON%%
+    pairguard_redis 127.0.0.1:%%REDIS_PORT%%;
+    pairguard_secret_file %%SECRET_FILE%%;
+    pairguard_policy acct key=$http_x_account max_failures=2 window=60s lockout=60s;
+
+    upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+
+        # an auth service decides; its 401 becomes a redirect to a login page
+        location = /api {
+            pairguard acct;
+            auth_request /auth;
+            error_page 401 = @login;
+            proxy_pass http://backend/status/200;
+        }
+        location = /auth {
+            internal;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_pass http://backend/status/$http_x_auth;
+        }
+        location @login { return 302 /login-page; }
+
+        # a mirror whose backend refuses everything
+        location = /mirrored {
+            pairguard acct;
+            mirror /shadow;
+            proxy_pass http://backend/status/200;
+        }
+        location = /shadow {
+            internal;
+            proxy_pass http://backend/status/401;
+        }
+
+        # a static or CDN try first, the guarded application on its 404
+        location = /login {
+            proxy_pass http://backend/status/404;
+            proxy_intercept_errors on;
+            error_page 404 = /app;
+        }
+        location = /app {
+            internal;
+            pairguard acct;
+            proxy_pass http://backend/status/$http_x_app;
+        }
+
+        # a guarded guess whose 401 becomes a friendly 200 elsewhere
+        location = /guess {
+            pairguard acct;
+            proxy_intercept_errors on;
+            error_page 401 = /sorry;
+            proxy_pass http://backend/status/401;
+        }
+        location = /sorry { return 200 "sorry\n"; }
+    }
+}
+CONF
+my $ng = start_nginx($conf, redis => $redis, upstream => $up, workers => 1);
+my $P  = $ng->port;
+
+sub statuses ($path, $n, %h) {
+    return join ' ', map { http_get($P, $path, headers => {%h})->{status} } 1 .. $n;
+}
+
+# settles go out after the answer: wait until the account's keys are gone
+# (successes release their reservation) or still there (failures)
+sub keys_settle ($want) {
+    PgTest::wait_until(sub { scalar($redis->guard_keys) == $want }, timeout => 3);
+    return scalar($redis->guard_keys);
+}
+
+# --- auth_request + error_page -----------------------------------------------
+is(statuses('/api', 6, 'X-Account' => 'alice', 'X-Auth' => 401), '302 302 429 429 429 429',
+   'auth_request 401s turned into 302s by error_page count: the third is refused');
+is($up->count('/status/401'), 2, 'the auth service saw max_failures guesses, no more');
+is($up->count('/status/200'), 0, 'and the application none');
+$redis->cmd('FLUSHALL');
+$up->reset;
+is(statuses('/api', 4, 'X-Account' => 'bob', 'X-Auth' => 200), '200 200 200 200',
+   'auth_request 200 and the application 200: successes');
+is(keys_settle(0), 0, 'nothing counted for them');
+is(statuses('/api', 4, 'X-Account' => 'bob', 'X-Auth' => 204), '200 200 200 200',
+   'an auth service answering 204: successes too');
+is(keys_settle(0), 0, 'nothing counted');
+
+# --- mirror ------------------------------------------------------------------
+$up->reset;
+is(statuses('/mirrored', 4, 'X-Account' => 'carol'), '200 200 200 200',
+   'a mirror backend answering 401 does not count against the request');
+ok(PgTest::wait_until(sub { $up->count('/status/401') == 4 }, timeout => 3), 'the mirror did get every request');
+is(keys_settle(0), 0, 'nothing counted for carol');
+
+# --- an upstream answer from before the reservation --------------------------
+$redis->cmd('FLUSHALL');
+$up->reset;
+is(statuses('/login', 4, 'X-Account' => 'dave', 'X-App' => 200), '200 200 200 200',
+   'four good logins through the fallback location: four successes');
+is(keys_settle(0), 0, 'the first location\'s 404 did not count as a guess');
+is(statuses('/login', 3, 'X-Account' => 'erin', 'X-App' => 401), '401 401 429',
+   'wrong guesses through the fallback location still count');
+is($up->count('/status/401'), 2, 'the application saw two of them');
+
+# --- an upstream failure after the reservation -------------------------------
+$redis->cmd('FLUSHALL');
+$up->reset;
+is(statuses('/guess', 3, 'X-Account' => 'frank'), '200 200 429',
+   'a 401 that error_page turns into a 200 still counts');
+is($up->count('/status/401'), 2, 'the application saw two guesses');
+
+done();
