@@ -83,10 +83,12 @@ is($c, '483920', 'a JSON number gives its text');
 is($c, 'true', 'a JSON true gives "true"');
 ($c) = seen('{"pairing_code":null}', ctype('application/json'));
 is($c, '', 'a JSON null gives an empty field');
-($c) = seen('{"pairing_code":["1"]}', ctype('application/json'));
-is($c, '', 'a JSON array gives an empty field');
-($c) = seen('{"pairing_code":{"a":"1"}}', ctype('application/json'));
-is($c, '', 'a JSON object gives an empty field');
+# an array or an object has no key value, but a backend may read one out of
+# it: refused (t/guard_body_ambiguous.t), never an empty key
+($c, $r) = seen('{"pairing_code":["1"]}', ctype('application/json'));
+is("$r->{status} " . ($r->{json}{error} // ''), '400 invalid_body', 'a JSON array as the key field is refused');
+($c, $r) = seen('{"pairing_code":{"a":"1"}}', ctype('application/json'));
+is("$r->{status} " . ($r->{json}{error} // ''), '400 invalid_body', 'a JSON object as the key field is refused');
 ($c) = seen('{"device":{"pairing_code":"999999"},"pairing_code":"123464"}', ctype('application/json'));
 is($c, '123464', 'only the top-level field counts');
 ($c) = seen('{"device":{"pairing_code":"999999"}}', ctype('application/json'));

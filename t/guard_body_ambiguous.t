@@ -20,6 +20,7 @@ http {
     pairguard_secret_file %%SECRET_FILE%%;
     pairguard_policy login   key=$pairguard_body_account max_failures=3 window=1m lockout=1m;
     pairguard_policy profile key=$pairguard_body_account max_failures=100 window=1m lockout=1m;
+    pairguard_policy folded  key=$pairguard_body_account max_failures=2 window=1m lockout=1m key_normalize key_required;
 
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
 
@@ -29,6 +30,12 @@ http {
         # every attempt fails: a guess
         location = /login {
             pairguard login;
+            proxy_pass http://backend/status/401;
+        }
+
+        # accounts matched without regard to case or surrounding blanks
+        location = /folded {
+            pairguard folded;
             proxy_pass http://backend/status/401;
         }
 
@@ -170,6 +177,19 @@ is(summary(multipart('/login', ['account[]' => 'mallory'], [password => 'x'])), 
 is(summary(json('/login', '{"account":null,"password":"x"}')), '401 ',
     'a JSON null is an absent field: the policy is skipped');
 is($up->count, 1, 'only that one reached the upstream');
+
+# key_normalize: every spelling of one account shares its budget
+$up->reset;
+@st = map { json('/folded', qq({"account":"$_","password":"x"}))->{status} } ('Bob', ' BOB ');
+is_deeply(\@st, [401, 401], 'key_normalize: "Bob" and " BOB " are two guesses');
+is(summary(json('/folded', '{"account":"bob","password":"x"}')), '429 too_many_attempts',
+    '  on one account: "bob" is locked after them');
+is(summary(form('/folded', 'account=%09bOB%0D%0A&password=x')), '429 too_many_attempts',
+    '  and so is "\tbOB\r\n" in a form');
+is(json('/folded', '{"account":"Bobby","password":"x"}')->{status}, 401, '  "Bobby" is another account');
+is(summary(json('/folded', '{"account":"   ","password":"x"}')), '400 key_required',
+    '  blanks alone are an empty key (key_required)');
+is($up->count, 3, 'the upstream saw the three guesses the guard let through');
 
 my @skip = map { form('/login', "user=x$_")->{status} } 1 .. 5;
 is_deeply(\@skip, [(401) x 5], 'requests without the key field are never locked: the policy is skipped');

@@ -1,5 +1,7 @@
 #include "policy.hpp"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -73,6 +75,10 @@ std::string parse_policy_args(const std::vector<std::string_view>& args, PolicyS
     for (std::string_view arg : args) {
         if (arg == "key_required") {
             out.limits.key_required = true;
+            continue;
+        }
+        if (arg == "key_normalize") {
+            out.key_normalize = true;
             continue;
         }
         size_t eq = arg.find('=');
@@ -164,6 +170,27 @@ std::string parse_policy_args(const std::vector<std::string_view>& args, PolicyS
         out.device.limits.max_failures = device_max;
     }
     return {};
+}
+
+void normalize_key_value(std::string& value) {
+    auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; };
+    size_t begin = 0, end = value.size();
+    while (begin < end && blank(value[begin])) {
+        begin++;
+    }
+    while (end > begin && blank(value[end - 1])) {
+        end--;
+    }
+    for (size_t i = begin; i < end; i++) {
+        char c = value[i];
+        value[i - begin] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    // shortened in place, what was past the new end wiped first: the caller
+    // cleanses the value it keys on, no copy of it is left behind
+    if (end - begin < value.size()) {
+        OPENSSL_cleanse(&value[end - begin], value.size() - (end - begin));
+    }
+    value.resize(end - begin);
 }
 
 int64_t lockout_duration_ms(const PolicyLimits& limits, int64_t earlier_lockouts) {

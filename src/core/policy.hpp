@@ -40,6 +40,7 @@ struct DeviceSpec {
 
 struct PolicySpec {
     std::string key;  // the complex value text, compiled by the nginx glue
+    bool key_normalize = false;  // key_normalize: normalize_key_value() before the HMAC
     PolicyLimits limits;
     DeviceSpec device;
 };
@@ -48,6 +49,12 @@ struct PolicySpec {
 // "max_failures=5", ...). Returns an empty string on success, else an nginx-style
 // error message naming the offending parameter.
 std::string parse_policy_args(const std::vector<std::string_view>& args, PolicySpec& out);
+
+// key_normalize: what a backend that matches accounts without regard to case
+// or surrounding blanks (SQL `_ci` collations, `.strip().lower()`) reads as
+// one account is one key: blanks (space, tab, CR, LF, VT, FF) dropped at
+// both ends, ASCII letters lower-cased. Other bytes stay as they are.
+void normalize_key_value(std::string& value);
 
 // Lock duration for the (n+1)-th lockout in a row (n earlier ones within 24 h).
 int64_t lockout_duration_ms(const PolicyLimits& limits, int64_t earlier_lockouts);

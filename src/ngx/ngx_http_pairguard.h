@@ -39,6 +39,7 @@ struct ngx_http_pairguard_policy_t {
     pairguard::PolicyLimits limits;
     ngx_str_t limits_resp;  // the five limit arguments, RESP-encoded once
     bool uses_body;
+    bool key_normalize;  // key_normalize: trimmed, ASCII lower case
     ngx_uint_t index;  // in mcf->policies: the policy's counters (pairguard_status)
     // trusted devices (device_cookie=); device_cookie.len == 0: none
     ngx_str_t device_cookie;

@@ -387,6 +387,9 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
         if (!ngx_http_pairguard_eval_key(r, &p->key, value)) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+        if (p->key_normalize) {
+            pairguard::normalize_key_value(value);
+        }
         if (value.empty()) {
             if (p->limits.key_required) {
                 ngx_http_pairguard_metric_decision(p, pairguard::metrics::key_required);

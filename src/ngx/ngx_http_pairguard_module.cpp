@@ -402,6 +402,7 @@ char* ngx_http_pairguard_policy(ngx_conf_t* cf, ngx_command_t*, void* conf) noex
         }
         new (&p->limits) pairguard::PolicyLimits(spec.limits);
         p->name = value[1];
+        p->key_normalize = spec.key_normalize;
 
         pairguard::RespArgs limits;
         pairguard::append_limits(limits, p->limits);

@@ -224,3 +224,30 @@ TEST(Classify, FailureNeutralSuccess) {
     EXPECT_EQ(classify_status(502, failure, 3, neutral, 1), Outcome::neutral);
     EXPECT_EQ(classify_status(400, failure, 3, neutral, 1), Outcome::neutral);
 }
+
+TEST(Policy, KeyNormalizeIsAFlag) {
+    PolicySpec spec;
+    EXPECT_EQ(parse_policy_args({"key=$http_x_account", "max_failures=3", "window=1m", "lockout=1m", "key_normalize"},
+                                spec),
+              "");
+    EXPECT_TRUE(spec.key_normalize);
+    PolicySpec plain;
+    EXPECT_EQ(parse_policy_args({"key=$http_x_account", "max_failures=3", "window=1m", "lockout=1m"}, plain), "");
+    EXPECT_FALSE(plain.key_normalize);
+    EXPECT_NE(parse_policy_args({"key=$a", "max_failures=3", "window=1m", "lockout=1m", "key_normalize=on"}, plain),
+              "");
+}
+
+TEST(Policy, NormalizeKeyValueFoldsAsciiCaseAndTrimsBlanks) {
+    auto norm = [](std::string v) {
+        normalize_key_value(v);
+        return v;
+    };
+    EXPECT_EQ(norm("Bob"), "bob");
+    EXPECT_EQ(norm(" \t BOB@Example.COM \r\n"), "bob@example.com");
+    EXPECT_EQ(norm("bob"), "bob");
+    EXPECT_EQ(norm("   "), "");
+    EXPECT_EQ(norm(""), "");
+    EXPECT_EQ(norm("a b"), "a b");  // blanks inside stay
+    EXPECT_EQ(norm("\xc3\x96Z"), "\xc3\x96z");  // bytes other than ASCII letters stay
+}
