@@ -1,5 +1,6 @@
 #include "device.hpp"
 
+#include <algorithm>
 #include <openssl/rand.h>
 
 #include <stdexcept>
@@ -135,6 +136,44 @@ void cookie_values(std::string_view header, std::string_view name, std::vector<s
             out.push_back(v);
         }
     }
+}
+
+namespace {
+char ascii_lower(char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+}  // namespace
+
+size_t cookie_count(std::string_view header, std::string_view name) {
+    size_t n = 0;
+    while (!header.empty()) {
+        size_t sep = header.find_first_of(";,");
+        std::string_view pair = header.substr(0, sep);
+        header = sep == std::string_view::npos ? std::string_view() : header.substr(sep + 1);
+        size_t eq = pair.find('=');
+        if (eq == std::string_view::npos) {
+            continue;
+        }
+        std::string_view k = trim(pair.substr(0, eq));
+        if (k.size() == name.size()
+            && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) { return ascii_lower(a) == ascii_lower(b); })) {
+            n++;
+        }
+    }
+    return n;
+}
+
+bool header_is_variable(std::string_view header, std::string_view name) {
+    if (header.size() != name.size()) {
+        return false;
+    }
+    for (size_t i = 0; i < header.size(); i++) {
+        char c = header[i] == '-' ? '_' : ascii_lower(header[i]);
+        if (c != name[i]) {
+            return false;
+        }
+    }
+    return true;
 }
 
 std::string device_set_cookie(std::string_view name, std::string_view token, int64_t max_age_s, bool secure) {

@@ -31,6 +31,10 @@ struct ngx_http_pairguard_key_part_t {
     ngx_str_t literal;
     ngx_int_t index;  // NGX_ERROR for a literal
     ngx_str_t body_field;  // NAME of $pairguard_body_NAME, else empty
+    // NAME of $http_NAME (one header: nginx reads the first of several) and
+    // of $cookie_NAME, in lower case, else empty
+    ngx_str_t header;
+    ngx_str_t cookie;
 };
 
 struct ngx_http_pairguard_policy_t {
@@ -291,6 +295,9 @@ ngx_int_t ngx_http_pairguard_guard_access(ngx_http_request_t* r) noexcept;
 // client went away before the upstream answered, or nothing was sent.
 void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcept;
 bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, std::string& out);
+// Whether a header ($http_NAME) or cookie ($cookie_NAME) the key reads occurs
+// more than once: nginx reads the first, a backend may read the last.
+bool ngx_http_pairguard_key_repeated(ngx_http_request_t* r, const ngx_array_t* key);
 
 // ngx_http_pairguard_calls.cpp: what the endpoints share
 using ngx_http_pairguard_reply_fn = std::function<void(bool ok, const pairguard::Reply& reply)>;

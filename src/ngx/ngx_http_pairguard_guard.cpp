@@ -384,6 +384,12 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
                 }
             }
         }
+        if (ngx_http_pairguard_key_repeated(r, &p->key)) {
+            // X-Account: random, X-Account: victim: nginx reads the first, a
+            // backend may read the last (PHP) or both
+            ctx->candidate = ngx_http_pairguard_group_t();
+            return refuse(r, ctx, NGX_HTTP_BAD_REQUEST, pairguard::error_body("invalid_header"), 0);
+        }
         if (!ngx_http_pairguard_eval_key(r, &p->key, value)) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -705,6 +711,34 @@ bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, 
         }
     }
     return true;
+}
+
+bool ngx_http_pairguard_key_repeated(ngx_http_request_t* r, const ngx_array_t* key) {
+    auto* parts = static_cast<const ngx_http_pairguard_key_part_t*>(key->elts);
+    for (ngx_uint_t i = 0; i < key->nelts; i++) {
+        size_t n = 0;
+        if (parts[i].header.len > 0) {
+            std::string_view name = as_view(parts[i].header);
+            for (ngx_list_part_t* part = &r->headers_in.headers.part; part != nullptr; part = part->next) {
+                auto* h = static_cast<ngx_table_elt_t*>(part->elts);
+                for (ngx_uint_t j = 0; j < part->nelts; j++) {
+                    if (h[j].hash != 0 && pairguard::header_is_variable(as_view(h[j].key), name)) {
+                        n++;
+                    }
+                }
+            }
+        } else if (parts[i].cookie.len > 0) {
+            std::string_view name = as_view(parts[i].cookie);
+            auto** h = static_cast<ngx_table_elt_t**>(r->headers_in.cookies.elts);
+            for (ngx_uint_t j = 0; j < r->headers_in.cookies.nelts; j++) {
+                n += pairguard::cookie_count(as_view(h[j]->value), name);
+            }
+        }
+        if (n > 1) {
+            return true;
+        }
+    }
+    return false;
 }
 
 void ngx_http_pairguard_log_lock_start(ngx_log_t* log, const ngx_http_pairguard_key_t& key, int64_t lock_ms) {

@@ -185,16 +185,36 @@ ngx_int_t ngx_http_pairguard_compile_key(ngx_conf_t* cf, std::string_view text, 
             }
             ngx_str_null(&kp->literal);
             ngx_str_null(&kp->body_field);
+            ngx_str_null(&kp->header);
+            ngx_str_null(&kp->cookie);
             static constexpr size_t body_prefix = sizeof("pairguard_body_") - 1;
             if (part.text.rfind("pairguard_body_", 0) == 0) {
                 *uses_body = true;
                 kp->body_field.data = t.data + body_prefix;
                 kp->body_field.len = t.len - body_prefix;
             }
+            // the name in lower case (nginx's variable names ignore case);
+            // $http_cookie and $http_x_forwarded_for are every header of
+            // that name joined, nothing to tell apart
+            u_char* low = static_cast<u_char*>(ngx_pnalloc(cf->pool, t.len ? t.len : 1));
+            if (low == nullptr) {
+                return NGX_ERROR;
+            }
+            ngx_strlow(low, t.data, t.len);
+            std::string_view name(reinterpret_cast<const char*>(low), t.len);
+            if (name.rfind("http_", 0) == 0 && name != "http_cookie" && name != "http_x_forwarded_for") {
+                kp->header.data = low + 5;
+                kp->header.len = t.len - 5;
+            } else if (name.rfind("cookie_", 0) == 0) {
+                kp->cookie.data = low + 7;
+                kp->cookie.len = t.len - 7;
+            }
         } else {
             kp->index = NGX_ERROR;
             kp->literal = t;
             ngx_str_null(&kp->body_field);
+            ngx_str_null(&kp->header);
+            ngx_str_null(&kp->cookie);
         }
     }
     return NGX_OK;

@@ -452,6 +452,13 @@ ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept {
             return paired_verdict(r, ctx);
         }
 
+        if (ngx_http_pairguard_key_repeated(r, lcf->paired_platform)
+            || ngx_http_pairguard_key_repeated(r, lcf->paired_user)) {
+            // nginx reads the first of two X-User-Id headers, a backend may
+            // act on the last: not a user the check can vouch for
+            ctx->paired = p::refused;
+            return paired_verdict(r, ctx);
+        }
         std::string platform_raw, user_raw;
         if (!ngx_http_pairguard_eval_key(r, lcf->paired_platform, platform_raw)
             || !ngx_http_pairguard_eval_key(r, lcf->paired_user, user_raw)) {

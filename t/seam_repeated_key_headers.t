@@ -1,0 +1,66 @@
+# A key read from a header or a cookie that the request carries twice is
+# refused with 400 invalid_header: nginx's $http_x_account and $cookie_sid
+# read the first, a backend may read the last (PHP) or both, so rotating the
+# first while the second names the victim would guess without limit.
+# Headers nginx joins itself ($http_x_forwarded_for, $http_cookie) and
+# headers no key reads change nothing.
+use 5.036;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use PgTest;
+
+my $redis = start_redis();
+my $up    = start_upstream();
+my $ng    = start_nginx(<<'CONF', redis => $redis, upstream => $up);
+http {
+    %%HTTP_COMMON%%
+    pairguard_redis 127.0.0.1:%%REDIS_PORT%%;
+    pairguard_secret_file %%SECRET_FILE%%;
+    pairguard_policy acct   key=$http_x_account max_failures=2 window=1m lockout=1m;
+    pairguard_policy sess   key=$cookie_sid max_failures=2 window=1m lockout=1m;
+    pairguard_policy fwd    key=$http_x_forwarded_for max_failures=100 window=1m lockout=1m;
+
+    upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location = /login  { pairguard acct; proxy_pass http://backend/status/401; }
+        location = /cookie { pairguard sess; proxy_pass http://backend/status/401; }
+        location = /fwd    { pairguard fwd;  proxy_pass http://backend/status/200; }
+    }
+}
+CONF
+my $P = $ng->port;
+
+sub summary ($r) { $r->{status} . ' ' . (($r->{json} // {})->{error} // '') }
+sub get ($path, @h) { http_get($P, $path, headers => [@h]) }
+
+# the victim is locked
+is(join(' ', map { get('/login', ['X-Account', 'victim'])->{status} } 1 .. 3), '401 401 429', 'victim: two guesses, then locked');
+$up->reset;
+
+# rotating the first copy while the second names the victim
+my @st = map { summary(get('/login', ['X-Account', "random$_"], ['X-Account', 'victim'])) } 1 .. 3;
+is_deeply(\@st, [('400 invalid_header') x 3], 'X-Account twice is refused with 400 invalid_header');
+is(summary(get('/login', ['X-Account', 'random'], ['x-account', 'victim'])), '400 invalid_header',
+   '  whatever the case of the second');
+is($up->count, 0, 'none reached the upstream');
+is(get('/login', ['X-Account', 'someone'], ['X-Other', 'x'], ['X-Other', 'y'])->{status}, 401,
+   'a header no key reads may repeat');
+
+# cookies: two of one name in one header, or in two Cookie headers
+is(join(' ', map { get('/cookie', ['Cookie', 'sid=victim'])->{status} } 1 .. 3), '401 401 429', 'sid=victim: locked');
+$up->reset;
+is(summary(get('/cookie', ['Cookie', 'sid=random; sid=victim'])), '400 invalid_header',
+   'sid twice in one Cookie header is refused');
+is(summary(get('/cookie', ['Cookie', 'sid=random'], ['Cookie', 'SID=victim'])), '400 invalid_header',
+   'sid in two Cookie headers (any case) is refused');
+is(get('/cookie', ['Cookie', 'sid=other; theme=dark; xsid=1'])->{status}, 401, 'one sid among other cookies passes');
+is($up->count, 1, 'only that one reached the upstream');
+
+# what nginx joins itself is one value: nothing to tell apart
+is(get('/fwd', ['X-Forwarded-For', '10.0.0.1'], ['X-Forwarded-For', '10.0.0.2'])->{status}, 200,
+   '$http_x_forwarded_for is every header joined: a repeat passes');
+
+done();
