@@ -103,20 +103,54 @@ bool idle(const pg_node_t* n, int64_t now) {
            && (n->rec.lockouts == 0 || now - n->rec.last_lockout >= pairguard::kEscalationMemoryMs);
 }
 
-// Frees idle nodes from the cold end; with `force`, the coldest ones anyway,
-// but never one that the current operation holds (those were just moved to
-// the hot end, so meeting one means there is nothing colder left).
+bool holds(const std::vector<pg_node_t*>& held, const pg_node_t* node) {
+    for (const pg_node_t* h : held) {
+        if (h == node) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// The zone is full: frees up to `n` of the coldest nodes that hold no lock
+// in force (a flood of fresh keys must not wipe a victim's lock while the
+// store is down), looking at the 64 coldest; none found, the coldest ones
+// anyway. Never one that the current operation holds.
+void expire_forced(pg_zone_t& z, int64_t now, ngx_uint_t n, const std::vector<pg_node_t*>& held) {
+    ngx_uint_t freed = 0, seen = 0;
+    ngx_queue_t* q = ngx_queue_last(&z.sh->lru);
+    while (freed < n && seen < 64 && q != ngx_queue_sentinel(&z.sh->lru)) {
+        ngx_queue_t* prev = ngx_queue_prev(q);
+        pg_node_t* node = ngx_queue_data(q, pg_node_t, lru);
+        seen++;
+        if (node->rec.locked_until <= now && !holds(held, node)) {
+            free_node(z, node);
+            freed++;
+        }
+        q = prev;
+    }
+    while (freed == 0 && n-- && !ngx_queue_empty(&z.sh->lru)) {
+        pg_node_t* node = ngx_queue_data(ngx_queue_last(&z.sh->lru), pg_node_t, lru);
+        if (holds(held, node)) {
+            return;  // moved to the hot end just now: nothing colder is left
+        }
+        free_node(z, node);
+    }
+}
+
+// Frees idle nodes from the cold end; with `force`, see expire_forced. Never
+// one that the current operation holds (those were just moved to the hot
+// end, so meeting one means there is nothing colder left).
 void expire(pg_zone_t& z, int64_t now, ngx_uint_t n, bool force, const std::vector<pg_node_t*>& held) {
+    if (force) {
+        expire_forced(z, now, n, held);
+        return;
+    }
     while (n-- && !ngx_queue_empty(&z.sh->lru)) {
         ngx_queue_t* q = ngx_queue_last(&z.sh->lru);
         pg_node_t* node = ngx_queue_data(q, pg_node_t, lru);
-        if (!force && !idle(node, now)) {
+        if (!idle(node, now) || holds(held, node)) {
             return;
-        }
-        for (pg_node_t* h : held) {
-            if (h == node) {
-                return;
-            }
         }
         free_node(z, node);
     }
@@ -242,6 +276,9 @@ bool ngx_http_pairguard_cached_lock(ngx_shm_zone_t* zone, const std::vector<ngx_
             continue;
         }
         if (n->rec.locked_until > now) {
+            // a lock that keeps refusing stays at the hot end
+            ngx_queue_remove(&n->lru);
+            ngx_queue_insert_head(&z.sh->lru, &n->lru);
             // each worker's clock is the one cached at the start of its loop
             // iteration: what is left is never more than the lock's length
             int64_t left = n->rec.locked_until - now;
