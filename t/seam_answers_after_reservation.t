@@ -8,7 +8,9 @@
 #   tried first, `error_page 404 = /app` into the guarded one) is not the
 #   guarded location's: four good logins stay four successes;
 # - an upstream failure after the reservation still counts when an
-#   error_page turns it into a 200 from an unguarded location.
+#   error_page turns it into a 200 from an unguarded location;
+# - a refusal a dry-run location let through is carried out by an enforcing
+#   location the request reaches after it.
 use 5.036;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -75,6 +77,19 @@ http {
             proxy_pass http://backend/status/401;
         }
         location = /sorry { return 200 "sorry\n"; }
+
+        # a dry-run location (a rollout) whose 404 goes on to an enforcing one
+        location = /watch {
+            pairguard acct;
+            pairguard_dry_run on;
+            proxy_intercept_errors on;
+            error_page 404 = /enforce;
+            proxy_pass http://backend/status/404;
+        }
+        location = /enforce {
+            pairguard acct;
+            proxy_pass http://backend/status/401;
+        }
     }
 }
 CONF
@@ -129,5 +144,17 @@ $up->reset;
 is(statuses('/guess', 3, 'X-Account' => 'frank'), '200 200 429',
    'a 401 that error_page turns into a 200 still counts');
 is($up->count('/status/401'), 2, 'the application saw two guesses');
+
+# --- dry run, then an enforcing location --------------------------------------
+$redis->cmd('FLUSHALL');
+$up->reset;
+is(statuses('/enforce', 3, 'X-Account' => 'gina'), '401 401 429', 'gina is locked where the policy is enforced');
+$up->reset;
+my $r = http_get($P, '/watch', headers => { 'X-Account' => 'gina' });
+is($r->{status}, 429, 'a dry-run location lets the locked key through, the enforcing one after it refuses');
+is($r->{json}{error}, 'too_many_attempts', '  too_many_attempts');
+ok($r->{headers}{'retry-after'} > 0, '  with Retry-After');
+is($up->count('/status/401'), 0, 'the locked key did not reach the enforcing location\'s upstream');
+is(statuses('/watch', 2, 'X-Account' => 'hank'), '401 401', 'a key the dry run would not refuse goes on as before');
 
 done();

@@ -146,6 +146,10 @@ struct ngx_http_pairguard_group_t {
     std::vector<ngx_http_pairguard_device_t> devices;  // set on a success (trusted devices)
     std::string keys_resp;  // the store keys, RESP-encoded for reserve and settle
     int64_t reservation = 0;
+    // a dry-run location let this policy's refusal through: an enforcing
+    // location the request reaches later refuses it (it is reserved already,
+    // so it would not be looked at again)
+    const ngx_http_pairguard_policy_t* dry_refused = nullptr;
     bool store_local = false;  // the reservation lives in shared memory
     bool settled = false;
     // Where the request stood when this group was reserved: only what it

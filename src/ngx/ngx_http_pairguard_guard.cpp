@@ -190,6 +190,7 @@ ngx_int_t deny(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, size_t poli
                       &key.policy->name, ngx_http_pairguard_key_kind(key), label.c_str());
         // settled like an allowed attempt with no reservation: the outcome
         // still counts
+        ctx->candidate.dry_refused = key.policy;
         return allow(ctx, 0, local);
     }
 
@@ -332,9 +333,24 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
         break;
     }
 
+    auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(lcf->policies->elts);
+    // a refusal an earlier dry-run location let through is carried out by
+    // the first location that enforces the policy
+    if (!lcf->dry_run) {
+        for (const auto& g : ctx->groups) {
+            for (ngx_uint_t i = 0; g.dry_refused != nullptr && i < lcf->policies->nelts; i++) {
+                if (refs[i].policy == g.dry_refused) {
+                    ctx->denied = true;
+                    ctx->deny_policy = g.dry_refused->name;
+                    return refuse(r, ctx, lcf->deny_status, pairguard::too_many_attempts_body(ctx->retry_after),
+                                  ctx->retry_after);
+                }
+            }
+        }
+    }
+
     // the policies of this location that the request has not yet reserved,
     // in this location or an earlier one (internal redirects)
-    auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(lcf->policies->elts);
     bool fresh = false, needs_body = false;
     for (ngx_uint_t i = 0; i < lcf->policies->nelts; i++) {
         if (!reserved(ctx, refs[i].policy)) {
