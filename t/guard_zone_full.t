@@ -1,8 +1,9 @@
 # pairguard_store_down local with a full zone: when the shared-memory zone
-# has no room for a new key, the coldest keys that hold no lock in force go
-# first. A flood of fresh failing keys while Redis is down (each one a node
-# that holds a failure) must not wipe a victim's lock and give it a fresh
-# budget.
+# has no room for a new key, the coldest keys that hold no lock in force go;
+# a lock in force never does. A flood of fresh failing keys while Redis is
+# down (each one a node that holds a failure) must not wipe a victim's lock
+# and give it a fresh budget; a zone full of locks refuses a key it cannot
+# count.
 use 5.036;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -45,5 +46,20 @@ is(join(' ', map { guess('flood-1') } 1 .. 3), '401 401 401',
 $up->reset;
 is(guess('victim'), 429, 'the victim is still locked after the flood');
 is($up->count, 0, 'and its guess did not reach the upstream');
+
+# a zone full of locks: a lock is never dropped, a key that cannot be
+# counted is refused (not let through uncounted)
+my ($n, $refused) = (0, 0);
+while ($n < 400 && !$refused) {
+    $n++;
+    my @s = map { guess("lock-$n") } 1 .. 3;
+    $refused = 1 if grep { $_ == 429 } @s;
+}
+ok($refused, "the zone filled with locks after $n locked keys: the next key was refused");
+$up->reset;
+is(guess('fresh-key'), 429, 'a fresh key the node cannot count is refused with 429');
+is($up->count, 0, '  before the upstream');
+like($ng->error_log, qr/zone "pairguard" is full of locks, a key is refused/, '  and the error log says why');
+is(guess('victim'), 429, 'the victim is still locked');
 
 done();

@@ -25,6 +25,7 @@ http {
     pairguard_redis 127.0.0.1:%%REDIS_PORT%%;
     pairguard_secret_file %%SECRET_FILE%%;
     pairguard_policy acct key=$http_x_account max_failures=2 window=60s lockout=60s;
+    pairguard_policy cli  key=$http_x_client max_failures=2 window=60s lockout=60s;
 
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
 
@@ -88,6 +89,19 @@ http {
         }
         location = /enforce {
             pairguard acct;
+            proxy_pass http://backend/status/401;
+        }
+        # two policies in the dry run, one of them enforced after it
+        location = /watch2 {
+            pairguard cli;
+            pairguard acct;
+            pairguard_dry_run on;
+            proxy_intercept_errors on;
+            error_page 404 = /enforce;
+            proxy_pass http://backend/status/404;
+        }
+        location = /enforce-cli {
+            pairguard cli;
             proxy_pass http://backend/status/401;
         }
     }
@@ -156,5 +170,20 @@ is($r->{json}{error}, 'too_many_attempts', '  too_many_attempts');
 ok($r->{headers}{'retry-after'} > 0, '  with Retry-After');
 is($up->count('/status/401'), 0, 'the locked key did not reach the enforcing location\'s upstream');
 is(statuses('/watch', 2, 'X-Account' => 'hank'), '401 401', 'a key the dry run would not refuse goes on as before');
+
+# the dry run refuses on one policy (cli), the enforcing location holds
+# another (acct): acct is reserved there, and counted once
+$redis->cmd('FLUSHALL');
+is(statuses('/enforce-cli', 3, 'X-Client' => 'c1'), '401 401 429', 'client c1 is locked');
+$up->reset;
+is(statuses('/watch2', 3, 'X-Client' => 'c1', 'X-Account' => 'ivy'), '401 401 429',
+   'a dry run refusing on c1 lets ivy on to the enforcing location: two guesses count once each, the third is refused');
+is($up->count('/status/401'), 2, 'the enforcing location\'s upstream saw two');
+# both locked in the dry run: the enforcing one is carried out
+is(statuses('/enforce', 3, 'X-Account' => 'jo'), '401 401 429', 'jo is locked too');
+$up->reset;
+is(statuses('/watch2', 1, 'X-Client' => 'c1', 'X-Account' => 'jo'), '429',
+   'c1 and jo both locked in the dry run: the enforcing location refuses jo');
+is($up->count('/status/401'), 0, '  before its upstream');
 
 done();

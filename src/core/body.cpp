@@ -478,6 +478,70 @@ bool BodyFields::duplicated(std::string_view name) const {
     return it != spellings.end() && it->second != name;
 }
 
+bool NameCopies::ambiguous() const {
+    if (values.empty()) {
+        return false;
+    }
+    if (!nginx_reads) {
+        return true;  // only another spelling: nginx reads nothing, a backend the value
+    }
+    for (std::string_view v : values) {
+        if (v != nginx_value) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void scan_name_copies(std::string_view list, std::string_view seps, bool trim, std::string_view name, NameCopies& acc) {
+    auto blank = [](char c) { return c == ' ' || c == '\t'; };
+    auto same_ci = [](std::string_view a, std::string_view b) {
+        if (a.size() != b.size()) {
+            return false;
+        }
+        for (size_t i = 0; i < a.size(); i++) {
+            char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
+            char y = b[i] >= 'A' && b[i] <= 'Z' ? static_cast<char>(b[i] - 'A' + 'a') : b[i];
+            if (x != y) {
+                return false;
+            }
+        }
+        return true;
+    };
+    std::string canonical = canonical_field_name(name);
+    while (!list.empty()) {
+        size_t sep = list.find_first_of(seps);
+        std::string_view pair = list.substr(0, sep);
+        list = sep == std::string_view::npos ? std::string_view() : list.substr(sep + 1);
+        size_t eq = pair.find('=');
+        std::string_view raw = pair.substr(0, eq);
+        std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+        if (trim) {
+            while (!raw.empty() && blank(raw.front())) {
+                raw.remove_prefix(1);
+            }
+            while (!raw.empty() && blank(raw.back())) {
+                raw.remove_suffix(1);
+            }
+            while (!value.empty() && blank(value.front())) {
+                value.remove_prefix(1);
+            }
+            while (!value.empty() && blank(value.back())) {
+                value.remove_suffix(1);
+            }
+        }
+        bool nginx = eq != std::string_view::npos && same_ci(raw, name);
+        if (!nginx && canonical_field_name(form_decode(raw)) != canonical) {
+            continue;
+        }
+        if (nginx && !acc.nginx_reads) {
+            acc.nginx_reads = true;
+            acc.nginx_value = value;
+        }
+        acc.values.push_back(value);
+    }
+}
+
 bool BodyFields::ambiguous(std::string_view name) const {
     return duplicated(name) || (!structured.empty() && structured.count(std::string(name)) != 0);
 }

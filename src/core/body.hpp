@@ -18,6 +18,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 namespace pairguard {
 
@@ -82,5 +83,22 @@ std::string canonical_field_name(std::string_view name);
 
 // application/x-www-form-urlencoded decoding of one component.
 std::string form_decode(std::string_view in);
+
+// How a key's NAME is given in name=value lists (Cookie headers, a query
+// string), for a key that reads it as nginx's $cookie_NAME / $arg_NAME do
+// (the first pair whose raw name is NAME, ASCII case ignored) while a
+// backend may decode names and read them loosely (canonical_field_name) and
+// take another copy (PHP takes the last query argument).
+struct NameCopies {
+    std::vector<std::string_view> values;  // of every pair some reader takes as NAME
+    std::string_view nginx_value;          // the value nginx reads
+    bool nginx_reads = false;
+    // True when nginx and some backend may read different values: a copy
+    // nginx does not read (another spelling), or copies that differ.
+    bool ambiguous() const;
+};
+// Adds the pairs of `list` (split on any of `seps`; blanks around names
+// dropped when `trim`) to `acc`. The views point into `list`.
+void scan_name_copies(std::string_view list, std::string_view seps, bool trim, std::string_view name, NameCopies& acc);
 
 }  // namespace pairguard

@@ -144,25 +144,6 @@ char ascii_lower(char c) {
 }
 }  // namespace
 
-size_t cookie_count(std::string_view header, std::string_view name) {
-    size_t n = 0;
-    while (!header.empty()) {
-        size_t sep = header.find_first_of(";,");
-        std::string_view pair = header.substr(0, sep);
-        header = sep == std::string_view::npos ? std::string_view() : header.substr(sep + 1);
-        size_t eq = pair.find('=');
-        if (eq == std::string_view::npos) {
-            continue;
-        }
-        std::string_view k = trim(pair.substr(0, eq));
-        if (k.size() == name.size()
-            && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) { return ascii_lower(a) == ascii_lower(b); })) {
-            n++;
-        }
-    }
-    return n;
-}
-
 bool header_is_variable(std::string_view header, std::string_view name) {
     if (header.size() != name.size()) {
         return false;

@@ -74,11 +74,6 @@ bool valid_cookie_name(std::string_view name);
 void cookie_values(std::string_view header, std::string_view name, std::vector<std::string_view>& out,
                    size_t max = kDeviceCookiesChecked, size_t only_len = 0);
 
-// How many cookies one Cookie header holds that nginx's $cookie_NAME would
-// read as `name` (names compared without regard to ASCII case, pairs split
-// on ';' and ',', blanks around names ignored, as nginx 1.22 parses them).
-size_t cookie_count(std::string_view header, std::string_view name);
-
 // Whether a request header named `header` is what nginx's $http_NAME reads
 // (ASCII case ignored, '-' read as '_'): `name` is NAME, in lower case.
 bool header_is_variable(std::string_view header, std::string_view name);

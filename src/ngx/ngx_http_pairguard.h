@@ -31,10 +31,11 @@ struct ngx_http_pairguard_key_part_t {
     ngx_str_t literal;
     ngx_int_t index;  // NGX_ERROR for a literal
     ngx_str_t body_field;  // NAME of $pairguard_body_NAME, else empty
-    // NAME of $http_NAME (one header: nginx reads the first of several) and
-    // of $cookie_NAME, in lower case, else empty
+    // NAME of $http_NAME (one header: nginx reads the first of several), of
+    // $cookie_NAME and of $arg_NAME, in lower case, else empty
     ngx_str_t header;
     ngx_str_t cookie;
+    ngx_str_t arg;
 };
 
 struct ngx_http_pairguard_policy_t {
@@ -146,10 +147,10 @@ struct ngx_http_pairguard_group_t {
     std::vector<ngx_http_pairguard_device_t> devices;  // set on a success (trusted devices)
     std::string keys_resp;  // the store keys, RESP-encoded for reserve and settle
     int64_t reservation = 0;
-    // a dry-run location let this policy's refusal through: an enforcing
-    // location the request reaches later refuses it (it is reserved already,
-    // so it would not be looked at again)
-    const ngx_http_pairguard_policy_t* dry_refused = nullptr;
+    // a dry-run location let this group's refusal through: its policies are
+    // not reserved for a location that enforces them, which reserves them
+    // itself (and takes them out of this group)
+    bool dry_refused = false;
     bool store_local = false;  // the reservation lives in shared memory
     bool settled = false;
     // Where the request stood when this group was reserved: only what it
@@ -299,8 +300,11 @@ ngx_int_t ngx_http_pairguard_guard_access(ngx_http_request_t* r) noexcept;
 // client went away before the upstream answered, or nothing was sent.
 void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcept;
 bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, std::string& out);
-// Whether a header ($http_NAME) or cookie ($cookie_NAME) the key reads occurs
-// more than once: nginx reads the first, a backend may read the last.
+// Whether a header ($http_NAME), cookie ($cookie_NAME) or query argument
+// ($arg_NAME) the key reads is given so that nginx and a backend may read
+// different values: copies with different values (nginx reads the first, a
+// backend may read the last), or a spelling nginx does not read and a
+// backend does (`%73id=`, `session.id=` for session_id).
 bool ngx_http_pairguard_key_repeated(ngx_http_request_t* r, const ngx_array_t* key);
 
 // ngx_http_pairguard_calls.cpp: what the endpoints share

@@ -3,6 +3,7 @@
 // filter that settles the attempt once the upstream's status is known, and
 // the refusals.
 
+#include <algorithm>
 #include <openssl/crypto.h>
 
 #include <charconv>
@@ -172,6 +173,34 @@ ngx_int_t allow(ngx_http_pairguard_ctx_t* ctx, int64_t reservation, bool local) 
     ctx->candidate.subrequests_from = ctx->subrequests.size();
     ctx->candidate.carried_from = ctx->carried_on;
     ctx->candidate.upstream_at = r->upstream;
+    if (ctx->candidate.lcf != nullptr && !ctx->candidate.lcf->dry_run) {
+        // policies reserved again after a dry run let their refusal through:
+        // they count once, here
+        for (auto& g : ctx->groups) {
+            if (!g.dry_refused || g.settled) {
+                continue;
+            }
+            auto again = [&](const ngx_http_pairguard_policy_t* p) {
+                for (const auto& mine : ctx->candidate.keys) {
+                    if (mine.policy == p) {
+                        return true;
+                    }
+                }
+                return false;
+            };
+            size_t before = g.keys.size();
+            g.keys.erase(std::remove_if(g.keys.begin(), g.keys.end(),
+                                        [&](const ngx_http_pairguard_key_t& k) { return again(k.policy); }),
+                         g.keys.end());
+            g.devices.erase(std::remove_if(g.devices.begin(), g.devices.end(),
+                                           [&](const ngx_http_pairguard_device_t& d) { return again(d.policy); }),
+                            g.devices.end());
+            if (g.keys.size() != before) {
+                g.keys_resp.clear();  // encoded again for what is left
+                g.settled = g.keys.empty();
+            }
+        }
+    }
     ctx->groups.push_back(std::move(ctx->candidate));
     ctx->candidate = ngx_http_pairguard_group_t();
     return NGX_DECLINED;
@@ -190,7 +219,7 @@ ngx_int_t deny(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, size_t poli
                       &key.policy->name, ngx_http_pairguard_key_kind(key), label.c_str());
         // settled like an allowed attempt with no reservation: the outcome
         // still counts
-        ctx->candidate.dry_refused = key.policy;
+        ctx->candidate.dry_refused = true;
         return allow(ctx, 0, local);
     }
 
@@ -296,8 +325,15 @@ void reserve_done(ngx_http_pairguard_ctx_t* ctx, bool ok, pairguard::IntList v) 
     ngx_http_pairguard_resume(r);
 }
 
-bool reserved(const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_policy_t* p) {
+// Whether `p` is reserved already, for location `lcf`: a policy whose
+// refusal a dry-run location let through is not, for a location that
+// enforces it.
+bool reserved(const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_policy_t* p,
+              const ngx_http_pairguard_loc_conf_t* lcf) {
     for (const auto& g : ctx->groups) {
+        if (g.dry_refused && !lcf->dry_run) {
+            continue;
+        }
         for (const auto& k : g.keys) {
             if (k.policy == p) {
                 return true;
@@ -334,26 +370,11 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
     }
 
     auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(lcf->policies->elts);
-    // a refusal an earlier dry-run location let through is carried out by
-    // the first location that enforces the policy
-    if (!lcf->dry_run) {
-        for (const auto& g : ctx->groups) {
-            for (ngx_uint_t i = 0; g.dry_refused != nullptr && i < lcf->policies->nelts; i++) {
-                if (refs[i].policy == g.dry_refused) {
-                    ctx->denied = true;
-                    ctx->deny_policy = g.dry_refused->name;
-                    return refuse(r, ctx, lcf->deny_status, pairguard::too_many_attempts_body(ctx->retry_after),
-                                  ctx->retry_after);
-                }
-            }
-        }
-    }
-
     // the policies of this location that the request has not yet reserved,
     // in this location or an earlier one (internal redirects)
     bool fresh = false, needs_body = false;
     for (ngx_uint_t i = 0; i < lcf->policies->nelts; i++) {
-        if (!reserved(ctx, refs[i].policy)) {
+        if (!reserved(ctx, refs[i].policy, lcf)) {
             fresh = true;
             needs_body = needs_body || refs[i].policy->uses_body;
         }
@@ -382,9 +403,10 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
     ctx->candidate = ngx_http_pairguard_group_t();
     ctx->candidate.lcf = lcf;
     std::string value;
+    const char* input_error = nullptr;  // the key cannot be read with certainty
     for (ngx_uint_t i = 0; i < lcf->policies->nelts; i++) {
         ngx_http_pairguard_policy_t* p = refs[i].policy;
-        if (reserved(ctx, p)) {
+        if (reserved(ctx, p, lcf)) {
             continue;
         }
         if (p->uses_body) {
@@ -393,31 +415,45 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
             // different parsers: the guard would count one account, the
             // upstream another
             auto* parts = static_cast<const ngx_http_pairguard_key_part_t*>(p->key.elts);
-            for (ngx_uint_t j = 0; j < p->key.nelts; j++) {
+            for (ngx_uint_t j = 0; j < p->key.nelts && input_error == nullptr; j++) {
                 if (parts[j].body_field.len > 0 && ctx->body.ambiguous(as_view(parts[j].body_field))) {
-                    ctx->candidate = ngx_http_pairguard_group_t();
-                    return refuse(r, ctx, NGX_HTTP_BAD_REQUEST, pairguard::error_body("invalid_body"), 0);
+                    input_error = "invalid_body";
                 }
             }
         }
-        if (ngx_http_pairguard_key_repeated(r, &p->key)) {
+        if (input_error == nullptr && ngx_http_pairguard_key_repeated(r, &p->key)) {
             // X-Account: random, X-Account: victim: nginx reads the first, a
             // backend may read the last (PHP) or both
-            ctx->candidate = ngx_http_pairguard_group_t();
-            return refuse(r, ctx, NGX_HTTP_BAD_REQUEST, pairguard::error_body("invalid_header"), 0);
+            input_error = "invalid_header";
         }
-        if (!ngx_http_pairguard_eval_key(r, &p->key, value)) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (input_error == nullptr) {
+            if (!ngx_http_pairguard_eval_key(r, &p->key, value)) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+            if (p->key_normalize) {
+                pairguard::normalize_key_value(value);
+            }
+            if (value.empty() && p->limits.key_required) {
+                input_error = "key_required";
+            }
         }
-        if (p->key_normalize) {
-            pairguard::normalize_key_value(value);
+        if (input_error != nullptr) {
+            if (!lcf->dry_run) {
+                if (std::string_view(input_error) == "key_required") {
+                    ngx_http_pairguard_metric_decision(p, pairguard::metrics::key_required);
+                }
+                ctx->candidate = ngx_http_pairguard_group_t();
+                return refuse(r, ctx, NGX_HTTP_BAD_REQUEST, pairguard::error_body(input_error), 0);
+            }
+            // a dry run never refuses: the policy is skipped for this request
+            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                          "pairguard: dry run, would refuse, policy \"%V\", %s", &p->name, input_error);
+            ngx_http_pairguard_metric_decision(p, pairguard::metrics::dry_run);
+            input_error = nullptr;
+            value.clear();
+            continue;
         }
         if (value.empty()) {
-            if (p->limits.key_required) {
-                ngx_http_pairguard_metric_decision(p, pairguard::metrics::key_required);
-                ctx->candidate = ngx_http_pairguard_group_t();
-                return refuse(r, ctx, NGX_HTTP_BAD_REQUEST, pairguard::error_body("key_required"), 0);
-            }
             continue;
         }
         ngx_http_pairguard_key_t key{p, mcf->keys->tag("g", as_view(p->name), value)};
@@ -732,26 +768,36 @@ bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, 
 bool ngx_http_pairguard_key_repeated(ngx_http_request_t* r, const ngx_array_t* key) {
     auto* parts = static_cast<const ngx_http_pairguard_key_part_t*>(key->elts);
     for (ngx_uint_t i = 0; i < key->nelts; i++) {
-        size_t n = 0;
-        if (parts[i].header.len > 0) {
-            std::string_view name = as_view(parts[i].header);
+        const ngx_http_pairguard_key_part_t& kp = parts[i];
+        if (kp.header.len > 0) {
+            std::string_view name = as_view(kp.header);
+            std::optional<std::string_view> first;
             for (ngx_list_part_t* part = &r->headers_in.headers.part; part != nullptr; part = part->next) {
                 auto* h = static_cast<ngx_table_elt_t*>(part->elts);
                 for (ngx_uint_t j = 0; j < part->nelts; j++) {
-                    if (h[j].hash != 0 && pairguard::header_is_variable(as_view(h[j].key), name)) {
-                        n++;
+                    if (h[j].hash == 0 || !pairguard::header_is_variable(as_view(h[j].key), name)) {
+                        continue;
+                    }
+                    if (!first) {
+                        first = as_view(h[j].value);
+                    } else if (*first != as_view(h[j].value)) {
+                        return true;
                     }
                 }
             }
-        } else if (parts[i].cookie.len > 0) {
-            std::string_view name = as_view(parts[i].cookie);
-            auto** h = static_cast<ngx_table_elt_t**>(r->headers_in.cookies.elts);
-            for (ngx_uint_t j = 0; j < r->headers_in.cookies.nelts; j++) {
-                n += pairguard::cookie_count(as_view(h[j]->value), name);
+        } else if (kp.cookie.len > 0 || kp.arg.len > 0) {
+            pairguard::NameCopies copies;
+            if (kp.cookie.len > 0) {
+                auto** h = static_cast<ngx_table_elt_t**>(r->headers_in.cookies.elts);
+                for (ngx_uint_t j = 0; j < r->headers_in.cookies.nelts; j++) {
+                    pairguard::scan_name_copies(as_view(h[j]->value), ";,", true, as_view(kp.cookie), copies);
+                }
+            } else {
+                pairguard::scan_name_copies(as_view(r->args), "&", false, as_view(kp.arg), copies);
             }
-        }
-        if (n > 1) {
-            return true;
+            if (copies.ambiguous()) {
+                return true;
+            }
         }
     }
     return false;

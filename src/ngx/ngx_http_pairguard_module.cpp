@@ -187,6 +187,7 @@ ngx_int_t ngx_http_pairguard_compile_key(ngx_conf_t* cf, std::string_view text, 
             ngx_str_null(&kp->body_field);
             ngx_str_null(&kp->header);
             ngx_str_null(&kp->cookie);
+            ngx_str_null(&kp->arg);
             static constexpr size_t body_prefix = sizeof("pairguard_body_") - 1;
             if (part.text.rfind("pairguard_body_", 0) == 0) {
                 *uses_body = true;
@@ -208,6 +209,9 @@ ngx_int_t ngx_http_pairguard_compile_key(ngx_conf_t* cf, std::string_view text, 
             } else if (name.rfind("cookie_", 0) == 0) {
                 kp->cookie.data = low + 7;
                 kp->cookie.len = t.len - 7;
+            } else if (name.rfind("arg_", 0) == 0) {
+                kp->arg.data = low + 4;
+                kp->arg.len = t.len - 4;
             }
         } else {
             kp->index = NGX_ERROR;
@@ -215,6 +219,7 @@ ngx_int_t ngx_http_pairguard_compile_key(ngx_conf_t* cf, std::string_view text, 
             ngx_str_null(&kp->body_field);
             ngx_str_null(&kp->header);
             ngx_str_null(&kp->cookie);
+            ngx_str_null(&kp->arg);
         }
     }
     return NGX_OK;

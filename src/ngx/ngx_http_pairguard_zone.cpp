@@ -113,13 +113,14 @@ bool holds(const std::vector<pg_node_t*>& held, const pg_node_t* node) {
 }
 
 // The zone is full: frees up to `n` of the coldest nodes that hold no lock
-// in force (a flood of fresh keys must not wipe a victim's lock while the
-// store is down), looking at the 64 coldest; none found, the coldest ones
-// anyway. Never one that the current operation holds.
+// in force, looking at the 1024 coldest (bounded: the zone's mutex is held).
+// A lock in force is never dropped: a flood of fresh keys while the store is
+// down must not give a victim a fresh budget; with no room left, the new
+// key is refused instead. Never a node that the current operation holds.
 void expire_forced(pg_zone_t& z, int64_t now, ngx_uint_t n, const std::vector<pg_node_t*>& held) {
     ngx_uint_t freed = 0, seen = 0;
     ngx_queue_t* q = ngx_queue_last(&z.sh->lru);
-    while (freed < n && seen < 64 && q != ngx_queue_sentinel(&z.sh->lru)) {
+    while (freed < n && seen < 1024 && q != ngx_queue_sentinel(&z.sh->lru)) {
         ngx_queue_t* prev = ngx_queue_prev(q);
         pg_node_t* node = ngx_queue_data(q, pg_node_t, lru);
         seen++;
@@ -128,13 +129,6 @@ void expire_forced(pg_zone_t& z, int64_t now, ngx_uint_t n, const std::vector<pg
             freed++;
         }
         q = prev;
-    }
-    while (freed == 0 && n-- && !ngx_queue_empty(&z.sh->lru)) {
-        pg_node_t* node = ngx_queue_data(ngx_queue_last(&z.sh->lru), pg_node_t, lru);
-        if (holds(held, node)) {
-            return;  // moved to the hot end just now: nothing colder is left
-        }
-        free_node(z, node);
     }
 }
 
@@ -321,6 +315,7 @@ void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
     bool full = false;
 
     out = ngx_http_pairguard_local_verdict_t();
+    size_t uncounted = keys.size();
     reservation = 0;
     nodes.reserve(keys.size());  // no allocation once the zone is locked
     events.reserve(keys.size());
@@ -332,6 +327,7 @@ void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
         nodes.push_back(n);
         if (n == nullptr) {
             full = true;
+            uncounted = i;
             continue;
         }
         pairguard::CheckResult c = pairguard::guard_check(nodes[i]->rec, nodes[i]->times, ngx_http_pairguard_key_limits(keys[i]), now);
@@ -353,6 +349,12 @@ void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
             out.retry_ms = c.retry_ms;
         }
     }
+    if (full && out.verdict == pairguard::Verdict::allow) {
+        // a key this node cannot count is not let through uncounted
+        out.verdict = pairguard::Verdict::busy;
+        out.policy = uncounted;
+        out.retry_ms = 1000;
+    }
     if (out.verdict == pairguard::Verdict::allow && reserve) {
         reservation = now + pairguard::kReservationHoldMs;
         for (pg_node_t* n : nodes) {
@@ -364,7 +366,7 @@ void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
     }
 
     if (full) {
-        ngx_log_error(NGX_LOG_WARN, log, 0, "pairguard: zone \"%V\" is full, a key goes uncounted",
+        ngx_log_error(NGX_LOG_WARN, log, 0, "pairguard: zone \"%V\" is full of locks, a key is refused",
                       &zone->shm.name);
     }
     report(log, events.data(), events.size());

@@ -311,3 +311,45 @@ TEST(Body, MalformedMultipartIsInvalid) {
         EXPECT_EQ(b.get("a"), "") << c.what;
     }
 }
+
+namespace {
+NameCopies copies_of(std::string_view list, std::string_view seps, bool trim, std::string_view name) {
+    NameCopies c;
+    scan_name_copies(list, seps, trim, name, c);
+    return c;
+}
+}  // namespace
+
+TEST(NameCopies, OneCopyNginxReadsIsClear) {
+    EXPECT_FALSE(copies_of("sid=1; other=2", ";,", true, "sid").ambiguous());
+    EXPECT_FALSE(copies_of("theme=dark", ";,", true, "sid").ambiguous());  // absent
+    EXPECT_FALSE(copies_of("", "&", false, "user").ambiguous());
+    EXPECT_FALSE(copies_of(" sid = 1 ;xsid=2;sidx=3", ";,", true, "sid").ambiguous());
+    NameCopies c = copies_of("a=1&User=bob", "&", false, "user");
+    EXPECT_FALSE(c.ambiguous());
+    EXPECT_EQ(c.nginx_value, "bob");
+}
+
+TEST(NameCopies, CopiesWithDifferentValuesAreAmbiguous) {
+    EXPECT_TRUE(copies_of("sid=random; sid=victim", ";,", true, "sid").ambiguous());
+    EXPECT_TRUE(copies_of("sid=random, SID=victim", ";,", true, "sid").ambiguous());
+    EXPECT_TRUE(copies_of("user=random&user=victim", "&", false, "user").ambiguous());
+    EXPECT_TRUE(copies_of("user=victim&user", "&", false, "user").ambiguous());
+    // a browser sending a host-only and a domain cookie of one value
+    EXPECT_FALSE(copies_of("sid=same; sid=same", ";,", true, "sid").ambiguous());
+    // accumulated over several Cookie headers
+    NameCopies c;
+    scan_name_copies("sid=random", ";,", true, "sid", c);
+    scan_name_copies("other=1; sid=victim", ";,", true, "sid", c);
+    EXPECT_TRUE(c.ambiguous());
+}
+
+TEST(NameCopies, SpellingsNginxDoesNotReadAreAmbiguous) {
+    // PHP decodes names and reads ". [" as "_": nginx reads nothing here
+    EXPECT_TRUE(copies_of("%73id=victim", ";,", true, "sid").ambiguous());
+    EXPECT_TRUE(copies_of("session.id=victim; session_id=random", ";,", true, "session_id").ambiguous());
+    EXPECT_TRUE(copies_of("us%65r=victim", "&", false, "user").ambiguous());
+    EXPECT_TRUE(copies_of("user[]=victim", "&", false, "user").ambiguous());
+    // the same value under both spellings is one value
+    EXPECT_FALSE(copies_of("user=bob&us%65r=bob", "&", false, "user").ambiguous());
+}

@@ -226,15 +226,6 @@ TEST(DeviceCookies, OnlyTokenLengthValuesCountTowardTheLimit) {
     EXPECT_EQ(out[0], token);
 }
 
-TEST(DeviceCookie, CookieCountReadsNamesAsNginxDoes) {
-    EXPECT_EQ(cookie_count("sid=1; other=2", "sid"), 1u);
-    EXPECT_EQ(cookie_count("sid=1; SID=2", "sid"), 2u);       // nginx ignores case
-    EXPECT_EQ(cookie_count("sid=1, sid=2", "sid"), 2u);       // and splits on ','
-    EXPECT_EQ(cookie_count(" sid =1;xsid=2;sidx=3", "sid"), 1u);
-    EXPECT_EQ(cookie_count("sid; a=sid=1", "sid"), 0u);
-    EXPECT_EQ(cookie_count("", "sid"), 0u);
-}
-
 TEST(DeviceCookie, HeaderIsVariableAsNginxReadsHttpNames) {
     EXPECT_TRUE(header_is_variable("X-Account", "x_account"));
     EXPECT_TRUE(header_is_variable("x-ACCOUNT", "x_account"));
