@@ -1,5 +1,7 @@
 #include "body.hpp"
 
+#include <cmath>
+
 #include "json.hpp"
 
 #include <jansson.h>
@@ -292,7 +294,21 @@ BodyFields parse_json(std::string_view body) {
             value.emplace(json_string_value(v), json_string_length(v));
             break;
         case JSON_INTEGER:
-        case JSON_REAL:
+            // its decimal text, whatever it was sent as (-0 is 0)
+            value.emplace(std::to_string(static_cast<long long>(json_integer_value(v))));
+            break;
+        case JSON_REAL: {
+            // 100.0 and 1e2 are 100 to JavaScript, MongoDB and most ORMs:
+            // one key; a fraction or a number beyond 2^53 has no spelling
+            // every backend agrees on
+            double d = json_real_value(v);
+            if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) <= 9007199254740992.0) {
+                value.emplace(std::to_string(static_cast<long long>(d)));
+            } else {
+                out.structured.insert(name);
+            }
+            break;
+        }
         case JSON_TRUE:
         case JSON_FALSE: {
             std::unique_ptr<char, decltype(&free)> text(json_dumps(v, JSON_ENCODE_ANY), &free);

@@ -55,9 +55,11 @@ struct BodyFields {
 // Which parser reads the body, from the media type (matched without regard
 // to case, parameters ignored except multipart's boundary):
 //   - `application/json` or any `+json` type: JSON; the body must be one
-//     object. A string field gives its value, a number or boolean its JSON
-//     text; null, arrays and objects give nothing (but still count as
-//     occurrences of their name).
+//     object. A string field gives its value, a boolean its JSON text, a
+//     number its decimal integer (100.0 and 1e2 are 100); null, arrays,
+//     objects and numbers with a fraction or beyond 2^53 give nothing (but
+//     still count as occurrences of their name; the last three are
+//     `structured`).
 //   - `application/x-www-form-urlencoded`: form fields, URL-decoded, split on
 //     '&'. A form body that starts with '{' or '[' is `invalid`: an encoder
 //     escapes those, and an upstream that ignores the Content-Type would

@@ -353,3 +353,16 @@ TEST(NameCopies, SpellingsNginxDoesNotReadAreAmbiguous) {
     // the same value under both spellings is one value
     EXPECT_FALSE(copies_of("user=bob&us%65r=bob", "&", false, "user").ambiguous());
 }
+
+TEST(Body, JsonNumbersHaveOneSpelling) {
+    for (const char* text : {R"({"a":100})", R"({"a":100.0})", R"({"a":1e2})", R"({"a":1.00E+2})"}) {
+        BodyFields b = parse_body_fields("application/json", text);
+        EXPECT_EQ(b.get("a"), "100") << text;
+        EXPECT_FALSE(b.ambiguous("a")) << text;
+    }
+    EXPECT_EQ(parse_body_fields("application/json", R"({"a":-0})").get("a"), "0");
+    EXPECT_EQ(parse_body_fields("application/json", R"({"a":-0.0})").get("a"), "0");
+    EXPECT_TRUE(parse_body_fields("application/json", R"({"a":1.5})").ambiguous("a"));
+    EXPECT_TRUE(parse_body_fields("application/json", R"({"a":1e300})").ambiguous("a"));
+    EXPECT_EQ(parse_body_fields("application/json", R"({"a":true})").get("a"), "true");
+}
