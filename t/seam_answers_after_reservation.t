@@ -46,6 +46,19 @@ http {
             proxy_pass http://backend/status/$http_x_auth;
         }
         location @login { return 302 /login-page; }
+        # an auth location that answers in its rewrite phase (before the
+        # PREACCESS phase a subrequest is otherwise noted in)
+        location = /api-local {
+            pairguard acct;
+            auth_request /auth-local;
+            error_page 401 = @login;
+            proxy_pass http://backend/status/200;
+        }
+        location = /auth-local {
+            internal;
+            if ($http_x_token != "good") { return 401; }
+            return 204;
+        }
 
         # a mirror whose backend refuses everything
         location = /mirrored {
@@ -135,7 +148,14 @@ is(statuses('/api', 4, 'X-Account' => 'bob', 'X-Auth' => 204), '200 200 200 200'
    'an auth service answering 204: successes too');
 is(keys_settle(0), 0, 'nothing counted');
 
+$redis->cmd('FLUSHALL');
+is(statuses('/api-local', 4, 'X-Account' => 'kim', 'X-Token' => 'bad'), '302 302 429 429',
+   'an auth location answering 401 in its rewrite phase counts too');
+is(statuses('/api-local', 2, 'X-Account' => 'lee', 'X-Token' => 'good'), '200 200',
+   '  and its 204 lets the request on');
+
 # --- mirror ------------------------------------------------------------------
+$redis->cmd('FLUSHALL');
 $up->reset;
 is(statuses('/mirrored', 4, 'X-Account' => 'carol'), '200 200 200 200',
    'a mirror backend answering 401 does not count against the request');

@@ -249,6 +249,8 @@ ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_or_create_ctx(ngx_http_request_
 // location after it was proxied (an internal redirect), is noted on the main
 // request's context (ngx_http_pairguard_settle_unanswered counts it as seen).
 void ngx_http_pairguard_note_carried_on(ngx_http_request_t* r) noexcept;
+// A subrequest whose answer counts for the main request's groups.
+void ngx_http_pairguard_note_subrequest(ngx_http_request_t* r) noexcept;
 // From a phase handler or a body handler running on the request's own event:
 // sends the answer, finalizes, returns NGX_DONE for a phase handler to
 // return. Never becomes a 500, never re-enters the phases. Not for a content

@@ -608,6 +608,9 @@ bool upstream_failed(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx,
 }
 
 ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
+    if (r != r->main) {
+        ngx_http_pairguard_note_subrequest(r);  // its answer, final now
+    }
     try {
         ngx_http_pairguard_ctx_t* ctx = r == r->main ? ngx_http_pairguard_get_ctx(r) : nullptr;
         if (ctx != nullptr && !ctx->groups.empty()) {

@@ -179,13 +179,25 @@ void ngx_http_pairguard_note_carried_on(ngx_http_request_t* r) noexcept {
     // counted, not flagged: a group reserved later (the guard's own resume
     // in a location runs this again first) starts from the count it finds
     ctx->carried_on++;
-    if (r != r->main && std::find(ctx->subrequests.begin(), ctx->subrequests.end(), r) == ctx->subrequests.end()) {
-        try {
-            ctx->subrequests.push_back(r);
-        } catch (const std::exception&) {
-            // out of memory: its answer is not read; the hang-up rule above
-            // still counts the request as seen
-        }
+    ngx_http_pairguard_note_subrequest(r);
+}
+
+void ngx_http_pairguard_note_subrequest(ngx_http_request_t* r) noexcept {
+    if (r == r->main) {
+        return;
+    }
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r->main);
+    // noted when it runs its PREACCESS phase and again when its header goes
+    // out (one answered in its rewrite phase, `return 401`, only then): a
+    // repeat is harmless, the one just before is skipped
+    if (ctx == nullptr || (!ctx->subrequests.empty() && ctx->subrequests.back() == r)) {
+        return;
+    }
+    try {
+        ctx->subrequests.push_back(r);
+    } catch (const std::exception&) {
+        // out of memory: its answer is not read; the hang-up rule still
+        // counts the request as seen
     }
 }
 
