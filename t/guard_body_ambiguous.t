@@ -33,6 +33,13 @@ http {
             proxy_pass http://backend/status/401;
         }
 
+        # a rollout: a dry run never refuses, not even a body it cannot read
+        location = /dry-login {
+            pairguard login;
+            pairguard_dry_run on;
+            proxy_pass http://backend/status/401;
+        }
+
         # accounts matched without regard to case or surrounding blanks
         location = /folded {
             pairguard folded;
@@ -190,6 +197,14 @@ is(json('/folded', '{"account":"Bobby","password":"x"}')->{status}, 401, '  "Bob
 is(summary(json('/folded', '{"account":"   ","password":"x"}')), '400 key_required',
     '  blanks alone are an empty key (key_required)');
 is($up->count, 3, 'the upstream saw the three guesses the guard let through');
+
+# a dry run lets through what it would have refused, and says so
+$up->reset;
+is(post('/dry-login', 'text/plain', 'account=victim')->{status}, 401, 'a dry run lets an unreadable body through');
+is(json('/dry-login', '{"account":["x"]}')->{status}, 401, '  and a key field given as an array');
+is($up->count, 2, '  both reached the upstream');
+like($ng->error_log, qr/dry run, would refuse, unsupported_body/, '  the log says it would have refused the body');
+like($ng->error_log, qr/dry run, would refuse, policy "login", invalid_body/, '  and the array');
 
 my @skip = map { form('/login', "user=x$_")->{status} } 1 .. 5;
 is_deeply(\@skip, [(401) x 5], 'requests without the key field are never locked: the policy is skipped');

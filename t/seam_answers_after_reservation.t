@@ -113,6 +113,20 @@ http {
             error_page 404 = /enforce;
             proxy_pass http://backend/status/404;
         }
+        # the dry run's own upstream answers the guess, an enforcing
+        # location serves the error page
+        location = /watch3 {
+            pairguard cli;
+            pairguard acct;
+            pairguard_dry_run on;
+            proxy_intercept_errors on;
+            error_page 401 = /sorry-enforced;
+            proxy_pass http://backend/status/401;
+        }
+        location = /sorry-enforced {
+            pairguard acct;
+            proxy_pass http://backend/status/200;
+        }
         location = /enforce-cli {
             pairguard cli;
             proxy_pass http://backend/status/401;
@@ -205,5 +219,11 @@ $up->reset;
 is(statuses('/watch2', 1, 'X-Client' => 'c1', 'X-Account' => 'jo'), '429',
    'c1 and jo both locked in the dry run: the enforcing location refuses jo');
 is($up->count('/status/401'), 0, '  before its upstream');
+# the answer the dry run's upstream gave before the enforcing location
+# reserved the policy again still counts for it
+$up->reset;
+is(statuses('/watch3', 3, 'X-Client' => 'c1', 'X-Account' => 'kai'), '200 200 429',
+   'a guess answered 401 in the dry run, then served by an enforcing location, counts: the third is refused');
+is($up->count('/status/401'), 3, 'the dry run let all three reach its own upstream, as a dry run does');
 
 done();

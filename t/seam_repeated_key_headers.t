@@ -89,6 +89,22 @@ is(summary(get("/query?user[]=victim")), '400 invalid_header', '  or user[]');
 is(get("/query?user=other&x=1&user=other")->{status}, 401, 'two equal copies pass');
 is($up->count, 1, 'only the clear one reached the upstream');
 
+# every spelling of one value is one key: nginx reads the raw text, a
+# backend decodes it
+$up->reset;
+is(get("/query?user=%76ictim")->{status}, 429, 'user=%76ictim is victim, locked');
+is(get("/query?user=v%69ctim")->{status}, 429, '  as is v%69ctim');
+is(get('/cookie', ['Cookie', 'sid=%76ictim'])->{status}, 429, 'sid=%76ictim is victim, locked');
+is(get('/cookie', ['Cookie', 'sid="victim"'])->{status}, 429, 'sid="victim" (quoted) too');
+is($up->count, 0, 'none reached the upstream');
+# where nginx splits differently from a backend
+is(summary(get('/cookie', ['Cookie', 'sid=victim,x1; sid=victim'])), '400 invalid_header',
+   'a comma inside a cookie value (nginx reads "victim,x1", a backend the second sid) is refused');
+is(summary(get('/cookie', ['Cookie', "a=1;\tsid=victim"])), '400 invalid_header',
+   'a tab before the name (nginx reads no sid, a backend does) is refused');
+is(summary(get("/query?user=r1&a=1;user=victim")), '400 invalid_header',
+   'a second copy after a ";" (Rack 2, Perl CGI) is refused');
+
 # a dry run never refuses: it logs what it would have done
 $up->reset;
 is(get('/dry', ['Cookie', 'sid=a; sid=b'])->{status}, 401, 'a dry-run location lets the ambiguous cookie through');

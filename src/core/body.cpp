@@ -293,10 +293,17 @@ BodyFields parse_json(std::string_view body) {
         case JSON_STRING:
             value.emplace(json_string_value(v), json_string_length(v));
             break;
-        case JSON_INTEGER:
-            // its decimal text, whatever it was sent as (-0 is 0)
-            value.emplace(std::to_string(static_cast<long long>(json_integer_value(v))));
+        case JSON_INTEGER: {
+            // its decimal text, whatever it was sent as (-0 is 0); beyond
+            // 2^53 JavaScript reads neighbours as one number
+            json_int_t n = json_integer_value(v);
+            if (n >= -9007199254740992LL && n <= 9007199254740992LL) {
+                value.emplace(std::to_string(static_cast<long long>(n)));
+            } else {
+                out.structured.insert(name);
+            }
             break;
+        }
         case JSON_REAL: {
             // 100.0 and 1e2 are 100 to JavaScript, MongoDB and most ORMs:
             // one key; a fraction or a number beyond 2^53 has no spelling
@@ -494,67 +501,60 @@ bool BodyFields::duplicated(std::string_view name) const {
     return it != spellings.end() && it->second != name;
 }
 
-bool NameCopies::ambiguous() const {
+namespace {
+bool pair_blank(char c) {
+    return c == ' ' || c == '\t';
+}
+std::string_view trim_pair_blanks(std::string_view v) {
+    while (!v.empty() && pair_blank(v.front())) {
+        v.remove_prefix(1);
+    }
+    while (!v.empty() && pair_blank(v.back())) {
+        v.remove_suffix(1);
+    }
+    return v;
+}
+}  // namespace
+
+std::string pair_key_value(std::string_view raw, PairList kind) {
+    if (kind == PairList::cookie) {
+        raw = trim_pair_blanks(raw);
+        if (raw.size() >= 2 && raw.front() == '"' && raw.back() == '"') {
+            raw = raw.substr(1, raw.size() - 2);
+        }
+    }
+    return form_decode(raw);
+}
+
+bool NameCopies::ambiguous(const std::optional<std::string>& nginx_value) const {
     if (values.empty()) {
         return false;
     }
-    if (!nginx_reads) {
-        return true;  // only another spelling: nginx reads nothing, a backend the value
+    if (!nginx_value) {
+        return true;  // only spellings nginx does not read: it keys on nothing
     }
-    for (std::string_view v : values) {
-        if (v != nginx_value) {
+    for (const std::string& v : values) {
+        if (v != *nginx_value) {
             return true;
         }
     }
     return false;
 }
 
-void scan_name_copies(std::string_view list, std::string_view seps, bool trim, std::string_view name, NameCopies& acc) {
-    auto blank = [](char c) { return c == ' ' || c == '\t'; };
-    auto same_ci = [](std::string_view a, std::string_view b) {
-        if (a.size() != b.size()) {
-            return false;
-        }
-        for (size_t i = 0; i < a.size(); i++) {
-            char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
-            char y = b[i] >= 'A' && b[i] <= 'Z' ? static_cast<char>(b[i] - 'A' + 'a') : b[i];
-            if (x != y) {
-                return false;
-            }
-        }
-        return true;
-    };
+void scan_name_copies(std::string_view list, PairList kind, std::string_view name, NameCopies& acc) {
+    std::string_view seps = kind == PairList::cookie ? ";," : "&;";
     std::string canonical = canonical_field_name(name);
     while (!list.empty()) {
         size_t sep = list.find_first_of(seps);
         std::string_view pair = list.substr(0, sep);
         list = sep == std::string_view::npos ? std::string_view() : list.substr(sep + 1);
         size_t eq = pair.find('=');
-        std::string_view raw = pair.substr(0, eq);
-        std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
-        if (trim) {
-            while (!raw.empty() && blank(raw.front())) {
-                raw.remove_prefix(1);
-            }
-            while (!raw.empty() && blank(raw.back())) {
-                raw.remove_suffix(1);
-            }
-            while (!value.empty() && blank(value.front())) {
-                value.remove_prefix(1);
-            }
-            while (!value.empty() && blank(value.back())) {
-                value.remove_suffix(1);
-            }
-        }
-        bool nginx = eq != std::string_view::npos && same_ci(raw, name);
-        if (!nginx && canonical_field_name(form_decode(raw)) != canonical) {
+        std::string_view raw = trim_pair_blanks(pair.substr(0, eq));
+        if (raw.empty() || canonical_field_name(form_decode(raw)) != canonical) {
             continue;
         }
-        if (nginx && !acc.nginx_reads) {
-            acc.nginx_reads = true;
-            acc.nginx_value = value;
-        }
-        acc.values.push_back(value);
+        std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+        acc.values.push_back(pair_key_value(value, kind));
     }
 }
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <optional>
 #include <unordered_set>
 #include <vector>
 
@@ -86,21 +87,30 @@ std::string canonical_field_name(std::string_view name);
 // application/x-www-form-urlencoded decoding of one component.
 std::string form_decode(std::string_view in);
 
-// How a key's NAME is given in name=value lists (Cookie headers, a query
-// string), for a key that reads it as nginx's $cookie_NAME / $arg_NAME do
-// (the first pair whose raw name is NAME, ASCII case ignored) while a
-// backend may decode names and read them loosely (canonical_field_name) and
-// take another copy (PHP takes the last query argument).
+// Name=value lists a key may read one value of: Cookie headers
+// ($cookie_NAME) and the query string ($arg_NAME).
+enum class PairList { cookie, query };
+
+// The value a key counts for a pair's raw value, as backends decode it so
+// that every spelling of one value is one key: a query argument
+// form-decoded (`%76ictim` and `+` for a space); a cookie with blanks around
+// it dropped, surrounding quotes removed, then form-decoded.
+std::string pair_key_value(std::string_view raw, PairList kind);
+
+// How a key's NAME is given in such lists, besides the copy nginx reads
+// (the caller has nginx's value: $cookie_NAME / $arg_NAME). A backend may
+// split more loosely than nginx (cookies also on ',', queries also on ';'),
+// trim blanks (spaces and tabs) around names, decode names and read them as
+// canonical_field_name does, and take another copy (PHP takes the last
+// query argument). `values` holds every such copy's pair_key_value.
 struct NameCopies {
-    std::vector<std::string_view> values;  // of every pair some reader takes as NAME
-    std::string_view nginx_value;          // the value nginx reads
-    bool nginx_reads = false;
+    std::vector<std::string> values;
     // True when nginx and some backend may read different values: a copy
-    // nginx does not read (another spelling), or copies that differ.
-    bool ambiguous() const;
+    // while nginx reads none (another spelling), or one whose value
+    // differs from nginx's (`nginx_value`: pair_key_value of what nginx
+    // read; nullopt: nothing).
+    bool ambiguous(const std::optional<std::string>& nginx_value) const;
 };
-// Adds the pairs of `list` (split on any of `seps`; blanks around names
-// dropped when `trim`) to `acc`. The views point into `list`.
-void scan_name_copies(std::string_view list, std::string_view seps, bool trim, std::string_view name, NameCopies& acc);
+void scan_name_copies(std::string_view list, PairList kind, std::string_view name, NameCopies& acc);
 
 }  // namespace pairguard

@@ -172,6 +172,10 @@ struct ngx_http_pairguard_ctx_t {
     ngx_http_request_t* request = nullptr;
     bool body_read = false;
     bool body_parsed = false;
+    // the body could not be read for a key: what to refuse with (every
+    // location that enforces a body policy refuses, not only the first)
+    ngx_uint_t body_error_status = 0;
+    const char* body_error_code = nullptr;
     pairguard::BodyFields body;
 
     // the guard

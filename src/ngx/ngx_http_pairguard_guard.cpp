@@ -189,6 +189,18 @@ ngx_int_t allow(ngx_http_pairguard_ctx_t* ctx, int64_t reservation, bool local) 
                 return false;
             };
             size_t before = g.keys.size();
+            bool taken = false;
+            for (const auto& k : g.keys) {
+                taken = taken || again(k.policy);
+            }
+            if (taken) {
+                // what the request was answered since the dry run reserved
+                // them counts for them here, as it would have there
+                ctx->candidate.states_from = std::min(ctx->candidate.states_from, g.states_from);
+                ctx->candidate.subrequests_from = std::min(ctx->candidate.subrequests_from, g.subrequests_from);
+                ctx->candidate.carried_from = std::min(ctx->candidate.carried_from, g.carried_from);
+                ctx->candidate.upstream_at = g.upstream_at;
+            }
             g.keys.erase(std::remove_if(g.keys.begin(), g.keys.end(),
                                         [&](const ngx_http_pairguard_key_t& k) { return again(k.policy); }),
                          g.keys.end());
@@ -231,6 +243,15 @@ ngx_int_t decide_without_store(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* 
                                ngx_http_pairguard_main_conf_t* mcf) {
     switch (mcf->store_down) {
     case NGX_HTTP_PAIRGUARD_DOWN_DENY:
+        if (ctx->candidate.lcf != nullptr && ctx->candidate.lcf->dry_run) {
+            // a dry run never refuses: let through unguarded, as `allow`
+            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                          "pairguard: dry run, would refuse, store_unavailable");
+            ctx->decided = true;
+            ctx->state = state_e::idle;
+            ctx->candidate = ngx_http_pairguard_group_t();
+            return NGX_DECLINED;
+        }
         ctx->decided = true;
         ctx->denied = true;
         return refuse(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE, pairguard::error_body("store_unavailable"), 0);
@@ -393,10 +414,16 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
     ctx->state = state_e::idle;
     if (needs_body && !ctx->body_parsed) {
         const char* code = nullptr;
-        ngx_uint_t status = parse_body(r, ctx, &code);
-        if (status != 0) {
-            return refuse(r, ctx, status, pairguard::error_body(code), 0);
+        ctx->body_error_status = parse_body(r, ctx, &code);
+        ctx->body_error_code = code;
+    }
+    if (needs_body && ctx->body_error_status != 0) {
+        if (!lcf->dry_run) {
+            return refuse(r, ctx, ctx->body_error_status, pairguard::error_body(ctx->body_error_code), 0);
         }
+        // a dry run never refuses: its body policies find no field
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0, "pairguard: dry run, would refuse, %s",
+                      ctx->body_error_code != nullptr ? ctx->body_error_code : "invalid_body");
     }
 
     // the keys of the new policies; an empty one skips its policy
@@ -761,8 +788,18 @@ bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, 
         if (v == nullptr) {
             return false;
         }
-        if (!v->not_found) {
-            out.append(reinterpret_cast<const char*>(v->data), v->len);
+        if (v->not_found) {
+            continue;
+        }
+        std::string_view raw(reinterpret_cast<const char*>(v->data), v->len);
+        if (parts[i].cookie.len > 0 || parts[i].arg.len > 0) {
+            // every spelling of one value is one key (%76ictim is victim)
+            std::string value = pairguard::pair_key_value(
+                raw, parts[i].cookie.len > 0 ? pairguard::PairList::cookie : pairguard::PairList::query);
+            out.append(value);
+            OPENSSL_cleanse(value.data(), value.size());
+        } else {
+            out.append(raw);
         }
     }
     return true;
@@ -789,16 +826,31 @@ bool ngx_http_pairguard_key_repeated(ngx_http_request_t* r, const ngx_array_t* k
                 }
             }
         } else if (kp.cookie.len > 0 || kp.arg.len > 0) {
+            pairguard::PairList kind = kp.cookie.len > 0 ? pairguard::PairList::cookie : pairguard::PairList::query;
+            // what nginx reads, and every copy some backend may read instead
+            std::optional<std::string> nginx_value;
+            ngx_http_variable_value_t* v = ngx_http_get_flushed_variable(r, static_cast<ngx_uint_t>(kp.index));
+            if (v != nullptr && !v->not_found) {
+                nginx_value = pairguard::pair_key_value(
+                    std::string_view(reinterpret_cast<const char*>(v->data), v->len), kind);
+            }
             pairguard::NameCopies copies;
-            if (kp.cookie.len > 0) {
+            if (kind == pairguard::PairList::cookie) {
                 auto** h = static_cast<ngx_table_elt_t**>(r->headers_in.cookies.elts);
                 for (ngx_uint_t j = 0; j < r->headers_in.cookies.nelts; j++) {
-                    pairguard::scan_name_copies(as_view(h[j]->value), ";,", true, as_view(kp.cookie), copies);
+                    pairguard::scan_name_copies(as_view(h[j]->value), kind, as_view(kp.cookie), copies);
                 }
             } else {
-                pairguard::scan_name_copies(as_view(r->args), "&", false, as_view(kp.arg), copies);
+                pairguard::scan_name_copies(as_view(r->args), kind, as_view(kp.arg), copies);
             }
-            if (copies.ambiguous()) {
+            bool ambiguous = copies.ambiguous(nginx_value);
+            if (nginx_value) {
+                OPENSSL_cleanse(nginx_value->data(), nginx_value->size());
+            }
+            for (auto& c : copies.values) {
+                OPENSSL_cleanse(c.data(), c.size());
+            }
+            if (ambiguous) {
                 return true;
             }
         }

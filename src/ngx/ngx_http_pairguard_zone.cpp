@@ -127,6 +127,11 @@ void expire_forced(pg_zone_t& z, int64_t now, ngx_uint_t n, const std::vector<pg
         if (node->rec.locked_until <= now && !holds(held, node)) {
             free_node(z, node);
             freed++;
+        } else if (node->rec.locked_until > now) {
+            // never dropped: out of the way of the next search, so that locks
+            // piling up at the cold end cannot hide the nodes behind them
+            ngx_queue_remove(q);
+            ngx_queue_insert_head(&z.sh->lru, q);
         }
         q = prev;
     }

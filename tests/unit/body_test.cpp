@@ -313,45 +313,74 @@ TEST(Body, MalformedMultipartIsInvalid) {
 }
 
 namespace {
-NameCopies copies_of(std::string_view list, std::string_view seps, bool trim, std::string_view name) {
+// Whether a list is ambiguous for NAME when nginx reads `nginx_raw` (the
+// raw text of $cookie_NAME / $arg_NAME; nullopt: nothing).
+bool ambiguous_in(std::string_view list, PairList kind, std::string_view name,
+                  std::optional<std::string_view> nginx_raw) {
     NameCopies c;
-    scan_name_copies(list, seps, trim, name, c);
-    return c;
+    scan_name_copies(list, kind, name, c);
+    std::optional<std::string> nginx;
+    if (nginx_raw) {
+        nginx = pair_key_value(*nginx_raw, kind);
+    }
+    return c.ambiguous(nginx);
 }
+constexpr PairList kCookie = PairList::cookie;
+constexpr PairList kQuery = PairList::query;
 }  // namespace
 
 TEST(NameCopies, OneCopyNginxReadsIsClear) {
-    EXPECT_FALSE(copies_of("sid=1; other=2", ";,", true, "sid").ambiguous());
-    EXPECT_FALSE(copies_of("theme=dark", ";,", true, "sid").ambiguous());  // absent
-    EXPECT_FALSE(copies_of("", "&", false, "user").ambiguous());
-    EXPECT_FALSE(copies_of(" sid = 1 ;xsid=2;sidx=3", ";,", true, "sid").ambiguous());
-    NameCopies c = copies_of("a=1&User=bob", "&", false, "user");
-    EXPECT_FALSE(c.ambiguous());
-    EXPECT_EQ(c.nginx_value, "bob");
+    EXPECT_FALSE(ambiguous_in("sid=1; other=2", kCookie, "sid", "1"));
+    EXPECT_FALSE(ambiguous_in("theme=dark", kCookie, "sid", std::nullopt));  // absent
+    EXPECT_FALSE(ambiguous_in("", kQuery, "user", std::nullopt));
+    EXPECT_FALSE(ambiguous_in(" sid = 1 ;xsid=2;sidx=3", kCookie, "sid", "1 "));
+    EXPECT_FALSE(ambiguous_in("a=1&User=bob", kQuery, "user", "bob"));
+    EXPECT_FALSE(ambiguous_in("sid=\"abc\"", kCookie, "sid", "\"abc\""));
 }
 
 TEST(NameCopies, CopiesWithDifferentValuesAreAmbiguous) {
-    EXPECT_TRUE(copies_of("sid=random; sid=victim", ";,", true, "sid").ambiguous());
-    EXPECT_TRUE(copies_of("sid=random, SID=victim", ";,", true, "sid").ambiguous());
-    EXPECT_TRUE(copies_of("user=random&user=victim", "&", false, "user").ambiguous());
-    EXPECT_TRUE(copies_of("user=victim&user", "&", false, "user").ambiguous());
+    EXPECT_TRUE(ambiguous_in("sid=random; sid=victim", kCookie, "sid", "random"));
+    EXPECT_TRUE(ambiguous_in("sid=random, SID=victim", kCookie, "sid", "random, SID=victim"));
+    EXPECT_TRUE(ambiguous_in("user=random&user=victim", kQuery, "user", "random"));
+    EXPECT_TRUE(ambiguous_in("user=victim&user", kQuery, "user", "victim"));
     // a browser sending a host-only and a domain cookie of one value
-    EXPECT_FALSE(copies_of("sid=same; sid=same", ";,", true, "sid").ambiguous());
+    EXPECT_FALSE(ambiguous_in("sid=same; sid=same", kCookie, "sid", "same"));
     // accumulated over several Cookie headers
     NameCopies c;
-    scan_name_copies("sid=random", ";,", true, "sid", c);
-    scan_name_copies("other=1; sid=victim", ";,", true, "sid", c);
-    EXPECT_TRUE(c.ambiguous());
+    scan_name_copies("sid=random", kCookie, "sid", c);
+    scan_name_copies("other=1; sid=victim", kCookie, "sid", c);
+    EXPECT_TRUE(c.ambiguous(std::string("random")));
+}
+
+TEST(NameCopies, WhatNginxSplitsDifferentlyIsAmbiguous) {
+    // nginx ends a cookie value at ';' only: "victim,xN" is its value here
+    EXPECT_TRUE(ambiguous_in("sid=victim,xN; sid=victim", kCookie, "sid", "victim,xN"));
+    // nginx skips spaces, not tabs: it reads nothing, a backend reads victim
+    EXPECT_TRUE(ambiguous_in("a=1;\tsid=victim", kCookie, "sid", std::nullopt));
+    EXPECT_TRUE(ambiguous_in("sid\t=victim", kCookie, "sid", std::nullopt));
+    // ';' separates query arguments for Rack 2, Perl CGI, older Python
+    EXPECT_TRUE(ambiguous_in("user=r1&a=1;user=victim", kQuery, "user", "r1"));
+    EXPECT_TRUE(ambiguous_in("a=1;user=victim", kQuery, "user", std::nullopt));
 }
 
 TEST(NameCopies, SpellingsNginxDoesNotReadAreAmbiguous) {
     // PHP decodes names and reads ". [" as "_": nginx reads nothing here
-    EXPECT_TRUE(copies_of("%73id=victim", ";,", true, "sid").ambiguous());
-    EXPECT_TRUE(copies_of("session.id=victim; session_id=random", ";,", true, "session_id").ambiguous());
-    EXPECT_TRUE(copies_of("us%65r=victim", "&", false, "user").ambiguous());
-    EXPECT_TRUE(copies_of("user[]=victim", "&", false, "user").ambiguous());
+    EXPECT_TRUE(ambiguous_in("%73id=victim", kCookie, "sid", std::nullopt));
+    EXPECT_TRUE(ambiguous_in("session.id=victim; session_id=random", kCookie, "session_id", "random"));
+    EXPECT_TRUE(ambiguous_in("us%65r=victim", kQuery, "user", std::nullopt));
+    EXPECT_TRUE(ambiguous_in("user[]=victim", kQuery, "user", std::nullopt));
     // the same value under both spellings is one value
-    EXPECT_FALSE(copies_of("user=bob&us%65r=bob", "&", false, "user").ambiguous());
+    EXPECT_FALSE(ambiguous_in("user=bob&us%65r=bob", kQuery, "user", "bob"));
+}
+
+TEST(NameCopies, ValuesAreKeyedDecoded) {
+    EXPECT_EQ(pair_key_value("%76ictim", kQuery), "victim");
+    EXPECT_EQ(pair_key_value("v%69ctim", kQuery), "victim");
+    EXPECT_EQ(pair_key_value("a+b", kQuery), "a b");
+    EXPECT_EQ(pair_key_value(" \"%76ictim\" ", kCookie), "victim");
+    EXPECT_EQ(pair_key_value("victim ", kCookie), "victim");
+    // one value spelled two ways is one value
+    EXPECT_FALSE(ambiguous_in("user=victim&user=%76ictim", kQuery, "user", "victim"));
 }
 
 TEST(Body, JsonNumbersHaveOneSpelling) {
@@ -364,5 +393,7 @@ TEST(Body, JsonNumbersHaveOneSpelling) {
     EXPECT_EQ(parse_body_fields("application/json", R"({"a":-0.0})").get("a"), "0");
     EXPECT_TRUE(parse_body_fields("application/json", R"({"a":1.5})").ambiguous("a"));
     EXPECT_TRUE(parse_body_fields("application/json", R"({"a":1e300})").ambiguous("a"));
+    EXPECT_TRUE(parse_body_fields("application/json", R"({"a":9007199254740993})").ambiguous("a"));
+    EXPECT_EQ(parse_body_fields("application/json", R"({"a":9007199254740992})").get("a"), "9007199254740992");
     EXPECT_EQ(parse_body_fields("application/json", R"({"a":true})").get("a"), "true");
 }
