@@ -203,7 +203,7 @@ $up->reset;
 is(post('/dry-login', 'text/plain', 'account=victim')->{status}, 401, 'a dry run lets an unreadable body through');
 is(json('/dry-login', '{"account":["x"]}')->{status}, 401, '  and a key field given as an array');
 is($up->count, 2, '  both reached the upstream');
-like($ng->error_log, qr/dry run, would refuse, unsupported_body/, '  the log says it would have refused the body');
+like($ng->error_log, qr/dry run, would refuse, policy "login", unsupported_body/, '  the log says it would have refused the body');
 like($ng->error_log, qr/dry run, would refuse, policy "login", invalid_body/, '  and the array');
 
 my @skip = map { form('/login', "user=x$_")->{status} } 1 .. 5;

@@ -26,6 +26,7 @@ http {
     pairguard_secret_file %%SECRET_FILE%%;
     pairguard_policy acct key=$http_x_account max_failures=2 window=60s lockout=60s;
     pairguard_policy cli  key=$http_x_client max_failures=2 window=60s lockout=60s;
+    pairguard_policy dev  key=$http_x_dev max_failures=2 window=60s lockout=60s;
 
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
 
@@ -127,6 +128,24 @@ http {
             pairguard acct;
             proxy_pass http://backend/status/200;
         }
+        # the enforcing location also holds a policy the dry run never had
+        location = /watch4 {
+            pairguard cli;
+            pairguard acct;
+            pairguard_dry_run on;
+            proxy_intercept_errors on;
+            error_page 401 = /sorry4;
+            proxy_pass http://backend/status/401;
+        }
+        location = /sorry4 {
+            pairguard acct;
+            pairguard dev;
+            proxy_pass http://backend/status/200;
+        }
+        location = /only-dev {
+            pairguard dev;
+            proxy_pass http://backend/status/200;
+        }
         location = /enforce-cli {
             pairguard cli;
             proxy_pass http://backend/status/401;
@@ -225,5 +244,13 @@ $up->reset;
 is(statuses('/watch3', 3, 'X-Client' => 'c1', 'X-Account' => 'kai'), '200 200 429',
    'a guess answered 401 in the dry run, then served by an enforcing location, counts: the third is refused');
 is($up->count('/status/401'), 3, 'the dry run let all three reach its own upstream, as a dry run does');
+# a policy only the enforcing location holds counts from its own
+# reservation: the dry run's 401 before it is not its guess
+my $n = 0;
+is(join(' ', map { http_get($P, '/watch4', headers => { 'X-Client' => 'c1', 'X-Account' => 'new' . ++$n,
+                                                         'X-Dev' => 'd1' })->{status} } 1 .. 3), '200 200 200',
+   'three new accounts through the dry run into an enforcing location with another policy: all served');
+is(http_get($P, '/only-dev', headers => { 'X-Dev' => 'd1' })->{status}, 200,
+   '  and that other policy counted no failure (it only ever saw 200s)');
 
 done();

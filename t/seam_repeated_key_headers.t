@@ -105,6 +105,16 @@ is(summary(get('/cookie', ['Cookie', "a=1;\tsid=victim"])), '400 invalid_header'
 is(summary(get("/query?user=r1&a=1;user=victim")), '400 invalid_header',
    'a second copy after a ";" (Rack 2, Perl CGI) is refused');
 
+# cookie values backends read differently: only RFC 6265 cookie-octets
+# (Python unescapes "\151", strips non-ASCII blanks, ends a pair at a space)
+is(summary(get('/cookie', ['Cookie', 'sid="v\\151ctim"'])), '400 invalid_header', 'a backslash escape is refused');
+is(summary(get('/cookie', ['Cookie', 'sid=decoy1 sid=victim'])), '400 invalid_header', 'a space inside the value is refused');
+is(summary(get('/cookie', ['Cookie', "sid=victim\xa0"])), '400 invalid_header', 'a non-ASCII byte is refused');
+is(summary(get('/cookie', ['Cookie', "sid=decoy2; sid\x1c=victim"])), '400 invalid_header',
+   'a name a backend trims to sid is another copy');
+is(get('/cookie', ['Cookie', 'sid=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln-_; _ga=GA1.2.3.4'])->{status}, 401,
+   'a JWT-like value passes');
+
 # a dry run never refuses: it logs what it would have done
 $up->reset;
 is(get('/dry', ['Cookie', 'sid=a; sid=b'])->{status}, 401, 'a dry-run location lets the ambiguous cookie through');

@@ -1,5 +1,7 @@
 #include "body.hpp"
 
+#include <openssl/crypto.h>
+
 #include <cmath>
 
 #include "json.hpp"
@@ -502,59 +504,88 @@ bool BodyFields::duplicated(std::string_view name) const {
 }
 
 namespace {
-bool pair_blank(char c) {
-    return c == ' ' || c == '\t';
+// What some backend trims around a cookie or argument name: ASCII blanks and
+// control characters, and Latin-1's NEL and no-break space.
+bool name_junk(unsigned char c) {
+    return c <= 0x20 || c == 0x7f || c == 0x85 || c == 0xa0;
 }
-std::string_view trim_pair_blanks(std::string_view v) {
-    while (!v.empty() && pair_blank(v.front())) {
+std::string_view trim_name_junk(std::string_view v) {
+    while (!v.empty() && name_junk(static_cast<unsigned char>(v.front()))) {
         v.remove_prefix(1);
     }
-    while (!v.empty() && pair_blank(v.back())) {
+    while (!v.empty() && name_junk(static_cast<unsigned char>(v.back()))) {
         v.remove_suffix(1);
     }
     return v;
 }
+bool cookie_octet(unsigned char c) {
+    return c == 0x21 || (c >= 0x23 && c <= 0x2b) || (c >= 0x2d && c <= 0x3a) || (c >= 0x3c && c <= 0x5b)
+           || (c >= 0x5d && c <= 0x7e);
+}
 }  // namespace
 
-std::string pair_key_value(std::string_view raw, PairList kind) {
+void pair_key_value(std::string_view raw, PairList kind, std::string& out) {
     if (kind == PairList::cookie) {
-        raw = trim_pair_blanks(raw);
+        // nginx's value may end with the blanks before a ';'
+        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t')) {
+            raw.remove_suffix(1);
+        }
         if (raw.size() >= 2 && raw.front() == '"' && raw.back() == '"') {
             raw = raw.substr(1, raw.size() - 2);
         }
     }
-    return form_decode(raw);
+    form_decode_into(raw, out);
 }
 
-bool NameCopies::ambiguous(const std::optional<std::string>& nginx_value) const {
-    if (values.empty()) {
-        return false;
+bool plain_cookie_value(std::string_view raw) {
+    while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t')) {
+        raw.remove_suffix(1);
     }
-    if (!nginx_value) {
-        return true;  // only spellings nginx does not read: it keys on nothing
+    if (raw.size() >= 2 && raw.front() == '"' && raw.back() == '"') {
+        raw = raw.substr(1, raw.size() - 2);
     }
-    for (const std::string& v : values) {
-        if (v != *nginx_value) {
-            return true;
+    for (char c : raw) {
+        if (!cookie_octet(static_cast<unsigned char>(c))) {
+            return false;
         }
     }
-    return false;
+    return true;
 }
 
-void scan_name_copies(std::string_view list, PairList kind, std::string_view name, NameCopies& acc) {
+void scan_name_copies(std::string_view list, PairList kind, std::string_view name,
+                      const std::optional<std::string>& nginx_value, NameCopies& acc) {
     std::string_view seps = kind == PairList::cookie ? ";," : "&;";
     std::string canonical = canonical_field_name(name);
+    std::string value;
     while (!list.empty()) {
         size_t sep = list.find_first_of(seps);
         std::string_view pair = list.substr(0, sep);
         list = sep == std::string_view::npos ? std::string_view() : list.substr(sep + 1);
         size_t eq = pair.find('=');
-        std::string_view raw = trim_pair_blanks(pair.substr(0, eq));
+        if (eq == std::string_view::npos) {
+            // a bare name: some backends read it as an empty value
+            eq = pair.size();
+        }
+        std::string_view raw = trim_name_junk(pair.substr(0, eq));
         if (raw.empty() || canonical_field_name(form_decode(raw)) != canonical) {
             continue;
         }
-        std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
-        acc.values.push_back(pair_key_value(value, kind));
+        acc.found = true;
+        std::string_view raw_value = eq < pair.size() ? pair.substr(eq + 1) : std::string_view();
+        if (kind == PairList::cookie) {
+            while (!raw_value.empty() && (raw_value.front() == ' ' || raw_value.front() == '\t')) {
+                raw_value.remove_prefix(1);
+            }
+            if (!plain_cookie_value(raw_value)) {
+                acc.differs = true;
+                continue;
+            }
+        }
+        pair_key_value(raw_value, kind, value);
+        if (!nginx_value || value != *nginx_value) {
+            acc.differs = true;
+        }
+        OPENSSL_cleanse(value.data(), value.size());
     }
 }
 
@@ -564,6 +595,12 @@ bool BodyFields::ambiguous(std::string_view name) const {
 
 std::string form_decode(std::string_view in) {
     std::string out;
+    form_decode_into(in, out);
+    return out;
+}
+
+void form_decode_into(std::string_view in, std::string& out) {
+    out.clear();
     out.reserve(in.size());
     for (size_t i = 0; i < in.size(); i++) {
         char c = in[i];
@@ -577,7 +614,6 @@ std::string form_decode(std::string_view in) {
             out.push_back(c);
         }
     }
-    return out;
 }
 
 BodyFields parse_body_fields(std::string_view content_type, std::string_view body) {

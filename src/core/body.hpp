@@ -86,6 +86,8 @@ std::string canonical_field_name(std::string_view name);
 
 // application/x-www-form-urlencoded decoding of one component.
 std::string form_decode(std::string_view in);
+// The same into `out` (cleared first).
+void form_decode_into(std::string_view in, std::string& out);
 
 // Name=value lists a key may read one value of: Cookie headers
 // ($cookie_NAME) and the query string ($arg_NAME).
@@ -93,24 +95,35 @@ enum class PairList { cookie, query };
 
 // The value a key counts for a pair's raw value, as backends decode it so
 // that every spelling of one value is one key: a query argument
-// form-decoded (`%76ictim` and `+` for a space); a cookie with blanks around
-// it dropped, surrounding quotes removed, then form-decoded.
-std::string pair_key_value(std::string_view raw, PairList kind);
+// form-decoded (`%76ictim` and `+` for a space); a cookie with surrounding
+// quotes removed, then form-decoded. Written into `out` (no temporary copy
+// of the value is left behind).
+void pair_key_value(std::string_view raw, PairList kind, std::string& out);
 
-// How a key's NAME is given in such lists, besides the copy nginx reads
-// (the caller has nginx's value: $cookie_NAME / $arg_NAME). A backend may
-// split more loosely than nginx (cookies also on ',', queries also on ';'),
-// trim blanks (spaces and tabs) around names, decode names and read them as
-// canonical_field_name does, and take another copy (PHP takes the last
-// query argument). `values` holds every such copy's pair_key_value.
+// Whether a cookie's raw value is one every backend reads the same way:
+// RFC 6265 cookie-octets only (no whitespace, control character, byte of
+// 0x80 or more, '"', ',', ';' or '\\'), optionally inside one pair of
+// quotes. Backends differ on everything else (Python unescapes "\\151",
+// strips non-ASCII blanks, ends a pair at a space; Node drops a lone
+// leading quote).
+bool plain_cookie_value(std::string_view raw);
+
+// How a key's NAME is given in name=value lists besides the copy nginx
+// reads (the caller has nginx's value: $cookie_NAME / $arg_NAME). A backend
+// may split more loosely than nginx (cookies also on ',', queries also on
+// ';'), trim blanks and control characters around names, decode names and
+// read them as canonical_field_name does, and take another copy (PHP takes
+// the last query argument).
 struct NameCopies {
-    std::vector<std::string> values;
+    bool found = false;    // some copy a backend may read as NAME
+    bool differs = false;  // one whose value is not nginx's, or (cookies) not plain
     // True when nginx and some backend may read different values: a copy
-    // while nginx reads none (another spelling), or one whose value
-    // differs from nginx's (`nginx_value`: pair_key_value of what nginx
-    // read; nullopt: nothing).
-    bool ambiguous(const std::optional<std::string>& nginx_value) const;
+    // while nginx reads none (another spelling), or a differing one.
+    bool ambiguous(bool nginx_reads) const { return differs || (found && !nginx_reads); }
 };
-void scan_name_copies(std::string_view list, PairList kind, std::string_view name, NameCopies& acc);
+// Adds the copies in `list` to `acc`, each compared with `nginx_value`
+// (pair_key_value of what nginx read; nullopt: nothing) and wiped at once.
+void scan_name_copies(std::string_view list, PairList kind, std::string_view name,
+                      const std::optional<std::string>& nginx_value, NameCopies& acc);
 
 }  // namespace pairguard

@@ -162,6 +162,15 @@ void issue_devices(ngx_http_request_t* r, const ngx_http_pairguard_group_t& g) {
     }
 }
 
+bool in_taken(const ngx_http_pairguard_group_t& g, const ngx_http_pairguard_policy_t* p) {
+    for (const auto& k : g.keys) {
+        if (k.policy == p) {
+            return true;
+        }
+    }
+    return false;
+}
+
 // The candidate group joins the request's reservations.
 ngx_int_t allow(ngx_http_pairguard_ctx_t* ctx, int64_t reservation, bool local) {
     ctx->decided = true;
@@ -173,45 +182,95 @@ ngx_int_t allow(ngx_http_pairguard_ctx_t* ctx, int64_t reservation, bool local) 
     ctx->candidate.subrequests_from = ctx->subrequests.size();
     ctx->candidate.carried_from = ctx->carried_on;
     ctx->candidate.upstream_at = r->upstream;
+    // policies reserved again after a dry run let their refusal through
+    // count once, here, from the dry run's own mark (what the request was
+    // answered since the dry run reserved them counts for them, as it would
+    // have there); the others of this location from this one's: they go
+    // in a group of their own
+    ngx_http_pairguard_group_t taken;
     if (ctx->candidate.lcf != nullptr && !ctx->candidate.lcf->dry_run) {
-        // policies reserved again after a dry run let their refusal through:
-        // they count once, here
+        bool any = false;
         for (auto& g : ctx->groups) {
             if (!g.dry_refused || g.settled) {
                 continue;
             }
-            auto again = [&](const ngx_http_pairguard_policy_t* p) {
-                for (const auto& mine : ctx->candidate.keys) {
-                    if (mine.policy == p) {
+            auto in_dry = [&](const ngx_http_pairguard_policy_t* p) {
+                for (const auto& k : g.keys) {
+                    if (k.policy == p) {
                         return true;
                     }
                 }
                 return false;
             };
-            size_t before = g.keys.size();
-            bool taken = false;
+            auto mine = [&](const ngx_http_pairguard_policy_t* p) {
+                for (const auto& k : ctx->candidate.keys) {
+                    if (k.policy == p) {
+                        return true;
+                    }
+                }
+                return false;
+            };
+            bool hit = false;
             for (const auto& k : g.keys) {
-                taken = taken || again(k.policy);
+                hit = hit || mine(k.policy);
             }
-            if (taken) {
-                // what the request was answered since the dry run reserved
-                // them counts for them here, as it would have there
-                ctx->candidate.states_from = std::min(ctx->candidate.states_from, g.states_from);
-                ctx->candidate.subrequests_from = std::min(ctx->candidate.subrequests_from, g.subrequests_from);
-                ctx->candidate.carried_from = std::min(ctx->candidate.carried_from, g.carried_from);
-                ctx->candidate.upstream_at = g.upstream_at;
+            if (!hit) {
+                continue;
             }
+            if (!any) {
+                any = true;
+                taken.lcf = ctx->candidate.lcf;
+                taken.reservation = ctx->candidate.reservation;
+                taken.store_local = ctx->candidate.store_local;
+                taken.states_from = g.states_from;
+                taken.subrequests_from = g.subrequests_from;
+                taken.carried_from = g.carried_from;
+                taken.upstream_at = g.upstream_at;
+            } else {
+                taken.states_from = std::min(taken.states_from, g.states_from);
+                taken.subrequests_from = std::min(taken.subrequests_from, g.subrequests_from);
+                taken.carried_from = std::min(taken.carried_from, g.carried_from);
+            }
+            // this location's keys of those policies move to `taken`...
+            for (auto it = ctx->candidate.keys.begin(); it != ctx->candidate.keys.end();) {
+                if (in_dry(it->policy)) {
+                    taken.keys.push_back(*it);
+                    it = ctx->candidate.keys.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            for (auto it = ctx->candidate.devices.begin(); it != ctx->candidate.devices.end();) {
+                if (in_dry(it->policy)) {
+                    taken.devices.push_back(*it);
+                    it = ctx->candidate.devices.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            // ...and leave the dry group
+            size_t before = g.keys.size();
             g.keys.erase(std::remove_if(g.keys.begin(), g.keys.end(),
-                                        [&](const ngx_http_pairguard_key_t& k) { return again(k.policy); }),
+                                        [&](const ngx_http_pairguard_key_t& k) { return mine(k.policy) || in_taken(taken, k.policy); }),
                          g.keys.end());
             g.devices.erase(std::remove_if(g.devices.begin(), g.devices.end(),
-                                           [&](const ngx_http_pairguard_device_t& d) { return again(d.policy); }),
+                                           [&](const ngx_http_pairguard_device_t& d) { return in_taken(taken, d.policy); }),
                             g.devices.end());
             if (g.keys.size() != before) {
                 g.keys_resp.clear();  // encoded again for what is left
                 g.settled = g.keys.empty();
             }
         }
+        if (any) {
+            ctx->candidate.keys_resp.clear();  // encoded again for what is left
+        }
+    }
+    if (!taken.keys.empty()) {
+        ctx->groups.push_back(std::move(taken));
+    }
+    if (ctx->candidate.keys.empty()) {
+        ctx->candidate = ngx_http_pairguard_group_t();
+        return NGX_DECLINED;
     }
     ctx->groups.push_back(std::move(ctx->candidate));
     ctx->candidate = ngx_http_pairguard_group_t();
@@ -417,13 +476,8 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
         ctx->body_error_status = parse_body(r, ctx, &code);
         ctx->body_error_code = code;
     }
-    if (needs_body && ctx->body_error_status != 0) {
-        if (!lcf->dry_run) {
-            return refuse(r, ctx, ctx->body_error_status, pairguard::error_body(ctx->body_error_code), 0);
-        }
-        // a dry run never refuses: its body policies find no field
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0, "pairguard: dry run, would refuse, %s",
-                      ctx->body_error_code != nullptr ? ctx->body_error_code : "invalid_body");
+    if (needs_body && ctx->body_error_status != 0 && !lcf->dry_run) {
+        return refuse(r, ctx, ctx->body_error_status, pairguard::error_body(ctx->body_error_code), 0);
     }
 
     // the keys of the new policies; an empty one skips its policy
@@ -436,7 +490,11 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
         if (reserved(ctx, p, lcf)) {
             continue;
         }
-        if (p->uses_body) {
+        if (p->uses_body && ctx->body_error_status != 0) {
+            // a dry run: the policy is skipped, not reserved on a key made
+            // without its field (an enforcing location after it refuses)
+            input_error = ctx->body_error_code != nullptr ? ctx->body_error_code : "invalid_body";
+        } else if (p->uses_body) {
             // a field that occurs twice (or spelled another way, or whose
             // value is an array or an object) is read differently by
             // different parsers: the guard would count one account, the
@@ -794,8 +852,9 @@ bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, 
         std::string_view raw(reinterpret_cast<const char*>(v->data), v->len);
         if (parts[i].cookie.len > 0 || parts[i].arg.len > 0) {
             // every spelling of one value is one key (%76ictim is victim)
-            std::string value = pairguard::pair_key_value(
-                raw, parts[i].cookie.len > 0 ? pairguard::PairList::cookie : pairguard::PairList::query);
+            std::string value;
+            pairguard::pair_key_value(
+                raw, parts[i].cookie.len > 0 ? pairguard::PairList::cookie : pairguard::PairList::query, value);
             out.append(value);
             OPENSSL_cleanse(value.data(), value.size());
         } else {
@@ -830,25 +889,27 @@ bool ngx_http_pairguard_key_repeated(ngx_http_request_t* r, const ngx_array_t* k
             // what nginx reads, and every copy some backend may read instead
             std::optional<std::string> nginx_value;
             ngx_http_variable_value_t* v = ngx_http_get_flushed_variable(r, static_cast<ngx_uint_t>(kp.index));
+            std::string_view raw;
             if (v != nullptr && !v->not_found) {
-                nginx_value = pairguard::pair_key_value(
-                    std::string_view(reinterpret_cast<const char*>(v->data), v->len), kind);
+                raw = std::string_view(reinterpret_cast<const char*>(v->data), v->len);
+                nginx_value.emplace();
+                pairguard::pair_key_value(raw, kind, *nginx_value);
             }
             pairguard::NameCopies copies;
             if (kind == pairguard::PairList::cookie) {
+                // a value backends read differently is no key (Python
+                // unescapes "\151", trims non-ASCII blanks, splits at spaces)
+                copies.differs = nginx_value && !pairguard::plain_cookie_value(raw);
                 auto** h = static_cast<ngx_table_elt_t**>(r->headers_in.cookies.elts);
                 for (ngx_uint_t j = 0; j < r->headers_in.cookies.nelts; j++) {
-                    pairguard::scan_name_copies(as_view(h[j]->value), kind, as_view(kp.cookie), copies);
+                    pairguard::scan_name_copies(as_view(h[j]->value), kind, as_view(kp.cookie), nginx_value, copies);
                 }
             } else {
-                pairguard::scan_name_copies(as_view(r->args), kind, as_view(kp.arg), copies);
+                pairguard::scan_name_copies(as_view(r->args), kind, as_view(kp.arg), nginx_value, copies);
             }
-            bool ambiguous = copies.ambiguous(nginx_value);
+            bool ambiguous = copies.ambiguous(nginx_value.has_value());
             if (nginx_value) {
                 OPENSSL_cleanse(nginx_value->data(), nginx_value->size());
-            }
-            for (auto& c : copies.values) {
-                OPENSSL_cleanse(c.data(), c.size());
             }
             if (ambiguous) {
                 return true;

@@ -315,15 +315,21 @@ TEST(Body, MalformedMultipartIsInvalid) {
 namespace {
 // Whether a list is ambiguous for NAME when nginx reads `nginx_raw` (the
 // raw text of $cookie_NAME / $arg_NAME; nullopt: nothing).
+std::string decoded(std::string_view raw, PairList kind) {
+    std::string out;
+    pair_key_value(raw, kind, out);
+    return out;
+}
 bool ambiguous_in(std::string_view list, PairList kind, std::string_view name,
                   std::optional<std::string_view> nginx_raw) {
-    NameCopies c;
-    scan_name_copies(list, kind, name, c);
     std::optional<std::string> nginx;
+    NameCopies c;
     if (nginx_raw) {
-        nginx = pair_key_value(*nginx_raw, kind);
+        nginx = decoded(*nginx_raw, kind);
+        c.differs = kind == PairList::cookie && !plain_cookie_value(*nginx_raw);
     }
-    return c.ambiguous(nginx);
+    scan_name_copies(list, kind, name, nginx, c);
+    return c.ambiguous(nginx.has_value());
 }
 constexpr PairList kCookie = PairList::cookie;
 constexpr PairList kQuery = PairList::query;
@@ -334,6 +340,9 @@ TEST(NameCopies, OneCopyNginxReadsIsClear) {
     EXPECT_FALSE(ambiguous_in("theme=dark", kCookie, "sid", std::nullopt));  // absent
     EXPECT_FALSE(ambiguous_in("", kQuery, "user", std::nullopt));
     EXPECT_FALSE(ambiguous_in(" sid = 1 ;xsid=2;sidx=3", kCookie, "sid", "1 "));
+    // JWTs and base64 are plain cookie values
+    EXPECT_FALSE(ambiguous_in("sid=eyJhbGciOi.eyJzdWIi.c2ln-_; ga=GA1.2.3", kCookie, "sid", "eyJhbGciOi.eyJzdWIi.c2ln-_"));
+    EXPECT_FALSE(ambiguous_in("sid=ab+/cd==", kCookie, "sid", "ab+/cd=="));
     EXPECT_FALSE(ambiguous_in("a=1&User=bob", kQuery, "user", "bob"));
     EXPECT_FALSE(ambiguous_in("sid=\"abc\"", kCookie, "sid", "\"abc\""));
 }
@@ -347,9 +356,11 @@ TEST(NameCopies, CopiesWithDifferentValuesAreAmbiguous) {
     EXPECT_FALSE(ambiguous_in("sid=same; sid=same", kCookie, "sid", "same"));
     // accumulated over several Cookie headers
     NameCopies c;
-    scan_name_copies("sid=random", kCookie, "sid", c);
-    scan_name_copies("other=1; sid=victim", kCookie, "sid", c);
-    EXPECT_TRUE(c.ambiguous(std::string("random")));
+    std::optional<std::string> nginx("random");
+    scan_name_copies("sid=random", kCookie, "sid", nginx, c);
+    EXPECT_FALSE(c.ambiguous(true));
+    scan_name_copies("other=1; sid=victim", kCookie, "sid", nginx, c);
+    EXPECT_TRUE(c.ambiguous(true));
 }
 
 TEST(NameCopies, WhatNginxSplitsDifferentlyIsAmbiguous) {
@@ -373,12 +384,26 @@ TEST(NameCopies, SpellingsNginxDoesNotReadAreAmbiguous) {
     EXPECT_FALSE(ambiguous_in("user=bob&us%65r=bob", kQuery, "user", "bob"));
 }
 
+TEST(NameCopies, CookieValuesBackendsReadDifferentlyAreAmbiguous) {
+    // Python unescapes, strips non-ASCII blanks, ends a pair at a space;
+    // Node drops a lone leading quote
+    EXPECT_TRUE(ambiguous_in("sid=\"v\\151ctim\"", kCookie, "sid", "\"v\\151ctim\""));
+    EXPECT_TRUE(ambiguous_in("sid=victim\x0b", kCookie, "sid", "victim\x0b"));
+    EXPECT_TRUE(ambiguous_in("sid=victim\xa0", kCookie, "sid", "victim\xa0"));
+    EXPECT_TRUE(ambiguous_in("sid=decoy1 sid=victim", kCookie, "sid", "decoy1 sid=victim"));
+    EXPECT_TRUE(ambiguous_in("sid=\"victimZ", kCookie, "sid", "\"victimZ"));
+    // a name with junk around it that a backend trims is another copy
+    EXPECT_TRUE(ambiguous_in("sid=decoy2; sid\x1c=victim", kCookie, "sid", "decoy2"));
+    EXPECT_TRUE(ambiguous_in("sid\xa0=victim; sid=decoy5", kCookie, "sid", "decoy5"));
+    EXPECT_FALSE(ambiguous_in("sid=\"quoted\"", kCookie, "sid", "\"quoted\""));
+}
+
 TEST(NameCopies, ValuesAreKeyedDecoded) {
-    EXPECT_EQ(pair_key_value("%76ictim", kQuery), "victim");
-    EXPECT_EQ(pair_key_value("v%69ctim", kQuery), "victim");
-    EXPECT_EQ(pair_key_value("a+b", kQuery), "a b");
-    EXPECT_EQ(pair_key_value(" \"%76ictim\" ", kCookie), "victim");
-    EXPECT_EQ(pair_key_value("victim ", kCookie), "victim");
+    EXPECT_EQ(decoded("%76ictim", kQuery), "victim");
+    EXPECT_EQ(decoded("v%69ctim", kQuery), "victim");
+    EXPECT_EQ(decoded("a+b", kQuery), "a b");
+    EXPECT_EQ(decoded("\"%76ictim\" ", kCookie), "victim");
+    EXPECT_EQ(decoded("victim ", kCookie), "victim");
     // one value spelled two ways is one value
     EXPECT_FALSE(ambiguous_in("user=victim&user=%76ictim", kQuery, "user", "victim"));
 }
