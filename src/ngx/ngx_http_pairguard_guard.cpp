@@ -162,7 +162,8 @@ void issue_devices(ngx_http_request_t* r, const ngx_http_pairguard_group_t& g) {
     }
 }
 
-bool in_taken(const ngx_http_pairguard_group_t& g, const ngx_http_pairguard_policy_t* p) {
+// Whether group `g` holds a key of policy `p`.
+bool holds(const ngx_http_pairguard_group_t& g, const ngx_http_pairguard_policy_t* p) {
     for (const auto& k : g.keys) {
         if (k.policy == p) {
             return true;
@@ -171,108 +172,68 @@ bool in_taken(const ngx_http_pairguard_group_t& g, const ngx_http_pairguard_poli
     return false;
 }
 
+// Moves the elements of `from` whose policy `pred` picks to the end of `to`.
+template <class T, class Pred>
+void move_policies(std::vector<T>& from, std::vector<T>& to, Pred pred) {
+    auto keep = std::stable_partition(from.begin(), from.end(), [&](const T& x) { return !pred(x.policy); });
+    to.insert(to.end(), keep, from.end());
+    from.erase(keep, from.end());
+}
+
 // The candidate group joins the request's reservations.
 ngx_int_t allow(ngx_http_pairguard_ctx_t* ctx, int64_t reservation, bool local) {
     ctx->decided = true;
     ctx->state = state_e::idle;
-    ctx->candidate.reservation = reservation;
-    ctx->candidate.store_local = local;
+    ngx_http_pairguard_group_t& c = ctx->candidate;
+    c.reservation = reservation;
+    c.store_local = local;
     ngx_http_request_t* r = ctx->request;
-    ctx->candidate.states_from = r->upstream_states != nullptr ? r->upstream_states->nelts : 0;
-    ctx->candidate.subrequests_from = ctx->subrequests.size();
-    ctx->candidate.carried_from = ctx->carried_on;
-    ctx->candidate.upstream_at = r->upstream;
+    c.states_from = r->upstream_states != nullptr ? r->upstream_states->nelts : 0;
+    c.subrequests_from = ctx->subrequests.size();
+    c.carried_from = ctx->carried_on;
+    c.upstream_at = r->upstream;
     // policies reserved again after a dry run let their refusal through
     // count once, here, from the dry run's own mark (what the request was
     // answered since the dry run reserved them counts for them, as it would
     // have there); the others of this location from this one's: they go
     // in a group of their own
     ngx_http_pairguard_group_t taken;
-    if (ctx->candidate.lcf != nullptr && !ctx->candidate.lcf->dry_run) {
-        bool any = false;
-        for (auto& g : ctx->groups) {
-            if (!g.dry_refused || g.settled) {
-                continue;
-            }
-            auto in_dry = [&](const ngx_http_pairguard_policy_t* p) {
-                for (const auto& k : g.keys) {
-                    if (k.policy == p) {
-                        return true;
-                    }
-                }
-                return false;
-            };
-            auto mine = [&](const ngx_http_pairguard_policy_t* p) {
-                for (const auto& k : ctx->candidate.keys) {
-                    if (k.policy == p) {
-                        return true;
-                    }
-                }
-                return false;
-            };
-            bool hit = false;
-            for (const auto& k : g.keys) {
-                hit = hit || mine(k.policy);
-            }
-            if (!hit) {
-                continue;
-            }
-            if (!any) {
-                any = true;
-                taken.lcf = ctx->candidate.lcf;
-                taken.reservation = ctx->candidate.reservation;
-                taken.store_local = ctx->candidate.store_local;
-                taken.states_from = g.states_from;
-                taken.subrequests_from = g.subrequests_from;
-                taken.carried_from = g.carried_from;
-                taken.upstream_at = g.upstream_at;
-            } else {
-                taken.states_from = std::min(taken.states_from, g.states_from);
-                taken.subrequests_from = std::min(taken.subrequests_from, g.subrequests_from);
-                taken.carried_from = std::min(taken.carried_from, g.carried_from);
-            }
-            // this location's keys of those policies move to `taken`...
-            for (auto it = ctx->candidate.keys.begin(); it != ctx->candidate.keys.end();) {
-                if (in_dry(it->policy)) {
-                    taken.keys.push_back(*it);
-                    it = ctx->candidate.keys.erase(it);
-                } else {
-                    ++it;
-                }
-            }
-            for (auto it = ctx->candidate.devices.begin(); it != ctx->candidate.devices.end();) {
-                if (in_dry(it->policy)) {
-                    taken.devices.push_back(*it);
-                    it = ctx->candidate.devices.erase(it);
-                } else {
-                    ++it;
-                }
-            }
-            // ...and leave the dry group
-            size_t before = g.keys.size();
-            g.keys.erase(std::remove_if(g.keys.begin(), g.keys.end(),
-                                        [&](const ngx_http_pairguard_key_t& k) { return mine(k.policy) || in_taken(taken, k.policy); }),
-                         g.keys.end());
-            g.devices.erase(std::remove_if(g.devices.begin(), g.devices.end(),
-                                           [&](const ngx_http_pairguard_device_t& d) { return in_taken(taken, d.policy); }),
-                            g.devices.end());
-            if (g.keys.size() != before) {
-                g.keys_resp.clear();  // encoded again for what is left
-                g.settled = g.keys.empty();
-            }
+    for (auto& g : ctx->groups) {
+        if (c.lcf == nullptr || c.lcf->dry_run || !g.dry_refused || g.settled) {
+            continue;
         }
-        if (any) {
-            ctx->candidate.keys_resp.clear();  // encoded again for what is left
+        auto in_dry = [&](const ngx_http_pairguard_policy_t* p) { return holds(g, p); };
+        if (std::none_of(c.keys.begin(), c.keys.end(), [&](const auto& k) { return in_dry(k.policy); })) {
+            continue;
         }
+        if (taken.keys.empty()) {  // the earliest dry group's mark
+            taken.lcf = c.lcf;
+            taken.reservation = c.reservation;
+            taken.store_local = c.store_local;
+            taken.states_from = g.states_from;
+            taken.subrequests_from = g.subrequests_from;
+            taken.carried_from = g.carried_from;
+            taken.upstream_at = g.upstream_at;
+        }
+        // this location's keys of those policies move to `taken`, and leave
+        // the dry group
+        move_policies(c.keys, taken.keys, in_dry);
+        move_policies(c.devices, taken.devices, in_dry);
+        std::vector<ngx_http_pairguard_key_t> gone;
+        std::vector<ngx_http_pairguard_device_t> gone_devices;
+        auto now_taken = [&](const ngx_http_pairguard_policy_t* p) { return holds(taken, p); };
+        move_policies(g.keys, gone, now_taken);
+        move_policies(g.devices, gone_devices, now_taken);
+        g.keys_resp.clear();  // encoded again for what is left
+        g.settled = g.keys.empty();
+        c.keys_resp.clear();
     }
     if (!taken.keys.empty()) {
         ctx->groups.push_back(std::move(taken));
     }
-    if (ctx->candidate.keys.empty()) {
-        ctx->candidate = ngx_http_pairguard_group_t();
-        return NGX_DECLINED;
+    if (!c.keys.empty()) {
+        ctx->groups.push_back(std::move(c));
     }
-    ctx->groups.push_back(std::move(ctx->candidate));
     ctx->candidate = ngx_http_pairguard_group_t();
     return NGX_DECLINED;
 }
@@ -411,13 +372,8 @@ void reserve_done(ngx_http_pairguard_ctx_t* ctx, bool ok, pairguard::IntList v) 
 bool reserved(const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_policy_t* p,
               const ngx_http_pairguard_loc_conf_t* lcf) {
     for (const auto& g : ctx->groups) {
-        if (g.dry_refused && !lcf->dry_run) {
-            continue;
-        }
-        for (const auto& k : g.keys) {
-            if (k.policy == p) {
-                return true;
-            }
+        if (!(g.dry_refused && !lcf->dry_run) && holds(g, p)) {
+            return true;
         }
     }
     return false;
