@@ -3,7 +3,7 @@
 #include "encoding.hpp"
 #include "resp.hpp"
 
-// SHA256_Init/Update/Final: see KeyDeriver::Impl
+// SHA256_Init/Update/Final/Transform: see KeyDeriver::Impl
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -55,17 +55,69 @@ KeyDeriver::~KeyDeriver() {
     OPENSSL_cleanse(impl_.get(), sizeof(Impl));
 }
 
+namespace {
+
+// A SHA-256 state's digest, big-endian.
+void digest_of(const SHA256_CTX& c, uint8_t* out) {
+    for (size_t i = 0; i < 8; i++) {
+        auto h = static_cast<uint32_t>(c.h[i]);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        uint32_t be = __builtin_bswap32(h);
+#else
+        uint32_t be = h;
+#endif
+        std::memcpy(out + 4 * i, &be, 4);
+    }
+}
+
+// The last block of a message of `total` bytes whose final `n` bytes are
+// already at the start of `block`: the 0x80, the zeros and the bit length
+// (FIPS 180-4 5.1.1).
+void pad_final_block(uint8_t (&block)[SHA256_CBLOCK], size_t n, uint64_t total) {
+    block[n] = 0x80;
+    std::memset(block + n + 1, 0, SHA256_CBLOCK - 8 - n - 1);
+    uint64_t bits = total * 8;
+    for (size_t i = 0; i < 8; i++) {
+        block[SHA256_CBLOCK - 1 - i] = static_cast<uint8_t>(bits >> (8 * i));
+    }
+}
+
+}  // namespace
+
 std::array<uint8_t, 32> KeyDeriver::hmac(std::initializer_list<std::string_view> parts) const {
     std::array<uint8_t, 32> out{};
-    SHA256_CTX c = impl_->inner;
+    size_t len = 0;
     for (std::string_view p : parts) {
-        SHA256_Update(&c, p.data(), p.size());
+        len += p.size();
     }
-    SHA256_Final(out.data(), &c);
+    SHA256_CTX c = impl_->inner;
+    uint8_t block[SHA256_CBLOCK];
+    if (len <= SHA256_CBLOCK - 9) {
+        // the whole message and its padding in one block, compressed at once
+        // (a store key's data: the hot path); the general route below takes
+        // SHA256_Update and SHA256_Final's buffering and wiping
+        size_t n = 0;
+        for (std::string_view p : parts) {
+            std::memcpy(block + n, p.data(), p.size());
+            n += p.size();
+        }
+        pad_final_block(block, n, SHA256_CBLOCK + len);
+        SHA256_Transform(&c, block);
+        digest_of(c, out.data());
+    } else {
+        for (std::string_view p : parts) {
+            SHA256_Update(&c, p.data(), p.size());
+        }
+        SHA256_Final(out.data(), &c);
+    }
+    // the outer hash of the inner digest: always one block
     c = impl_->outer;
-    SHA256_Update(&c, out.data(), out.size());
-    SHA256_Final(out.data(), &c);
-    OPENSSL_cleanse(&c, sizeof(c));
+    std::memcpy(block, out.data(), out.size());
+    pad_final_block(block, out.size(), SHA256_CBLOCK + out.size());
+    SHA256_Transform(&c, block);
+    digest_of(c, out.data());
+    OPENSSL_cleanse(block, sizeof(block));
+    OPENSSL_cleanse(c.h, sizeof(c.h));
     return out;
 }
 
@@ -116,9 +168,18 @@ namespace {
 constexpr size_t kStoreKeyTagChars = 4 * kStoreKeyTagBytes / 3;
 
 void encode_store_tag(const KeyTag& tag, char (&out)[kStoreKeyTagChars + 1]) {
+    // base64url of 12 bytes: four groups of three, no padding (the same text
+    // as base64url(), which a unit test holds it to)
     static_assert(kStoreKeyTagBytes % 3 == 0, "a store key's tag encodes without padding");
-    EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out), tag.data(), static_cast<int>(kStoreKeyTagBytes));
-    to_url_alphabet(out, kStoreKeyTagChars);
+    static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (size_t i = 0, o = 0; i < kStoreKeyTagBytes; i += 3, o += 4) {
+        uint32_t v = (uint32_t{tag[i]} << 16) | (uint32_t{tag[i + 1]} << 8) | tag[i + 2];
+        out[o] = kAlphabet[v >> 18];
+        out[o + 1] = kAlphabet[(v >> 12) & 63];
+        out[o + 2] = kAlphabet[(v >> 6) & 63];
+        out[o + 3] = kAlphabet[v & 63];
+    }
+    out[kStoreKeyTagChars] = '\0';
 }
 
 }  // namespace

@@ -45,7 +45,7 @@ TEST(Keys, HmacMatchesOpenSslForEverySecretAndMessageLength) {
             secret.push_back(static_cast<char>((i * 37 + secret_len) & 0xff));
         }
         KeyDeriver d(secret);
-        for (size_t msg_len : {0, 1, 31, 55, 56, 64, 119, 200}) {
+        for (size_t msg_len : {0, 1, 31, 46, 47, 55, 56, 64, 119, 200}) {
             std::string value(msg_len, 'v');
             for (size_t i = 0; i < msg_len; i++) {
                 value[i] = static_cast<char>(i & 0xff);
@@ -102,6 +102,19 @@ TEST(Keys, StoreKeyIsHashTaggedAndHoldsNoRawValue) {
     EXPECT_EQ(key.back(), '}');
     EXPECT_EQ(key.size(), 28u) << "fits Redis' 32-byte allocation class";
     EXPECT_EQ(key.find("483920"), std::string::npos);
+}
+
+// The store key's tag is written with its own table: the same text as
+// base64url() of the tag's first 96 bits, for every byte in every position.
+TEST(Keys, StoreKeyTagIsBase64UrlOfNinetySixBits) {
+    for (int i = 0; i < 256 * 12; i++) {
+        KeyTag t{};
+        for (size_t j = 0; j < t.size(); j++) {
+            t[j] = static_cast<uint8_t>((i + 101 * j) & 0xff);
+        }
+        t[static_cast<size_t>(i / 256)] = static_cast<uint8_t>(i & 0xff);
+        ASSERT_EQ(guard_store_key("p:", t), "p:{" + base64url(t.data(), kStoreKeyTagBytes) + "}") << i;
+    }
 }
 
 TEST(Keys, Base64Url) {
