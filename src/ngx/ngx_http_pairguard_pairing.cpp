@@ -448,10 +448,6 @@ ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept {
         if (ctx->paired == p::waiting) {
             return ngx_http_pairguard_suspend(r);
         }
-        if (ctx->paired != p::unchecked) {
-            return paired_verdict(r, ctx);
-        }
-
         if (ngx_http_pairguard_key_repeated(r, lcf->paired_platform)
             || ngx_http_pairguard_key_repeated(r, lcf->paired_user)) {
             // nginx reads the first of two X-User-Id headers, a backend may
@@ -470,6 +466,15 @@ ngx_int_t ngx_http_pairguard_paired_handler(ngx_http_request_t* r) noexcept {
             ctx->paired = p::refused;
             return paired_verdict(r, ctx);
         }
+        if (ctx->paired != p::unchecked && ctx->paired_platform == *platform && ctx->paired_user == *user) {
+            // checked already, in this location (the answer came) or in one
+            // before it (an internal redirect) for the same user
+            return paired_verdict(r, ctx);
+        }
+        // first check, or a location that names another platform or user
+        // than the one checked before an internal redirect: that pair is
+        // checked, not the earlier one's verdict carried over
+        ctx->paired = p::unchecked;
         ctx->paired_platform = *platform;
         ctx->paired_user = *user;
 
