@@ -153,6 +153,10 @@ struct ngx_http_pairguard_group_t {
     bool dry_refused = false;
     bool store_local = false;  // the reservation lives in shared memory
     bool settled = false;
+    // the request got past the access phase of the location that reserved
+    // the group (PRECONTENT ran there): a 403 before that is allow/deny's
+    // answer to the client's address, not a guess
+    bool passed_access = false;
     // Where the request stood when this group was reserved: only what it
     // did after counts for the group (an upstream that answered 404 in an
     // unguarded location before an error_page into this one is not a guess).
@@ -220,6 +224,9 @@ struct ngx_http_pairguard_ctx_t {
     std::string auth_user;  // $pairguard_user once authenticated
     ngx_http_pairguard_answer_t auth_answer;  // auth == answer: what to answer on re-entry
 };
+
+// PRECONTENT: the groups reserved in this location passed its access phase.
+ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept;
 
 // ngx_http_pairguard_batch.cpp: the guard's reserves and settles of one
 // event-loop iteration, sent as one script call.

@@ -663,6 +663,17 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                 // the guard's own refusal (in a later location) releases
                 // them, unless the upstream already answered a failure
                 Outcome outcome = ctx->guard_refused ? Outcome::neutral : classify(g.lcf, r->headers_out.status);
+                if (!g.passed_access && (outcome != Outcome::failure || r->headers_out.status == NGX_HTTP_FORBIDDEN)) {
+                    // answered before the group's location got past its
+                    // access phase: auth_basic's 401 is a wrong guess, but
+                    // `deny`'s 403 (or a satisfy rule's) refused the client's
+                    // address before anything judged its key, and what an
+                    // error_page makes of it is no success either: an
+                    // outsider must neither lock nor reset the key of the
+                    // clients allowed there (an auth_request's answer still
+                    // counts, below, as its subrequest's)
+                    outcome = Outcome::neutral;
+                }
                 // what the upstream said counts too: `error_page 404 =200`
                 // (with proxy_intercept_errors) must not turn a wrong guess
                 // into a success, nor hand out a trusted-device cookie, and
@@ -790,6 +801,24 @@ ngx_int_t ngx_http_pairguard_guard_access(ngx_http_request_t* r) noexcept {
 }
 
 // A key template, built from indexed variables (see key_template.hpp).
+ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept {
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+    auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));
+    if (lcf->policies == nullptr || lcf->policies->nelts == 0) {
+        return NGX_DECLINED;  // no group is reserved with this location's lists
+    }
+    if (ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r)) {
+        for (auto& g : ctx->groups) {
+            if (g.lcf == lcf) {
+                g.passed_access = true;
+            }
+        }
+    }
+    return NGX_DECLINED;
+}
+
 bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, std::string& out) {
     out.clear();
     auto* parts = static_cast<const ngx_http_pairguard_key_part_t*>(key->elts);

@@ -922,6 +922,15 @@ ngx_int_t ngx_http_pairguard_postconfiguration(ngx_conf_t* cf) noexcept {
     auto* h = static_cast<ngx_http_handler_pt*>(handlers->elts);
     ngx_memmove(h + 1, h, (handlers->nelts - 1) * sizeof(ngx_http_handler_pt));
     h[0] = ngx_http_pairguard_preaccess;
+
+    // One PRECONTENT handler, pushed last so that it runs before try_files
+    // and mirror: a request that gets there passed the location's access
+    // phase (allow/deny, auth_basic, auth_request)
+    auto* pre = static_cast<ngx_http_handler_pt*>(ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers));
+    if (pre == nullptr) {
+        return NGX_ERROR;
+    }
+    *pre = ngx_http_pairguard_guard_precontent;
     return NGX_OK;
 }
 
