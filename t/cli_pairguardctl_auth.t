@@ -191,6 +191,19 @@ my $pw = 'correct horse battery staple';
     ok(scram_matches($u->{scram}, $pw), 'and SCRAM-SHA-256 credentials of the password without its newline');
     ok(!grep({ index($_, $pw) >= 0 } store_dump()), 'Redis holds the password nowhere in clear');
     ok(!exists $u->{key}, 'no key');
+    like($u->{argon2}, qr/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/, 'with the default Argon2 parameters');
+
+    # --auth-policy's Argon2 parameters are those of the hashes it makes:
+    # a user hashed more cheaply than the module's dummy would answer faster
+    # than an unknown user
+    ($rc) = ctl_in("$pw\n", '--auth-policy', 'argon2_m=32768 argon2_t=3', 'user', 'add', 'strong', '--password-stdin');
+    is($rc, 0, 'user add with --auth-policy "argon2_m=32768 argon2_t=3"');
+    like(user_record('strong')->{argon2}, qr/^\$argon2id\$v=19\$m=32768,t=3,p=1\$/, '  hashes with those parameters');
+    ($rc) = ctl_in("$pw-2\n", '--auth-policy', 'argon2_m=24576 argon2_t=4', 'user', 'passwd', 'strong', '--password-stdin');
+    is($rc, 0, 'user passwd with --auth-policy');
+    like(user_record('strong')->{argon2}, qr/^\$argon2id\$v=19\$m=24576,t=4,p=1\$/, '  hashes with those too');
+    ($rc) = ctl('user', 'del', 'strong');
+    is($rc, 0, '  (and the user goes again)');
 
     ($rc, $j) = ctl_json_in("other\n", 'user', 'add', 'alice', '--password-stdin');
     is($rc, 1, 'adding an existing user is refused');

@@ -78,10 +78,13 @@ struct PasswordHashes {
     std::string argon2, scram;
 };
 
-PasswordHashes read_and_hash_password(bool confirm) {
+// Argon2id with the --auth-policy's parameters (the module's policy): a user
+// hashed more cheaply than the policy's dummy hash would answer a wrong
+// password faster than an unknown user does.
+PasswordHashes read_and_hash_password(const Context& c, bool confirm) {
     SecretString pw = read_password(STDIN_FILENO, confirm);
     PasswordHashes h;
-    h.argon2 = hash_password(pw.view());
+    h.argon2 = hash_password(pw.view(), c.auth.argon2);
     h.scram = scram::format_credentials(scram::new_credentials(pw.view()));
     return h;
 }
@@ -133,7 +136,7 @@ int cmd_user_add(Context& c) {
     }
     NewUser u;
     if (c.opt.password_stdin) {
-        PasswordHashes h = read_and_hash_password(true);
+        PasswordHashes h = read_and_hash_password(c, true);
         u.argon2 = std::move(h.argon2);
         u.scram = std::move(h.scram);
     }
@@ -199,7 +202,7 @@ int cmd_user_passwd(Context& c) {
     if (!info.exists) {
         return report_user_op(c, UserOpStatus::not_found, get, user);
     }
-    PasswordHashes h = read_and_hash_password(true);
+    PasswordHashes h = read_and_hash_password(c, true);
     UserUpdate u;
     u.argon2 = std::move(h.argon2);
     u.scram = std::move(h.scram);
