@@ -795,7 +795,9 @@ sub failover_replica ($self, $port, %o) {
         // die "PgRedis: master 127.0.0.1:$port has no replica\n";
     my $r = $self->cmd_at($replica, 'CLUSTER', 'FAILOVER', $o{mode} ? ($o{mode}) : ());
     die "PgRedis: CLUSTER FAILOVER on 127.0.0.1:$replica: $r\n" unless $r eq 'OK';
-    PgRedis::_wait("127.0.0.1:$replica to become master after CLUSTER FAILOVER", $o{timeout} // 20, sub {
+    # as long as a promotion after a killed master may take (a loaded 2-core
+    # machine: a full run of the suite once went past 20 s here)
+    PgRedis::_wait("127.0.0.1:$replica to become master after CLUSTER FAILOVER", $o{timeout} // 30, sub {
         $self->cmd_at($replica, 'ROLE')->[0] eq 'master';
     });
     # the old master resyncs from its new master (a full sync under traffic
