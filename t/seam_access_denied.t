@@ -48,6 +48,14 @@ http {
             proxy_pass http://backend/status/;
         }
         location @login { return 302 /login; }
+        location /basic403/ {
+            auth_basic "pg";
+            auth_basic_user_file %%DIR%%/htpasswd;
+            pairguard acct;
+            error_page 401 =403 /forbidden.html;
+            proxy_pass http://backend/status/;
+        }
+        location = /forbidden.html { return 403 "no\n"; }
         location /basic/ {
             auth_basic "pg";
             auth_basic_user_file %%DIR%%/htpasswd;
@@ -71,9 +79,10 @@ my @st = map { req('/gw/200', 'victim', $OUT) } 1 .. 6;
 is("@st", '403 403 403 403 403 403', 'a denied client gets 403 every time, never the guard\'s 429');
 is(req('/gw/200', 'victim', $IN), 200, 'and the account is not locked for the allowed client');
 
-@st = map { req('/page/200', 'victim2', $OUT) } 1 .. 5;
-is("@st", '403 403 403 403 403', 'a 403 turned into a custom 403 page counts nothing either');
-is(req('/page/200', 'victim2', $IN), 200, '  the account is not locked');
+# a 403 page from another location may be an error_page made of
+# auth_basic's 401 (a guess): it counts (a known limit, README)
+@st = map { req('/page/200', 'victim2', $OUT) } 1 .. 4;
+is("@st", '403 403 403 429', 'a 403 served by an error_page location counts as before');
 
 # an allowed guesser fails twice; a denied request answered 302 by an
 # error_page must not reset the count; the third failure locks
@@ -96,5 +105,15 @@ sub basic ($user, $pass) {
 is(basic('u', 'right'), 200, 'the right password passes auth_basic');
 @st = map { basic('u', "wrong$_") } 1 .. 4;
 is("@st", '401 401 401 429', 'auth_basic\'s 401s count and lock the account');
+
+# auth_basic's 401 turned into a 403 page by error_page is still a guess
+{
+    require MIME::Base64;
+    my @s = map {
+        http_get($P, '/basic403/200', headers => { 'X-Account' => 'erin',
+            Authorization => 'Basic ' . MIME::Base64::encode_base64("u:bad$_", '') })->{status}
+    } 1 .. 4;
+    is("@s", '403 403 403 429', 'auth_basic 401s that error_page makes 403 still lock the account');
+}
 
 done();

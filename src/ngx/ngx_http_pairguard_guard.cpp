@@ -663,7 +663,12 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                 // the guard's own refusal (in a later location) releases
                 // them, unless the upstream already answered a failure
                 Outcome outcome = ctx->guard_refused ? Outcome::neutral : classify(g.lcf, r->headers_out.status);
-                if (!g.passed_access && (outcome != Outcome::failure || r->headers_out.status == NGX_HTTP_FORBIDDEN)) {
+                if (!g.passed_access
+                    && (outcome != Outcome::failure
+                        || (r->headers_out.status == NGX_HTTP_FORBIDDEN
+                            && ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module) == g.lcf))) {
+                    // (a 403 only as the group's own location gave it: one an
+                    // error_page made of auth_basic's 401 is a wrong guess)
                     // answered before the group's location got past its
                     // access phase: auth_basic's 401 is a wrong guess, but
                     // `deny`'s 403 (or a satisfy rule's) refused the client's
