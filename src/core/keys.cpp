@@ -6,7 +6,6 @@
 // SHA256_Init/Update/Final/Transform: see KeyDeriver::Impl
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include <cstring>

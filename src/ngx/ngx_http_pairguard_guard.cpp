@@ -648,6 +648,22 @@ bool upstream_failed(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx,
     return failed;
 }
 
+// Whether the answer came before the group's location got past its access
+// phase (its PRECONTENT handler never ran) and is no guess: anything but a
+// failure (what an error_page makes of a refusal is no success), or a 403
+// that location gave itself (`deny`, a satisfy rule: the client's address,
+// not its key). auth_basic's 401 stays a failure, and so does a 403 page
+// an error_page serves elsewhere (it may be that 401); an auth_request's
+// answer counts anyway, as its subrequest's (upstream_failed).
+bool before_access(ngx_http_request_t* r, const ngx_http_pairguard_group_t& g, Outcome outcome) {
+    if (g.passed_access) {
+        return false;
+    }
+    return outcome != Outcome::failure
+        || (r->headers_out.status == NGX_HTTP_FORBIDDEN
+            && ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module) == g.lcf);
+}
+
 ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
     if (r != r->main) {
         ngx_http_pairguard_note_subrequest(r);  // its answer, final now
@@ -663,20 +679,7 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                 // the guard's own refusal (in a later location) releases
                 // them, unless the upstream already answered a failure
                 Outcome outcome = ctx->guard_refused ? Outcome::neutral : classify(g.lcf, r->headers_out.status);
-                if (!g.passed_access
-                    && (outcome != Outcome::failure
-                        || (r->headers_out.status == NGX_HTTP_FORBIDDEN
-                            && ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module) == g.lcf))) {
-                    // (a 403 only as the group's own location gave it: one an
-                    // error_page made of auth_basic's 401 is a wrong guess)
-                    // answered before the group's location got past its
-                    // access phase: auth_basic's 401 is a wrong guess, but
-                    // `deny`'s 403 (or a satisfy rule's) refused the client's
-                    // address before anything judged its key, and what an
-                    // error_page makes of it is no success either: an
-                    // outsider must neither lock nor reset the key of the
-                    // clients allowed there (an auth_request's answer still
-                    // counts, below, as its subrequest's)
+                if (before_access(r, g, outcome)) {
                     outcome = Outcome::neutral;
                 }
                 // what the upstream said counts too: `error_page 404 =200`
@@ -805,7 +808,8 @@ ngx_int_t ngx_http_pairguard_guard_access(ngx_http_request_t* r) noexcept {
     }
 }
 
-// A key template, built from indexed variables (see key_template.hpp).
+// PRECONTENT: the request got past the access phase of this location; its
+// groups reserved here count what follows as guesses (before_access).
 ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept {
     if (r != r->main) {
         return NGX_DECLINED;
@@ -824,6 +828,7 @@ ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept {
     return NGX_DECLINED;
 }
 
+// A key template, built from indexed variables (see key_template.hpp).
 bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, std::string& out) {
     out.clear();
     auto* parts = static_cast<const ngx_http_pairguard_key_part_t*>(key->elts);
