@@ -3,9 +3,13 @@
 # judged its key. That 403 is not a guess: an outsider sending a victim's
 # account from a denied address must not lock the account for the clients
 # allowed there (a hostile review locked one with four requests), nor reset
-# its count through an error_page that turns the 403 into a 302 or a 200.
-# auth_basic's 401 in the same phase is a wrong guess and still counts, as
-# does an upstream's 403 after the access phase.
+# its count, whatever an error_page makes of the 403 (a 302, a 200, a page
+# from another location, another proxied location, `return 444`).
+# auth_basic's 401 in the same phase is a wrong guess and still counts,
+# whatever an error_page makes of it (a 403 page, a 302 to a login page), as
+# does an upstream's 403 after the access phase. The refusal is noted where
+# the access phase makes it (every ACCESS handler runs through the module's
+# wrapper).
 use 5.036;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -56,6 +60,42 @@ http {
             proxy_pass http://backend/status/;
         }
         location = /forbidden.html { return 403 "no\n"; }
+        location /other/ {
+            allow 127.0.0.2; deny all;
+            pairguard acct;
+            error_page 403 = /fallback;
+            proxy_pass http://backend/status/;
+        }
+        location = /fallback { proxy_pass http://backend/status/401; }
+        location /drop/ {
+            allow 127.0.0.2; deny all;
+            pairguard acct;
+            error_page 403 = /gone;
+            proxy_pass http://backend/status/;
+        }
+        location = /gone { return 444; }
+        location /basiclogin/ {
+            auth_basic "pg";
+            auth_basic_user_file %%DIR%%/htpasswd;
+            pairguard acct;
+            error_page 401 = @login;
+            proxy_pass http://backend/status/;
+        }
+        location /basicdrop/ {
+            auth_basic "pg";
+            auth_basic_user_file %%DIR%%/htpasswd;
+            pairguard acct;
+            error_page 401 = /gone;
+            proxy_pass http://backend/status/;
+        }
+        location /any/ {
+            satisfy any;
+            allow 127.0.0.2; deny all;
+            auth_basic "pg";
+            auth_basic_user_file %%DIR%%/htpasswd;
+            pairguard acct;
+            proxy_pass http://backend/status/;
+        }
         location /basic/ {
             auth_basic "pg";
             auth_basic_user_file %%DIR%%/htpasswd;
@@ -79,10 +119,24 @@ my @st = map { req('/gw/200', 'victim', $OUT) } 1 .. 6;
 is("@st", '403 403 403 403 403 403', 'a denied client gets 403 every time, never the guard\'s 429');
 is(req('/gw/200', 'victim', $IN), 200, 'and the account is not locked for the allowed client');
 
-# a 403 page from another location may be an error_page made of
-# auth_basic's 401 (a guess): it counts (a known limit, README)
-@st = map { req('/page/200', 'victim2', $OUT) } 1 .. 4;
-is("@st", '403 403 403 429', 'a 403 served by an error_page location counts as before');
+# what an error_page makes of deny's 403 counts nothing either; the allowed
+# client then still has its whole budget (three failures lock, not fewer)
+sub budget_left ($path, $account, $what) {
+    is(req("${path}200", $account, $IN), 200, "$what: the allowed client reaches the upstream");
+    my @s = map { req("${path}401", $account, $IN) } 1 .. 4;
+    is("@s", '401 401 401 429', "$what: the allowed client's own failures lock at the third");
+}
+@st = map { req('/page/200', 'victim2', $OUT) } 1 .. 6;
+is("@st", '403 403 403 403 403 403', 'deny with a 403 page from another location: never 429');
+budget_left('/page/', 'victim2', 'a 403 page');
+
+@st = map { req('/other/200', 'victim3', $OUT) } 1 .. 6;
+is("@st", '401 401 401 401 401 401', "deny into another proxied location answering 401: never 429");
+budget_left('/other/', 'victim3', 'another proxied location');
+
+@st = map { req('/drop/200', 'victim4', $OUT) } 1 .. 6;
+is("@st", '0 0 0 0 0 0', 'deny into return 444: the connection is closed every time, never 429');
+budget_left('/drop/', 'victim4', 'return 444');
 
 # an allowed guesser fails twice; a denied request answered 302 by an
 # error_page must not reset the count; the third failure locks
@@ -115,5 +169,31 @@ is("@st", '401 401 401 429', 'auth_basic\'s 401s count and lock the account');
     } 1 .. 4;
     is("@s", '403 403 403 429', 'auth_basic 401s that error_page makes 403 still lock the account');
 }
+
+# auth_basic's 401 made a 302 to a login page (error_page 401 = @login) is
+# still a wrong guess, and so is one made `return 444`
+sub basic_at ($path, $account, $pass, $from = $IN) {
+    require MIME::Base64;
+    return http_get($P, $path, from => $from, headers => { 'X-Account' => $account,
+        Authorization => 'Basic ' . MIME::Base64::encode_base64("u:$pass", '') })->{status};
+}
+@st = map { basic_at('/basiclogin/200', 'frank', "bad$_") } 1 .. 4;
+is("@st", '302 302 302 429', 'auth_basic 401s that error_page makes a 302 lock the account');
+@st = map { basic_at('/basicdrop/200', 'gina', "bad$_") } 1 .. 4;
+is("@st", '0 0 0 429', 'auth_basic 401s that error_page makes a 444 lock the account');
+
+# satisfy any: the denied address with a wrong password gets 401, a guess;
+# the allowed address passes without one
+is(basic_at('/any/200', 'hank', 'bad', $IN), 200, 'satisfy any: the allowed address passes');
+@st = map { basic_at('/any/200', 'hank', "bad$_", $OUT) } 1 .. 4;
+is("@st", '401 401 401 429', 'satisfy any: wrong passwords from elsewhere lock the account');
+
+# a reload builds a new phase engine: its access handlers are noted too
+$ng->reload;
+@st = map { basic_at('/basiclogin/200', 'ivan', "bad$_") } 1 .. 4;
+is("@st", '302 302 302 429', 'after a reload: auth_basic 401s made a 302 still lock the account');
+@st = map { req('/drop/200', 'victim5', $OUT) } 1 .. 4;
+is("@st", '0 0 0 0', 'after a reload: deny into return 444 counts nothing');
+is(req('/drop/200', 'victim5', $IN), 200, 'after a reload: the allowed client is not locked out');
 
 done();

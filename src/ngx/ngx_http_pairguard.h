@@ -67,6 +67,9 @@ struct ngx_http_pairguard_main_conf_t {
     ngx_flag_t pairing_used;           // endpoints or require_paired: subscribe to events
     pairguard::AuthPolicy* auth;       // pool-owned; pairguard_auth_policy or defaults
     ngx_str_t thread_pool_name;        // pairguard_thread_pool, default "default"
+    // the access phase's handlers, by their index in the phase engine
+    // (ngx_http_pairguard_access_wrap); null: not wrapped
+    ngx_http_handler_pt* access_handlers;
     ngx_thread_pool_t* thread_pool;    // for Argon2id, when a location needs it
     ngx_flag_t events_log;             // pairguard_events_log: worker 0 logs each event
 };
@@ -157,6 +160,13 @@ struct ngx_http_pairguard_group_t {
     // the group (PRECONTENT ran there): a 403 before that is allow/deny's
     // answer to the client's address, not a guess
     bool passed_access = false;
+    // the location's access phase refused the request (allow/deny,
+    // auth_basic, auth_request, satisfy): what the refusal counts for the
+    // group, whatever an error_page then made of the request
+    // (ngx_http_pairguard_access_refused)
+    bool access_refused = false;
+    ngx_uint_t access_status = 0;  // the refusal's status (401 wins, as satisfy any's)
+    pairguard::Outcome access_outcome = pairguard::Outcome::neutral;
     // Where the request stood when this group was reserved: only what it
     // did after counts for the group (an upstream that answered 404 in an
     // unguarded location before an error_page into this one is not a guess).
@@ -227,6 +237,10 @@ struct ngx_http_pairguard_ctx_t {
 
 // PRECONTENT: the groups reserved in this location passed its access phase.
 ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept;
+// init_module: every ACCESS phase handler of the cycle's phase engine (any
+// module's, loaded before or after this one) is called through one wrapper
+// that notes the refusals of the request's groups.
+ngx_int_t ngx_http_pairguard_access_wrap(ngx_cycle_t* cycle) noexcept;
 
 // ngx_http_pairguard_batch.cpp: the guard's reserves and settles of one
 // event-loop iteration, sent as one script call.

@@ -648,20 +648,18 @@ bool upstream_failed(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx,
     return failed;
 }
 
-// Whether the answer came before the group's location got past its access
-// phase (its PRECONTENT handler never ran) and is no guess: anything but a
-// failure (what an error_page makes of a refusal is no success), or a 403
-// that location gave itself (`deny`, a satisfy rule: the client's address,
-// not its key). auth_basic's 401 stays a failure, and so does a 403 page
-// an error_page serves elsewhere (it may be that 401); an auth_request's
-// answer counts anyway, as its subrequest's (upstream_failed).
-bool before_access(ngx_http_request_t* r, const ngx_http_pairguard_group_t& g, Outcome outcome) {
-    if (g.passed_access) {
-        return false;
-    }
-    return outcome != Outcome::failure
-        || (r->headers_out.status == NGX_HTTP_FORBIDDEN
-            && ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module) == g.lcf);
+// The group's location refused the request in its access phase (noted by
+// access_refused where the refusal was made): the refusal decides.
+bool refused_in_access(const ngx_http_pairguard_group_t& g) {
+    return g.access_refused && !g.passed_access;
+}
+
+// Whether an answer that came before the group's location got past its
+// access phase (its PRECONTENT handler never ran) without a refusal noted
+// there is no guess: anything but a failure (what made it is not known to be
+// a check of the key, and it is no success).
+bool before_access(const ngx_http_pairguard_group_t& g, Outcome outcome) {
+    return !g.passed_access && outcome != Outcome::failure;
 }
 
 ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
@@ -679,17 +677,22 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                 // the guard's own refusal (in a later location) releases
                 // them, unless the upstream already answered a failure
                 Outcome outcome = ctx->guard_refused ? Outcome::neutral : classify(g.lcf, r->headers_out.status);
-                if (before_access(r, g, outcome)) {
-                    outcome = Outcome::neutral;
-                }
-                // what the upstream said counts too: `error_page 404 =200`
-                // (with proxy_intercept_errors) must not turn a wrong guess
-                // into a success, nor hand out a trusted-device cookie, and
-                // an error_page into a location that refuses must not
-                // release it
                 bool upstream_success = true;
-                if (upstream_failed(r, ctx, g, &upstream_success)) {
-                    outcome = Outcome::failure;
+                if (refused_in_access(g)) {
+                    outcome = g.access_outcome;  // whatever error_page made of it
+                    upstream_success = false;
+                } else {
+                    if (before_access(g, outcome)) {
+                        outcome = Outcome::neutral;
+                    }
+                    // what the upstream said counts too: `error_page 404
+                    // =200` (with proxy_intercept_errors) must not turn a
+                    // wrong guess into a success, nor hand out a
+                    // trusted-device cookie, and an error_page into a
+                    // location that refuses must not release it
+                    if (upstream_failed(r, ctx, g, &upstream_success)) {
+                        outcome = Outcome::failure;
+                    }
                 }
                 ngx_http_pairguard_metric_outcome(g, outcome);
                 settle(r, g, outcome);
@@ -766,7 +769,9 @@ void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcep
         for (auto& g : ctx->groups) {
             if (!g.settled) {
                 Outcome outcome = Outcome::neutral;
-                if (upstream_failed(r, ctx, g, nullptr) || (!ctx->guard_refused && upstream_saw(r, ctx, g))) {
+                if (refused_in_access(g)) {
+                    outcome = g.access_outcome;  // `error_page 403 = /gone` with `return 444`
+                } else if (upstream_failed(r, ctx, g, nullptr) || (!ctx->guard_refused && upstream_saw(r, ctx, g))) {
                     outcome = Outcome::failure;
                 }
                 ngx_http_pairguard_metric_outcome(g, outcome);
@@ -826,6 +831,92 @@ ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept {
         }
     }
     return NGX_DECLINED;
+}
+
+// ---- the access phase's refusals --------------------------------------------
+//
+// A refusal in the access phase (allow/deny, auth_basic, auth_request, any
+// module's handler) is noted where it is made, on every group the location
+// reserved: an error_page may turn it into anything (a 302 to a login page,
+// another proxied location, `return 444`), and what counts for the group is
+// the refusal. Its 401 (or another failure status) is a wrong guess; its 403
+// is allow/deny's answer to the client's address, not a guess, unless an
+// auth_request's subrequest answered it (upstream_failed, read now: what the
+// request does after the refusal is not this location's).
+namespace {
+
+void access_refused(ngx_http_request_t* r, ngx_int_t rc) {
+    auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));
+    if (lcf->policies == nullptr || lcf->policies->nelts == 0) {
+        return;
+    }
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
+    if (ctx == nullptr) {
+        return;
+    }
+    for (auto& g : ctx->groups) {
+        if (g.lcf != lcf || g.passed_access || g.settled) {
+            continue;
+        }
+        // satisfy any: nginx answers 401 if any handler said 401
+        if (g.access_status != NGX_HTTP_UNAUTHORIZED) {
+            g.access_status = static_cast<ngx_uint_t>(rc);
+        }
+        Outcome o = g.access_status == NGX_HTTP_FORBIDDEN ? Outcome::neutral : classify(lcf, g.access_status);
+        if (o != Outcome::failure) {
+            o = Outcome::neutral;  // a refusal is no success
+        }
+        if (upstream_failed(r, ctx, g, nullptr)) {
+            o = Outcome::failure;
+        }
+        g.access_refused = true;
+        g.access_outcome = o;
+    }
+}
+
+ngx_int_t access_wrapper(ngx_http_request_t* r) noexcept {
+    // the phase engine calls an ACCESS handler with r->phase_handler at its
+    // own index (ngx_http_core_access_phase)
+    ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
+    ngx_int_t rc = mcf->access_handlers[r->phase_handler](r);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE && r == r->main) {
+        try {
+            access_refused(r, rc);
+        } catch (const std::exception& e) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
+        }
+    }
+    return rc;
+}
+
+}  // namespace
+
+// Runs in init_module, after the whole configuration built the phase engine
+// (postconfiguration would miss the handlers of modules loaded after this
+// one), once per cycle: a new cycle has a new engine.
+ngx_int_t ngx_http_pairguard_access_wrap(ngx_cycle_t* cycle) noexcept {
+    auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_pairguard_module));
+    if (mcf == nullptr || mcf->policies.nelts == 0 || mcf->access_handlers != nullptr) {
+        return NGX_OK;  // no guard policy: nothing to note
+    }
+    auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module));
+    ngx_http_phase_handler_t* ph = cmcf->phase_engine.handlers;
+    ngx_uint_t n = 0;
+    while (ph[n].checker != nullptr) {
+        n++;
+    }
+    mcf->access_handlers = static_cast<ngx_http_handler_pt*>(ngx_pcalloc(cycle->pool, (n + 1) * sizeof(ngx_http_handler_pt)));
+    if (mcf->access_handlers == nullptr) {
+        return NGX_ERROR;
+    }
+    for (ngx_uint_t i = 0; i < n; i++) {
+        if (ph[i].checker == ngx_http_core_access_phase && ph[i].handler != access_wrapper) {
+            mcf->access_handlers[i] = ph[i].handler;
+            ph[i].handler = access_wrapper;
+        }
+    }
+    return NGX_OK;
 }
 
 // A key template, built from indexed variables (see key_template.hpp).

@@ -103,7 +103,7 @@ ngx_module_t ngx_http_pairguard_module = {
     ngx_http_pairguard_commands,     // module directives
     NGX_HTTP_MODULE,                 // module type
     nullptr,                         // init master
-    nullptr,                         // init module
+    ngx_http_pairguard_access_wrap,  // init module
     ngx_http_pairguard_init_process, // init process
     nullptr,                         // init thread
     nullptr,                         // exit thread
