@@ -26,6 +26,11 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
 fi
 # ---- end observability ----
 
+# another module's access handler for t/seam_access_module.t (access_by_lua)
+if [ ! -f /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
+    apt_install --no-recommends libnginx-mod-http-lua
+fi
+
 echo "== unit tests"
 "$ROOT/build/cmake/unit_tests" --gtest_brief=1
 

@@ -70,6 +70,10 @@ struct ngx_http_pairguard_main_conf_t {
     // the access phase's handlers, by their index in the phase engine
     // (ngx_http_pairguard_access_wrap); null: not wrapped
     ngx_http_handler_pt* access_handlers;
+    // allow/deny's handler (ngx_http_access_module), learnt at
+    // postconfiguration: its 403 refuses the client's address, not a key;
+    // null: that module is not built in
+    ngx_http_handler_pt address_handler;
     ngx_thread_pool_t* thread_pool;    // for Argon2id, when a location needs it
     ngx_flag_t events_log;             // pairguard_events_log: worker 0 logs each event
 };
@@ -165,7 +169,6 @@ struct ngx_http_pairguard_group_t {
     // group, whatever an error_page then made of the request
     // (ngx_http_pairguard_access_refused)
     bool access_refused = false;
-    ngx_uint_t access_status = 0;  // the refusal's status (401 wins, as satisfy any's)
     pairguard::Outcome access_outcome = pairguard::Outcome::neutral;
     // Where the request stood when this group was reserved: only what it
     // did after counts for the group (an upstream that answered 404 in an

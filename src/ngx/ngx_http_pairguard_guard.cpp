@@ -15,6 +15,9 @@
 #include "ngx_http_pairguard.h"
 #include "ngx_http_pairguard_metrics.h"
 
+// allow/deny's module; weak: an nginx built without it leaves this null
+extern "C" ngx_module_t ngx_http_access_module __attribute__((weak));
+
 namespace {
 
 using pairguard::Outcome;
@@ -839,13 +842,16 @@ ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept {
 // module's handler) is noted where it is made, on every group the location
 // reserved: an error_page may turn it into anything (a 302 to a login page,
 // another proxied location, `return 444`), and what counts for the group is
-// the refusal. Its 401 (or another failure status) is a wrong guess; its 403
-// is allow/deny's answer to the client's address, not a guess, unless an
-// auth_request's subrequest answered it (upstream_failed, read now: what the
-// request does after the refusal is not this location's).
+// the refusal. It is classified like an upstream's answer (auth_basic's 401,
+// an access_by_lua check's 403: a wrong guess when the status is a failure
+// status), but for allow/deny's 403, which refuses the client's address
+// before anything judged its key, and counts nothing; an auth_request's
+// answer counts as its subrequest's (upstream_failed, read now: what the
+// request does after the refusal is not this location's). With `satisfy
+// any` every handler runs: any refusal that counts decides.
 namespace {
 
-void access_refused(ngx_http_request_t* r, ngx_int_t rc) {
+void access_refused(ngx_http_request_t* r, ngx_int_t rc, bool address_only) {
     auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));
     if (lcf->policies == nullptr || lcf->policies->nelts == 0) {
         return;
@@ -854,23 +860,17 @@ void access_refused(ngx_http_request_t* r, ngx_int_t rc) {
     if (ctx == nullptr) {
         return;
     }
+    // a refusal is no success
+    Outcome o = !address_only && classify(lcf, static_cast<ngx_uint_t>(rc)) == Outcome::failure ? Outcome::failure
+                                                                                                   : Outcome::neutral;
     for (auto& g : ctx->groups) {
         if (g.lcf != lcf || g.passed_access || g.settled) {
             continue;
         }
-        // satisfy any: nginx answers 401 if any handler said 401
-        if (g.access_status != NGX_HTTP_UNAUTHORIZED) {
-            g.access_status = static_cast<ngx_uint_t>(rc);
-        }
-        Outcome o = g.access_status == NGX_HTTP_FORBIDDEN ? Outcome::neutral : classify(lcf, g.access_status);
-        if (o != Outcome::failure) {
-            o = Outcome::neutral;  // a refusal is no success
-        }
-        if (upstream_failed(r, ctx, g, nullptr)) {
-            o = Outcome::failure;
+        if (o == Outcome::failure || upstream_failed(r, ctx, g, nullptr)) {
+            g.access_outcome = Outcome::failure;
         }
         g.access_refused = true;
-        g.access_outcome = o;
     }
 }
 
@@ -878,10 +878,11 @@ ngx_int_t access_wrapper(ngx_http_request_t* r) noexcept {
     // the phase engine calls an ACCESS handler with r->phase_handler at its
     // own index (ngx_http_core_access_phase)
     ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
-    ngx_int_t rc = mcf->access_handlers[r->phase_handler](r);
+    ngx_http_handler_pt handler = mcf->access_handlers[r->phase_handler];
+    ngx_int_t rc = handler(r);
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE && r == r->main) {
         try {
-            access_refused(r, rc);
+            access_refused(r, rc, handler == mcf->address_handler && rc == NGX_HTTP_FORBIDDEN);
         } catch (const std::exception& e) {
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
         }
@@ -890,6 +891,35 @@ ngx_int_t access_wrapper(ngx_http_request_t* r) noexcept {
 }
 
 }  // namespace
+
+// allow/deny's ACCESS handler, so that its 403 can be told from other
+// handlers' (access_refused). ngx_http_access_module keeps it static; its
+// postconfiguration does nothing but push it onto the access phase's
+// handlers, so it is run once more here and what it pushed is taken back
+// off. An nginx built without that module (the weak reference is null), or
+// a postconfiguration that does anything else, leaves it unknown: every
+// access handler's 403 is then classified like an upstream's.
+static void learn_address_handler(ngx_conf_t* cf) {
+    auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_pairguard_module));
+    mcf->address_handler = nullptr;
+    if (&ngx_http_access_module == nullptr || ngx_http_access_module.type != NGX_HTTP_MODULE) {
+        return;
+    }
+    auto* module_ctx = static_cast<ngx_http_module_t*>(ngx_http_access_module.ctx);
+    if (module_ctx == nullptr || module_ctx->postconfiguration == nullptr) {
+        return;
+    }
+    auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
+    ngx_array_t* handlers = &cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers;
+    ngx_uint_t before = handlers->nelts;
+    ngx_int_t rc = module_ctx->postconfiguration(cf);
+    if (rc == NGX_OK && handlers->nelts == before + 1) {
+        mcf->address_handler = static_cast<ngx_http_handler_pt*>(handlers->elts)[before];
+    }
+    if (handlers->nelts > before) {
+        handlers->nelts = before;
+    }
+}
 
 // Runs in init_module, after the whole configuration built the phase engine
 // (postconfiguration would miss the handlers of modules loaded after this
@@ -1021,5 +1051,6 @@ void ngx_http_pairguard_log_lock_end(ngx_log_t* log, const ngx_http_pairguard_ke
 ngx_int_t ngx_http_pairguard_init_guard(ngx_conf_t* cf) {
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = header_filter;
+    learn_address_handler(cf);
     return NGX_OK;
 }

@@ -384,6 +384,8 @@ sub _build_conf ($template, $dir, %o) {
     my $load = $o{module} // 1;
     my $head = '';
     $head .= 'load_module ' . module_path() . ";\n" if $load;
+    # other modules, loaded after this one (`extra_modules => [paths]`)
+    $head .= "load_module $_;\n" for @{ $o{extra_modules} // [] };
     $head .= "daemon off;\nmaster_process on;\n";
     $head .= 'worker_processes ' . ($o{workers} // 2) . ";\n";
     $head .= "error_log $dir/error.log " . ($o{log_level} // 'debug') . ";\n";
