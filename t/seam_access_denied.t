@@ -4,12 +4,18 @@
 # account from a denied address must not lock the account for the clients
 # allowed there (a hostile review locked one with four requests), nor reset
 # its count, whatever an error_page makes of the 403 (a 302, a 200, a page
-# from another location, another proxied location, `return 444`).
-# auth_basic's 401 in the same phase is a wrong guess and still counts,
-# whatever an error_page makes of it (a 403 page, a 302 to a login page), as
-# does an upstream's 403 after the access phase. The refusal is noted where
-# the access phase makes it (every ACCESS handler runs through the module's
-# wrapper).
+# from another location, `return 444`). What comes after the refusal still
+# counts: an upstream that judged the request (an error_page into another
+# proxied location: its failures count, its success resets nothing), and a
+# location of the same policy the request then passes into (error_page 403
+# = @public: judged there as anywhere; a review guessed without limit
+# through it). auth_basic's 401 in the same phase is a wrong guess and still
+# counts, whatever an error_page makes of it (a 403 page, a 302 to a login
+# page), unless it leads into a location of the same policy whose upstream
+# then decides (auth_basic for people, the app's own login for the others:
+# its right passwords must not lock). The refusal is noted where the access
+# phase makes it (every ACCESS entry of the phase engine runs through the
+# module's checker).
 use 5.036;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -27,6 +33,7 @@ http {
     pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=200ms;
     pairguard_secret_file %%SECRET_FILE%%;
     pairguard_policy acct key=$http_x_account max_failures=3 window=15m lockout=15m;
+    pairguard_policy user key=$pairguard_body_username max_failures=3 window=15m lockout=15m;
 
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
 
@@ -67,6 +74,31 @@ http {
             proxy_pass http://backend/status/;
         }
         location = /fallback { proxy_pass http://backend/status/401; }
+        location /other2/ {
+            allow 127.0.0.2; deny all;
+            pairguard acct;
+            error_page 403 = /fallback200;
+            proxy_pass http://backend/status/;
+        }
+        location = /fallback200 { proxy_pass http://backend/status/200; }
+        location = /office/login {
+            allow 127.0.0.2; deny all;
+            pairguard user;
+            error_page 403 = @public;
+            proxy_pass http://backend/api/login;
+        }
+        location = /mixed/login {
+            auth_basic "pg";
+            auth_basic_user_file %%DIR%%/htpasswd;
+            pairguard user;
+            error_page 401 = @public;
+            proxy_pass http://backend/api/login;
+        }
+        location @public {
+            pairguard user;
+            rewrite ^ /api/login break;
+            proxy_pass http://backend;
+        }
         location /drop/ {
             allow 127.0.0.2; deny all;
             pairguard acct;
@@ -130,9 +162,28 @@ sub budget_left ($path, $account, $what) {
 is("@st", '403 403 403 403 403 403', 'deny with a 403 page from another location: never 429');
 budget_left('/page/', 'victim2', 'a 403 page');
 
-@st = map { req('/other/200', 'victim3', $OUT) } 1 .. 6;
-is("@st", '401 401 401 401 401 401', "deny into another proxied location answering 401: never 429");
-budget_left('/other/', 'victim3', 'another proxied location');
+# an error_page into another proxied location hands the request to an
+# upstream that judges it: its failures count, whichever route led there;
+# its success resets nothing (a refusal is no success)
+@st = map { req('/other/200', 'victim3', $OUT) } 1 .. 5;
+is("@st", '401 401 401 429 429', "deny into another proxied location: that upstream's 401s count");
+@st = map { req('/other2/401', 'victim6', $IN) } 1 .. 2;
+is("@st", '401 401', 'two wrong guesses from an allowed client');
+is(req('/other2/200', 'victim6', $OUT), 200, "deny into another proxied location answering 200");
+@st = map { req('/other2/401', 'victim6', $IN) } 1 .. 2;
+is("@st", '401 429', "that upstream's 200 reset nothing: the third failure locks");
+
+# deny into a location of the same policy (error_page 403 = @public): the
+# request is judged there as anywhere, nothing reserved twice
+sub login ($path, $user, $pw, $from = $OUT) {
+    return http_post_json($P, $path, { username => $user, password => $pw }, from => $from)->{status};
+}
+$up->reset;
+@st = map { login('/office/login', 'carol', "bad$_") } 1 .. 6;
+is("@st", '401 401 401 429 429 429', 'deny into @public of the same policy: wrong passwords lock');
+is($up->count('/api/login'), 3, 'the upstream got exactly max_failures guesses');
+is(login('/office/login', 'carol', 'carol-password'), 429, 'carol is locked (her right password refused)');
+is(login('/office/login', 'carol', 'carol-password', $IN), 429, 'also for the allowed address');
 
 @st = map { req('/drop/200', 'victim4', $OUT) } 1 .. 6;
 is("@st", '0 0 0 0 0 0', 'deny into return 444: the connection is closed every time, never 429');
@@ -181,6 +232,14 @@ sub basic_at ($path, $account, $pass, $from = $IN) {
 is("@st", '302 302 302 429', 'auth_basic 401s that error_page makes a 302 lock the account');
 @st = map { basic_at('/basicdrop/200', 'gina', "bad$_") } 1 .. 4;
 is("@st", '0 0 0 429', 'auth_basic 401s that error_page makes a 444 lock the account');
+
+# auth_basic for people, the app's login for the others (error_page 401 =
+# @public of the same policy): the app's answer decides
+@st = map { login('/mixed/login', 'dave', 'dave-password') } 1 .. 5;
+is("@st", '200 200 200 200 200', "right passwords through the app's login behind auth_basic never lock");
+is(login('/office/login', 'dave', 'dave-password', $IN), 200, 'dave is not locked');
+@st = map { login('/mixed/login', 'fred', "bad$_") } 1 .. 4;
+is("@st", '401 401 401 429', "wrong passwords through the app's login behind auth_basic lock");
 
 # satisfy any: the denied address with a wrong password gets 401, a guess;
 # the allowed address passes without one

@@ -67,9 +67,6 @@ struct ngx_http_pairguard_main_conf_t {
     ngx_flag_t pairing_used;           // endpoints or require_paired: subscribe to events
     pairguard::AuthPolicy* auth;       // pool-owned; pairguard_auth_policy or defaults
     ngx_str_t thread_pool_name;        // pairguard_thread_pool, default "default"
-    // the access phase's handlers, by their index in the phase engine
-    // (ngx_http_pairguard_access_wrap); null: not wrapped
-    ngx_http_handler_pt* access_handlers;
     // allow/deny's handler (ngx_http_access_module), learnt at
     // postconfiguration: its 403 refuses the client's address, not a key;
     // null: that module is not built in

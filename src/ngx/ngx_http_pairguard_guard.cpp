@@ -652,7 +652,9 @@ bool upstream_failed(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx,
 }
 
 // The group's location refused the request in its access phase (noted by
-// access_refused where the refusal was made): the refusal decides.
+// access_refused where the refusal was made) and no location of its
+// policies passed it since: the refusal decides, but for what an upstream
+// answered after it.
 bool refused_in_access(const ngx_http_pairguard_group_t& g) {
     return g.access_refused && !g.passed_access;
 }
@@ -682,8 +684,14 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                 Outcome outcome = ctx->guard_refused ? Outcome::neutral : classify(g.lcf, r->headers_out.status);
                 bool upstream_success = true;
                 if (refused_in_access(g)) {
-                    outcome = g.access_outcome;  // whatever error_page made of it
+                    // whatever error_page made of the refusal, but for an
+                    // upstream that judged the request after it (an
+                    // error_page into a proxied location): never a success
+                    outcome = g.access_outcome;
                     upstream_success = false;
+                    if (upstream_failed(r, ctx, g, nullptr)) {
+                        outcome = Outcome::failure;
+                    }
                 } else {
                     if (before_access(g, outcome)) {
                         outcome = Outcome::neutral;
@@ -725,8 +733,11 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
 // it, and one that made a subrequest (`mirror`, `auth_request`, SSI) or went
 // on to another location after it was proxied (error_page into an njs or
 // Lua handler) may have been carried on by it, whatever its upstream did.
-bool upstream_saw(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_group_t& g) {
-    if (r->upstream == g.upstream_at || ctx->carried_on != g.carried_from) {
+// Whether, since the group was reserved, the request was carried elsewhere
+// (a subrequest, another location after it was proxied) or one of its
+// upstream attempts sent a byte or got an answer.
+bool upstream_attempted(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_group_t& g) {
+    if (ctx->carried_on != g.carried_from) {
         return true;
     }
     // the states are final by now: the upstream's own cleanup (finalizing
@@ -740,6 +751,10 @@ bool upstream_saw(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, co
         }
     }
     return false;
+}
+
+bool upstream_saw(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_group_t& g) {
+    return r->upstream == g.upstream_at || upstream_attempted(r, ctx, g);
 }
 
 }  // namespace
@@ -773,7 +788,12 @@ void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcep
             if (!g.settled) {
                 Outcome outcome = Outcome::neutral;
                 if (refused_in_access(g)) {
-                    outcome = g.access_outcome;  // `error_page 403 = /gone` with `return 444`
+                    // `error_page 403 = /gone` with `return 444`: the
+                    // refusal, unless an upstream had the request after it
+                    outcome = g.access_outcome;
+                    if (upstream_failed(r, ctx, g, nullptr) || upstream_attempted(r, ctx, g)) {
+                        outcome = Outcome::failure;
+                    }
                 } else if (upstream_failed(r, ctx, g, nullptr) || (!ctx->guard_refused && upstream_saw(r, ctx, g))) {
                     outcome = Outcome::failure;
                 }
@@ -827,9 +847,20 @@ ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept {
         return NGX_DECLINED;  // no group is reserved with this location's lists
     }
     if (ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r)) {
+        // every group holding one of this location's policies: an
+        // error_page from a location that refused may lead into another
+        // location of the same policy (which then reserves nothing again),
+        // and what comes after its access phase is judged as anywhere
+        auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(lcf->policies->elts);
         for (auto& g : ctx->groups) {
-            if (g.lcf == lcf) {
-                g.passed_access = true;
+            if (g.passed_access || g.settled) {
+                continue;
+            }
+            for (ngx_uint_t i = 0; i < lcf->policies->nelts; i++) {
+                if (holds(g, refs[i].policy)) {
+                    g.passed_access = true;
+                    break;
+                }
             }
         }
     }
@@ -841,14 +872,18 @@ ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept {
 // A refusal in the access phase (allow/deny, auth_basic, auth_request, any
 // module's handler) is noted where it is made, on every group the location
 // reserved: an error_page may turn it into anything (a 302 to a login page,
-// another proxied location, `return 444`), and what counts for the group is
-// the refusal. It is classified like an upstream's answer (auth_basic's 401,
-// an access_by_lua check's 403: a wrong guess when the status is a failure
+// a page, `return 444`), and what counts for the group is the refusal. It
+// is classified like an upstream's answer (auth_basic's 401, an
+// access_by_lua check's 403: a wrong guess when the status is a failure
 // status), but for allow/deny's 403, which refuses the client's address
 // before anything judged its key, and counts nothing; an auth_request's
-// answer counts as its subrequest's (upstream_failed, read now: what the
-// request does after the refusal is not this location's). With `satisfy
-// any` every handler runs: any refusal that counts decides.
+// answer counts as its subrequest's (upstream_failed). With `satisfy any`
+// every handler runs: any refusal that counts decides. Two things come
+// after the refusal and still count: an upstream's failure (an error_page
+// into a proxied location whose upstream judged the request), and the
+// request passing the access phase of a location of the same policy (an
+// error_page into `@app` guarded by it): from there it is judged as
+// anywhere (guard_precontent).
 namespace {
 
 void access_refused(ngx_http_request_t* r, ngx_int_t rc, bool address_only) {
@@ -874,20 +909,39 @@ void access_refused(ngx_http_request_t* r, ngx_int_t rc, bool address_only) {
     }
 }
 
-ngx_int_t access_wrapper(ngx_http_request_t* r) noexcept {
-    // the phase engine calls an ACCESS handler with r->phase_handler at its
-    // own index (ngx_http_core_access_phase)
-    ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
-    ngx_http_handler_pt handler = mcf->access_handlers[r->phase_handler];
+// The status an ACCESS handler returned, for ngx_http_core_access_phase to
+// act on (one request at a time: a worker runs the phases on one thread).
+ngx_int_t access_rc = NGX_DECLINED;
+
+ngx_int_t returned_access_rc(ngx_http_request_t*) noexcept {
+    return access_rc;
+}
+
+// The checker of every ACCESS entry of the phase engine. It calls the entry's
+// handler itself, notes a refusal, and hands the status to nginx's own
+// checker through a copy of the entry whose handler returns it: satisfy,
+// auth_delay and finalizing stay nginx's. Handlers stay in their entries, so
+// a module that moves its entry at run time (access_by_lua moves itself to
+// the end of the phase on the first request) still runs where it put itself.
+ngx_int_t access_checker(ngx_http_request_t* r, ngx_http_phase_handler_t* ph) noexcept {
+    if (r != r->main) {
+        return ngx_http_core_access_phase(r, ph);  // skips the phase
+    }
+    ngx_http_handler_pt handler = ph->handler;
     ngx_int_t rc = handler(r);
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE && r == r->main) {
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         try {
-            access_refused(r, rc, handler == mcf->address_handler && rc == NGX_HTTP_FORBIDDEN);
+            access_refused(r, rc, handler == main_conf(r)->address_handler && rc == NGX_HTTP_FORBIDDEN);
         } catch (const std::exception& e) {
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
         }
     }
-    return rc;
+    // `ph` may hold another entry now (a handler that moved its own); the
+    // checker reads only `next` of it, the same for every entry of the phase
+    ngx_http_phase_handler_t answered = *ph;
+    answered.handler = returned_access_rc;
+    access_rc = rc;
+    return ngx_http_core_access_phase(r, &answered);
 }
 
 }  // namespace
@@ -927,23 +981,13 @@ static void learn_address_handler(ngx_conf_t* cf) {
 ngx_int_t ngx_http_pairguard_access_wrap(ngx_cycle_t* cycle) noexcept {
     auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(
         ngx_http_cycle_get_module_main_conf(cycle, ngx_http_pairguard_module));
-    if (mcf == nullptr || mcf->policies.nelts == 0 || mcf->access_handlers != nullptr) {
+    if (mcf == nullptr || mcf->policies.nelts == 0) {
         return NGX_OK;  // no guard policy: nothing to note
     }
     auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module));
-    ngx_http_phase_handler_t* ph = cmcf->phase_engine.handlers;
-    ngx_uint_t n = 0;
-    while (ph[n].checker != nullptr) {
-        n++;
-    }
-    mcf->access_handlers = static_cast<ngx_http_handler_pt*>(ngx_pcalloc(cycle->pool, (n + 1) * sizeof(ngx_http_handler_pt)));
-    if (mcf->access_handlers == nullptr) {
-        return NGX_ERROR;
-    }
-    for (ngx_uint_t i = 0; i < n; i++) {
-        if (ph[i].checker == ngx_http_core_access_phase && ph[i].handler != access_wrapper) {
-            mcf->access_handlers[i] = ph[i].handler;
-            ph[i].handler = access_wrapper;
+    for (ngx_http_phase_handler_t* ph = cmcf->phase_engine.handlers; ph->checker != nullptr; ph++) {
+        if (ph->checker == ngx_http_core_access_phase) {
+            ph->checker = access_checker;
         }
     }
     return NGX_OK;
