@@ -66,6 +66,18 @@ http {
             proxy_pass http://backend/status/;
         }
         location = /internal/admin { internal; proxy_pass http://backend/status/200; }
+        location /exec/ {
+            pairguard acct;
+            access_by_lua_block { return ngx.exec("/exec-target") }
+            proxy_pass http://backend/status/;
+        }
+        location = /exec-target { return 200 "exec target\n"; }
+        location /execnamed/ {
+            pairguard acct;
+            access_by_lua_block { return ngx.exec("@named") }
+            proxy_pass http://backend/status/;
+        }
+        location @named { return 200 "named\n"; }
         location /pindeny/ {
             allow 127.0.0.2; deny all;
             pairguard acct;
@@ -110,6 +122,16 @@ is(req('/pindeny/200', 'dora', '1234'), 200, 'the allowed client reaches the ups
 # past deny, the Lua check's refusal of a wrong PIN counts in the same location
 @st = map { req('/pindeny/200', 'dora', "000$_") } 1 .. 4;
 is("@st", '302 302 302 429', "the allowed client's wrong PINs lock at the third");
+
+# ngx.exec finishes the request inside the access handler (NGX_DONE): the
+# module's checker must not touch it afterwards (a review saw valgrind's
+# invalid reads of the freed request; the sanitizer run covers this file)
+for my $i (1, 2) {
+    my $r = http_get($P, '/exec/200', headers => { 'X-Account' => 'gus' });
+    is("$r->{status} $r->{body}", "200 exec target\n", "ngx.exec from the access phase (request $i)");
+    $r = http_get($P, '/execnamed/200', headers => { 'X-Account' => 'gus' });
+    is("$r->{status} $r->{body}", "200 named\n", "ngx.exec into a named location (request $i)");
+}
 
 my @keys = $redis->guard_keys;
 is(scalar @keys, 4, 'one key in Redis per account that failed (amy, ben, cat, dora)');

@@ -67,10 +67,12 @@ struct ngx_http_pairguard_main_conf_t {
     ngx_flag_t pairing_used;           // endpoints or require_paired: subscribe to events
     pairguard::AuthPolicy* auth;       // pool-owned; pairguard_auth_policy or defaults
     ngx_str_t thread_pool_name;        // pairguard_thread_pool, default "default"
-    // allow/deny's handler (ngx_http_access_module), learnt at
-    // postconfiguration: its 403 refuses the client's address, not a key;
-    // null: that module is not built in
+    // allow/deny's and auth_basic's ACCESS handlers, learnt at
+    // postconfiguration: deny's 403 refuses the client's address, and
+    // auth_basic's 401 to a request without credentials is a challenge,
+    // neither a guess; null: that module is not built in
     ngx_http_handler_pt address_handler;
+    ngx_http_handler_pt basic_handler;
     ngx_thread_pool_t* thread_pool;    // for Argon2id, when a location needs it
     ngx_flag_t events_log;             // pairguard_events_log: worker 0 logs each event
 };
@@ -157,15 +159,16 @@ struct ngx_http_pairguard_group_t {
     bool dry_refused = false;
     bool store_local = false;  // the reservation lives in shared memory
     bool settled = false;
-    // the request got past the access phase of the location that reserved
-    // the group (PRECONTENT ran there): a 403 before that is allow/deny's
-    // answer to the client's address, not a guess
+    // the request got past the access phase of a location holding one of
+    // the group's policies (PRECONTENT ran there, no status forced by an
+    // error_page) since the last refusal: what follows is judged
     bool passed_access = false;
-    // the location's access phase refused the request (allow/deny,
-    // auth_basic, auth_request, satisfy): what the refusal counts for the
-    // group, whatever an error_page then made of the request
-    // (ngx_http_pairguard_access_refused)
+    // a location holding one of the group's policies refused the request
+    // in its access phase (allow/deny, auth_basic, auth_request, satisfy,
+    // another module's handler; access_refused)
     bool access_refused = false;
+    // failure: one such refusal was a wrong guess, which it stays whatever
+    // the request did after it; neutral otherwise
     pairguard::Outcome access_outcome = pairguard::Outcome::neutral;
     // Where the request stood when this group was reserved: only what it
     // did after counts for the group (an upstream that answered 404 in an

@@ -15,8 +15,10 @@
 #include "ngx_http_pairguard.h"
 #include "ngx_http_pairguard_metrics.h"
 
-// allow/deny's module; weak: an nginx built without it leaves this null
+// allow/deny's and auth_basic's modules; weak: an nginx built without one
+// leaves it null
 extern "C" ngx_module_t ngx_http_access_module __attribute__((weak));
+extern "C" ngx_module_t ngx_http_auth_basic_module __attribute__((weak));
 
 namespace {
 
@@ -651,12 +653,20 @@ bool upstream_failed(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx,
     return failed;
 }
 
-// The group's location refused the request in its access phase (noted by
-// access_refused where the refusal was made) and no location of its
-// policies passed it since: the refusal decides, but for what an upstream
-// answered after it.
+// A location of the group's policies refused the request in its access
+// phase (noted by access_refused where the refusal was made) and no location
+// of them passed it since: what an error_page made of the refusal is the
+// refusal (never a success), but for the real answer of a location it was
+// handed to with `error_page CODE = LOCATION` (no status forced: the
+// request's answer is that location's) whose upstream failed. A page served
+// with a forced status (`error_page 403 /denied.html`, `=401`) is a page:
+// what its location fetched is not a judgment of the key.
 bool refused_in_access(const ngx_http_pairguard_group_t& g) {
     return g.access_refused && !g.passed_access;
+}
+
+bool forced_error_page(const ngx_http_request_t* r) {
+    return r->err_status != 0;
 }
 
 // Whether an answer that came before the group's location got past its
@@ -684,12 +694,9 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                 Outcome outcome = ctx->guard_refused ? Outcome::neutral : classify(g.lcf, r->headers_out.status);
                 bool upstream_success = true;
                 if (refused_in_access(g)) {
-                    // whatever error_page made of the refusal, but for an
-                    // upstream that judged the request after it (an
-                    // error_page into a proxied location): never a success
-                    outcome = g.access_outcome;
+                    outcome = Outcome::neutral;
                     upstream_success = false;
-                    if (upstream_failed(r, ctx, g, nullptr)) {
+                    if (!forced_error_page(r) && upstream_failed(r, ctx, g, nullptr)) {
                         outcome = Outcome::failure;
                     }
                 } else {
@@ -704,6 +711,11 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                     if (upstream_failed(r, ctx, g, &upstream_success)) {
                         outcome = Outcome::failure;
                     }
+                }
+                if (g.access_outcome == Outcome::failure) {
+                    // a refusal that was a wrong guess stays one, wherever
+                    // the request went after it (a login page's 200)
+                    outcome = Outcome::failure;
                 }
                 ngx_http_pairguard_metric_outcome(g, outcome);
                 settle(r, g, outcome);
@@ -789,13 +801,15 @@ void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcep
                 Outcome outcome = Outcome::neutral;
                 if (refused_in_access(g)) {
                     // `error_page 403 = /gone` with `return 444`: the
-                    // refusal, unless an upstream had the request after it
-                    outcome = g.access_outcome;
-                    if (upstream_failed(r, ctx, g, nullptr) || upstream_attempted(r, ctx, g)) {
+                    // refusal, unless an upstream it was handed to had it
+                    if (!forced_error_page(r) && (upstream_failed(r, ctx, g, nullptr) || upstream_attempted(r, ctx, g))) {
                         outcome = Outcome::failure;
                     }
                 } else if (upstream_failed(r, ctx, g, nullptr) || (!ctx->guard_refused && upstream_saw(r, ctx, g))) {
                     outcome = Outcome::failure;
+                }
+                if (g.access_outcome == Outcome::failure) {
+                    outcome = Outcome::failure;  // a refusal that was a wrong guess
                 }
                 ngx_http_pairguard_metric_outcome(g, outcome);
                 settle(r, g, outcome);
@@ -846,11 +860,15 @@ ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept {
     if (lcf->policies == nullptr || lcf->policies->nelts == 0) {
         return NGX_DECLINED;  // no group is reserved with this location's lists
     }
+    if (forced_error_page(r)) {
+        return NGX_DECLINED;  // a page with a forced status: nothing judged here
+    }
     if (ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r)) {
         // every group holding one of this location's policies: an
-        // error_page from a location that refused may lead into another
-        // location of the same policy (which then reserves nothing again),
-        // and what comes after its access phase is judged as anywhere
+        // error_page from a location that refused may hand the request to
+        // another location of the same policy (which then reserves nothing
+        // again), and what comes after its access phase is judged as
+        // anywhere
         auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(lcf->policies->elts);
         for (auto& g : ctx->groups) {
             if (g.passed_access || g.settled) {
@@ -870,23 +888,23 @@ ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept {
 // ---- the access phase's refusals --------------------------------------------
 //
 // A refusal in the access phase (allow/deny, auth_basic, auth_request, any
-// module's handler) is noted where it is made, on every group the location
-// reserved: an error_page may turn it into anything (a 302 to a login page,
-// a page, `return 444`), and what counts for the group is the refusal. It
-// is classified like an upstream's answer (auth_basic's 401, an
-// access_by_lua check's 403: a wrong guess when the status is a failure
-// status), but for allow/deny's 403, which refuses the client's address
-// before anything judged its key, and counts nothing; an auth_request's
-// answer counts as its subrequest's (upstream_failed). With `satisfy any`
-// every handler runs: any refusal that counts decides. Two things come
-// after the refusal and still count: an upstream's failure (an error_page
-// into a proxied location whose upstream judged the request), and the
-// request passing the access phase of a location of the same policy (an
-// error_page into `@app` guarded by it): from there it is judged as
-// anywhere (guard_precontent).
+// module's handler) is noted where it is made, on every group holding one of
+// the refusing location's policies: an error_page may turn it into anything
+// (a 302 to a login page, a page, `return 444`). A refusal that judged the
+// key is classified like an upstream's answer (auth_basic's 401 to wrong
+// credentials, an access_by_lua check's 403, an auth_request's subrequest)
+// and a failure stays one whatever follows; deny's 403 (the client's
+// address) and auth_basic's challenge of a request without credentials
+// judge nothing. With `satisfy any` every handler runs: any refusal that
+// counts decides. After a refusal, a location the request is handed to
+// with `error_page CODE = LOCATION` is judged: its upstream's failures
+// count (refused_in_access), and a location of the same policy judges it
+// as anywhere (guard_precontent); a page with a forced status is not.
 namespace {
 
-void access_refused(ngx_http_request_t* r, ngx_int_t rc, bool address_only) {
+// `judged`: whether the refusal judged the request's key (not deny's 403,
+// not auth_basic's challenge of a request without credentials).
+void access_refused(ngx_http_request_t* r, ngx_int_t rc, bool judged) {
     auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));
     if (lcf->policies == nullptr || lcf->policies->nelts == 0) {
         return;
@@ -896,16 +914,27 @@ void access_refused(ngx_http_request_t* r, ngx_int_t rc, bool address_only) {
         return;
     }
     // a refusal is no success
-    Outcome o = !address_only && classify(lcf, static_cast<ngx_uint_t>(rc)) == Outcome::failure ? Outcome::failure
-                                                                                                   : Outcome::neutral;
+    bool failure = judged && classify(lcf, static_cast<ngx_uint_t>(rc)) == Outcome::failure;
+    // every group holding one of this location's policies, wherever it was
+    // reserved (`try_files ... @gated` after the location that reserved it
+    // passed its own access phase): the request is refused here
+    auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(lcf->policies->elts);
     for (auto& g : ctx->groups) {
-        if (g.lcf != lcf || g.passed_access || g.settled) {
+        if (g.settled) {
             continue;
         }
-        if (o == Outcome::failure || upstream_failed(r, ctx, g, nullptr)) {
+        bool held = false;
+        for (ngx_uint_t i = 0; i < lcf->policies->nelts && !held; i++) {
+            held = holds(g, refs[i].policy);
+        }
+        if (!held) {
+            continue;
+        }
+        if (failure || upstream_failed(r, ctx, g, nullptr)) {
             g.access_outcome = Outcome::failure;
         }
         g.access_refused = true;
+        g.passed_access = false;
     }
 }
 
@@ -929,9 +958,17 @@ ngx_int_t access_checker(ngx_http_request_t* r, ngx_http_phase_handler_t* ph) no
     }
     ngx_http_handler_pt handler = ph->handler;
     ngx_int_t rc = handler(r);
+    if (rc == NGX_AGAIN || rc == NGX_DONE) {
+        // as nginx's checker: the handler may have finished the request
+        // already (access_by_lua's ngx.exec), `r` is not touched again
+        return NGX_OK;
+    }
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         try {
-            access_refused(r, rc, handler == main_conf(r)->address_handler && rc == NGX_HTTP_FORBIDDEN);
+            ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
+            bool address = handler == mcf->address_handler && rc == NGX_HTTP_FORBIDDEN;
+            bool challenge = handler == mcf->basic_handler && rc == NGX_HTTP_UNAUTHORIZED && r->headers_in.user.len == 0;
+            access_refused(r, rc, !address && !challenge);
         } catch (const std::exception& e) {
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
         }
@@ -946,33 +983,33 @@ ngx_int_t access_checker(ngx_http_request_t* r, ngx_http_phase_handler_t* ph) no
 
 }  // namespace
 
-// allow/deny's ACCESS handler, so that its 403 can be told from other
-// handlers' (access_refused). ngx_http_access_module keeps it static; its
-// postconfiguration does nothing but push it onto the access phase's
-// handlers, so it is run once more here and what it pushed is taken back
-// off. An nginx built without that module (the weak reference is null), or
-// a postconfiguration that does anything else, leaves it unknown: every
-// access handler's 403 is then classified like an upstream's.
-static void learn_address_handler(ngx_conf_t* cf) {
-    auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_pairguard_module));
-    mcf->address_handler = nullptr;
-    if (&ngx_http_access_module == nullptr || ngx_http_access_module.type != NGX_HTTP_MODULE) {
-        return;
+// The ACCESS handler of a module nginx builds in (allow/deny's, auth_basic's),
+// so that its refusals can be told from other handlers' (access_checker):
+// those modules keep their handler static, and their postconfiguration does
+// nothing but push it onto the access phase's handlers, so it is run once
+// more here and what it pushed is taken back off. A module nginx was built
+// without (the weak reference is null), or a postconfiguration that does
+// anything else, leaves it unknown (null): its refusals are then classified
+// like any handler's.
+static ngx_http_handler_pt learn_access_handler(ngx_conf_t* cf, ngx_module_t* module) {
+    if (module == nullptr || module->type != NGX_HTTP_MODULE) {
+        return nullptr;
     }
-    auto* module_ctx = static_cast<ngx_http_module_t*>(ngx_http_access_module.ctx);
+    auto* module_ctx = static_cast<ngx_http_module_t*>(module->ctx);
     if (module_ctx == nullptr || module_ctx->postconfiguration == nullptr) {
-        return;
+        return nullptr;
     }
     auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
     ngx_array_t* handlers = &cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers;
     ngx_uint_t before = handlers->nelts;
-    ngx_int_t rc = module_ctx->postconfiguration(cf);
-    if (rc == NGX_OK && handlers->nelts == before + 1) {
-        mcf->address_handler = static_cast<ngx_http_handler_pt*>(handlers->elts)[before];
+    ngx_http_handler_pt found = nullptr;
+    if (module_ctx->postconfiguration(cf) == NGX_OK && handlers->nelts == before + 1) {
+        found = static_cast<ngx_http_handler_pt*>(handlers->elts)[before];
     }
     if (handlers->nelts > before) {
         handlers->nelts = before;
     }
+    return found;
 }
 
 // Runs in init_module, after the whole configuration built the phase engine
@@ -1095,6 +1132,8 @@ void ngx_http_pairguard_log_lock_end(ngx_log_t* log, const ngx_http_pairguard_ke
 ngx_int_t ngx_http_pairguard_init_guard(ngx_conf_t* cf) {
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = header_filter;
-    learn_address_handler(cf);
+    auto* mcf = static_cast<ngx_http_pairguard_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_pairguard_module));
+    mcf->address_handler = learn_access_handler(cf, &ngx_http_access_module);
+    mcf->basic_handler = learn_access_handler(cf, &ngx_http_auth_basic_module);
     return NGX_OK;
 }
