@@ -28,6 +28,7 @@ my $dir   = testdir();
 write_file("$dir/htpasswd", "u:\$apr1\$pgsalt\$MQ//fZidl.akGeLQW82TL.\n");
 mkdir "$dir/www";
 write_file("$dir/www/denied.html", "denied\n");
+write_file("$dir/www/failed.html", "failed\n");
 my $conf = <<'CONF';
 http {
     %%HTTP_COMMON%%
@@ -35,6 +36,7 @@ http {
     pairguard_secret_file %%SECRET_FILE%%;
     pairguard_policy acct key=$http_x_account max_failures=3 window=15m lockout=15m;
     pairguard_policy dev key=$http_x_account max_failures=3 window=15m lockout=15m device_cookie=pgdev;
+    pairguard_policy user key=$pairguard_body_username max_failures=3 window=15m lockout=15m;
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
 
     server {
@@ -109,11 +111,58 @@ http {
         }
         location @devlogin { return 302 /login; }
     }
+
+    # policies per location; named locations that do not repeat them
+    server {
+        listen 127.0.0.1:%%PORT3%%;
+        root %%DIR%%/www;
+        location = /failed.html { }
+        location = /office/login {
+            allow 127.0.0.2; deny all;
+            pairguard user;
+            error_page 403 = @pub;
+            proxy_pass http://backend/api/login;
+        }
+        location = /mixed/login {
+            auth_basic "pg";
+            auth_basic_user_file %%DIR%%/htpasswd;
+            pairguard user;
+            error_page 401 = @pub;
+            proxy_pass http://backend/api/login;
+        }
+        location @pub {
+            rewrite ^ /api/login break;
+            proxy_pass http://backend;
+            proxy_intercept_errors on;
+            error_page 401 /failed.html;
+        }
+        location /site/ {
+            pairguard dev;
+            try_files /nonexistent @prot;
+        }
+        location @prot {
+            auth_basic "pg";
+            auth_basic_user_file %%DIR%%/htpasswd;
+            error_page 401 = @login;
+            rewrite ^ /status/200 break;
+            proxy_pass http://backend;
+        }
+        location @login { return 302 /login; }
+        location /app/ {
+            pairguard acct;
+            try_files /nonexistent @gated;
+        }
+        location @gated {
+            allow 127.0.0.2; deny all;
+            rewrite ^ /status/200 break;
+            proxy_pass http://backend;
+        }
+    }
 }
 CONF
 $conf =~ s/%%DIR%%/$dir/g;
 my $ng = start_nginx($conf, redis => $redis, upstream => $up);
-my ($P, $P2) = ($ng->port, $ng->port('PORT2'));
+my ($P, $P2, $P3) = ($ng->port, $ng->port('PORT2'), $ng->port('PORT3'));
 my ($IN, $OUT) = ('127.0.0.2', '127.0.0.1');
 
 sub req ($port, $path, $account, $from, %h) {
@@ -162,5 +211,29 @@ is("@st", '401 401 401 429', 'wrong passwords lock at the third');
 
 my @keys = sort $redis->guard_keys;
 is(scalar @keys, 3, 'keys in Redis only for the accounts that failed (v5, v7, v8)');
+
+# handed on (error_page 403 = @pub) to an unguarded app login that shows
+# its own 401 page (proxy_intercept_errors): that upstream's 401s count,
+# though the intercept forces the page's status afterwards
+sub login ($path, $user, $pw, $from = $OUT) {
+    return http_post_json($P3, $path, { username => $user, password => $pw }, from => $from)->{status};
+}
+$up->reset;
+@st = map { login('/office/login', 'alice', "bad$_") } 1 .. 6;
+is("@st", '401 401 401 429 429 429', 'deny into an intercepting app login: wrong passwords lock');
+is($up->count('/api/login'), 3, 'the upstream got exactly max_failures guesses');
+@st = map { login('/mixed/login', 'carl', "bad$_", $IN) } 1 .. 5;
+is("@st", '401 401 401 429 429', "auth_basic's challenge into an intercepting app login: wrong passwords lock");
+is(login('/mixed/login', 'dina', 'dina-password', $IN), 200, 'a right password through it passes');
+
+# named locations that do not repeat the policy refuse for it too
+@st = map { req($P3, '/app/x', 'w1', $OUT) } 1 .. 5;
+is("@st", '403 403 403 403 403', 'try_files into an unguarded @gated: the outsider never gets 429');
+is(req($P3, '/app/x', 'w1', $IN), 200, 'the allowed client is not locked');
+$r = http_get($P3, '/site/x', headers => { 'X-Account' => 'w2', basic('bad0') });
+is($r->{status}, 302, 'try_files into an unguarded @prot: a wrong password gets the 302');
+ok(!defined $r->{headers}{'set-cookie'}, 'and no trusted-device cookie');
+@st = map { req($P3, '/site/x', 'w2', $IN, basic("bad$_")) } 1 .. 3;
+is("@st", '302 302 429', 'its wrong passwords lock at the third');
 
 done();

@@ -212,6 +212,11 @@ struct ngx_http_pairguard_ctx_t {
     // the request's subrequests, in the order they ran: an auth_request's
     // answer decides the request, whatever error_page makes of it
     std::vector<ngx_http_request_t*> subrequests;
+    // the content locations the request entered (PRECONTENT), in order: the
+    // number of upstream attempts it had made on entering, and whether the
+    // location serves an error_page with a forced status (a page: what its
+    // upstream answers judges nothing after an access-phase refusal)
+    std::vector<std::pair<ngx_uint_t, bool>> entered;
 
     bool decided = false;  // for $pairguard_decision
     bool denied = false;

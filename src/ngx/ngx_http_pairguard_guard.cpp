@@ -665,8 +665,35 @@ bool refused_in_access(const ngx_http_pairguard_group_t& g) {
     return g.access_refused && !g.passed_access;
 }
 
-bool forced_error_page(const ngx_http_request_t* r) {
-    return r->err_status != 0;
+// What the upstream attempts made since the group's reservation in locations
+// the request was handed to (not pages with a forced status: ctx->entered)
+// say after such a refusal: `failure` when one answered a failure status,
+// `attempted` when one sent or got anything.
+void handed_on_answers(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_group_t& g,
+                       bool* failure, bool* attempted) {
+    *failure = false;
+    *attempted = false;
+    if (r->upstream_states == nullptr) {
+        return;
+    }
+    auto* st = static_cast<ngx_http_upstream_state_t*>(r->upstream_states->elts);
+    for (ngx_uint_t i = g.states_from; i < r->upstream_states->nelts; i++) {
+        bool forced = false;
+        for (const auto& [from, page] : ctx->entered) {
+            if (from <= i) {
+                forced = page;  // the last location entered before attempt i
+            }
+        }
+        if (forced) {
+            continue;
+        }
+        if (st[i].status != 0 && classify(g.lcf, st[i].status) == Outcome::failure) {
+            *failure = true;
+        }
+        if (st[i].status != 0 || st[i].bytes_sent > 0 || st[i].bytes_received > 0) {
+            *attempted = true;
+        }
+    }
 }
 
 // Whether an answer that came before the group's location got past its
@@ -696,7 +723,9 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                 if (refused_in_access(g)) {
                     outcome = Outcome::neutral;
                     upstream_success = false;
-                    if (!forced_error_page(r) && upstream_failed(r, ctx, g, nullptr)) {
+                    bool failure = false, attempted = false;
+                    handed_on_answers(r, ctx, g, &failure, &attempted);
+                    if (failure) {
                         outcome = Outcome::failure;
                     }
                 } else {
@@ -745,11 +774,8 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
 // it, and one that made a subrequest (`mirror`, `auth_request`, SSI) or went
 // on to another location after it was proxied (error_page into an njs or
 // Lua handler) may have been carried on by it, whatever its upstream did.
-// Whether, since the group was reserved, the request was carried elsewhere
-// (a subrequest, another location after it was proxied) or one of its
-// upstream attempts sent a byte or got an answer.
-bool upstream_attempted(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_group_t& g) {
-    if (ctx->carried_on != g.carried_from) {
+bool upstream_saw(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_group_t& g) {
+    if (r->upstream == g.upstream_at || ctx->carried_on != g.carried_from) {
         return true;
     }
     // the states are final by now: the upstream's own cleanup (finalizing
@@ -763,10 +789,6 @@ bool upstream_attempted(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* c
         }
     }
     return false;
-}
-
-bool upstream_saw(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_group_t& g) {
-    return r->upstream == g.upstream_at || upstream_attempted(r, ctx, g);
 }
 
 }  // namespace
@@ -802,7 +824,9 @@ void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcep
                 if (refused_in_access(g)) {
                     // `error_page 403 = /gone` with `return 444`: the
                     // refusal, unless an upstream it was handed to had it
-                    if (!forced_error_page(r) && (upstream_failed(r, ctx, g, nullptr) || upstream_attempted(r, ctx, g))) {
+                    bool failure = false, attempted = false;
+                    handed_on_answers(r, ctx, g, &failure, &attempted);
+                    if (failure || attempted) {
                         outcome = Outcome::failure;
                     }
                 } else if (upstream_failed(r, ctx, g, nullptr) || (!ctx->guard_refused && upstream_saw(r, ctx, g))) {
@@ -856,14 +880,25 @@ ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept {
     if (r != r->main) {
         return NGX_DECLINED;
     }
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
+    if (ctx == nullptr || ctx->groups.empty()) {
+        return NGX_DECLINED;
+    }
+    // an error_page with a forced status (`error_page 403 /denied.html`,
+    // `=401`) serves a page here: nothing judged. Read now: an upstream
+    // error this location intercepts sets it later.
+    bool forced = r->err_status != 0;
+    try {
+        ctx->entered.emplace_back(r->upstream_states != nullptr ? r->upstream_states->nelts : 0, forced);
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
     auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));
-    if (lcf->policies == nullptr || lcf->policies->nelts == 0) {
-        return NGX_DECLINED;  // no group is reserved with this location's lists
+    if (lcf->policies == nullptr || lcf->policies->nelts == 0 || forced) {
+        return NGX_DECLINED;
     }
-    if (forced_error_page(r)) {
-        return NGX_DECLINED;  // a page with a forced status: nothing judged here
-    }
-    if (ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r)) {
+    {
         // every group holding one of this location's policies: an
         // error_page from a location that refused may hand the request to
         // another location of the same policy (which then reserves nothing
@@ -905,32 +940,21 @@ namespace {
 // `judged`: whether the refusal judged the request's key (not deny's 403,
 // not auth_basic's challenge of a request without credentials).
 void access_refused(ngx_http_request_t* r, ngx_int_t rc, bool judged) {
-    auto* lcf = static_cast<ngx_http_pairguard_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_pairguard_module));
-    if (lcf->policies == nullptr || lcf->policies->nelts == 0) {
-        return;
-    }
     ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
     if (ctx == nullptr) {
         return;
     }
-    // a refusal is no success
-    bool failure = judged && classify(lcf, static_cast<ngx_uint_t>(rc)) == Outcome::failure;
-    // every group holding one of this location's policies, wherever it was
-    // reserved (`try_files ... @gated` after the location that reserved it
-    // passed its own access phase): the request is refused here
-    auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(lcf->policies->elts);
+    // every unsettled group, wherever it was reserved and whether this
+    // location holds its policies or not (`try_files ... @gated` after the
+    // location that reserved it passed its own access phase; a named
+    // location does not inherit `pairguard`): the request is refused here.
+    // Classified with the group's own lists; a refusal is no success.
     for (auto& g : ctx->groups) {
         if (g.settled) {
             continue;
         }
-        bool held = false;
-        for (ngx_uint_t i = 0; i < lcf->policies->nelts && !held; i++) {
-            held = holds(g, refs[i].policy);
-        }
-        if (!held) {
-            continue;
-        }
-        if (failure || upstream_failed(r, ctx, g, nullptr)) {
+        if ((judged && classify(g.lcf, static_cast<ngx_uint_t>(rc)) == Outcome::failure)
+            || upstream_failed(r, ctx, g, nullptr)) {
             g.access_outcome = Outcome::failure;
         }
         g.access_refused = true;
