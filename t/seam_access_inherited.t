@@ -157,6 +157,18 @@ http {
             rewrite ^ /status/200 break;
             proxy_pass http://backend;
         }
+        location /any/ {
+            pairguard dev;
+            try_files /nonexistent @anyapp;
+        }
+        location @anyapp {
+            satisfy any;
+            allow 127.0.0.2; deny all;
+            auth_basic "pg";
+            auth_basic_user_file %%DIR%%/htpasswd;
+            rewrite ^ /status/$arg_s break;
+            proxy_pass http://backend;
+        }
     }
 }
 CONF
@@ -235,5 +247,16 @@ is($r->{status}, 302, 'try_files into an unguarded @prot: a wrong password gets 
 ok(!defined $r->{headers}{'set-cookie'}, 'and no trusted-device cookie');
 @st = map { req($P3, '/site/x', 'w2', $IN, basic("bad$_")) } 1 .. 3;
 is("@st", '302 302 429', 'its wrong passwords lock at the third');
+
+# satisfy any: deny's 403 followed by auth_basic's pass is no refusal; the
+# upstream judges (a review lost the success and the device cookie)
+@st = map { req($P3, "/any/x?s=$_", 'w3', $OUT, basic('right')) } 401, 401;
+is("@st", '401 401', "satisfy any, passed by auth_basic: the upstream's 401s");
+$r = http_get($P3, '/any/x?s=200', from => $OUT, headers => { 'X-Account' => 'w3', basic('right') });
+is($r->{status}, 200, "the upstream's 200");
+like($r->{headers}{'set-cookie'} // '', qr/^pgdev=/, 'is a success: the device cookie');
+@st = map { req($P3, "/any/x?s=$_", 'w3', $OUT, basic('right')) } 401, 401, 401;
+is("@st", '401 401 401', 'and it reset the count: three more failures before a lock');
+is(req($P3, '/any/x?s=200', 'w3', $OUT, basic('right')), 429, 'the third locked');
 
 done();

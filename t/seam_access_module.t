@@ -78,6 +78,20 @@ http {
             proxy_pass http://backend/status/;
         }
         location @named { return 200 "named\n"; }
+        location /office/ {
+            allow 127.0.0.2; deny all;
+            pairguard acct;
+            error_page 403 = @capture;
+            proxy_pass http://backend/status/;
+        }
+        location @capture {
+            content_by_lua_block {
+                local res = ngx.location.capture("/check/" .. ngx.var.arg_s)
+                ngx.status = res.status
+                ngx.print(res.body)
+            }
+        }
+        location /check/ { internal; proxy_pass http://backend/status/; }
         location /pindeny/ {
             allow 127.0.0.2; deny all;
             pairguard acct;
@@ -133,7 +147,12 @@ for my $i (1, 2) {
     is("$r->{status} $r->{body}", "200 named\n", "ngx.exec into a named location (request $i)");
 }
 
+# deny into a location that asks the application through a subrequest
+# (ngx.location.capture): the subrequest's failures count
+@st = map { http_get($P, '/office/x?s=401', from => $OUT, headers => { 'X-Account' => 'hal' })->{status} } 1 .. 5;
+is("@st", '401 401 401 429 429', "deny into a subrequest's check: its 401s lock the account");
+
 my @keys = $redis->guard_keys;
-is(scalar @keys, 4, 'one key in Redis per account that failed (amy, ben, cat, dora)');
+is(scalar @keys, 5, 'one key in Redis per account that failed (amy, ben, cat, dora, hal)');
 
 done();

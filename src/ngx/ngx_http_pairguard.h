@@ -216,7 +216,16 @@ struct ngx_http_pairguard_ctx_t {
     // number of upstream attempts it had made on entering, and whether the
     // location serves an error_page with a forced status (a page: what its
     // upstream answers judges nothing after an access-phase refusal)
-    std::vector<std::pair<ngx_uint_t, bool>> entered;
+    struct entered_t {
+        ngx_uint_t states;       // upstream attempts made before
+        size_t subrequests;      // subrequests made before
+        bool forced;
+    };
+    std::vector<entered_t> entered;
+    // `satisfy any`: the refusals of the access phase under way, noted only
+    // if it ends refused (POST_ACCESS), not when another handler passes
+    // the request: {status, judged}
+    std::vector<std::pair<ngx_int_t, bool>> pending_refusals;
 
     bool decided = false;  // for $pairguard_decision
     bool denied = false;

@@ -673,26 +673,45 @@ void handed_on_answers(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ct
                        bool* failure, bool* attempted) {
     *failure = false;
     *attempted = false;
-    if (r->upstream_states == nullptr) {
-        return;
-    }
-    auto* st = static_cast<ngx_http_upstream_state_t*>(r->upstream_states->elts);
-    for (ngx_uint_t i = g.states_from; i < r->upstream_states->nelts; i++) {
-        bool forced = false;
-        for (const auto& [from, page] : ctx->entered) {
-            if (from <= i) {
-                forced = page;  // the last location entered before attempt i
+    // whether the last location entered before the n-th attempt (or
+    // subrequest) was a page with a forced status
+    auto forced = [ctx](auto field, size_t n) {
+        bool page = false;
+        for (const auto& e : ctx->entered) {
+            if (e.*field <= n) {
+                page = e.forced;
             }
         }
-        if (forced) {
-            continue;
-        }
-        if (st[i].status != 0 && classify(g.lcf, st[i].status) == Outcome::failure) {
+        return page;
+    };
+    auto answer = [&](ngx_uint_t status, bool sent) {
+        if (status != 0 && classify(g.lcf, status) == Outcome::failure) {
             *failure = true;
         }
-        if (st[i].status != 0 || st[i].bytes_sent > 0 || st[i].bytes_received > 0) {
-            *attempted = true;
+        *attempted = *attempted || status != 0 || sent;
+    };
+    if (r->upstream_states != nullptr) {
+        auto* st = static_cast<ngx_http_upstream_state_t*>(r->upstream_states->elts);
+        for (ngx_uint_t i = g.states_from; i < r->upstream_states->nelts; i++) {
+            if (!forced(&ngx_http_pairguard_ctx_t::entered_t::states, i)) {
+                answer(st[i].status, st[i].bytes_sent > 0 || st[i].bytes_received > 0);
+            }
         }
+    }
+    // a subrequest that answered (ngx.location.capture, SSI, auth_request
+    // in the location it was handed to), but mirrors
+    for (size_t j = g.subrequests_from; j < ctx->subrequests.size(); j++) {
+        const ngx_http_request_t* sr = ctx->subrequests[j];
+        if (in_background(sr) || forced(&ngx_http_pairguard_ctx_t::entered_t::subrequests, j)) {
+            continue;
+        }
+        if (sr->upstream_states != nullptr) {
+            auto* st = static_cast<ngx_http_upstream_state_t*>(sr->upstream_states->elts);
+            for (ngx_uint_t i = 0; i < sr->upstream_states->nelts; i++) {
+                answer(st[i].status, st[i].bytes_sent > 0 || st[i].bytes_received > 0);
+            }
+        }
+        answer(sr->headers_out.status, false);
     }
 }
 
@@ -826,7 +845,7 @@ void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcep
                     // refusal, unless an upstream it was handed to had it
                     bool failure = false, attempted = false;
                     handed_on_answers(r, ctx, g, &failure, &attempted);
-                    if (failure || attempted) {
+                    if (failure || attempted || ctx->carried_on != g.carried_from) {
                         outcome = Outcome::failure;
                     }
                 } else if (upstream_failed(r, ctx, g, nullptr) || (!ctx->guard_refused && upstream_saw(r, ctx, g))) {
@@ -889,7 +908,7 @@ ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept {
     // error this location intercepts sets it later.
     bool forced = r->err_status != 0;
     try {
-        ctx->entered.emplace_back(r->upstream_states != nullptr ? r->upstream_states->nelts : 0, forced);
+        ctx->entered.push_back({r->upstream_states != nullptr ? r->upstream_states->nelts : 0, ctx->subrequests.size(), forced});
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -976,6 +995,25 @@ ngx_int_t returned_access_rc(ngx_http_request_t*) noexcept {
 // auth_delay and finalizing stay nginx's. Handlers stay in their entries, so
 // a module that moves its entry at run time (access_by_lua moves itself to
 // the end of the phase on the first request) still runs where it put itself.
+// The checker of the POST_ACCESS entry: a `satisfy any` access phase that
+// ends refused (r->access_code) notes its refusals now.
+ngx_int_t post_access_checker(ngx_http_request_t* r, ngx_http_phase_handler_t* ph) noexcept {
+    ngx_http_pairguard_ctx_t* ctx = r == r->main ? ngx_http_pairguard_get_ctx(r) : nullptr;
+    if (ctx != nullptr && !ctx->pending_refusals.empty()) {
+        if (r->access_code != 0) {
+            try {
+                for (const auto& [rc, judged] : ctx->pending_refusals) {
+                    access_refused(r, rc, judged);
+                }
+            } catch (const std::exception& e) {
+                ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
+            }
+        }
+        ctx->pending_refusals.clear();
+    }
+    return ngx_http_core_post_access_phase(r, ph);
+}
+
 ngx_int_t access_checker(ngx_http_request_t* r, ngx_http_phase_handler_t* ph) noexcept {
     if (r != r->main) {
         return ngx_http_core_access_phase(r, ph);  // skips the phase
@@ -987,15 +1025,25 @@ ngx_int_t access_checker(ngx_http_request_t* r, ngx_http_phase_handler_t* ph) no
         // already (access_by_lua's ngx.exec), `r` is not touched again
         return NGX_OK;
     }
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_core_module));
+    bool any = clcf->satisfy != NGX_HTTP_SATISFY_ALL;
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE && ctx != nullptr) {
         try {
             ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
             bool address = handler == mcf->address_handler && rc == NGX_HTTP_FORBIDDEN;
             bool challenge = handler == mcf->basic_handler && rc == NGX_HTTP_UNAUTHORIZED && r->headers_in.user.len == 0;
-            access_refused(r, rc, !address && !challenge);
+            if (any && (rc == NGX_HTTP_FORBIDDEN || rc == NGX_HTTP_UNAUTHORIZED)) {
+                // another handler may still pass the request
+                ctx->pending_refusals.emplace_back(rc, !address && !challenge);
+            } else {
+                access_refused(r, rc, !address && !challenge);
+            }
         } catch (const std::exception& e) {
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "pairguard: %s", e.what());
         }
+    } else if (rc == NGX_OK && any && ctx != nullptr) {
+        ctx->pending_refusals.clear();  // satisfy any: passed
     }
     // `ph` may hold another entry now (a handler that moved its own); the
     // checker reads only `next` of it, the same for every entry of the phase
@@ -1049,6 +1097,8 @@ ngx_int_t ngx_http_pairguard_access_wrap(ngx_cycle_t* cycle) noexcept {
     for (ngx_http_phase_handler_t* ph = cmcf->phase_engine.handlers; ph->checker != nullptr; ph++) {
         if (ph->checker == ngx_http_core_access_phase) {
             ph->checker = access_checker;
+        } else if (ph->checker == ngx_http_core_post_access_phase) {
+            ph->checker = post_access_checker;
         }
     }
     return NGX_OK;
