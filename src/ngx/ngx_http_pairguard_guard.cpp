@@ -989,12 +989,6 @@ ngx_int_t returned_access_rc(ngx_http_request_t*) noexcept {
     return access_rc;
 }
 
-// The checker of every ACCESS entry of the phase engine. It calls the entry's
-// handler itself, notes a refusal, and hands the status to nginx's own
-// checker through a copy of the entry whose handler returns it: satisfy,
-// auth_delay and finalizing stay nginx's. Handlers stay in their entries, so
-// a module that moves its entry at run time (access_by_lua moves itself to
-// the end of the phase on the first request) still runs where it put itself.
 // The checker of the POST_ACCESS entry: a `satisfy any` access phase that
 // ends refused (r->access_code) notes its refusals now.
 ngx_int_t post_access_checker(ngx_http_request_t* r, ngx_http_phase_handler_t* ph) noexcept {
@@ -1014,6 +1008,13 @@ ngx_int_t post_access_checker(ngx_http_request_t* r, ngx_http_phase_handler_t* p
     return ngx_http_core_post_access_phase(r, ph);
 }
 
+// The checker of every ACCESS entry of the phase engine. It calls the entry's
+// handler itself, notes a refusal (under `satisfy any`, one that another
+// handler may still overrule is kept pending), and hands the status to
+// nginx's own checker through a copy of the entry whose handler returns it:
+// satisfy, auth_delay and finalizing stay nginx's. Handlers stay in their entries, so
+// a module that moves its entry at run time (access_by_lua moves itself to
+// the end of the phase on the first request) still runs where it put itself.
 ngx_int_t access_checker(ngx_http_request_t* r, ngx_http_phase_handler_t* ph) noexcept {
     if (r != r->main) {
         return ngx_http_core_access_phase(r, ph);  // skips the phase
