@@ -1028,8 +1028,10 @@ ngx_int_t access_checker(ngx_http_request_t* r, ngx_http_phase_handler_t* ph) no
     }
     auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_core_module));
     bool any = clcf->satisfy != NGX_HTTP_SATISFY_ALL;
-    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE && ctx != nullptr) {
+    bool refused = rc >= NGX_HTTP_SPECIAL_RESPONSE;
+    // (the context only when there is something to note: most handlers decline)
+    ngx_http_pairguard_ctx_t* ctx = refused || (rc == NGX_OK && any) ? ngx_http_pairguard_get_ctx(r) : nullptr;
+    if (refused && ctx != nullptr) {
         try {
             ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
             bool address = handler == mcf->address_handler && rc == NGX_HTTP_FORBIDDEN;
