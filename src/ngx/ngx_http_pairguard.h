@@ -163,9 +163,9 @@ struct ngx_http_pairguard_group_t {
     // the group's policies (PRECONTENT ran there, no status forced by an
     // error_page) since the last refusal: what follows is judged
     bool passed_access = false;
-    // a location holding one of the group's policies refused the request
-    // in its access phase (allow/deny, auth_basic, auth_request, satisfy,
-    // another module's handler; access_refused)
+    // an access phase the request reached after the reservation refused it
+    // (allow/deny, auth_basic, auth_request, satisfy, another module's
+    // handler; access_refused)
     bool access_refused = false;
     // failure: one such refusal was a wrong guess, which it stays whatever
     // the request did after it; neutral otherwise

@@ -615,104 +615,91 @@ bool in_background(const ngx_http_request_t* sr) {
     return false;
 }
 
+// Calls answer(status, sent) for everything the request was answered after
+// the group's reservation: its upstreams' attempts, and its subrequests'
+// attempts and answers but mirrors' (`sent`: the attempt sent or got bytes).
+// `handed_on`: only what was answered in locations the request was handed
+// to, not in pages served with a forced status (ctx->entered).
+template <class Answer>
+void answers_since(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_group_t& g,
+                   bool handed_on, Answer answer) {
+    // whether the last location entered before the n-th attempt (or
+    // subrequest) served a page with a forced status
+    auto forced = [ctx, handed_on](auto field, size_t n) {
+        bool page = false;
+        if (handed_on) {
+            for (const auto& e : ctx->entered) {
+                if (e.*field <= n) {
+                    page = e.forced;
+                }
+            }
+        }
+        return page;
+    };
+    auto states = [&](const ngx_http_request_t* req, ngx_uint_t from, bool main) {
+        if (req->upstream_states != nullptr) {
+            auto* st = static_cast<ngx_http_upstream_state_t*>(req->upstream_states->elts);
+            for (ngx_uint_t i = from; i < req->upstream_states->nelts; i++) {
+                if (!main || !forced(&ngx_http_pairguard_ctx_t::entered_t::states, i)) {
+                    answer(st[i].status, st[i].bytes_sent > 0 || st[i].bytes_received > 0);
+                }
+            }
+        }
+    };
+    states(r, g.states_from, true);
+    for (size_t j = g.subrequests_from; j < ctx->subrequests.size(); j++) {
+        const ngx_http_request_t* sr = ctx->subrequests[j];
+        if (!in_background(sr) && !forced(&ngx_http_pairguard_ctx_t::entered_t::subrequests, j)) {
+            states(sr, 0, false);
+            answer(sr->headers_out.status, false);
+        }
+    }
+}
+
 // What the request was answered after the group's reservation, read with
-// the group's status lists: its upstreams' answers (every attempt) and
-// those of its subrequests but mirrors (an auth_request's 401 decides the
-// request even when `error_page 401 = @login` turns it into a 302).
-// `failure` when any was a failure (a failure wins), and whether every one
-// was a success (none: true).
+// the group's status lists (an auth_request's 401 decides the request even
+// when `error_page 401 = @login` turns it into a 302): `failure` when any
+// was a failure (a failure wins), and whether every one was a success
+// (none: true).
 bool upstream_failed(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_group_t& g,
                      bool* all_success) {
     bool failed = false, success = true;
-    auto answer = [&](ngx_uint_t status) {
+    answers_since(r, ctx, g, false, [&](ngx_uint_t status, bool) {
         if (status != 0) {
             Outcome u = classify(g.lcf, status);
             failed = failed || u == Outcome::failure;
             success = success && u == Outcome::success;
         }
-    };
-    auto states = [&](const ngx_http_request_t* req, ngx_uint_t from) {
-        if (req->upstream_states != nullptr) {
-            auto* st = static_cast<ngx_http_upstream_state_t*>(req->upstream_states->elts);
-            for (ngx_uint_t i = from; i < req->upstream_states->nelts; i++) {
-                answer(st[i].status);
-            }
-        }
-    };
-    states(r, g.states_from);
-    for (size_t i = g.subrequests_from; i < ctx->subrequests.size(); i++) {
-        const ngx_http_request_t* sr = ctx->subrequests[i];
-        if (!in_background(sr)) {
-            states(sr, 0);
-            answer(sr->headers_out.status);
-        }
-    }
+    });
     if (all_success != nullptr) {
         *all_success = success;
     }
     return failed;
 }
 
-// A location of the group's policies refused the request in its access
-// phase (noted by access_refused where the refusal was made) and no location
-// of them passed it since: what an error_page made of the refusal is the
-// refusal (never a success), but for the real answer of a location it was
-// handed to with `error_page CODE = LOCATION` (no status forced: the
-// request's answer is that location's) whose upstream failed. A page served
-// with a forced status (`error_page 403 /denied.html`, `=401`) is a page:
-// what its location fetched is not a judgment of the key.
+// An access-phase refusal was noted for the group (access_refused) and no
+// location of its policies passed the request since: what an error_page
+// made of the refusal is the refusal (never a success), but for the real
+// answer of a location it was handed to with `error_page CODE = LOCATION`
+// (no status forced: the request's answer is that location's) whose
+// upstream or subrequest failed. A page served with a forced status
+// (`error_page 403 /denied.html`, `=401`) is a page: what its location
+// fetched is not a judgment of the key.
 bool refused_in_access(const ngx_http_pairguard_group_t& g) {
     return g.access_refused && !g.passed_access;
 }
 
-// What the upstream attempts made since the group's reservation in locations
-// the request was handed to (not pages with a forced status: ctx->entered)
-// say after such a refusal: `failure` when one answered a failure status,
-// `attempted` when one sent or got anything.
-void handed_on_answers(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_group_t& g,
-                       bool* failure, bool* attempted) {
-    *failure = false;
-    *attempted = false;
-    // whether the last location entered before the n-th attempt (or
-    // subrequest) was a page with a forced status
-    auto forced = [ctx](auto field, size_t n) {
-        bool page = false;
-        for (const auto& e : ctx->entered) {
-            if (e.*field <= n) {
-                page = e.forced;
-            }
-        }
-        return page;
-    };
-    auto answer = [&](ngx_uint_t status, bool sent) {
-        if (status != 0 && classify(g.lcf, status) == Outcome::failure) {
-            *failure = true;
-        }
-        *attempted = *attempted || status != 0 || sent;
-    };
-    if (r->upstream_states != nullptr) {
-        auto* st = static_cast<ngx_http_upstream_state_t*>(r->upstream_states->elts);
-        for (ngx_uint_t i = g.states_from; i < r->upstream_states->nelts; i++) {
-            if (!forced(&ngx_http_pairguard_ctx_t::entered_t::states, i)) {
-                answer(st[i].status, st[i].bytes_sent > 0 || st[i].bytes_received > 0);
-            }
-        }
-    }
-    // a subrequest that answered (ngx.location.capture, SSI, auth_request
-    // in the location it was handed to), but mirrors
-    for (size_t j = g.subrequests_from; j < ctx->subrequests.size(); j++) {
-        const ngx_http_request_t* sr = ctx->subrequests[j];
-        if (in_background(sr) || forced(&ngx_http_pairguard_ctx_t::entered_t::subrequests, j)) {
-            continue;
-        }
-        if (sr->upstream_states != nullptr) {
-            auto* st = static_cast<ngx_http_upstream_state_t*>(sr->upstream_states->elts);
-            for (ngx_uint_t i = 0; i < sr->upstream_states->nelts; i++) {
-                answer(st[i].status, st[i].bytes_sent > 0 || st[i].bytes_received > 0);
-            }
-        }
-        answer(sr->headers_out.status, false);
-    }
+// The outcome of a group refused_in_access: failure when a location it was
+// handed to answered a failure, or (`unanswered`: the client went away) had
+// the request at all; and a refusal that was a wrong guess stays one.
+Outcome refused_outcome(ngx_http_request_t* r, const ngx_http_pairguard_ctx_t* ctx, const ngx_http_pairguard_group_t& g,
+                        bool unanswered) {
+    bool failure = false, attempted = unanswered && ctx->carried_on != g.carried_from;
+    answers_since(r, ctx, g, true, [&](ngx_uint_t status, bool sent) {
+        failure = failure || (status != 0 && classify(g.lcf, status) == Outcome::failure);
+        attempted = attempted || status != 0 || sent;
+    });
+    return failure || (unanswered && attempted) ? Outcome::failure : Outcome::neutral;
 }
 
 // Whether an answer that came before the group's location got past its
@@ -740,13 +727,8 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
                 Outcome outcome = ctx->guard_refused ? Outcome::neutral : classify(g.lcf, r->headers_out.status);
                 bool upstream_success = true;
                 if (refused_in_access(g)) {
-                    outcome = Outcome::neutral;
+                    outcome = refused_outcome(r, ctx, g, false);
                     upstream_success = false;
-                    bool failure = false, attempted = false;
-                    handed_on_answers(r, ctx, g, &failure, &attempted);
-                    if (failure) {
-                        outcome = Outcome::failure;
-                    }
                 } else {
                     if (before_access(g, outcome)) {
                         outcome = Outcome::neutral;
@@ -843,11 +825,7 @@ void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcep
                 if (refused_in_access(g)) {
                     // `error_page 403 = /gone` with `return 444`: the
                     // refusal, unless an upstream it was handed to had it
-                    bool failure = false, attempted = false;
-                    handed_on_answers(r, ctx, g, &failure, &attempted);
-                    if (failure || attempted || ctx->carried_on != g.carried_from) {
-                        outcome = Outcome::failure;
-                    }
+                    outcome = refused_outcome(r, ctx, g, true);
                 } else if (upstream_failed(r, ctx, g, nullptr) || (!ctx->guard_refused && upstream_saw(r, ctx, g))) {
                     outcome = Outcome::failure;
                 }
@@ -917,23 +895,14 @@ ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept {
     if (lcf->policies == nullptr || lcf->policies->nelts == 0 || forced) {
         return NGX_DECLINED;
     }
-    {
-        // every group holding one of this location's policies: an
-        // error_page from a location that refused may hand the request to
-        // another location of the same policy (which then reserves nothing
-        // again), and what comes after its access phase is judged as
-        // anywhere
-        auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(lcf->policies->elts);
-        for (auto& g : ctx->groups) {
-            if (g.passed_access || g.settled) {
-                continue;
-            }
-            for (ngx_uint_t i = 0; i < lcf->policies->nelts; i++) {
-                if (holds(g, refs[i].policy)) {
-                    g.passed_access = true;
-                    break;
-                }
-            }
+    // every group holding one of this location's policies: an error_page
+    // from a location that refused may hand the request to another location
+    // of the same policy (which then reserves nothing again), and what comes
+    // after its access phase is judged as anywhere
+    auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(lcf->policies->elts);
+    for (auto& g : ctx->groups) {
+        for (ngx_uint_t i = 0; i < lcf->policies->nelts && !g.passed_access && !g.settled; i++) {
+            g.passed_access = holds(g, refs[i].policy);
         }
     }
     return NGX_DECLINED;
@@ -942,18 +911,18 @@ ngx_int_t ngx_http_pairguard_guard_precontent(ngx_http_request_t* r) noexcept {
 // ---- the access phase's refusals --------------------------------------------
 //
 // A refusal in the access phase (allow/deny, auth_basic, auth_request, any
-// module's handler) is noted where it is made, on every group holding one of
-// the refusing location's policies: an error_page may turn it into anything
-// (a 302 to a login page, a page, `return 444`). A refusal that judged the
-// key is classified like an upstream's answer (auth_basic's 401 to wrong
-// credentials, an access_by_lua check's 403, an auth_request's subrequest)
-// and a failure stays one whatever follows; deny's 403 (the client's
-// address) and auth_basic's challenge of a request without credentials
-// judge nothing. With `satisfy any` every handler runs: any refusal that
-// counts decides. After a refusal, a location the request is handed to
-// with `error_page CODE = LOCATION` is judged: its upstream's failures
-// count (refused_in_access), and a location of the same policy judges it
-// as anywhere (guard_precontent); a page with a forced status is not.
+// module's handler) is noted where it is made, on every unsettled group of
+// the request: an error_page may turn it into anything (a 302 to a login
+// page, a page, `return 444`). A refusal that judged the key is classified
+// like an upstream's answer (auth_basic's 401 to wrong credentials, an
+// access_by_lua check's 403, an auth_request's subrequest) and a failure
+// stays one whatever follows; deny's 403 (the client's address) and
+// auth_basic's challenge of a request without credentials judge nothing.
+// With `satisfy any` a refusal counts only if the phase ends refused
+// (post_access_checker). After a refusal, a location the request is handed
+// to with `error_page CODE = LOCATION` is judged: its failures count
+// (refused_outcome), and a location of the same policy judges it as
+// anywhere (guard_precontent); a page with a forced status is not.
 namespace {
 
 // `judged`: whether the refusal judged the request's key (not deny's 403,
@@ -1012,9 +981,10 @@ ngx_int_t post_access_checker(ngx_http_request_t* r, ngx_http_phase_handler_t* p
 // handler itself, notes a refusal (under `satisfy any`, one that another
 // handler may still overrule is kept pending), and hands the status to
 // nginx's own checker through a copy of the entry whose handler returns it:
-// satisfy, auth_delay and finalizing stay nginx's. Handlers stay in their entries, so
-// a module that moves its entry at run time (access_by_lua moves itself to
-// the end of the phase on the first request) still runs where it put itself.
+// satisfy, auth_delay and finalizing stay nginx's. Handlers stay in their
+// entries, so a module that moves its entry at run time (access_by_lua moves
+// itself to the end of the phase on the first request) still runs where it
+// put itself.
 ngx_int_t access_checker(ngx_http_request_t* r, ngx_http_phase_handler_t* ph) noexcept {
     if (r != r->main) {
         return ngx_http_core_access_phase(r, ph);  // skips the phase
