@@ -971,6 +971,11 @@ sub port ($self, $name = 'PORT') { $self->{ports}{$name} }
 sub pid ($self)                  { $self->{pid} }
 sub dir ($self)                  { $self->{dir} }
 sub error_log ($self)            { PgTest::read_file("$self->{dir}/error.log") }
+# The error log to search for a secret: without the debug lines of nginx's
+# event timers, which print its monotonic clock in milliseconds (a six-digit
+# number from 100 s to 16 min after boot, as on a fresh CI machine: a random
+# six-digit code matched one by chance).
+sub error_log_for_secrets ($self) { join '', grep { !/\[debug\] .*event timer/ } split /^/, $self->error_log }
 sub access_log ($self, $name = 'access.log') { PgTest::read_file("$self->{dir}/$name") }
 sub worker_pids ($self)          { $self->{pid} ? PgTest::_children_of($self->{pid}) : () }
 
