@@ -18,9 +18,21 @@ sub script ($name) {
     return $text;
 }
 my %src = map { $_ => script($_) } qw(guard_reserve guard_settle guard_batch);
+# The single scripts with their fast paths turned off: every key read with
+# GET and written back whole, as without them. The fast paths (one command a
+# key that holds nothing, or only the request's own reservation) must decide
+# and leave exactly what the slow path does.
+my %slow = map { $_ => $src{$_} } qw(guard_reserve guard_settle);
+sub turn_off ($name, $from, $to) {
+    my $n = ($slow{$name} =~ s/\Q$from\E/$to/g);
+    die "guard_batch.t: '$from' occurs $n times in $name, not once\n" unless $n == 1;
+}
+turn_off('guard_reserve', q{if not redis.call('SET', KEYS[kb + i], value, 'NX'}, q{if true or not redis.call('SET', KEYS[kb + i], value, 'NX'});
+turn_off('guard_settle', q{local mine = rtext ~= '0' and}, q{local mine = false and});
 
 my $single = start_redis();
 my $batch  = start_redis();
+my $slowr  = start_redis();
 
 # limits: max_failures window lockout backoff*1000 max_lockout
 # (windows differ: each limit set's compact value and expiry are its own)
@@ -29,6 +41,14 @@ my @B = ('{t}:B', 2, 30000, 400, 1000, 0);
 my @C = ('{t}:C', 5, 45000, 400, 1000, 0);
 # twelve keys with twelve limit sets: set numbers of two digits
 my @D = map { ["{t}:D$_", 2 + $_ % 3, 1000 * (20 + $_), 400, 1000, 0] } 1 .. 12;
+# stacked policies on fresh keys (E, F, G, H), one that locks at its first
+# failure (J), one whose window is not whole seconds (K: no compact form)
+my @E = ('{t}:E', 3, 60000, 400, 1000, 0);
+my @F = ('{t}:F', 2, 30000, 400, 1000, 0);
+my @G = ('{t}:G', 4, 40000, 400, 1000, 0);
+my @H = ('{t}:H', 3, 50000, 400, 1000, 0);
+my @J = ('{t}:J', 1, 60000, 400, 1000, 0);
+my @K = ('{t}:K', 3, 1500, 400, 1000, 0);
 
 # One step: ['r', [keys...]] or ['s', step_index, outcome, [keys...]]
 my @steps = (
@@ -44,10 +64,25 @@ my @steps = (
     [map { ['s', 25 + $_, 'f', [$D[$_]]] } 0 .. $#D],
     [(map { ['r', [$_]] } @D[0 .. 5]), ['s', 22, 'f', [\@A]], ['s', 23, 'f', [\@B]]],
 );
+# stacked keys that hold nothing (one command each), and mixed with keys
+# that hold something (the keys written first are taken back)
+{
+    my $n = 0;
+    $n += ref $_ ? scalar(@$_) : 0 for @steps;
+    push @steps,
+        [['r', [\@E, \@F]], ['r', [\@G, \@A]], ['r', [\@H, \@J, \@K]], ['r', [\@C, \@E]]],
+        [['s', $n, 'f', [\@E, \@F]], ['s', $n + 1, 's', [\@G, \@A]], ['s', $n + 2, 'f', [\@H, \@J, \@K]],
+         ['s', $n + 3, 'n', [\@C, \@E]]],
+        [['r', [\@E, \@F]], ['r', [\@G, \@H]], ['r', [\@F, \@G]], ['r', [\@J, \@K]]],
+        [['s', $n + 8, 's', [\@E, \@F]], ['s', $n + 9, 'n', [\@G, \@H]], ['s', $n + 10, 'f', [\@F, \@G]],
+         ['s', $n + 11, 'f', [\@J, \@K]]],
+        [['r', [\@F, \@G, \@H]], ['r', [\@E, \@G]]],
+        [['s', $n + 16, 'f', [\@F, \@G, \@H]], ['s', $n + 17, 'f', [\@E, \@G]]];
+}
 
 sub limits_of (@keys) { map { @$_[1 .. 5] } @keys }
 
-my (@single_out, @batch_out, @res_single, @res_batch);
+my (@single_out, @batch_out, @slow_out, @res_single, @res_batch, @res_slow);
 my $idx = 0;
 for my $group (@steps) {
     if (!ref $group) { sleep 0.5; next }
@@ -61,6 +96,11 @@ for my $group (@steps) {
             : $single->cmd('EVAL', $src{guard_settle}, scalar(@k), @k, $rest[1], $res_single[$rest[0]] // 0, limits_of(@$keys));
         push @single_out, $r;
         push @res_single, $kind eq 'r' ? $r->[3] : undef;
+        my $w = $kind eq 'r'
+            ? $slowr->cmd('EVAL', $slow{guard_reserve}, scalar(@k), @k, 60000, limits_of(@$keys))
+            : $slowr->cmd('EVAL', $slow{guard_settle}, scalar(@k), @k, $rest[1], $res_slow[$rest[0]] // 0, limits_of(@$keys));
+        push @slow_out, $w;
+        push @res_slow, $kind eq 'r' ? $w->[3] : undef;
     }
     # the same operations as one batch: each distinct limits list once (its
     # length and values), each operation naming its list by number
@@ -105,29 +145,39 @@ my @kinds = map { ref $_ ? map { $_->[0] } @$_ : () } @steps;
 my @s = map { shape($single_out[$_], $kinds[$_]) } 0 .. $#kinds;
 my @b = map { shape($batch_out[$_], $kinds[$_]) } 0 .. $#kinds;
 is_deeply(\@b, \@s, 'the batch decides every operation as the single scripts do');
+my @w = map { shape($slow_out[$_], $kinds[$_]) } 0 .. $#kinds;
+is_deeply(\@s, \@w, 'the fast paths decide every operation as the slow path does');
 like(join(' ', @s), qr/status=1/, '  the sequence includes a locked key');
 like(join(' ', @s), qr/status=2/, '  and a busy key');
 like(join(' ', @s), qr/ended=\d/, '  and a lock that ran out');
 like(join(' ', @s), qr/settle:\d+,lock/, '  and a settle that locks');
-is_deeply([sort $batch->scan_keys('*')], [sort $single->scan_keys('*')], 'both leave the same keys in Redis');
-# and the same values: compact ones alike, long ones of the same shape (their
-# times are each Redis' own), expiring at the same time give or take the
-# moments between the two runs
-{
-    my (@vs, @vb, @bad);
-    for my $k (sort $single->scan_keys('*')) {
-        next if $single->cmd('TYPE', $k) ne 'string';  # the events stream
-        my ($a, $b) = ($single->cmd('GET', $k), $batch->cmd('GET', $k) // '');
+like(join(' ', @s[-14 .. -1]), qr/settle:2,lock/, '  and one that locks the second of stacked keys');
+# and the same keys and values: compact ones alike, long ones of the same
+# shape (their times are each Redis' own), expiring at the same time give or
+# take the moments between the runs
+sub stored ($rd) {
+    my (@v, %at);
+    for my $k (sort $rd->scan_keys('*')) {
+        next if $rd->cmd('TYPE', $k) ne 'string';  # the events stream
         my $shape = sub ($v) { $v =~ /\|/ ? join('|', map { scalar(split /,/, $_) } split /\|/, $v, -1) : $v };
-        push @vs, "$k=" . $shape->($a);
-        push @vb, "$k=" . $shape->($b);
-        my ($ea, $eb) = ($single->cmd('PEXPIRETIME', $k), $batch->cmd('PEXPIRETIME', $k));
-        push @bad, "$k expires $ea / $eb" if abs($ea - $eb) > 3000;
+        push @v, "$k=" . $shape->($rd->cmd('GET', $k) // '');
+        $at{$k} = $rd->cmd('PEXPIRETIME', $k);
     }
-    is_deeply(\@vb, \@vs, 'both leave the same values');
-    like(join(' ', @vs), qr/\{t\}:D10=30 \{t\}:D11=31 \{t\}:D12=32 .*\{t\}:D7=27 /, '  including compact ones of different windows');
-    is_deeply(\@bad, [], '  expiring at the same times');
+    return (\@v, \%at);
 }
+sub late ($x, $y) { [map { abs($x->{$_} - ($y->{$_} // 0)) > 3000 ? "$_ expires $x->{$_} / " . ($y->{$_} // '-') : () } sort keys %$x] }
+my ($vs, $ats) = stored($single);
+for ([$batch, 'the batch'], [$slowr, 'the slow path']) {
+    my ($rd, $who) = @$_;
+    is_deeply([sort $rd->scan_keys('*')], [sort $single->scan_keys('*')], "$who leaves the same keys in Redis");
+    my ($v, $at) = stored($rd);
+    is_deeply($v, $vs, "  and the same values");
+    is_deeply(late($at, $ats), [], '  expiring at the same times');
+}
+like(join(' ', @$vs), qr/\{t\}:D10=30 \{t\}:D11=31 \{t\}:D12=32 .*\{t\}:D7=27 /, 'compact values of different windows among them');
+# (K's window is 1.5 s: its second failure may come after the first left it)
+like(join(' ', @$vs), qr/\{t\}:E=60 \{t\}:F=1\|1\|1\|0\|0 \{t\}:G=0\|0\|0\|0\|3 \{t\}:H=0\|0\|0\|0\|2 \{t\}:J=1\|1\|1\|0\|0 \{t\}:K=0\|0\|0\|0\|[12]\z/,
+    '  and stacked keys: compact, locked, long');
 
 # 'R': a part of a request split over Redis Cluster slots reserves the value
 # chosen for the whole request, kept only within [hold/2, 2 hold] of Redis'

@@ -51,14 +51,19 @@ local function reserve_op(kb, n, lim, lb, cs, fixed)
   -- until it expires (counting more, never less)
   if fixed and (fixed < now + hold / 2 or fixed > now + 2 * hold) then fixed = now + hold end
   local reservation = fixed or cs.fresh
-  -- the common case: one key with no history at all, written only if it is
-  -- still absent (one command). Its value keeps the time in decimal (13
-  -- digits; it lives one request long), which parse() tells from base 36.
-  if n == 1 then
-    local value = fixed and '|||' .. string.format('%d', fixed) .. '|' or cs.fresh_value
-    if redis.call('SET', KEYS[kb + 1], value, 'NX', 'PX', cs.hold_text) then
-      return {0, 0, 0, reservation}
+  -- the common case: keys with no history at all, each written only if it
+  -- is still absent (one command a key). Such a value keeps the time in
+  -- decimal (13 digits; it lives one request long), which parse() tells from
+  -- base 36. A key that exists ends it: the keys written before it held
+  -- nothing and hold nothing again (the script runs alone, so nothing saw
+  -- them), and every key is decided below.
+  local value = fixed and '|||' .. string.format('%d', fixed) .. '|' or cs.fresh_value
+  for i = 1, n do
+    if not redis.call('SET', KEYS[kb + i], value, 'NX', 'PX', cs.hold_text) then
+      if i > 1 then redis.call('DEL', unpack(KEYS, kb + 1, kb + i - 1)) end
+      break
     end
+    if i == n then return {0, 0, 0, reservation} end
   end
 
   local status, policy, retry = 0, 0, 0
@@ -114,50 +119,47 @@ end
 -- Returns {policy, lock_ms, ...} for every key this failure locked.
 local function settle_op(kb, n, outcome, rtext, lim, lb, cs)
   local now = cs.now
-  local first
-  -- the common cases: one key holding nothing but this request's own
-  -- reservation (as the reserve's fast path wrote it). A success or neutral
-  -- answer leaves nothing to remember; a failure that cannot lock yet becomes
-  -- the key's only failure. Each costs Redis one command that reads the key
-  -- and writes what that case leaves: GETDEL, or for such a failure the
-  -- compact form's SET ... XX GET (XX: an absent key stays absent). Any
-  -- other value read is worked on below and written back by store(), which
-  -- replaces the key whole: nothing else runs in between.
-  if n == 1 and rtext ~= '0' then
-    local key, mine = KEYS[kb + 1], '|||' .. rtext .. '|'
-    local max, window = lim[lb], lim[lb + 1]
-    local strings = outcome == 'f' and max > 1 and set_state(cs, lim, lb)
-    if strings and strings[1] then
-      first = redis.call('SET', key, strings[1], 'PXAT', strings[2], 'XX', 'GET')
-      if first == mine then
-        return {}
-      end
-    else
-      first = redis.call('GETDEL', key)
-      if first == mine then
-        if outcome ~= 'f' then
-          return {}
-        end
-        if max > 1 then
-          store(key, 0, 0, 0, {}, {now}, window, 0, now)
-          return {}
-        end
-      end
-    end
-  end
-
+  -- this request's reservation as the reserve's fast path wrote it
+  local mine = rtext ~= '0' and '|||' .. rtext .. '|'
   local reservation = tonumber(rtext)
   local out = {}
   for i = 1, n do
     local b = lb + (i - 1) * 5
     local key = KEYS[kb + i]
-    local v, vkey = nil, key
-    -- the first key's value was read above (its expiry gone or replaced)
-    if i == 1 and first ~= nil then v, vkey = first, nil else v = redis.call('GET', key) end
+    local max, window = lim[b], lim[b + 1]
+    local v, vkey, done = nil, key, false
+    -- the common cases: a key holding nothing but this request's own
+    -- reservation. A success or neutral answer leaves nothing to remember;
+    -- a failure that cannot lock yet becomes the key's only failure. Each
+    -- costs Redis one command that reads the key and writes what that case
+    -- leaves: GETDEL, or for such a failure the compact form's SET ... XX
+    -- GET (XX: an absent key stays absent). Any other value read is worked
+    -- on below and written back by store(), which replaces the key whole:
+    -- nothing else runs in between. (Read that way, the key's expiry is gone
+    -- or replaced: `vkey` nil.)
+    if mine then
+      local strings = outcome == 'f' and max > 1 and set_state(cs, lim, b)
+      if strings and strings[1] then
+        v = redis.call('SET', key, strings[1], 'PXAT', strings[2], 'XX', 'GET')
+        done = v == mine
+      else
+        v = redis.call('GETDEL', key)
+        if v == mine then
+          if outcome ~= 'f' then
+            done = true
+          elseif max > 1 then
+            store(key, 0, 0, 0, {}, {now}, window, 0, now)
+            done = true
+          end
+        end
+      end
+      vkey = nil
+    else
+      v = redis.call('GET', key)
+    end
 
-    if v or outcome == 'f' then
+    if not done and (v or outcome == 'f') then
       local locked
-      local max, window = lim[b], lim[b + 1]
       local l, c, t, res, fail = 0, 0, 0, {}, {}
       if v then l, c, t, res, fail = parse(v, window, now, vkey) end
 
