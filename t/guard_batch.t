@@ -49,6 +49,7 @@ my @G = ('{t}:G', 4, 40000, 400, 1000, 0);
 my @H = ('{t}:H', 3, 50000, 400, 1000, 0);
 my @J = ('{t}:J', 1, 60000, 400, 1000, 0);
 my @K = ('{t}:K', 3, 1500, 400, 1000, 0);
+my ($M1, $M2, $N1, $N2, $P1) = map { ["{t}:$_", 3, 60000, 400, 1000, 0] } qw(M1 M2 N1 N2 P1);
 
 # One step: ['r', [keys...]] or ['s', step_index, outcome, [keys...]]
 my @steps = (
@@ -77,7 +78,10 @@ my @steps = (
         [['s', $n + 8, 's', [\@E, \@F]], ['s', $n + 9, 'n', [\@G, \@H]], ['s', $n + 10, 'f', [\@F, \@G]],
          ['s', $n + 11, 'f', [\@J, \@K]]],
         [['r', [\@F, \@G, \@H]], ['r', [\@E, \@G]]],
-        [['s', $n + 16, 'f', [\@F, \@G, \@H]], ['s', $n + 17, 'f', [\@E, \@G]]];
+        [['s', $n + 16, 'f', [\@F, \@G, \@H]], ['s', $n + 17, 'f', [\@E, \@G]]],
+        # left unsettled: two fresh keys refused by a locked third (taken
+        # back), two fresh keys, a fresh key stacked on a key with a failure
+        [['r', [$M1, $M2, \@F]], ['r', [$N1, $N2]], ['r', [$P1, \@E]]];
 }
 
 sub limits_of (@keys) { map { @$_[1 .. 5] } @keys }
@@ -151,7 +155,7 @@ like(join(' ', @s), qr/status=1/, '  the sequence includes a locked key');
 like(join(' ', @s), qr/status=2/, '  and a busy key');
 like(join(' ', @s), qr/ended=\d/, '  and a lock that ran out');
 like(join(' ', @s), qr/settle:\d+,lock/, '  and a settle that locks');
-like(join(' ', @s[-14 .. -1]), qr/settle:2,lock/, '  and one that locks the second of stacked keys');
+like(join(" ", @s[-17 .. -1]), qr/settle:2,lock/, '  and one that locks the second of stacked keys');
 # and the same keys and values: compact ones alike, long ones of the same
 # shape (their times are each Redis' own), expiring at the same time give or
 # take the moments between the runs
@@ -175,9 +179,10 @@ for ([$batch, 'the batch'], [$slowr, 'the slow path']) {
     is_deeply(late($at, $ats), [], '  expiring at the same times');
 }
 like(join(' ', @$vs), qr/\{t\}:D10=30 \{t\}:D11=31 \{t\}:D12=32 .*\{t\}:D7=27 /, 'compact values of different windows among them');
-# (K's window is 1.5 s: its second failure may come after the first left it)
-like(join(' ', @$vs), qr/\{t\}:E=60 \{t\}:F=1\|1\|1\|0\|0 \{t\}:G=0\|0\|0\|0\|3 \{t\}:H=0\|0\|0\|0\|2 \{t\}:J=1\|1\|1\|0\|0 \{t\}:K=0\|0\|0\|0\|[12]\z/,
-    '  and stacked keys: compact, locked, long');
+# (K's window is 1.5 s: its second failure may come after the first left it;
+# M1 and M2, refused with the locked F, are gone)
+like(join(' ', @$vs), qr/\{t\}:E=0\|0\|0\|1\|1 \{t\}:F=1\|1\|1\|0\|0 \{t\}:G=0\|0\|0\|0\|3 \{t\}:H=0\|0\|0\|0\|2 \{t\}:J=1\|1\|1\|0\|0 \{t\}:K=0\|0\|0\|0\|[12] \{t\}:N1=0\|0\|0\|1\|0 \{t\}:N2=0\|0\|0\|1\|0 \{t\}:P1=0\|0\|0\|1\|0\z/,
+    '  and stacked keys: locked, long, reserved, none left by a refusal');
 
 # 'R': a part of a request split over Redis Cluster slots reserves the value
 # chosen for the whole request, kept only within [hold/2, 2 hold] of Redis'
@@ -195,6 +200,11 @@ like(join(' ', @$vs), qr/\{t\}:E=60 \{t\}:F=1\|1\|1\|0\|0 \{t\}:G=0\|0\|0\|0\|3 
     my @y = split / /, $y;
     ok($y[0] == 0 && $y[3] >= $now + 60000 && $y[3] < $now + 65000, "  and Redis' own one when that is too close to now ($y)");
     is($rc->cmd('GET', '{r}:X'), "|||$fixed|", '  stored as the fast path stores it');
+    is($rc->cmd('PEXPIRETIME', '{r}:X'), $fixed, '  living until that value (after now + hold), as store() keeps a reservation');
+    my $two = $rc->cmd('EVAL', $src{guard_batch}, 2, '{r}:V', '{r}:W', 60000, 1, 10, 3, 60000, 400, 1000, 0, 3, 60000, 400, 1000, 0,
+                       'R', 2, $fixed, 1);
+    is($two, "0 0 0 $fixed", "'R' on two fresh keys reserves that value");
+    is_deeply([map { $rc->cmd('PEXPIRETIME', $_) } '{r}:V', '{r}:W'], [$fixed, $fixed], '  on both, until that value');
     is($rc->cmd('EVAL', $src{guard_batch}, 1, '{r}:X', 60000, @set, 's', 1, 's', $fixed, 1), '', 'its settle answers nothing');
     is($rc->cmd('EXISTS', '{r}:X'), 0, '  and a success leaves nothing');
     my $err = eval { $rc->cmd('EVAL', $src{guard_batch}, 1, '{r}:Z', 60000, @set, 'r', 1, 2); 1 } ? '' : $@;

@@ -52,26 +52,29 @@ local function reserve_op(kb, n, lim, lb, cs, fixed)
   if fixed and (fixed < now + hold / 2 or fixed > now + 2 * hold) then fixed = now + hold end
   local reservation = fixed or cs.fresh
   -- the common case: keys with no history at all, each written only if it
-  -- is still absent (one command a key). Such a value keeps the time in
-  -- decimal (13 digits; it lives one request long), which parse() tells from
-  -- base 36. A key that exists ends it: the keys written before it held
-  -- nothing and hold nothing again (the script runs alone, so nothing saw
-  -- them), and every key is decided below.
-  local value = fixed and '|||' .. string.format('%d', fixed) .. '|' or cs.fresh_value
+  -- is still absent (one command a key), as store() would write a key
+  -- holding nothing but this reservation: until the reservation's own end.
+  -- Such a value keeps the time in decimal (13 digits; it lives one request
+  -- long), which parse() tells from base 36. A key that exists ends it: the
+  -- `written` keys before it held nothing (they are not read again), and
+  -- the request is decided on every key below; refused, they are taken back
+  -- (the script runs alone, so nothing saw them).
+  local value, px, at = cs.fresh_value, 'PX', cs.hold_text
+  if fixed then value, px, at = '|||' .. string.format('%d', fixed) .. '|', 'PXAT', string.format('%d', fixed) end
+  local written = 0
   for i = 1, n do
-    if not redis.call('SET', KEYS[kb + i], value, 'NX', 'PX', cs.hold_text) then
-      if i > 1 then redis.call('DEL', unpack(KEYS, kb + 1, kb + i - 1)) end
-      break
-    end
-    if i == n then return {0, 0, 0, reservation} end
+    if not redis.call('SET', KEYS[kb + i], value, 'NX', px, at) then break end
+    written = i
   end
+  if n > 0 and written == n then return {0, 0, 0, reservation} end
 
   local status, policy, retry = 0, 0, 0
   local st, ended = {}, {}
   for i = 1, n do
     local b = lb + (i - 1) * 5
     local max, window = lim[b], lim[b + 1]
-    local v = redis.call('GET', KEYS[kb + i])
+    local v = false
+    if i > written then v = redis.call('GET', KEYS[kb + i]) end
     local l, c, t, res, fail = 0, 0, 0, {}, {}
     if v then l, c, t, res, fail = parse(v, window, now, KEYS[kb + i]) end
     if l > now then
@@ -97,7 +100,8 @@ local function reserve_op(kb, n, lim, lb, cs, fixed)
   end
 
   if status ~= 0 then reservation = 0 end
-  for i = 1, n do
+  if written > 0 and reservation == 0 then redis.call('DEL', unpack(KEYS, kb + 1, kb + written)) end
+  for i = written + 1, n do
     local s = st[i]
     local b = lb + (i - 1) * 5
     if reservation ~= 0 then
