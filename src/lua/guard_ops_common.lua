@@ -13,6 +13,12 @@ local function numbers(a)
   return t
 end
 
+-- The value of a key holding nothing but one reservation, as the fast paths
+-- write it: the time (`text`, decimal) in the reservations' field.
+local function reservation_only(text)
+  return '|||' .. text .. '|'
+end
+
 -- One call's clock and what the fast paths send Redis, as strings made once
 -- per call (a batch's operations share them; a Lua number passed to
 -- redis.call or '..' is formatted each time). `now`: the call's one Redis
@@ -21,7 +27,7 @@ local function call_state(now, hold_text)
   local hold = tonumber(hold_text)
   local fresh = now + hold
   return {now = now, hold = hold, hold_text = hold_text, fresh = fresh,
-          fresh_value = '|||' .. string.format('%d', fresh) .. '|', sets = {}}
+          fresh_value = reservation_only(string.format('%d', fresh)), sets = {}}
 end
 
 -- The settle's fast-path strings for the limit set at lim[lb]: the compact
@@ -60,7 +66,10 @@ local function reserve_op(kb, n, lim, lb, cs, fixed)
   -- the request is decided on every key below; refused, they are taken back
   -- (the script runs alone, so nothing saw them).
   local value, px, at = cs.fresh_value, 'PX', cs.hold_text
-  if fixed then value, px, at = '|||' .. string.format('%d', fixed) .. '|', 'PXAT', string.format('%d', fixed) end
+  if fixed then
+    at = string.format('%d', fixed)
+    value, px = reservation_only(at), 'PXAT'
+  end
   local written = 0
   for i = 1, n do
     if not redis.call('SET', KEYS[kb + i], value, 'NX', px, at) then break end
@@ -124,7 +133,7 @@ end
 local function settle_op(kb, n, outcome, rtext, lim, lb, cs)
   local now = cs.now
   -- this request's reservation as the reserve's fast path wrote it
-  local mine = rtext ~= '0' and '|||' .. rtext .. '|'
+  local mine = rtext ~= '0' and reservation_only(rtext)
   local reservation = tonumber(rtext)
   local out = {}
   for i = 1, n do
