@@ -57,6 +57,8 @@ local function reserve_op(kb, n, lim, lb, cs, fixed)
   -- until it expires (counting more, never less)
   if fixed and (fixed < now + hold / 2 or fixed > now + 2 * hold) then fixed = now + hold end
   local reservation = fixed or cs.fresh
+  -- (an operation's keys are distinct: one per policy, each an HMAC of the
+  -- policy's name; a key named twice would find its own reservation)
   -- the common case: keys with no history at all, each written only if it
   -- is still absent (one command a key), as store() would write a key
   -- holding nothing but this reservation: until the reservation's own end.
