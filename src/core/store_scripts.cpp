@@ -6,6 +6,7 @@
 
 #include "pairguard_lua.h"
 #include "pairing.hpp"
+#include "small_vec.hpp"
 
 namespace pairguard {
 
@@ -118,14 +119,15 @@ bool decode_settle(IntList reply, size_t nkeys, std::vector<LockStart>& out) {
 namespace {
 
 // An operation in one buffer: the keys as they are, the head `head` writes,
-// then the limits.
+// then the limits. `op`'s buffer is reused (its capacity kept).
 template <class Head>
-GuardOp make_guard_op(bool settle, std::string_view keys, size_t nkeys, std::string_view limits, Head head) {
+void fill_guard_op(GuardOp& op, bool settle, std::string_view keys, size_t nkeys, std::string_view limits, Head head) {
     RespArgs a;
+    a.data = std::move(op.data);
+    a.data.clear();
     a.data.reserve(keys.size() + 48 + limits.size());
     a.data.append(keys);
     head(a);
-    GuardOp op;
     op.settle = settle;
     op.nkeys = nkeys;
     op.keys_len = keys.size();
@@ -134,21 +136,20 @@ GuardOp make_guard_op(bool settle, std::string_view keys, size_t nkeys, std::str
     a.add_encoded(limits, 5 * nkeys);
     op.nargs = a.count;
     op.data = std::move(a.data);
-    return op;
 }
 
 }  // namespace
 
-GuardOp make_guard_reserve(std::string_view keys, size_t nkeys, std::string_view limits) {
-    return make_guard_op(false, keys, nkeys, limits, [&](RespArgs& a) {
+void make_guard_reserve(GuardOp& op, std::string_view keys, size_t nkeys, std::string_view limits) {
+    fill_guard_op(op, false, keys, nkeys, limits, [&](RespArgs& a) {
         a.add_encoded("$1\r\nr\r\n", 1);
         a.add(static_cast<int64_t>(nkeys));
     });
 }
 
-GuardOp make_guard_settle(std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
-                          std::string_view limits) {
-    return make_guard_op(true, keys, nkeys, limits, [&](RespArgs& a) {
+void make_guard_settle(GuardOp& op, std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
+                       std::string_view limits) {
+    fill_guard_op(op, true, keys, nkeys, limits, [&](RespArgs& a) {
         a.add_encoded("$1\r\ns\r\n", 1);
         a.add(static_cast<int64_t>(nkeys));
         a.add_encoded(outcome == Outcome::failure   ? "$1\r\nf\r\n"
@@ -157,6 +158,19 @@ GuardOp make_guard_settle(std::string_view keys, size_t nkeys, Outcome outcome, 
                       1);
         a.add(reservation);
     });
+}
+
+GuardOp make_guard_reserve(std::string_view keys, size_t nkeys, std::string_view limits) {
+    GuardOp op;
+    make_guard_reserve(op, keys, nkeys, limits);
+    return op;
+}
+
+GuardOp make_guard_settle(std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
+                          std::string_view limits) {
+    GuardOp op;
+    make_guard_settle(op, keys, nkeys, outcome, reservation, limits);
+    return op;
 }
 
 StoreCall make_guard_reserve_call(const std::vector<std::string>& keys, const std::vector<PolicyLimits>& limits) {
@@ -186,8 +200,8 @@ RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms) 
         std::string_view text;
         size_t count;
     };
-    std::vector<Set> sets;
-    std::vector<size_t> set_of(n);
+    SmallVec<Set, 8> sets;
+    SmallVec<size_t, 32> set_of;
     size_t nkeys = 0, nargs = 0, bytes = 0;
     for (size_t i = 0; i < n; i++) {
         const GuardOp& op = *ops[i];
@@ -201,7 +215,7 @@ RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms) 
             sets.push_back(Set{lim, count});
             nargs += 1 + count;
         }
-        set_of[i] = j + 1;
+        set_of.push_back(j + 1);
         nkeys += op.nkeys;
         nargs += op.nhead + 1;
         bytes += op.data.size();

@@ -118,6 +118,12 @@ struct GuardOp {
 GuardOp make_guard_reserve(std::string_view keys, size_t nkeys, std::string_view limits);
 GuardOp make_guard_settle(std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
                           std::string_view limits);
+// The same into `op`, whose buffer is reused (the module's operations are
+// recycled with their capacity). `keys` and `limits` must not be views of
+// `op` itself.
+void make_guard_reserve(GuardOp& op, std::string_view keys, size_t nkeys, std::string_view limits);
+void make_guard_settle(GuardOp& op, std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
+                       std::string_view limits);
 
 // One guard call on its own, for the CLI and tests (the module batches):
 // keys and one limits entry per key.

@@ -13,6 +13,7 @@
 #include "../core/pairing.hpp"
 #include "../core/keys.hpp"
 #include "../core/policy.hpp"
+#include "../core/small_vec.hpp"
 #include "../redis/ngx_pairguard_redis.h"
 #include "ngx_pairguard.h"
 
@@ -117,6 +118,9 @@ struct ngx_http_pairguard_key_t {
     bool device = false;  // a trusted device's own key (device_store_key, device limits)
 };
 
+// A location's keys (one per policy it holds): inline up to three policies.
+using ngx_http_pairguard_keys_t = pairguard::SmallVec<ngx_http_pairguard_key_t, 3>;
+
 inline const pairguard::PolicyLimits& ngx_http_pairguard_key_limits(const ngx_http_pairguard_key_t& k) {
     return k.device ? k.policy->device_limits : k.policy->limits;
 }
@@ -135,7 +139,8 @@ struct ngx_http_pairguard_device_t {
     bool known = false;          // the request carried a valid cookie for `account`
 };
 
-struct ngx_http_pairguard_batch_op_t;  // ngx_http_pairguard_batch.cpp
+struct ngx_http_pairguard_batch_op_t;  // below
+using ngx_http_pairguard_batch_ptr = std::shared_ptr<ngx_http_pairguard_batch_op_t>;
 
 // An answer the module gives itself (refusals, endpoint replies).
 struct ngx_http_pairguard_answer_t {
@@ -149,9 +154,8 @@ struct ngx_http_pairguard_answer_t {
 // status lists, whatever location finally answers.
 struct ngx_http_pairguard_group_t {
     ngx_http_pairguard_loc_conf_t* lcf = nullptr;
-    std::vector<ngx_http_pairguard_key_t> keys;
+    ngx_http_pairguard_keys_t keys;
     std::vector<ngx_http_pairguard_device_t> devices;  // set on a success (trusted devices)
-    std::string keys_resp;  // the store keys, RESP-encoded for reserve and settle
     int64_t reservation = 0;
     // a dry-run location let this group's refusal through: its policies are
     // not reserved for a location that enforces them, which reserves them
@@ -197,7 +201,8 @@ struct ngx_http_pairguard_ctx_t {
 
     // the guard
     ngx_http_pairguard_state_e state = ngx_http_pairguard_state_e::idle;
-    std::vector<ngx_http_pairguard_group_t> groups;  // reserved, in the order of the locations
+    // reserved, in the order of the locations (the first inline)
+    pairguard::SmallVec<ngx_http_pairguard_group_t, 1> groups;
     ngx_http_pairguard_group_t candidate;            // being decided in the current location
     ngx_http_pairguard_verdict_e verdict = ngx_http_pairguard_verdict_e::none;
     size_t refuse_policy = 0;
@@ -221,7 +226,7 @@ struct ngx_http_pairguard_ctx_t {
         size_t subrequests;      // subrequests made before
         bool forced;
     };
-    std::vector<entered_t> entered;
+    pairguard::SmallVec<entered_t, 4> entered;
     // `satisfy any`: the refusals of the access phase under way, noted only
     // if it ends refused (POST_ACCESS), not when another handler passes
     // the request: {status, judged}
@@ -232,7 +237,7 @@ struct ngx_http_pairguard_ctx_t {
     int64_t retry_after = 0;
     ngx_str_t deny_policy = ngx_null_string;
 
-    std::shared_ptr<ngx_http_pairguard_batch_op_t> reserve_op;  // the guard's reserve in flight
+    ngx_http_pairguard_batch_ptr reserve_op;  // the guard's reserve in flight
 
     // an answer decided in a callback, sent from the request's connection
     std::optional<ngx_http_pairguard_answer_t> answer;
@@ -262,16 +267,32 @@ ngx_int_t ngx_http_pairguard_access_wrap(ngx_cycle_t* cycle) noexcept;
 // ngx_http_pairguard_batch.cpp: the guard's reserves and settles of one
 // event-loop iteration, sent as one script call.
 using ngx_http_pairguard_batch_fn = std::function<void(bool ok, pairguard::IntList reply)>;
-// `done` runs once with the operation's own reply (ok=false: Redis failed),
-// unless cancelled first.
-std::shared_ptr<ngx_http_pairguard_batch_op_t> ngx_http_pairguard_batch_submit(pairguard::GuardOp op,
-                                                                                ngx_http_pairguard_batch_fn done);
 // A settle, whose reply needs the keys it settled: they travel with the
 // operation (the request may be gone by then), the callback is a plain
 // function.
-using ngx_http_pairguard_settle_fn = void (*)(const std::vector<ngx_http_pairguard_key_t>& keys, ngx_shm_zone_t* zone,
-                                              bool ok, pairguard::IntList reply) noexcept;
-void ngx_http_pairguard_batch_settle(pairguard::GuardOp op, const std::vector<ngx_http_pairguard_key_t>& keys,
+using ngx_http_pairguard_settle_fn = void (*)(const ngx_http_pairguard_keys_t& keys, ngx_shm_zone_t* zone, bool ok,
+                                              pairguard::IntList reply) noexcept;
+struct ngx_http_pairguard_batch_op_t {
+    pairguard::GuardOp op;
+    ngx_http_pairguard_batch_fn done;  // empty once cancelled
+    bool cancelled = false;            // its request went away
+    // a settle: its keys and zone travel here, its callback is a plain
+    // function (no captured state for std::function to allocate)
+    ngx_http_pairguard_settle_fn settle_done = nullptr;
+    ngx_http_pairguard_keys_t keys;
+    ngx_shm_zone_t* zone = nullptr;
+
+    // Runs the callback once (none once cancelled or run).
+    void finish(bool ok, pairguard::IntList reply) noexcept;
+};
+// Operations are recycled by the worker (ngx_http_pairguard_batch.cpp):
+// a new one is empty but keeps its buffer's capacity.
+ngx_http_pairguard_batch_ptr ngx_http_pairguard_batch_new();
+// `done` runs once with the operation's own reply (ok=false: Redis failed),
+// unless cancelled first. `o->op` is filled.
+void ngx_http_pairguard_batch_submit(const ngx_http_pairguard_batch_ptr& o, ngx_http_pairguard_batch_fn done);
+ngx_http_pairguard_batch_ptr ngx_http_pairguard_batch_submit(pairguard::GuardOp op, ngx_http_pairguard_batch_fn done);
+void ngx_http_pairguard_batch_settle(const ngx_http_pairguard_batch_ptr& o, const ngx_http_pairguard_keys_t& keys,
                                      ngx_shm_zone_t* zone, ngx_http_pairguard_settle_fn done);
 void ngx_http_pairguard_batch_cancel(ngx_http_pairguard_batch_op_t* op) noexcept;
 void ngx_http_pairguard_batch_exit() noexcept;
@@ -388,7 +409,7 @@ struct ngx_http_pairguard_local_verdict_t {
 };
 
 // Refuses from the verdict cache: a key this node knows to be locked.
-bool ngx_http_pairguard_cached_lock(ngx_shm_zone_t* zone, const std::vector<ngx_http_pairguard_key_t>& keys,
+bool ngx_http_pairguard_cached_lock(ngx_shm_zone_t* zone, const ngx_http_pairguard_keys_t& keys,
                                     ngx_http_pairguard_local_verdict_t& out);
 void ngx_http_pairguard_cache_lock(ngx_shm_zone_t* zone, const ngx_http_pairguard_key_t& key, int64_t lock_ms);
 // Forgets this node's cached lock of the key whose tag starts with `prefix`
@@ -396,10 +417,10 @@ void ngx_http_pairguard_cache_lock(ngx_shm_zone_t* zone, const ngx_http_pairguar
 void ngx_http_pairguard_forget_lock(ngx_shm_zone_t* zone, const std::string& prefix);
 // Store-down "local": the whole reserve/settle on this node's memory.
 void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
-                                      const std::vector<ngx_http_pairguard_key_t>& keys, bool reserve,
+                                      const ngx_http_pairguard_keys_t& keys, bool reserve,
                                       ngx_http_pairguard_local_verdict_t& out, int64_t& reservation);
 void ngx_http_pairguard_local_settle(ngx_shm_zone_t* zone, ngx_log_t* log,
-                                     const std::vector<ngx_http_pairguard_key_t>& keys, pairguard::Outcome outcome,
+                                     const ngx_http_pairguard_keys_t& keys, pairguard::Outcome outcome,
                                      int64_t reservation);
 
 void ngx_http_pairguard_log_lock_start(ngx_log_t* log, const ngx_http_pairguard_key_t& key, int64_t lock_ms);

@@ -4,7 +4,9 @@
 // calls. It sits above the Redis connection: a request alone is sent at the
 // end of the same iteration, never delayed.
 
+#include <algorithm>
 #include <map>
+#include <type_traits>
 #include <stdexcept>
 
 #include "../core/guard_cluster.hpp"
@@ -15,41 +17,39 @@ namespace {
 void release_cancelled(const pairguard::GuardOp& op, pairguard::IntList reply) noexcept;
 }
 
-struct ngx_http_pairguard_batch_op_t {
-    pairguard::GuardOp op;
-    ngx_http_pairguard_batch_fn done;  // empty once cancelled
-    bool cancelled = false;            // its request went away
-    // a settle: its keys and zone travel here, its callback is a plain
-    // function (no captured state for std::function to allocate)
-    ngx_http_pairguard_settle_fn settle_done = nullptr;
-    std::vector<ngx_http_pairguard_key_t> keys;
-    ngx_shm_zone_t* zone = nullptr;
-
-    // Runs the callback once (none once cancelled or run).
-    void finish(bool ok, pairguard::IntList reply) noexcept {
-        try {
-            if (done) {
-                auto fn = std::move(done);
-                done = nullptr;
-                fn(ok, reply);
-            } else if (settle_done != nullptr) {
-                auto fn = settle_done;
-                settle_done = nullptr;
-                fn(keys, zone, ok, reply);
-            } else if (cancelled && ok && !op.settle) {
-                release_cancelled(op, reply);
-            }
-        } catch (const std::exception& e) {
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
+// Runs the callback once (none once cancelled or run).
+void ngx_http_pairguard_batch_op_t::finish(bool ok, pairguard::IntList reply) noexcept {
+    try {
+        if (done) {
+            auto fn = std::move(done);
+            done = nullptr;
+            fn(ok, reply);
+        } else if (settle_done != nullptr) {
+            auto fn = settle_done;
+            settle_done = nullptr;
+            fn(keys, zone, ok, reply);
+        } else if (cancelled && ok && !op.settle) {
+            release_cancelled(op, reply);
         }
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
     }
-};
+}
 
 namespace {
 
-// Operations come and go with every request: their blocks (the operation
-// and shared_ptr's count together) are kept on a per-worker free list
-// instead of going back to malloc. Single-threaded (the worker's loop).
+// Operations come and go with every request: they are kept on a per-worker
+// free list instead of going back to malloc, each with its buffer's
+// capacity (its GuardOp's text), and shared_ptr's counts likewise.
+// Single-threaded (the worker's loop).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRecycle = false;  // ASan sees every use after free
+#else
+constexpr bool kRecycle = true;
+#endif
+constexpr size_t kSpareMax = 4096;
+constexpr size_t kSpareBufferMax = 1024;  // a larger buffer is given back
+
 template <class T>
 struct op_allocator {
     using value_type = T;
@@ -62,11 +62,6 @@ struct op_allocator {
         static auto* blocks = new std::vector<void*>;
         return *blocks;
     }
-#if defined(__SANITIZE_ADDRESS__)
-    static constexpr bool kRecycle = false;  // ASan sees every use after free
-#else
-    static constexpr bool kRecycle = true;
-#endif
     T* allocate(size_t n) {
         if (kRecycle && n == 1 && !spare().empty()) {
             void* p = spare().back();
@@ -76,7 +71,7 @@ struct op_allocator {
         return static_cast<T*>(::operator new(n * sizeof(T)));
     }
     void deallocate(T* p, size_t n) noexcept {
-        if (kRecycle && n == 1 && spare().size() < 4096) {
+        if (kRecycle && n == 1 && spare().size() < kSpareMax) {
             try {
                 spare().push_back(p);
                 return;
@@ -90,6 +85,41 @@ struct op_allocator {
     template <class U>
     bool operator!=(const op_allocator<U>&) const noexcept { return false; }
 };
+
+// Operations no longer owned: destroyed and made again in place, keeping
+// only their buffer (cleared), so that nothing of one request's operation
+// reaches the next.
+std::vector<ngx_http_pairguard_batch_op_t*>& spare_ops() {
+    static auto* ops = new std::vector<ngx_http_pairguard_batch_op_t*>;  // never destroyed, as above
+    return *ops;
+}
+
+static_assert(std::is_nothrow_default_constructible_v<ngx_http_pairguard_batch_op_t>);
+
+void recycle_op(ngx_http_pairguard_batch_op_t* o) noexcept {
+    if (kRecycle && spare_ops().size() < kSpareMax) {
+        try {
+            auto& spare = spare_ops();
+            if (spare.size() == spare.capacity()) {
+                spare.reserve(std::max<size_t>(64, 2 * spare.capacity()));
+            }
+        } catch (const std::exception&) {
+            delete o;
+            return;
+        }
+        std::string buffer;
+        if (o->op.data.capacity() <= kSpareBufferMax) {
+            buffer = std::move(o->op.data);
+            buffer.clear();
+        }
+        o->~ngx_http_pairguard_batch_op_t();
+        new (o) ngx_http_pairguard_batch_op_t();  // nothing here allocates
+        o->op.data = std::move(buffer);
+        spare_ops().push_back(o);
+        return;
+    }
+    delete o;
+}
 
 using op_ptr = std::shared_ptr<ngx_http_pairguard_batch_op_t>;
 
@@ -129,9 +159,18 @@ void fail_all(std::vector<op_ptr>& ops) noexcept {
     }
 }
 
-void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, const pairguard::Reply& reply) noexcept {
+// The decoded replies' buffers, kept for the next batch (taken while in
+// use: a nested reply would start with empty ones).
+struct reply_buffers_t {
     std::vector<int64_t> values;
     std::vector<size_t> bounds;
+};
+reply_buffers_t spare_reply_buffers;
+
+void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, const pairguard::Reply& reply) noexcept {
+    reply_buffers_t buffers = std::move(spare_reply_buffers);
+    std::vector<int64_t>& values = buffers.values;
+    std::vector<size_t>& bounds = buffers.bounds;
     bool ok = false;
     try {
         ok = res == ngx_pairguard_redis_result_e::ok
@@ -143,6 +182,7 @@ void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, 
         // nothing when its request went away
         ops[i]->finish(ok, ok ? pairguard::IntList(values.data() + bounds[i], bounds[i + 1] - bounds[i]) : kNone);
     }
+    spare_reply_buffers = std::move(buffers);
 }
 
 // Redis Cluster: each operation split by slot (core/guard_cluster), one
@@ -281,6 +321,37 @@ void fail_queue() noexcept {
     fail_all(queued);
 }
 
+// A batch's list of operations, recycled like the operations: emptied
+// (every operation let go) but with its capacity.
+std::vector<std::vector<op_ptr>*>& spare_lists() {
+    static auto* lists = new std::vector<std::vector<op_ptr>*>;  // never destroyed, as above
+    return *lists;
+}
+
+void recycle_ops_list(std::vector<op_ptr>* l) noexcept {
+    l->clear();
+    if (kRecycle && spare_lists().size() < 64 && l->capacity() <= kSpareMax) {
+        try {
+            spare_lists().push_back(l);
+            return;
+        } catch (const std::exception&) {
+        }
+    }
+    delete l;
+}
+
+std::shared_ptr<std::vector<op_ptr>> make_ops_list() {
+    std::vector<op_ptr>* raw;
+    if (kRecycle && !spare_lists().empty()) {
+        raw = spare_lists().back();
+        spare_lists().pop_back();
+    } else {
+        raw = new std::vector<op_ptr>();
+    }
+    // on failure shared_ptr hands `raw` to recycle_ops_list
+    return std::shared_ptr<std::vector<op_ptr>>(raw, recycle_ops_list, op_allocator<std::vector<op_ptr>>());
+}
+
 void flush(ngx_event_t*) noexcept {
     if (batcher.queue.empty()) {
         return;
@@ -289,7 +360,7 @@ void flush(ngx_event_t*) noexcept {
     // that never heard back would leave its request without a timer
     std::shared_ptr<std::vector<op_ptr>> ops;
     try {
-        ops = std::make_shared<std::vector<op_ptr>>();
+        ops = make_ops_list();
     } catch (const std::exception&) {
         fail_queue();
         return;
@@ -344,10 +415,16 @@ void flush(ngx_event_t*) noexcept {
 
 namespace {
 
-op_ptr make_op(pairguard::GuardOp&& op) {
-    auto o = std::allocate_shared<ngx_http_pairguard_batch_op_t>(op_allocator<ngx_http_pairguard_batch_op_t>());
-    o->op = std::move(op);
-    return o;
+op_ptr make_op() {
+    ngx_http_pairguard_batch_op_t* raw;
+    if (kRecycle && !spare_ops().empty()) {
+        raw = spare_ops().back();
+        spare_ops().pop_back();
+    } else {
+        raw = new ngx_http_pairguard_batch_op_t();
+    }
+    // on failure shared_ptr hands `raw` to recycle_op
+    return op_ptr(raw, recycle_op, op_allocator<ngx_http_pairguard_batch_op_t>());
 }
 
 // Queued whole (callback and all) or not at all.
@@ -367,17 +444,24 @@ void enqueue(const op_ptr& o) {
 
 }  // namespace
 
-std::shared_ptr<ngx_http_pairguard_batch_op_t> ngx_http_pairguard_batch_submit(pairguard::GuardOp op,
-                                                                                ngx_http_pairguard_batch_fn done) {
-    op_ptr o = make_op(std::move(op));
+ngx_http_pairguard_batch_ptr ngx_http_pairguard_batch_new() {
+    return make_op();
+}
+
+void ngx_http_pairguard_batch_submit(const ngx_http_pairguard_batch_ptr& o, ngx_http_pairguard_batch_fn done) {
     o->done = std::move(done);
     enqueue(o);
+}
+
+ngx_http_pairguard_batch_ptr ngx_http_pairguard_batch_submit(pairguard::GuardOp op, ngx_http_pairguard_batch_fn done) {
+    op_ptr o = make_op();
+    o->op = std::move(op);
+    ngx_http_pairguard_batch_submit(o, std::move(done));
     return o;
 }
 
-void ngx_http_pairguard_batch_settle(pairguard::GuardOp op, const std::vector<ngx_http_pairguard_key_t>& keys,
+void ngx_http_pairguard_batch_settle(const ngx_http_pairguard_batch_ptr& o, const ngx_http_pairguard_keys_t& keys,
                                      ngx_shm_zone_t* zone, ngx_http_pairguard_settle_fn done) {
-    op_ptr o = make_op(std::move(op));
     o->keys = keys;
     o->zone = zone;
     o->settle_done = done;

@@ -178,10 +178,12 @@ bool holds(const ngx_http_pairguard_group_t& g, const ngx_http_pairguard_policy_
 }
 
 // Moves the elements of `from` whose policy `pred` picks to the end of `to`.
-template <class T, class Pred>
-void move_policies(std::vector<T>& from, std::vector<T>& to, Pred pred) {
-    auto keep = std::stable_partition(from.begin(), from.end(), [&](const T& x) { return !pred(x.policy); });
-    to.insert(to.end(), keep, from.end());
+template <class List, class Pred>
+void move_policies(List& from, List& to, Pred pred) {
+    auto keep = std::stable_partition(from.begin(), from.end(), [&](const auto& x) { return !pred(x.policy); });
+    for (auto it = keep; it != from.end(); ++it) {
+        to.push_back(*it);
+    }
     from.erase(keep, from.end());
 }
 
@@ -224,14 +226,12 @@ ngx_int_t allow(ngx_http_pairguard_ctx_t* ctx, int64_t reservation, bool local) 
         // the dry group
         move_policies(c.keys, taken.keys, in_dry);
         move_policies(c.devices, taken.devices, in_dry);
-        std::vector<ngx_http_pairguard_key_t> gone;
+        ngx_http_pairguard_keys_t gone;
         std::vector<ngx_http_pairguard_device_t> gone_devices;
         auto now_taken = [&](const ngx_http_pairguard_policy_t* p) { return holds(taken, p); };
         move_policies(g.keys, gone, now_taken);
         move_policies(g.devices, gone_devices, now_taken);
-        g.keys_resp.clear();  // encoded again for what is left
         g.settled = g.keys.empty();
-        c.keys_resp.clear();
     }
     if (!taken.keys.empty()) {
         ctx->groups.push_back(std::move(taken));
@@ -304,10 +304,13 @@ ngx_int_t decide_without_store(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* 
     }
 }
 
-// The store keys, encoded once per group for reserve and settle.
-void encode_keys(const ngx_http_pairguard_main_conf_t* mcf, ngx_http_pairguard_group_t& g) {
-    pairguard::RespArgs a;
-    a.data.reserve(g.keys.size() * (mcf->prefix.len + 32));
+// The group's store keys, RESP-encoded for its reserve or settle, in a
+// buffer of the worker's that the next call overwrites (the operation
+// copies them at once).
+std::string_view encode_keys(const ngx_http_pairguard_main_conf_t* mcf, const ngx_http_pairguard_group_t& g) {
+    static pairguard::RespArgs a;
+    a.data.clear();
+    a.count = 0;
     for (const auto& k : g.keys) {
         if (k.device) {
             a.add(pairguard::device_store_key(as_view(mcf->prefix), k.tag));
@@ -315,18 +318,21 @@ void encode_keys(const ngx_http_pairguard_main_conf_t* mcf, ngx_http_pairguard_g
             pairguard::add_guard_store_key(a, as_view(mcf->prefix), k.tag);
         }
     }
-    g.keys_resp = std::move(a.data);
+    return a.data;
 }
 
 // Each key's five limits, RESP-encoded at configuration time: a group of
-// one key uses its policy's as they are, more are put together in `scratch`.
-std::string_view group_limits(const ngx_http_pairguard_group_t& g, std::string& scratch) {
+// one key uses its policy's as they are, more are put together in a buffer
+// of the worker's that the next call overwrites.
+std::string_view group_limits(const ngx_http_pairguard_group_t& g) {
     auto limits = [](const ngx_http_pairguard_key_t& k) -> const ngx_str_t& {
         return k.device ? k.policy->device_limits_resp : k.policy->limits_resp;
     };
     if (g.keys.size() == 1) {
         return as_view(limits(g.keys[0]));
     }
+    static std::string scratch;
+    scratch.clear();
     for (const auto& k : g.keys) {
         scratch.append(reinterpret_cast<const char*>(limits(k).data), limits(k).len);
     }
@@ -530,19 +536,18 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
     }
 
     // sent with every other reserve and settle of this loop iteration
-    encode_keys(mcf, ctx->candidate);
-    std::string scratch;
-    ctx->reserve_op = ngx_http_pairguard_batch_submit(
-        pairguard::make_guard_reserve(ctx->candidate.keys_resp, ctx->candidate.keys.size(),
-                                      group_limits(ctx->candidate, scratch)),
-        [ctx](bool ok, pairguard::IntList v) { reserve_done(ctx, ok, v); });
+    ngx_http_pairguard_batch_ptr op = ngx_http_pairguard_batch_new();
+    pairguard::make_guard_reserve(op->op, encode_keys(mcf, ctx->candidate), ctx->candidate.keys.size(),
+                                  group_limits(ctx->candidate));
+    ngx_http_pairguard_batch_submit(op, [ctx](bool ok, pairguard::IntList v) { reserve_done(ctx, ok, v); });
+    ctx->reserve_op = std::move(op);
     ctx->state = state_e::waiting;
     return ngx_http_pairguard_suspend(r);
 }
 
 // Settles from the operation's own copy of the keys: the request may be
 // gone by then.
-void settle_reply(const std::vector<ngx_http_pairguard_key_t>& keys, ngx_shm_zone_t* zone, bool ok,
+void settle_reply(const ngx_http_pairguard_keys_t& keys, ngx_shm_zone_t* zone, bool ok,
                   pairguard::IntList v) noexcept {
     try {
         if (!ok) {
@@ -582,17 +587,13 @@ void settle(ngx_http_request_t* r, ngx_http_pairguard_group_t& g, Outcome outcom
         return;
     }
 
-    if (g.keys_resp.empty()) {
-        encode_keys(mcf, g);  // decided from the verdict cache: dry run
-    }
-    std::string scratch;
-    pairguard::GuardOp op =
-        pairguard::make_guard_settle(g.keys_resp, g.keys.size(), outcome, g.reservation, group_limits(g, scratch));
+    ngx_http_pairguard_batch_ptr op = ngx_http_pairguard_batch_new();
+    pairguard::make_guard_settle(op->op, encode_keys(mcf, g), g.keys.size(), outcome, g.reservation, group_limits(g));
     // the group keeps its keys (a later run of the phases, as post_action
     // makes, must not reserve them again); it goes out at the end
     // of this loop iteration, before this worker reads anything new, with
     // every other reserve and settle of the iteration
-    ngx_http_pairguard_batch_settle(std::move(op), g.keys, mcf->shm_zone, settle_reply);
+    ngx_http_pairguard_batch_settle(op, g.keys, mcf->shm_zone, settle_reply);
 }
 
 Outcome classify(const ngx_http_pairguard_loc_conf_t* lcf, ngx_uint_t status) {

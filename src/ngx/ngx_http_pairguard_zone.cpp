@@ -262,7 +262,7 @@ ngx_int_t ngx_http_pairguard_init_zone(ngx_shm_zone_t* shm_zone, void* data) noe
     return NGX_OK;
 }
 
-bool ngx_http_pairguard_cached_lock(ngx_shm_zone_t* zone, const std::vector<ngx_http_pairguard_key_t>& keys,
+bool ngx_http_pairguard_cached_lock(ngx_shm_zone_t* zone, const ngx_http_pairguard_keys_t& keys,
                                     ngx_http_pairguard_local_verdict_t& out) {
     pg_zone_t z = zone_of(zone);
     int64_t now = now_ms();
@@ -311,7 +311,7 @@ void ngx_http_pairguard_cache_lock(ngx_shm_zone_t* zone, const ngx_http_pairguar
 }
 
 void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
-                                      const std::vector<ngx_http_pairguard_key_t>& keys, bool reserve,
+                                      const ngx_http_pairguard_keys_t& keys, bool reserve,
                                       ngx_http_pairguard_local_verdict_t& out, int64_t& reservation) {
     pg_zone_t z = zone_of(zone);
     int64_t now = now_ms();
@@ -378,7 +378,7 @@ void ngx_http_pairguard_local_reserve(ngx_shm_zone_t* zone, ngx_log_t* log,
 }
 
 void ngx_http_pairguard_local_settle(ngx_shm_zone_t* zone, ngx_log_t* log,
-                                     const std::vector<ngx_http_pairguard_key_t>& keys, pairguard::Outcome outcome,
+                                     const ngx_http_pairguard_keys_t& keys, pairguard::Outcome outcome,
                                      int64_t reservation) {
     pg_zone_t z = zone_of(zone);
     int64_t now = now_ms();

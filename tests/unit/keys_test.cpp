@@ -216,6 +216,39 @@ TEST(Scripts, BatchWritesEveryOperationsKeysThenEachLimitsListOnceThenTheOperati
     EXPECT_EQ(call.data, expect);
 }
 
+// The module refills recycled operations: what a refill holds is exactly
+// what a new operation holds, whatever the buffer held before (a longer
+// settle, a shorter reserve).
+TEST(Scripts, AnOperationFilledAgainEqualsANewOne) {
+    RespArgs k1, k2, lim;
+    k1.add("p:{a}");
+    k2.add("p:{bb}");
+    k2.add("p:{cc}");
+    PolicyLimits l;
+    l.max_failures = 5;
+    append_limits(lim, l);
+    std::string two_limits = lim.data + lim.data;
+    auto same = [](const GuardOp& a, const GuardOp& b) {
+        EXPECT_EQ(a.settle, b.settle);
+        EXPECT_EQ(a.nkeys, b.nkeys);
+        EXPECT_EQ(a.nargs, b.nargs);
+        EXPECT_EQ(a.nhead, b.nhead);
+        EXPECT_EQ(a.data, b.data);
+        EXPECT_EQ(a.keys(), b.keys());
+        EXPECT_EQ(a.head(), b.head());
+        EXPECT_EQ(a.limits(), b.limits());
+    };
+    GuardOp op;
+    make_guard_settle(op, k2.data, 2, Outcome::failure, 1234567890123, two_limits);
+    same(op, make_guard_settle(k2.data, 2, Outcome::failure, 1234567890123, two_limits));
+    make_guard_reserve(op, k1.data, 1, lim.data);
+    same(op, make_guard_reserve(k1.data, 1, lim.data));
+    make_guard_settle(op, k1.data, 1, Outcome::success, 7, lim.data);
+    same(op, make_guard_settle(k1.data, 1, Outcome::success, 7, lim.data));
+    make_guard_reserve(op, k2.data, 2, two_limits);
+    same(op, make_guard_reserve(k2.data, 2, two_limits));
+}
+
 TEST(Scripts, DecodeBatchNeedsOneIntegerListPerOperation) {
     std::vector<int64_t> values;
     std::vector<size_t> bounds;
