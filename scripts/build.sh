@@ -22,7 +22,12 @@ NGX_BUILD="$BUILD/nginx"
 stamp="$NGX_BUILD/.pairguard-configured"
 # PG_SANITIZE=1: the module with ASan and UBSan (scripts/sanitize.sh; nginx
 # must then run with libasan preloaded). Use another PG_BUILD_DIR.
-san_opts=()
+# Otherwise the hardening and optimisation Debian builds its nginx with
+# (`nginx -V`: dpkg-buildflags' stack protector, FORTIFY_SOURCE, format
+# checks, full RELRO and immediate binding); nginx-dev's conf_flags leave
+# them out, which would give the module nginx's plain `-O`.
+san_opts=(--with-cc-opt="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2"
+          --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC")
 if [ "${PG_SANITIZE:-0}" = 1 ]; then
     san_opts=(--with-cc-opt="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined"
               --with-ld-opt="-fsanitize=address,undefined")
