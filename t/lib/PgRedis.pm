@@ -758,10 +758,14 @@ sub node_for_key ($self, $key) { $self->node_for_slot($self->slot_of($key)) }
 # every node in the role it says it has (a replica announced by gossip
 # later than the slots is not yet one to the others), and every master with
 # slots has a replica in sync (when one is alive)
+# The default is long: with cluster-node-timeout 1000 a node may be marked
+# PFAIL by a peer that was not scheduled for a second (a full -j2 run of the
+# suite on 2 cores), and the cluster takes a while to settle again (one run
+# went past 30 s after a killed master). It returns as soon as it is stable.
 sub wait_stable ($self, %o) {
     my @alive = $self->ports;
     my $why;    # the condition that held it up last, for the timeout's message
-    PgRedis::_wait('the cluster to be stable (cluster_state:ok, same view on every node, replicas in sync)', $o{timeout} // 30, sub {
+    PgRedis::_wait('the cluster to be stable (cluster_state:ok, same view on every node, replicas in sync)', $o{timeout} // 60, sub {
         my $view;
         my %own = map { $_ => ($self->cmd_at($_, 'ROLE')->[0] eq 'slave' ? 'replica' : 'master') } @alive;
         for my $p (@alive) {
@@ -802,7 +806,7 @@ sub failover_replica ($self, $port, %o) {
     });
     # the old master resyncs from its new master (a full sync under traffic
     # on a loaded machine): as long as a reshard may take
-    $self->wait_stable(timeout => $o{timeout} // 30);
+    $self->wait_stable(timeout => $o{timeout} // 60);
     return $replica;
 }
 
@@ -822,7 +826,7 @@ sub kill_master ($self, $port, %o) {
         }
         return 1;
     });
-    $self->wait_stable(timeout => $o{timeout} // 30);
+    $self->wait_stable(timeout => $o{timeout} // 60);
     return $replica;
 }
 
@@ -831,7 +835,7 @@ sub revive ($self, $port, %o) {
     die "PgRedis: node 127.0.0.1:$port is running\n" if $self->_alive("node-$port");
     $self->_start_node($port);
     $self->_wait_ping("node-$port", $port, $self->auth);
-    $self->wait_stable(timeout => $o{timeout} // 30);
+    $self->wait_stable(timeout => $o{timeout} // 60);
     return $port;
 }
 
@@ -844,7 +848,7 @@ sub reshard ($self, $from, $to, $slots, %o) {
         '--cluster', 'reshard', '127.0.0.1:' . ($self->ports)[0], '--cluster-from', $fid, '--cluster-to', $tid,
         '--cluster-slots', $slots, '--cluster-yes', '--cluster-pipeline', 100);
     die "PgRedis: redis-cli --cluster reshard failed ($rc): $out\n" if $rc;
-    $self->wait_stable(timeout => $o{timeout} // 30);
+    $self->wait_stable(timeout => $o{timeout} // 60);
     return $out;
 }
 
