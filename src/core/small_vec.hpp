@@ -77,6 +77,9 @@ public:
 
     // Removes [first, last): the elements after them move up, in order.
     T* erase(T* first, T* last) {
+        if (first == last) {
+            return first;  // nothing moves (moving onto itself would empty a string)
+        }
         size_t at = static_cast<size_t>(first - data());
         size_t n = static_cast<size_t>(last - first);
         if (spilled_) {
@@ -104,9 +107,9 @@ private:
                 size_++;
                 return;
             }
-            T last(std::forward<V>(v));  // before the move: `v` may be one of ours
             std::vector<T> h;
-            h.reserve(2 * N);
+            h.reserve(2 * N);  // may throw: `v` is untouched then
+            T last(std::forward<V>(v));  // before the move: `v` may be one of ours
             h.assign(std::make_move_iterator(inline_.begin()), std::make_move_iterator(inline_.end()));
             h.push_back(std::move(last));
             heap_ = std::move(h);

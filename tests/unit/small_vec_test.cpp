@@ -54,6 +54,22 @@ TEST(SmallVec, PushingOneOfItsOwnElementsCopiesIt) {
                                                    std::string(30, 'b')}));
 }
 
+TEST(SmallVec, ErasingNothingChangesNothing) {
+    for (size_t n : {2u, 5u}) {  // inline, spilled
+        SmallVec<std::string, 3> s;
+        std::vector<std::string> v;
+        for (size_t i = 0; i < n; i++) {
+            s.push_back("element-" + std::to_string(i) + std::string(20, 'x'));
+            v.push_back(s.back());
+        }
+        for (size_t at = 0; at <= n; at++) {
+            auto it = s.erase(s.begin() + at, s.begin() + at);
+            EXPECT_EQ(it, s.begin() + at);
+            EXPECT_EQ(items(s), v) << n << " " << at;
+        }
+    }
+}
+
 TEST(SmallVec, EraseInlineKeepsOrderAndResetsFreedSlots) {
     SmallVec<std::string, 4> s;
     for (const char* x : {"a", "b", "c", "d"}) {
