@@ -86,40 +86,63 @@ struct op_allocator {
     bool operator!=(const op_allocator<U>&) const noexcept { return false; }
 };
 
-// Operations no longer owned: destroyed and made again in place, keeping
-// only their buffer (cleared), so that nothing of one request's operation
-// reaches the next.
-std::vector<ngx_http_pairguard_batch_op_t*>& spare_ops() {
-    static auto* ops = new std::vector<ngx_http_pairguard_batch_op_t*>;  // never destroyed, as above
-    return *ops;
-}
-
-static_assert(std::is_nothrow_default_constructible_v<ngx_http_pairguard_batch_op_t>);
-
-void recycle_op(ngx_http_pairguard_batch_op_t* o) noexcept {
-    if (kRecycle && spare_ops().size() < kSpareMax) {
-        try {
-            auto& spare = spare_ops();
-            if (spare.size() == spare.capacity()) {
-                spare.reserve(std::max<size_t>(64, 2 * spare.capacity()));
-            }
-        } catch (const std::exception&) {
-            delete o;
-            return;
-        }
-        std::string buffer;
-        if (o->op.data.capacity() <= kSpareBufferMax) {
-            buffer = std::move(o->op.data);
-            buffer.clear();
-        }
-        o->~ngx_http_pairguard_batch_op_t();
-        new (o) ngx_http_pairguard_batch_op_t();  // nothing here allocates
-        o->op.data = std::move(buffer);
-        spare_ops().push_back(o);
-        return;
+// Objects handed out in a shared_ptr and taken back when their last owner
+// lets go: up to `Max` wait on a per-worker free list (never destroyed, as
+// above), made ready for their next owner by `Reset`, which says whether
+// the object is worth keeping.
+template <class T, size_t Max, bool (*Reset)(T&) noexcept>
+struct free_list {
+    static std::vector<T*>& spare() {
+        static auto* objects = new std::vector<T*>;
+        return *objects;
     }
-    delete o;
+    static void give_back(T* o) noexcept {
+        auto& list = spare();
+        if (kRecycle && list.size() < Max) {
+            try {
+                if (list.size() == list.capacity()) {
+                    list.reserve(std::min(Max, std::max<size_t>(64, 2 * list.capacity())));
+                }
+            } catch (const std::exception&) {
+                delete o;
+                return;
+            }
+            if (Reset(*o)) {
+                list.push_back(o);  // reserved above: does not throw
+                return;
+            }
+        }
+        delete o;
+    }
+    static std::shared_ptr<T> take() {
+        T* raw;
+        if (kRecycle && !spare().empty()) {
+            raw = spare().back();
+            spare().pop_back();
+        } else {
+            raw = new T();
+        }
+        // on failure shared_ptr hands `raw` to give_back
+        return std::shared_ptr<T>(raw, give_back, op_allocator<T>());
+    }
+};
+
+// An operation no longer owned is destroyed and made again in place,
+// keeping only its buffer (cleared), so that nothing of one request's
+// operation reaches the next.
+static_assert(std::is_nothrow_default_constructible_v<ngx_http_pairguard_batch_op_t>);
+bool reset_op(ngx_http_pairguard_batch_op_t& o) noexcept {
+    std::string buffer;
+    if (o.op.data.capacity() <= kSpareBufferMax) {
+        buffer = std::move(o.op.data);
+        buffer.clear();
+    }
+    o.~ngx_http_pairguard_batch_op_t();
+    new (&o) ngx_http_pairguard_batch_op_t();  // nothing here allocates
+    o.op.data = std::move(buffer);
+    return true;
 }
+using op_free_list = free_list<ngx_http_pairguard_batch_op_t, kSpareMax, reset_op>;
 
 using op_ptr = std::shared_ptr<ngx_http_pairguard_batch_op_t>;
 
@@ -323,34 +346,11 @@ void fail_queue() noexcept {
 
 // A batch's list of operations, recycled like the operations: emptied
 // (every operation let go) but with its capacity.
-std::vector<std::vector<op_ptr>*>& spare_lists() {
-    static auto* lists = new std::vector<std::vector<op_ptr>*>;  // never destroyed, as above
-    return *lists;
+bool reset_ops_list(std::vector<op_ptr>& l) noexcept {
+    l.clear();
+    return l.capacity() <= kSpareMax;
 }
-
-void recycle_ops_list(std::vector<op_ptr>* l) noexcept {
-    l->clear();
-    if (kRecycle && spare_lists().size() < 64 && l->capacity() <= kSpareMax) {
-        try {
-            spare_lists().push_back(l);
-            return;
-        } catch (const std::exception&) {
-        }
-    }
-    delete l;
-}
-
-std::shared_ptr<std::vector<op_ptr>> make_ops_list() {
-    std::vector<op_ptr>* raw;
-    if (kRecycle && !spare_lists().empty()) {
-        raw = spare_lists().back();
-        spare_lists().pop_back();
-    } else {
-        raw = new std::vector<op_ptr>();
-    }
-    // on failure shared_ptr hands `raw` to recycle_ops_list
-    return std::shared_ptr<std::vector<op_ptr>>(raw, recycle_ops_list, op_allocator<std::vector<op_ptr>>());
-}
+using ops_list_free_list = free_list<std::vector<op_ptr>, 64, reset_ops_list>;
 
 void flush(ngx_event_t*) noexcept {
     if (batcher.queue.empty()) {
@@ -360,7 +360,7 @@ void flush(ngx_event_t*) noexcept {
     // that never heard back would leave its request without a timer
     std::shared_ptr<std::vector<op_ptr>> ops;
     try {
-        ops = make_ops_list();
+        ops = ops_list_free_list::take();
     } catch (const std::exception&) {
         fail_queue();
         return;
@@ -416,15 +416,7 @@ void flush(ngx_event_t*) noexcept {
 namespace {
 
 op_ptr make_op() {
-    ngx_http_pairguard_batch_op_t* raw;
-    if (kRecycle && !spare_ops().empty()) {
-        raw = spare_ops().back();
-        spare_ops().pop_back();
-    } else {
-        raw = new ngx_http_pairguard_batch_op_t();
-    }
-    // on failure shared_ptr hands `raw` to recycle_op
-    return op_ptr(raw, recycle_op, op_allocator<ngx_http_pairguard_batch_op_t>());
+    return op_free_list::take();
 }
 
 // Queued whole (callback and all) or not at all.

@@ -806,7 +806,7 @@ sub failover_replica ($self, $port, %o) {
     });
     # the old master resyncs from its new master (a full sync under traffic
     # on a loaded machine): as long as a reshard may take
-    $self->wait_stable(timeout => $o{timeout} // 60);
+    $self->wait_stable(timeout => $o{timeout});
     return $replica;
 }
 
@@ -826,7 +826,7 @@ sub kill_master ($self, $port, %o) {
         }
         return 1;
     });
-    $self->wait_stable(timeout => $o{timeout} // 60);
+    $self->wait_stable(timeout => $o{timeout});
     return $replica;
 }
 
@@ -835,7 +835,7 @@ sub revive ($self, $port, %o) {
     die "PgRedis: node 127.0.0.1:$port is running\n" if $self->_alive("node-$port");
     $self->_start_node($port);
     $self->_wait_ping("node-$port", $port, $self->auth);
-    $self->wait_stable(timeout => $o{timeout} // 60);
+    $self->wait_stable(timeout => $o{timeout});
     return $port;
 }
 
@@ -848,7 +848,7 @@ sub reshard ($self, $from, $to, $slots, %o) {
         '--cluster', 'reshard', '127.0.0.1:' . ($self->ports)[0], '--cluster-from', $fid, '--cluster-to', $tid,
         '--cluster-slots', $slots, '--cluster-yes', '--cluster-pipeline', 100);
     die "PgRedis: redis-cli --cluster reshard failed ($rc): $out\n" if $rc;
-    $self->wait_stable(timeout => $o{timeout} // 60);
+    $self->wait_stable(timeout => $o{timeout});
     return $out;
 }
 
