@@ -17,7 +17,13 @@
   benchtool.py haproxy-clear SOCKET TABLE    clear a HAProxy stick table
   benchtool.py callgrind FILE                 {"total": Ir, "objects": {object: Ir}}: the
                                              self cost of one callgrind dump, summed
-                                             per shared object (nginx, libc, ...)
+                                             per shared object (nginx, libc, ...),
+                                             and "sha256": the calls to
+                                             SHA256_Transform, their inclusive Ir
+  benchtool.py sha256-native DIR             {"per_block": N, "sha_ni": bool}: the
+                                             instructions of one SHA256_Transform
+                                             run natively (gdb single-steps it;
+                                             builds a small program in DIR)
   benchtool.py reset PORTS [--stats-only] [--haproxy SOCKET TABLE]
                                              FLUSHALL (unless --stats-only), CONFIG
                                              RESETSTAT on every node of PORTS, clear
@@ -60,6 +66,7 @@ import os
 import re
 import selectors
 import socket
+import subprocess
 import ssl
 import sys
 import time
@@ -310,11 +317,16 @@ def burst(urls, xff, n):
 # --- commands ---------------------------------------------------------------
 
 def callgrind_objects(path):
-    """Self cost (Ir) of one callgrind dump, per object. Cost lines follow
-    fn= (self cost) or calls= (the callee's inclusive cost: skipped); names
-    are compressed as "(id) name" once, "(id)" after."""
-    objs, cur, total, skip = {}, "?", 0, False
+    """Self cost (Ir) of one callgrind dump, per object, and the calls to
+    OpenSSL's SHA256_Transform with their inclusive cost (valgrind does not
+    run the SHA extensions: see sha256_native). Cost lines follow fn= (self
+    cost) or calls= (the callee's inclusive cost: counted only for
+    SHA256_Transform); names are compressed as "(id) name" once, "(id)"
+    after."""
+    objs, fns, cur, total, skip = {}, {}, "?", 0, False
     by = {}
+    cfn = None
+    sha = {"calls": 0, "cost": 0}
     for line in open(path, errors="replace"):
         if line.startswith(("ob=", "cob=")):
             key, _, val = line.rstrip("\n").partition("=")
@@ -324,20 +336,66 @@ def callgrind_objects(path):
             if key == "ob":
                 cur = objs.get(m.group(1), "?") if m else val.strip()
             continue
+        if line.startswith(("fn=", "cfn=", "cfi=", "cfl=")):
+            key, _, val = line.rstrip("\n").partition("=")
+            if key in ("fn", "cfn"):
+                m = re.match(r"\((\d+)\)(?: (.*))?", val)
+                name = val.strip()
+                if m:
+                    if m.group(2):
+                        fns[m.group(1)] = m.group(2)
+                    name = fns.get(m.group(1), "?")
+                if key == "cfn":
+                    cfn = name
+            continue
         if line.startswith("calls="):
             skip = True
+            if cfn == "SHA256_Transform":
+                sha["calls"] += int(line.split("=", 1)[1].split()[0])
             continue
         if line[:1].isdigit() or line[:1] in "+-*":
+            parts = line.split()
             if skip:
                 skip = False
+                if cfn == "SHA256_Transform" and len(parts) >= 2 and parts[1].isdigit():
+                    sha["cost"] += int(parts[1])
                 continue
-            parts = line.split()
             if len(parts) >= 2 and parts[1].isdigit():
                 c = int(parts[1])
                 total += c
                 name = os.path.basename(cur) or "?"
                 by[name] = by.get(name, 0) + c
-    return {"total": total, "objects": by}
+    return {"total": total, "objects": by, "sha256": sha}
+
+
+def sha256_native(workdir):
+    """Instructions this CPU executes for one SHA256_Transform (one 64-byte
+    block), counted natively: a small program calls it twice and gdb
+    single-steps the second call, from its first instruction to its return.
+    On a CPU with the SHA extensions OpenSSL runs them; valgrind cannot, so
+    under callgrind OpenSSL takes its AVX2/SSSE3 code instead."""
+    src = os.path.join(workdir, "sha256_block.c")
+    exe = os.path.join(workdir, "sha256_block")
+    with open(src, "w") as f:
+        f.write("#define OPENSSL_SUPPRESS_DEPRECATED\n#include <openssl/sha.h>\n"
+                "int main(void) { SHA256_CTX c; unsigned char b[64] = {1};\n"
+                "  SHA256_Init(&c); SHA256_Transform(&c, b); SHA256_Transform(&c, b);\n"
+                "  return (int) (c.h[0] & 1); }\n")
+    subprocess.run(["cc", "-O1", "-o", exe, src, "-lcrypto"], check=True)
+    script = os.path.join(workdir, "sha256_block.gdb")
+    with open(script, "w") as f:
+        f.write("set pagination off\nset confirm off\nbreak *SHA256_Transform\nrun\ncontinue\n"
+                "python\nsp0 = int(gdb.parse_and_eval('$sp'))\nn = 0\n"
+                "while int(gdb.parse_and_eval('$sp')) <= sp0 and n < 100000:\n"
+                "    gdb.execute('stepi', to_string=True)\n    n += 1\n"
+                "print('STEPS %d' % n)\nend\nkill\nquit\n")
+    out = subprocess.run(["gdb", "-batch", "-nx", "-x", script, exe], capture_output=True, text=True,
+                         timeout=300).stdout
+    m = re.search(r"STEPS (\d+)", out)
+    if not m:
+        raise RuntimeError("gdb did not count SHA256_Transform: " + out[-500:])
+    flags = open("/proc/cpuinfo").read()
+    return {"per_block": int(m.group(1)), "sha_ni": " sha_ni" in flags}
 
 
 def main(argv):
@@ -399,6 +457,10 @@ def main(argv):
     if cmd == "callgrind":
         print(json.dumps(callgrind_objects(args[0]), sort_keys=True))
         return
+
+    if cmd == "sha256-native":
+        print(json.dumps(sha256_native(args[0]), sort_keys=True))
+        return 0
 
     if cmd == "redis-mem":
         r = Redis(args[0])

@@ -1,5 +1,6 @@
 #include "store_scripts.hpp"
 
+#include <array>
 #include <charconv>
 
 #include <openssl/evp.h>
@@ -140,8 +141,57 @@ void fill_guard_op(GuardOp& op, bool settle, std::string_view keys, size_t nkeys
 
 }  // namespace
 
+namespace {
+
+// The heads of operations of up to 9 keys, encoded once: 'r' and the key
+// count; 's', the key count and the outcome ("r", "s" are 1..9 keys,
+// `settle_heads[outcome][nkeys]`).
+constexpr size_t kHeadKeys = 9;
+const char kOutcomeLetter[3] = {'f', 's', 'n'};
+
+size_t outcome_index(Outcome o) {
+    return o == Outcome::failure ? 0 : o == Outcome::success ? 1 : 2;
+}
+
+const std::array<std::string, kHeadKeys + 1>& reserve_heads() {
+    static const auto heads = [] {
+        std::array<std::string, kHeadKeys + 1> h;
+        for (size_t n = 1; n <= kHeadKeys; n++) {
+            RespArgs a;
+            a.add_encoded("$1\r\nr\r\n", 1);
+            a.add(static_cast<int64_t>(n));
+            h[n] = a.data;
+        }
+        return h;
+    }();
+    return heads;
+}
+
+const std::array<std::array<std::string, kHeadKeys + 1>, 3>& settle_heads() {
+    static const auto heads = [] {
+        std::array<std::array<std::string, kHeadKeys + 1>, 3> h;
+        for (size_t o = 0; o < 3; o++) {
+            for (size_t n = 1; n <= kHeadKeys; n++) {
+                RespArgs a;
+                a.add_encoded("$1\r\ns\r\n", 1);
+                a.add(static_cast<int64_t>(n));
+                a.add(std::string_view(&kOutcomeLetter[o], 1));
+                h[o][n] = a.data;
+            }
+        }
+        return h;
+    }();
+    return heads;
+}
+
+}  // namespace
+
 void make_guard_reserve(GuardOp& op, std::string_view keys, size_t nkeys, std::string_view limits) {
     fill_guard_op(op, false, keys, nkeys, limits, [&](RespArgs& a) {
+        if (nkeys >= 1 && nkeys <= kHeadKeys) {
+            a.add_encoded(reserve_heads()[nkeys], 2);
+            return;
+        }
         a.add_encoded("$1\r\nr\r\n", 1);
         a.add(static_cast<int64_t>(nkeys));
     });
@@ -150,12 +200,14 @@ void make_guard_reserve(GuardOp& op, std::string_view keys, size_t nkeys, std::s
 void make_guard_settle(GuardOp& op, std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
                        std::string_view limits) {
     fill_guard_op(op, true, keys, nkeys, limits, [&](RespArgs& a) {
-        a.add_encoded("$1\r\ns\r\n", 1);
-        a.add(static_cast<int64_t>(nkeys));
-        a.add_encoded(outcome == Outcome::failure   ? "$1\r\nf\r\n"
-                      : outcome == Outcome::success ? "$1\r\ns\r\n"
-                                                    : "$1\r\nn\r\n",
-                      1);
+        size_t o = outcome_index(outcome);
+        if (nkeys >= 1 && nkeys <= kHeadKeys) {
+            a.add_encoded(settle_heads()[o][nkeys], 3);
+        } else {
+            a.add_encoded("$1\r\ns\r\n", 1);
+            a.add(static_cast<int64_t>(nkeys));
+            a.add(std::string_view(&kOutcomeLetter[o], 1));
+        }
         a.add(reservation);
     });
 }

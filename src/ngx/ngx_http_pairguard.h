@@ -1,6 +1,7 @@
 // Types shared by the module's nginx glue files.
 #pragma once
 
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -118,6 +119,49 @@ struct ngx_http_pairguard_key_t {
     bool device = false;  // a trusted device's own key (device_store_key, device limits)
 };
 
+// Memory that every request takes and gives back (its context, its batch
+// operations) is kept on per-worker lists of raw blocks of one type instead
+// of going back to malloc: a block of more than 1 kB (the context) misses
+// malloc's per-thread cache. Single-threaded (the worker's loop); the lists
+// are never destroyed, so a block given back during static destruction
+// still finds its list. Under AddressSanitizer nothing is kept, so that a
+// use after the end is still seen.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool ngx_http_pairguard_recycle = false;
+#else
+inline constexpr bool ngx_http_pairguard_recycle = true;
+#endif
+
+template <class T, size_t Max>
+struct ngx_http_pairguard_blocks {
+    static std::vector<void*>& spare() {
+        static auto* blocks = new std::vector<void*>;
+        return *blocks;
+    }
+    // storage for one T (throws std::bad_alloc like operator new)
+    static void* take() {
+        auto& list = spare();
+        if (ngx_http_pairguard_recycle && !list.empty()) {
+            void* p = list.back();
+            list.pop_back();
+            return p;
+        }
+        return ::operator new(sizeof(T));
+    }
+    // storage whose T is already destroyed
+    static void give_back(void* p) noexcept {
+        auto& list = spare();
+        if (ngx_http_pairguard_recycle && list.size() < Max) {
+            try {
+                list.push_back(p);
+                return;
+            } catch (const std::exception&) {
+            }
+        }
+        ::operator delete(p);
+    }
+};
+
 // A location's keys (one per policy it holds): inline up to three policies.
 using ngx_http_pairguard_keys_t = pairguard::SmallVec<ngx_http_pairguard_key_t, 3>;
 
@@ -155,6 +199,23 @@ struct ngx_http_pairguard_answer_t {
 struct ngx_http_pairguard_group_t {
     ngx_http_pairguard_loc_conf_t* lcf = nullptr;
     ngx_http_pairguard_keys_t keys;
+    // the keys' Redis keys, RESP-encoded, as the reserve sent them: the
+    // settle sends the same text. Valid while `keys` holds the same `n`
+    // keys; anything that moves a key out of a group clears it (then the
+    // settle encodes them again), as does a text that does not fit.
+    struct keys_resp_t {
+        uint8_t n = 0;
+        uint8_t len = 0;
+        char text[112];  // its first `len` bytes; copied no further
+        keys_resp_t() = default;
+        keys_resp_t(const keys_resp_t& o) noexcept : n(o.n), len(o.len) { std::memcpy(text, o.text, len); }
+        keys_resp_t& operator=(const keys_resp_t& o) noexcept {
+            n = o.n;
+            len = o.len;
+            std::memmove(text, o.text, len);
+            return *this;
+        }
+    } keys_resp;
     std::vector<ngx_http_pairguard_device_t> devices;  // set on a success (trusted devices)
     int64_t reservation = 0;
     // a dry-run location let this group's refusal through: its policies are

@@ -40,45 +40,31 @@ namespace {
 
 // Operations come and go with every request: they are kept on a per-worker
 // free list instead of going back to malloc, each with its buffer's
-// capacity (its GuardOp's text), and shared_ptr's counts likewise.
-// Single-threaded (the worker's loop).
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kRecycle = false;  // ASan sees every use after free
-#else
-constexpr bool kRecycle = true;
-#endif
+// capacity (its GuardOp's text), and shared_ptr's counts likewise
+// (ngx_http_pairguard_blocks). Single-threaded (the worker's loop).
+constexpr bool kRecycle = ngx_http_pairguard_recycle;
 constexpr size_t kSpareMax = 4096;
 constexpr size_t kSpareBufferMax = 1024;  // a larger buffer is given back
 
 template <class T>
 struct op_allocator {
     using value_type = T;
+    using blocks = ngx_http_pairguard_blocks<T, kSpareMax>;
     op_allocator() = default;
     template <class U>
     op_allocator(const op_allocator<U>&) noexcept {}  // NOLINT: rebinding
-    // never destroyed: an operation freed during static destruction still
-    // finds it
-    static std::vector<void*>& spare() {
-        static auto* blocks = new std::vector<void*>;
-        return *blocks;
-    }
     T* allocate(size_t n) {
-        if (kRecycle && n == 1 && !spare().empty()) {
-            void* p = spare().back();
-            spare().pop_back();
-            return static_cast<T*>(p);
+        if (n == 1) {
+            return static_cast<T*>(blocks::take());
         }
         return static_cast<T*>(::operator new(n * sizeof(T)));
     }
     void deallocate(T* p, size_t n) noexcept {
-        if (kRecycle && n == 1 && spare().size() < kSpareMax) {
-            try {
-                spare().push_back(p);
-                return;
-            } catch (const std::exception&) {
-            }
+        if (n == 1) {
+            blocks::give_back(p);
+        } else {
+            ::operator delete(p);
         }
-        ::operator delete(p);
     }
     template <class U>
     bool operator==(const op_allocator<U>&) const noexcept { return true; }

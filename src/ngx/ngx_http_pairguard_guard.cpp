@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include <charconv>
+#include <cstring>
 #include <initializer_list>
 #include <stdexcept>
 
@@ -177,6 +178,12 @@ bool holds(const ngx_http_pairguard_group_t& g, const ngx_http_pairguard_policy_
     return false;
 }
 
+// A group whose keys change no longer sends the text it reserved with.
+void forget_keys_resp(ngx_http_pairguard_group_t& g) {
+    g.keys_resp.n = 0;
+    g.keys_resp.len = 0;
+}
+
 // Moves the elements of `from` whose policy `pred` picks to the end of `to`.
 template <class List, class Pred>
 void move_policies(List& from, List& to, Pred pred) {
@@ -231,6 +238,8 @@ ngx_int_t allow(ngx_http_pairguard_ctx_t* ctx, int64_t reservation, bool local) 
         auto now_taken = [&](const ngx_http_pairguard_policy_t* p) { return holds(taken, p); };
         move_policies(g.keys, gone, now_taken);
         move_policies(g.devices, gone_devices, now_taken);
+        forget_keys_resp(c);
+        forget_keys_resp(g);
         g.settled = g.keys.empty();
     }
     if (!taken.keys.empty()) {
@@ -308,6 +317,9 @@ ngx_int_t decide_without_store(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* 
 // buffer of the worker's that the next call overwrites (the operation
 // copies them at once).
 std::string_view encode_keys(const ngx_http_pairguard_main_conf_t* mcf, const ngx_http_pairguard_group_t& g) {
+    if (g.keys_resp.len > 0 && g.keys_resp.n == g.keys.size()) {
+        return std::string_view(g.keys_resp.text, g.keys_resp.len);
+    }
     static pairguard::RespArgs a;
     a.data.clear();
     a.count = 0;
@@ -537,8 +549,14 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
 
     // sent with every other reserve and settle of this loop iteration
     ngx_http_pairguard_batch_ptr op = ngx_http_pairguard_batch_new();
-    pairguard::make_guard_reserve(op->op, encode_keys(mcf, ctx->candidate), ctx->candidate.keys.size(),
-                                  group_limits(ctx->candidate));
+    std::string_view keys = encode_keys(mcf, ctx->candidate);
+    auto& kept = ctx->candidate.keys_resp;  // for the settle
+    if (keys.size() <= sizeof(kept.text) && ctx->candidate.keys.size() <= UINT8_MAX) {
+        std::memcpy(kept.text, keys.data(), keys.size());
+        kept.len = static_cast<uint8_t>(keys.size());
+        kept.n = static_cast<uint8_t>(ctx->candidate.keys.size());
+    }
+    pairguard::make_guard_reserve(op->op, keys, ctx->candidate.keys.size(), group_limits(ctx->candidate));
     ngx_http_pairguard_batch_submit(op, [ctx](bool ok, pairguard::IntList v) { reserve_done(ctx, ok, v); });
     ctx->reserve_op = std::move(op);
     ctx->state = state_e::waiting;

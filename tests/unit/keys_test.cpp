@@ -216,6 +216,32 @@ TEST(Scripts, BatchWritesEveryOperationsKeysThenEachLimitsListOnceThenTheOperati
     EXPECT_EQ(call.data, expect);
 }
 
+// The heads of 1 to 9 keys come from a table made once, others are written
+// each time: both spell the same arguments.
+TEST(Scripts, OperationHeadsOfEveryKeyCount) {
+    for (size_t n = 1; n <= 12; n++) {
+        std::string keys, limits;
+        for (size_t i = 0; i < n; i++) {
+            keys += "$5\r\np:{" + std::string(1, static_cast<char>('a' + i)) + "}\r\n";
+            limits += "$1\r\n5\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n0\r\n$1\r\n1\r\n";
+        }
+        std::string count = "$" + std::to_string(std::to_string(n).size()) + "\r\n" + std::to_string(n) + "\r\n";
+        GuardOp r = make_guard_reserve(keys, n, limits);
+        EXPECT_EQ(r.head(), "$1\r\nr\r\n" + count) << n;
+        EXPECT_EQ(r.nhead, 2u);
+        EXPECT_EQ(r.nargs, 2u + 5 * n);
+        for (auto [o, letter] : {std::pair{Outcome::failure, 'f'}, {Outcome::success, 's'}, {Outcome::neutral, 'n'}}) {
+            GuardOp s = make_guard_settle(keys, n, o, 1764547200123, limits);
+            EXPECT_EQ(s.head(), "$1\r\ns\r\n" + count + "$1\r\n" + letter + "\r\n$13\r\n1764547200123\r\n")
+                << n << letter;
+            EXPECT_EQ(s.nhead, 4u);
+            EXPECT_EQ(s.nargs, 4u + 5 * n);
+            EXPECT_EQ(s.keys(), keys);
+            EXPECT_EQ(s.limits(), limits);
+        }
+    }
+}
+
 // The module refills recycled operations: what a refill holds is exactly
 // what a new operation holds, whatever the buffer held before (a longer
 // settle, a shorter reserve).
@@ -261,6 +287,11 @@ TEST(Scripts, DecodeBatchNeedsOneIntegerListPerOperation) {
     EXPECT_TRUE(op(0).empty());
     ASSERT_TRUE(decode_guard_batch(Reply::of_string(",9223372036854775807"), 2, values, bounds));
     EXPECT_EQ(op(1), (V{INT64_MAX}));
+    // 18 digits are read by the fast loop, 19 by from_chars, either sign
+    ASSERT_TRUE(decode_guard_batch(
+        Reply::of_string("999999999999999999 -999999999999999999 1000000000000000000 -9223372036854775808 -0 007"),
+        1, values, bounds));
+    EXPECT_EQ(op(0), (V{999999999999999999, -999999999999999999, 1000000000000000000, INT64_MIN, 0, 7}));
 
     Reply two = Reply::of_string("0 0 0 9,");
     EXPECT_FALSE(decode_guard_batch(two, 3, values, bounds)) << "one reply short";
@@ -268,7 +299,7 @@ TEST(Scripts, DecodeBatchNeedsOneIntegerListPerOperation) {
     EXPECT_FALSE(decode_guard_batch(Reply::of_error("NOSCRIPT"), 1, values, bounds));
     EXPECT_FALSE(decode_guard_batch(Reply::of_array({Reply::of_array({}), Reply::of_array({})}), 2, values, bounds))
         << "the single scripts' shape is not the batch's";
-    for (const char* bad : {"0  1", " 0", "0 ", "+1", "1e+15", "1.5", "x", "0,1,", "9223372036854775808", "0\n1",
+    for (const char* bad : {"0  1", " 0", "0 ", "+1", "1e+15", "1.5", "x", "0,1,", "9223372036854775808", "-9223372036854775809", "99999999999999999999", "0\n1", "-", "--1", "1-",
                             "- 1", "1 -"}) {
         EXPECT_FALSE(decode_guard_batch(Reply::of_string(bad), 2, values, bounds)) << bad;
         EXPECT_FALSE(decode_guard_batch(Reply::of_string(bad), 1, values, bounds)) << bad;
