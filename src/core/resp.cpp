@@ -55,25 +55,44 @@ void RespArgs::add_joined(std::initializer_list<std::string_view> parts) {
 }
 
 void RespArgs::add(int64_t v) {
-    // "$N\r\n" then the digits: one append
-    char digits[24];
-    auto [dend, ec] = std::to_chars(digits, digits + sizeof(digits), v);
-    (void) ec;
-    size_t n = static_cast<size_t>(dend - digits);
-    char buf[48];
-    buf[0] = '$';
-    char* p = buf + 1;
-    if (n >= 10) {
-        *p++ = static_cast<char>('0' + n / 10);
+    // "$N\r\n", the digits, "\r\n", written backwards into one buffer and
+    // appended once (to_chars and a second copy cost as much again)
+    char buf[32];
+    char* const end = buf + sizeof(buf);
+    char* p = end;
+    *--p = '\n';
+    *--p = '\r';
+    static constexpr char kPairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+    while (u >= 100) {  // two digits at a time
+        size_t i = static_cast<size_t>(u % 100) * 2;
+        u /= 100;
+        *--p = kPairs[i + 1];
+        *--p = kPairs[i];
     }
-    *p++ = static_cast<char>('0' + n % 10);
-    *p++ = '\r';
-    *p++ = '\n';
-    std::memcpy(p, digits, n);
-    p += n;
-    *p++ = '\r';
-    *p++ = '\n';
-    data.append(buf, static_cast<size_t>(p - buf));
+    if (u >= 10) {
+        *--p = kPairs[u * 2 + 1];
+        *--p = kPairs[u * 2];
+    } else {
+        *--p = static_cast<char>('0' + u);
+    }
+    if (v < 0) {
+        *--p = '-';
+    }
+    size_t n = static_cast<size_t>(end - p) - 2;  // at most 20
+    *--p = '\n';
+    *--p = '\r';
+    if (n >= 10) {
+        *--p = static_cast<char>('0' + n % 10);
+        *--p = static_cast<char>('0' + n / 10);
+    } else {
+        *--p = static_cast<char>('0' + n);
+    }
+    *--p = '$';
+    data.append(p, static_cast<size_t>(end - p));
     count++;
 }
 
@@ -90,13 +109,23 @@ std::string resp_array_header(size_t n) {
 }
 
 RespArgs resp_evalsha(std::string_view sha1, size_t tail_count) {
+    // "$7\r\nEVALSHA\r\n$40\r\nSHA1\r\n": the same few scripts every time;
+    // the last one's text is kept (a worker is single-threaded, and so is
+    // every other user of this core)
+    static thread_local std::string last_sha1, last_text;
+    if (sha1 != last_sha1) {
+        RespArgs t;
+        t.add("EVALSHA");
+        t.add(sha1);
+        last_sha1.assign(sha1);
+        last_text = std::move(t.data);
+    }
     RespArgs a;
     a.data.reserve(64 + 48 * tail_count);
     a.data.push_back('*');
     append_number(a.data, 2 + tail_count);
     a.data.append("\r\n", 2);
-    a.add("EVALSHA");
-    a.add(sha1);
+    a.data.append(last_text);
     a.count = 0;
     a.head = a.data.size();
     a.declared = tail_count;

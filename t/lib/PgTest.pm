@@ -918,13 +918,27 @@ sub start ($self) {
     push @cmd, '--code-ttl', $o{code_ttl} if defined $o{code_ttl};
     push @cmd, '--delay-ms', $o{delay_ms} if defined $o{delay_ms};
     push @cmd, '--verbose' if $o{verbose};
-    $self->{pid} = PgTest::_spawn(\@cmd, $self->{log});
-    my $up = PgTest::wait_until(sub {
-        die "upstream exited: " . PgTest::read_file($self->{log}) unless PgTest::_alive($self->{pid});
-        PgTest::_port_open($self->{port});
-    }, timeout => 10);
-    die "demo upstream on port $self->{port} does not accept\n" unless $up;
-    return $self;
+    # The port was free when free_port() closed it; another test running
+    # at the same time (prove -j2) may bind it before this upstream does.
+    # Then an open port is someone else's: the upstream is ours only when it
+    # answers its own /__stats (and is still alive); else a new port.
+    for my $attempt (1 .. 3) {
+        $self->{pid} = PgTest::_spawn(\@cmd, $self->{log});
+        my $up = PgTest::wait_until(sub {
+            return -1 unless PgTest::_alive($self->{pid});
+            return 0 unless PgTest::_port_open($self->{port});
+            my $r = PgTest::http($self->{port}, 'GET', '/__stats', timeout => 2);
+            return ($r->{json} && PgTest::_alive($self->{pid})) ? 1 : -1;
+        }, timeout => 10);
+        return $self if $up && $up == 1;
+        my $why = !PgTest::_alive($self->{pid}) ? "exited: " . PgTest::read_file($self->{log})
+                : $up ? "port $self->{port} answered by another process" : "port $self->{port} does not accept";
+        $self->stop;
+        die "demo upstream $why\n" if defined $o{port} || $attempt == 3;
+        print STDERR "# demo upstream $why; another port\n";
+        $self->{port} = PgTest::free_port();
+        for my $i (0 .. $#cmd - 1) { $cmd[$i + 1] = $self->{port} if $cmd[$i] eq '--port' }
+    }
 }
 
 sub stop ($self) {

@@ -41,6 +41,31 @@ TEST(Resp, EveryLengthAndNumberEncodesAsTheProtocolSays) {
     }
 }
 
+TEST(Resp, NumbersAroundEveryPowerOfTen) {
+    int64_t p = 1;
+    for (int i = 0; i <= 18; i++, p *= 10) {
+        for (int64_t v : {p - 1, p, p + 1, -(p - 1), -p, -(p + 1)}) {
+            RespArgs a;
+            a.add(v);
+            std::string t = std::to_string(v);
+            EXPECT_EQ(a.data, "$" + std::to_string(t.size()) + "\r\n" + t + "\r\n") << v;
+        }
+    }
+}
+
+TEST(Resp, EvalshaHeadsOfScriptsInTurn) {
+    // the last script's "EVALSHA sha1" text is kept: scripts taken in turn
+    // each get their own
+    std::string one(40, 'a'), two(40, 'b');
+    for (const std::string* sha : {&one, &two, &two, &one}) {
+        RespArgs a = resp_evalsha(*sha, 2);
+        a.add("x");
+        a.add(int64_t{3});
+        EXPECT_EQ(a.data, "*4\r\n$7\r\nEVALSHA\r\n$40\r\n" + *sha + "\r\n$1\r\nx\r\n$1\r\n3\r\n");
+        EXPECT_EQ(a.count, a.declared);
+    }
+}
+
 TEST(Resp, PreEncodedArguments) {
     RespArgs limits;
     limits.add(int64_t{5});
