@@ -85,6 +85,19 @@ my $stacked_from = 0;    # the first operation of the stacked steps
         # back), two fresh keys, a fresh key stacked on a key with a failure
         [['r', [$M1, $M2, \@F]], ['r', [$N1, $N2]], ['r', [$P1, \@E]]];
 }
+# reserves alone in their batch (every request at low concurrency), which
+# guard_batch.lua answers before its definitions when the keys hold nothing:
+# a fresh key; a fresh key stacked on one with a history (the fresh one
+# written, then taken back for the walk); a key with a history; then the
+# fresh key's failure, and a reserve of it alone again (a compact value);
+# a fresh key stacked on a locked one (refused: nothing of it is left)
+my ($L1, $L2, $L3) = map { ["{t}:0$_", 3, 60000, 400, 1000, 0] } qw(L1 L2 L3);
+{
+    my $n = 0;
+    $n += ref $_ ? scalar(@$_) : 0 for @steps;
+    push @steps, [['r', [$L1]]], [['r', [$L2, \@A]]], [['r', [\@A]]], [['s', $n, 'f', [$L1]]], [['r', [$L1]]],
+        [['r', [$L3, \@F]]];
+}
 
 sub limits_of (@keys) { map { @$_[1 .. 5] } @keys }
 
@@ -180,6 +193,9 @@ for ([$batch, 'the batch'], [$slowr, 'the slow path']) {
     is_deeply($v, $vs, "  and the same values");
     is_deeply(late($at, $ats), [], '  expiring at the same times');
 }
+like(join(' ', @$vs), qr/\A\{t\}:0L1=0\|0\|0\|1\|1 \{t\}:0L2=0\|0\|0\|1\|0 \{t\}:A=/,
+     'keys reserved alone: one failed and reserved again (a failure and a reservation), one stacked on a key'
+     . ' with a history (reserved), none left of one stacked on a locked key');
 like(join(' ', @$vs), qr/\{t\}:D10=30 \{t\}:D11=31 \{t\}:D12=32 .*\{t\}:D7=27 /, 'compact values of different windows among them');
 # (K's window is 1.5 s: its second failure may come after the first left it;
 # M1 and M2, refused with the locked F, are gone)

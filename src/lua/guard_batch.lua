@@ -16,6 +16,38 @@
 -- by ',' (one string is one allocation for the client to read, where an
 -- array of arrays is one per integer).
 
+-- One reserve alone (a request whose iteration of the event loop made no
+-- other operation: every request at low concurrency) on keys that hold
+-- nothing is answered here, before the definitions below run (Redis runs
+-- the whole script text at every call): the same commands and answer as
+-- reserve_op's fast path below. If a key exists, the keys written before it
+-- are taken back (the script runs alone: nothing saw them) and the walk
+-- below decides, on the same Redis TIME. Anything else goes to the walk,
+-- which also turns down what is malformed.
+local early_now
+do
+  local nargv, m, n = #ARGV, tonumber(ARGV[3]), #KEYS
+  if m and nargv == 6 + m and ARGV[2] == '1' and ARGV[4 + m] == 'r' and ARGV[nargv] == '1'
+      and n > 0 and tonumber(ARGV[5 + m]) == n and tonumber(ARGV[1]) then
+    local ok = true
+    for x = 4, 3 + m do
+      if not tonumber(ARGV[x]) then ok = false break end
+    end
+    if ok then
+      local t = redis.call('TIME')
+      early_now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+      local fresh = string.format('%d', early_now + tonumber(ARGV[1]))
+      local value, written = '|||' .. fresh .. '|', 0
+      for i = 1, n do
+        if not redis.call('SET', KEYS[i], value, 'NX', 'PX', ARGV[1]) then break end
+        written = i
+      end
+      if written == n then return '0 0 0 ' .. fresh end
+      for i = 1, written do redis.call('DEL', KEYS[i]) end
+    end
+  end
+end
+
 -- @include base36_common.lua
 -- @include guard_common.lua
 -- @include events_common.lua
@@ -32,7 +64,7 @@ local function enc(t)
   return concat(t, ' ')
 end
 
-local cs = call_state(now_ms(), ARGV[1])
+local cs = call_state(early_now or now_ms(), ARGV[1])
 -- the limit sets, in one array of numbers; starts['j']: set j's first (by
 -- the text the operations name it with: no number to parse per operation)
 local lim, starts = {}, {}
