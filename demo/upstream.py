@@ -15,7 +15,7 @@ the demo (scripts/run.sh) and in the integration tests (t/*.t):
        (alice / alice-password), else 401 {"error":"invalid_credentials"}
   ANY  /status/NNN               -> answers status NNN with a small JSON body
   ANY  /echo                     -> 200 {"method","path","headers","body"}
-  GET  /__stats                  -> {"requests","by_path","by_status"}
+  GET  /__stats                  -> {"requests","by_path","by_status","pid"}
   POST /__reset                  -> zeroes the statistics
 
 It never prints a pairing code; per-request logging only with --verbose.
@@ -23,6 +23,7 @@ It never prints a pairing code; per-request logging only with --verbose.
 
 import argparse
 import json
+import os
 import secrets
 import sys
 import threading
@@ -58,6 +59,7 @@ class State:
                 "requests": self.requests,
                 "by_path": dict(self.by_path),
                 "by_status": dict(self.by_status),
+                "pid": os.getpid(),
             }
 
     def register(self, age=0.0, code=None):

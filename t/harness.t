@@ -112,4 +112,23 @@ $redis->cmd('PUBLISH', 'pg:test', 'two');
 is_deeply([$sub->messages], ["one\r\n", 'two'], 'a subscriber gets what is published, in order');
 is_deeply([$sub->messages(0.1)], [], 'and each message once');
 
+# A port free_port() handed out may be taken by another process before the
+# demo upstream binds it (prove -j2): here another demo upstream holds it.
+# start_upstream() must notice (the answer of /__stats is not its own
+# process's) and move to another port, not return an upstream that died.
+{
+    my $other = start_upstream();
+    my $taken = $other->port;
+    my $first = 1;
+    my $orig = \&PgTest::free_port;
+    no warnings 'redefine';
+    local *PgTest::free_port = sub { if ($first) { $first = 0; return $taken } $orig->() };
+    my $mine = start_upstream();
+    ok(PgTest::_alive($mine->pid), 'an upstream whose port was taken first starts on another port, alive');
+    isnt($mine->port, $taken, '  not on the taken port');
+    is(PgTest::http($mine->port, 'GET', '/__stats')->{json}{pid}, $mine->pid, '  and /__stats there is its own');
+    $mine->stop;
+    $other->stop;
+}
+
 done();

@@ -113,7 +113,7 @@ RespArgs resp_evalsha(std::string_view sha1, size_t tail_count) {
     // the last one's text is kept (a worker is single-threaded, and so is
     // every other user of this core)
     static thread_local std::string last_sha1, last_text;
-    if (sha1 != last_sha1) {
+    if (last_text.empty() || sha1 != last_sha1) {
         RespArgs t;
         t.add("EVALSHA");
         t.add(sha1);

@@ -13,7 +13,7 @@
 
 namespace {
 
-// a worker keeps at most this many contexts' blocks (340 kB) for the next
+// a worker keeps at most this many contexts' blocks (400 kB) for the next
 // requests
 using ctx_blocks = ngx_http_pairguard_blocks<ngx_http_pairguard_ctx_t, 256>;
 
@@ -221,7 +221,7 @@ ngx_http_pairguard_ctx_t* ngx_http_pairguard_get_or_create_ctx(ngx_http_request_
     if (ctx != nullptr) {
         return ctx;
     }
-    // The context (about 1.3 kB) comes from the worker's list of such
+    // The context (about 1.6 kB) comes from the worker's list of such
     // blocks, not from the request's pool: there it would take a new 4 kB
     // pool block on most requests (plain proxying leaves less than 100 bytes
     // of its second one). Its life is the pool's all the same: the cleanup

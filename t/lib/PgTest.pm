@@ -919,16 +919,18 @@ sub start ($self) {
     push @cmd, '--delay-ms', $o{delay_ms} if defined $o{delay_ms};
     push @cmd, '--verbose' if $o{verbose};
     # The port was free when free_port() closed it; another test running
-    # at the same time (prove -j2) may bind it before this upstream does.
-    # Then an open port is someone else's: the upstream is ours only when it
-    # answers its own /__stats (and is still alive); else a new port.
+    # at the same time (prove -j2) may bind it before this upstream does
+    # (even another demo upstream). Then an open port is someone else's: the
+    # upstream is ours only when /__stats answers with this process's pid;
+    # else a new port. No answer yet: it is still starting.
     for my $attempt (1 .. 3) {
         $self->{pid} = PgTest::_spawn(\@cmd, $self->{log});
         my $up = PgTest::wait_until(sub {
             return -1 unless PgTest::_alive($self->{pid});
             return 0 unless PgTest::_port_open($self->{port});
             my $r = PgTest::http($self->{port}, 'GET', '/__stats', timeout => 2);
-            return ($r->{json} && PgTest::_alive($self->{pid})) ? 1 : -1;
+            return 0 unless $r->{status};
+            return ($r->{json} && ($r->{json}{pid} // 0) == $self->{pid}) ? 1 : -1;
         }, timeout => 10);
         return $self if $up && $up == 1;
         my $why = !PgTest::_alive($self->{pid}) ? "exited: " . PgTest::read_file($self->{log})

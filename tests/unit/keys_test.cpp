@@ -287,7 +287,7 @@ TEST(Scripts, DecodeBatchNeedsOneIntegerListPerOperation) {
     EXPECT_TRUE(op(0).empty());
     ASSERT_TRUE(decode_guard_batch(Reply::of_string(",9223372036854775807"), 2, values, bounds));
     EXPECT_EQ(op(1), (V{INT64_MAX}));
-    // 18 digits are read by the fast loop, 19 by from_chars, either sign
+    // 18 and 19 digits, either sign; a leading zero or "-0" is still a number
     ASSERT_TRUE(decode_guard_batch(
         Reply::of_string("999999999999999999 -999999999999999999 1000000000000000000 -9223372036854775808 -0 007"),
         1, values, bounds));
