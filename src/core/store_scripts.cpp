@@ -143,9 +143,9 @@ void fill_guard_op(GuardOp& op, bool settle, std::string_view keys, size_t nkeys
 
 namespace {
 
-// The heads of operations of up to 9 keys, encoded once: 'r' and the key
-// count; 's', the key count and the outcome ("r", "s" are 1..9 keys,
-// `settle_heads[outcome][nkeys]`).
+// An operation's head: 'r' and the key count; 's', the key count and the
+// outcome letter (the reservation follows it). Heads of 1 to 9 keys are
+// written once into tables (`reserve_heads()[n]`, `settle_heads()[o][n]`).
 constexpr size_t kHeadKeys = 9;
 const char kOutcomeLetter[3] = {'f', 's', 'n'};
 
@@ -153,14 +153,24 @@ size_t outcome_index(Outcome o) {
     return o == Outcome::failure ? 0 : o == Outcome::success ? 1 : 2;
 }
 
+void add_reserve_head(RespArgs& a, size_t nkeys) {
+    a.add_encoded("$1\r\nr\r\n", 1);
+    a.add(static_cast<int64_t>(nkeys));
+}
+
+void add_settle_head(RespArgs& a, size_t nkeys, size_t outcome) {
+    a.add_encoded("$1\r\ns\r\n", 1);
+    a.add(static_cast<int64_t>(nkeys));
+    a.add(std::string_view(&kOutcomeLetter[outcome], 1));
+}
+
 const std::array<std::string, kHeadKeys + 1>& reserve_heads() {
     static const auto heads = [] {
         std::array<std::string, kHeadKeys + 1> h;
         for (size_t n = 1; n <= kHeadKeys; n++) {
             RespArgs a;
-            a.add_encoded("$1\r\nr\r\n", 1);
-            a.add(static_cast<int64_t>(n));
-            h[n] = a.data;
+            add_reserve_head(a, n);
+            h[n] = std::move(a.data);
         }
         return h;
     }();
@@ -173,10 +183,8 @@ const std::array<std::array<std::string, kHeadKeys + 1>, 3>& settle_heads() {
         for (size_t o = 0; o < 3; o++) {
             for (size_t n = 1; n <= kHeadKeys; n++) {
                 RespArgs a;
-                a.add_encoded("$1\r\ns\r\n", 1);
-                a.add(static_cast<int64_t>(n));
-                a.add(std::string_view(&kOutcomeLetter[o], 1));
-                h[o][n] = a.data;
+                add_settle_head(a, n, o);
+                h[o][n] = std::move(a.data);
             }
         }
         return h;
@@ -190,10 +198,9 @@ void make_guard_reserve(GuardOp& op, std::string_view keys, size_t nkeys, std::s
     fill_guard_op(op, false, keys, nkeys, limits, [&](RespArgs& a) {
         if (nkeys >= 1 && nkeys <= kHeadKeys) {
             a.add_encoded(reserve_heads()[nkeys], 2);
-            return;
+        } else {
+            add_reserve_head(a, nkeys);
         }
-        a.add_encoded("$1\r\nr\r\n", 1);
-        a.add(static_cast<int64_t>(nkeys));
     });
 }
 
@@ -204,9 +211,7 @@ void make_guard_settle(GuardOp& op, std::string_view keys, size_t nkeys, Outcome
         if (nkeys >= 1 && nkeys <= kHeadKeys) {
             a.add_encoded(settle_heads()[o][nkeys], 3);
         } else {
-            a.add_encoded("$1\r\ns\r\n", 1);
-            a.add(static_cast<int64_t>(nkeys));
-            a.add(std::string_view(&kOutcomeLetter[o], 1));
+            add_settle_head(a, nkeys, o);
         }
         a.add(reservation);
     });

@@ -914,16 +914,17 @@ sub pid ($self)  { $self->{pid} }
 
 sub start ($self) {
     my %o = %{ $self->{opts} };
-    my @cmd = ('python3', "$PgTest::ROOT/demo/upstream.py", '--port', $self->{port}, '--host', '127.0.0.1');
-    push @cmd, '--code-ttl', $o{code_ttl} if defined $o{code_ttl};
-    push @cmd, '--delay-ms', $o{delay_ms} if defined $o{delay_ms};
-    push @cmd, '--verbose' if $o{verbose};
+    my @opts;
+    push @opts, '--code-ttl', $o{code_ttl} if defined $o{code_ttl};
+    push @opts, '--delay-ms', $o{delay_ms} if defined $o{delay_ms};
+    push @opts, '--verbose' if $o{verbose};
     # The port was free when free_port() closed it; another test running
     # at the same time (prove -j2) may bind it before this upstream does
     # (even another demo upstream). Then an open port is someone else's: the
     # upstream is ours only when /__stats answers with this process's pid;
     # else a new port. No answer yet: it is still starting.
     for my $attempt (1 .. 3) {
+        my @cmd = ('python3', "$PgTest::ROOT/demo/upstream.py", '--port', $self->{port}, '--host', '127.0.0.1', @opts);
         $self->{pid} = PgTest::_spawn(\@cmd, $self->{log});
         my $up = PgTest::wait_until(sub {
             return -1 unless PgTest::_alive($self->{pid});
@@ -939,7 +940,6 @@ sub start ($self) {
         die "demo upstream $why\n" if defined $o{port} || $attempt == 3;
         print STDERR "# demo upstream $why; another port\n";
         $self->{port} = PgTest::free_port();
-        for my $i (0 .. $#cmd - 1) { $cmd[$i + 1] = $self->{port} if $cmd[$i] eq '--port' }
     }
 }
 
