@@ -490,6 +490,32 @@ BodyFields parse_multipart(std::string_view content_type_params, std::string_vie
 
 }  // namespace
 
+namespace {
+
+void wipe_values(std::unordered_map<std::string, std::string>& fields) noexcept {
+    for (auto& f : fields) {
+        OPENSSL_cleanse(f.second.data(), f.second.size());
+    }
+}
+
+}  // namespace
+
+BodyFields& BodyFields::operator=(BodyFields&& other) noexcept {
+    if (this != &other) {
+        wipe_values(fields);
+        status = other.status;
+        fields = std::move(other.fields);
+        duplicates = std::move(other.duplicates);
+        structured = std::move(other.structured);
+        spellings = std::move(other.spellings);
+    }
+    return *this;
+}
+
+BodyFields::~BodyFields() {
+    wipe_values(fields);
+}
+
 std::string_view BodyFields::get(std::string_view name) const {
     auto it = fields.find(std::string(name));
     return it == fields.end() ? std::string_view() : std::string_view(it->second);

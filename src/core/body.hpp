@@ -43,6 +43,14 @@ struct BodyFields {
     // name -> the raw spelling seen, "" when there were several.
     std::unordered_map<std::string, std::string> spellings;
 
+    BodyFields() = default;
+    BodyFields(BodyFields&&) noexcept = default;
+    BodyFields& operator=(BodyFields&& other) noexcept;
+    BodyFields(const BodyFields&) = delete;
+    BodyFields& operator=(const BodyFields&) = delete;
+    // The values are wiped when they go (a login body's password, a code).
+    ~BodyFields();
+
     // Empty when absent.
     std::string_view get(std::string_view name) const;
     // True when NAME occurs twice, or when the body spells it another way

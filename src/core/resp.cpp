@@ -1,6 +1,7 @@
 #include "resp.hpp"
 
 #include <charconv>
+#include <algorithm>
 #include <cstring>
 
 namespace pairguard {
@@ -12,6 +13,53 @@ void append_number(std::string& out, uint64_t v) {
     auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
     (void) ec;
     out.append(buf, static_cast<size_t>(end - buf));
+}
+
+// The bulk string of `v` ("$N\r\n", the digits, "\r\n") written backwards
+// so that it ends at `end`; returns where it starts (at most 27 bytes
+// before). to_chars and a second copy cost as much again.
+char* integer_backwards(char* const end, int64_t v) {
+    char* p = end;
+    *--p = '\n';
+    *--p = '\r';
+    static constexpr char kPairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+    while (u >= 100) {  // two digits at a time
+        size_t i = static_cast<size_t>(u % 100) * 2;
+        u /= 100;
+        *--p = kPairs[i + 1];
+        *--p = kPairs[i];
+    }
+    if (u >= 10) {
+        *--p = kPairs[u * 2 + 1];
+        *--p = kPairs[u * 2];
+    } else {
+        *--p = static_cast<char>('0' + u);
+    }
+    if (v < 0) {
+        *--p = '-';
+    }
+    size_t n = static_cast<size_t>(end - p) - 2;  // at most 20
+    *--p = '\n';
+    *--p = '\r';
+    if (n >= 10) {
+        *--p = static_cast<char>('0' + n % 10);
+        *--p = static_cast<char>('0' + n / 10);
+    } else {
+        *--p = static_cast<char>('0' + n);
+    }
+    *--p = '$';
+    return p;
+}
+
+// A digit's bulk string, "$1\r\nD\r\n" (a key count, a limit set's number).
+constexpr size_t kDigitArgLen = 7;
+void digit_arg(char* out, int64_t v) {
+    std::memcpy(out, "$1\r\n0\r\n", kDigitArgLen);
+    out[4] = static_cast<char>('0' + v);
 }
 
 }  // namespace
@@ -55,45 +103,44 @@ void RespArgs::add_joined(std::initializer_list<std::string_view> parts) {
 }
 
 void RespArgs::add(int64_t v) {
-    // "$N\r\n", the digits, "\r\n", written backwards into one buffer and
-    // appended once (to_chars and a second copy cost as much again)
     char buf[32];
     char* const end = buf + sizeof(buf);
-    char* p = end;
-    *--p = '\n';
-    *--p = '\r';
-    static constexpr char kPairs[] =
-        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-        "8081828384858687888990919293949596979899";
-    uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
-    while (u >= 100) {  // two digits at a time
-        size_t i = static_cast<size_t>(u % 100) * 2;
-        u /= 100;
-        *--p = kPairs[i + 1];
-        *--p = kPairs[i];
-    }
-    if (u >= 10) {
-        *--p = kPairs[u * 2 + 1];
-        *--p = kPairs[u * 2];
-    } else {
-        *--p = static_cast<char>('0' + u);
-    }
-    if (v < 0) {
-        *--p = '-';
-    }
-    size_t n = static_cast<size_t>(end - p) - 2;  // at most 20
-    *--p = '\n';
-    *--p = '\r';
-    if (n >= 10) {
-        *--p = static_cast<char>('0' + n % 10);
-        *--p = static_cast<char>('0' + n / 10);
-    } else {
-        *--p = static_cast<char>('0' + n);
-    }
-    *--p = '$';
+    char* p = integer_backwards(end, v);
     data.append(p, static_cast<size_t>(end - p));
     count++;
+}
+
+RespWriter::RespWriter(std::string& out, size_t expect) : out_(out) {
+    size_t used = out.size();
+    out.resize(used + expect);
+    p_ = out.data() + used;
+    end_ = out.data() + out.size();
+}
+
+RespWriter::~RespWriter() {
+    out_.resize(size());  // shorter: does not throw
+}
+
+void RespWriter::grow(size_t n) {
+    size_t used = size();
+    out_.resize(std::max(used + n, 2 * out_.size()));
+    p_ = out_.data() + used;
+    end_ = out_.data() + out_.size();
+}
+
+void RespWriter::integer(int64_t v) {
+    if (v >= 0 && v <= 9) {
+        if (kDigitArgLen > static_cast<size_t>(end_ - p_)) {
+            grow(kDigitArgLen);
+        }
+        digit_arg(p_, v);
+        p_ += kDigitArgLen;
+        return;
+    }
+    char buf[32];
+    char* const end = buf + sizeof(buf);
+    char* p = integer_backwards(end, v);
+    raw(std::string_view(p, static_cast<size_t>(end - p)));
 }
 
 void RespArgs::add_encoded(std::string_view encoded, size_t n) {

@@ -119,30 +119,6 @@ bool decode_settle(IntList reply, size_t nkeys, std::vector<LockStart>& out) {
 
 namespace {
 
-// An operation in one buffer: the keys as they are, the head `head` writes,
-// then the limits. `op`'s buffer is reused (its capacity kept).
-template <class Head>
-void fill_guard_op(GuardOp& op, bool settle, std::string_view keys, size_t nkeys, std::string_view limits, Head head) {
-    RespArgs a;
-    a.data = std::move(op.data);
-    a.data.clear();
-    a.data.reserve(keys.size() + 48 + limits.size());
-    a.data.append(keys);
-    head(a);
-    op.settle = settle;
-    op.nkeys = nkeys;
-    op.keys_len = keys.size();
-    op.nhead = a.count;
-    op.head_len = a.data.size() - keys.size();
-    a.add_encoded(limits, 5 * nkeys);
-    op.nargs = a.count;
-    op.data = std::move(a.data);
-}
-
-}  // namespace
-
-namespace {
-
 // An operation's head: 'r' and the key count; 's', the key count and the
 // outcome letter (the reservation follows it). Heads of 1 to 9 keys are
 // written once into tables (`reserve_heads()[n]`, `settle_heads()[o][n]`).
@@ -192,29 +168,52 @@ const std::array<std::array<std::string, kHeadKeys + 1>, 3>& settle_heads() {
     return heads;
 }
 
+// An operation in one buffer: the keys as they are, its head (`head`, of
+// `nhead` arguments, then for a settle the reservation), then the limits.
+// `op`'s buffer is reused (its capacity kept).
+void fill_guard_op(GuardOp& op, bool settle, std::string_view keys, size_t nkeys, std::string_view head, size_t nhead,
+                   const int64_t* reservation, std::string_view limits) {
+    op.data.clear();
+    {
+        RespWriter w(op.data, keys.size() + head.size() + (reservation != nullptr ? 27 : 0) + limits.size());
+        w.raw(keys);
+        w.raw(head);
+        if (reservation != nullptr) {
+            w.integer(*reservation);
+            nhead++;
+        }
+        op.head_len = w.size() - keys.size();
+        w.raw(limits);
+    }
+    op.settle = settle;
+    op.nkeys = nkeys;
+    op.keys_len = keys.size();
+    op.nhead = nhead;
+    op.nargs = nhead + 5 * nkeys;
+}
+
 }  // namespace
 
 void make_guard_reserve(GuardOp& op, std::string_view keys, size_t nkeys, std::string_view limits) {
-    fill_guard_op(op, false, keys, nkeys, limits, [&](RespArgs& a) {
-        if (nkeys >= 1 && nkeys <= kHeadKeys) {
-            a.add_encoded(reserve_heads()[nkeys], 2);
-        } else {
-            add_reserve_head(a, nkeys);
-        }
-    });
+    if (nkeys >= 1 && nkeys <= kHeadKeys) {
+        fill_guard_op(op, false, keys, nkeys, reserve_heads()[nkeys], 2, nullptr, limits);
+        return;
+    }
+    RespArgs head;
+    add_reserve_head(head, nkeys);
+    fill_guard_op(op, false, keys, nkeys, head.data, head.count, nullptr, limits);
 }
 
 void make_guard_settle(GuardOp& op, std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
                        std::string_view limits) {
-    fill_guard_op(op, true, keys, nkeys, limits, [&](RespArgs& a) {
-        size_t o = outcome_index(outcome);
-        if (nkeys >= 1 && nkeys <= kHeadKeys) {
-            a.add_encoded(settle_heads()[o][nkeys], 3);
-        } else {
-            add_settle_head(a, nkeys, o);
-        }
-        a.add(reservation);
-    });
+    size_t o = outcome_index(outcome);
+    if (nkeys >= 1 && nkeys <= kHeadKeys) {
+        fill_guard_op(op, true, keys, nkeys, settle_heads()[o][nkeys], 3, &reservation, limits);
+        return;
+    }
+    RespArgs head;
+    add_settle_head(head, nkeys, o);
+    fill_guard_op(op, true, keys, nkeys, head.data, head.count, &reservation, limits);
 }
 
 GuardOp make_guard_reserve(std::string_view keys, size_t nkeys, std::string_view limits) {
@@ -278,21 +277,30 @@ RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms) 
         bytes += op.data.size();
     }
     RespArgs a = resp_evalsha(guard_batch_script().sha1, 1 + nkeys + 2 + nargs);
-    a.data.reserve(a.data.size() + bytes + 32 + 8 * n);
-    a.add(static_cast<int64_t>(nkeys));
-    for (size_t i = 0; i < n; i++) {
-        a.add_encoded(ops[i]->keys(), ops[i]->nkeys);
+    size_t count = 0;  // the arguments written (resp_evalsha's head declared them)
+    {
+        RespWriter w(a.data, bytes + 27 * (3 + 2 * sets.size()) + 8 * n);
+        w.integer(static_cast<int64_t>(nkeys));
+        count++;
+        for (size_t i = 0; i < n; i++) {
+            w.raw(ops[i]->keys());
+            count += ops[i]->nkeys;
+        }
+        w.integer(hold_ms);
+        w.integer(static_cast<int64_t>(sets.size()));
+        count += 2;
+        for (const Set& s : sets) {
+            w.integer(static_cast<int64_t>(s.count));
+            w.raw(s.text);
+            count += 1 + s.count;
+        }
+        for (size_t i = 0; i < n; i++) {
+            w.raw(ops[i]->head());
+            w.integer(static_cast<int64_t>(set_of[i]));
+            count += ops[i]->nhead + 1;
+        }
     }
-    a.add(hold_ms);
-    a.add(static_cast<int64_t>(sets.size()));
-    for (const Set& s : sets) {
-        a.add(static_cast<int64_t>(s.count));
-        a.add_encoded(s.text, s.count);
-    }
-    for (size_t i = 0; i < n; i++) {
-        a.add_encoded(ops[i]->head(), ops[i]->nhead);
-        a.add(static_cast<int64_t>(set_of[i]));
-    }
+    a.count += count;
     return a;
 }
 

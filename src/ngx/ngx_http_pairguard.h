@@ -258,7 +258,9 @@ struct ngx_http_pairguard_ctx_t {
     // location that enforces a body policy refuses, not only the first)
     ngx_uint_t body_error_status = 0;
     const char* body_error_code = nullptr;
-    pairguard::BodyFields body;
+    // the parsed body, once a key needed it (nothing to build or tear down
+    // for the requests whose keys name no body field)
+    std::optional<pairguard::BodyFields> body;
 
     // the guard
     ngx_http_pairguard_state_e state = ngx_http_pairguard_state_e::idle;

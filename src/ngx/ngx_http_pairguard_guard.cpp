@@ -98,7 +98,7 @@ ngx_uint_t parse_body(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, cons
     }
     ctx->body = pairguard::parse_body_fields(ct, text);
     OPENSSL_cleanse(text.data(), text.size());
-    switch (ctx->body.status) {
+    switch (ctx->body->status) {
     case pairguard::BodyStatus::invalid:
         *code = "invalid_body";
         return NGX_HTTP_BAD_REQUEST;
@@ -480,7 +480,8 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
             // upstream another
             auto* parts = static_cast<const ngx_http_pairguard_key_part_t*>(p->key.elts);
             for (ngx_uint_t j = 0; j < p->key.nelts && input_error == nullptr; j++) {
-                if (parts[j].body_field.len > 0 && ctx->body.ambiguous(as_view(parts[j].body_field))) {
+                if (parts[j].body_field.len > 0 && ctx->body
+                    && ctx->body->ambiguous(as_view(parts[j].body_field))) {
                     input_error = "invalid_body";
                 }
             }

@@ -71,12 +71,12 @@ ngx_int_t body_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uin
     auto* name = reinterpret_cast<ngx_str_t*>(data);
     static const size_t prefix = sizeof("pairguard_body_") - 1;
     ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_decided_ctx(r);
-    if (ctx == nullptr || !ctx->body_parsed || name->len <= prefix) {
+    if (ctx == nullptr || !ctx->body_parsed || !ctx->body || name->len <= prefix) {
         v->not_found = 1;
         return NGX_OK;
     }
     std::string_view field(reinterpret_cast<const char*>(name->data) + prefix, name->len - prefix);
-    std::string_view value = ctx->body.get(field);
+    std::string_view value = ctx->body->get(field);
     if (value.empty()) {
         v->not_found = 1;
         return NGX_OK;

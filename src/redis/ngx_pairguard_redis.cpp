@@ -997,7 +997,9 @@ bool ngx_pairguard_redis_t::try_send(node_t* n, ngx_pairguard_redis_command_t* c
             eval_by_source.append(cmd->cmd_, cmd->tail_offset_, std::string::npos);
             bytes = eval_by_source;
         }
-        ok = ok && n->link->send(bytes, [this, cmd, n](redisReply* r) { on_command_reply(cmd, n, r); });
+        // two pointers: std::function keeps them in place (a third, `this`,
+        // which cmd->client_ is, would cost an allocation per command)
+        ok = ok && n->link->send(bytes, [cmd, n](redisReply* r) { cmd->client_->on_command_reply(cmd, n, r); });
     } catch (const std::exception&) {
         ok = false;  // out of memory: the command fails like a lost connection
     }

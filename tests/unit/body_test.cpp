@@ -42,6 +42,22 @@ TEST(Body, JsonStringNumberAndBoolFields) {
     EXPECT_FALSE(b.duplicated("pairing_code"));
 }
 
+TEST(Body, MovedFieldsKeepEverything) {
+    // the glue keeps a request's fields in a std::optional, assigned once;
+    // the values are wiped when they go, never when they move
+    BodyFields a = parse_body_fields("application/json", R"({"account":"alice","c":"1","c":"2","s":[1]})");
+    BodyFields b = parse_body_fields("application/x-www-form-urlencoded", "pin=4321");
+    b = std::move(a);
+    EXPECT_EQ(b.status, BodyStatus::ok);
+    EXPECT_EQ(b.get("account"), "alice");
+    EXPECT_EQ(b.get("pin"), "");
+    EXPECT_TRUE(b.duplicated("c"));
+    EXPECT_TRUE(b.ambiguous("s"));
+    BodyFields c(std::move(b));
+    EXPECT_EQ(c.get("account"), "alice");
+    EXPECT_TRUE(c.duplicated("c"));
+}
+
 TEST(Body, PlusJsonTypesAreJson) {
     BodyFields b = parse_body_fields("application/merge-patch+json", R"({"a":"1"})");
     ASSERT_EQ(b.status, BodyStatus::ok);

@@ -53,6 +53,36 @@ TEST(Resp, NumbersAroundEveryPowerOfTen) {
     }
 }
 
+TEST(Resp, WriterWritesWhatRespArgsWould) {
+    // estimates too short (0, 1, 5 bytes) and ample: the same bytes, the
+    // string cut to them at the end, what was there before kept
+    for (size_t expect : {0, 1, 5, 64, 4096}) {
+        std::string out = "prefix";
+        RespArgs want;
+        want.data = "prefix";
+        {
+            RespWriter w(out, expect);
+            int64_t p = 1;
+            for (int i = 0; i <= 18; i++, p *= 10) {
+                for (int64_t v : {p - 1, p, p + 1, -(p - 1), -p, -(p + 1)}) {
+                    w.integer(v);
+                    want.add(v);
+                }
+            }
+            for (int64_t v : {int64_t{9223372036854775807}, int64_t{-9223372036854775807} - 1}) {
+                w.integer(v);
+                want.add(v);
+            }
+            std::string big(3000, 'k');
+            w.raw(big);
+            want.data += big;
+            w.raw("");
+            EXPECT_EQ(w.size(), want.data.size()) << expect;
+        }
+        EXPECT_EQ(out, want.data) << expect;
+    }
+}
+
 TEST(Resp, EvalshaHeadsOfScriptsInTurn) {
     // the last script's "EVALSHA sha1" text is kept: scripts taken in turn
     // each get their own
