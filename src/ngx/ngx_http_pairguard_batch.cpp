@@ -378,8 +378,7 @@ void flush(ngx_event_t*) noexcept {
             cluster_flush(store, *ops);
             return;
         }
-        std::vector<const pairguard::GuardOp*> list;
-        list.reserve(ops->size());
+        pairguard::SmallVec<const pairguard::GuardOp*, 64> list;  // no allocation for most batches
         for (const auto& o : *ops) {
             list.push_back(&o->op);
         }
