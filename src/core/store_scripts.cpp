@@ -346,6 +346,34 @@ bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<int64_t>& v
     return bounds.size() == nops + 1;
 }
 
+bool fresh_reserve_eligible(const GuardOp& op) {
+    return !op.settle && op.nkeys == 1 && op.nhead == 2 && op.head() == reserve_heads()[1];
+}
+
+RespArgs make_guard_fresh_reserve(const GuardOp& op, int64_t reservation, int64_t hold_ms) {
+    RespArgs a;
+    a.data.reserve(op.keys().size() + 96);
+    a.data.append("*6\r\n$3\r\nSET\r\n", 13);
+    a.add_encoded(op.keys(), 1);
+    // reservation_only() of guard_ops_common.lua
+    char text[24];
+    auto [end, ec] = std::to_chars(text, text + sizeof(text), reservation);
+    (void) ec;
+    a.add_joined({"|||", std::string_view(text, static_cast<size_t>(end - text)), "|"});
+    a.add_encoded("$2\r\nNX\r\n$2\r\nPX\r\n", 2);
+    a.add(hold_ms);
+    a.count++;  // SET
+    return a;
+}
+
+bool fresh_reserve_taken(const Reply& reply) {
+    return reply.type == Reply::Type::status && reply.str == "OK";
+}
+
+std::array<int64_t, 4> fresh_reserve_answer(int64_t reservation) {
+    return {0, 0, 0, reservation};
+}
+
 int64_t retry_after_seconds(int64_t retry_ms) {
     int64_t s = (retry_ms + 999) / 1000;
     return s < 1 ? 1 : s;

@@ -2,6 +2,8 @@
 // argument lists and reply decoding, shared by the module and the CLI.
 #pragma once
 
+#include <array>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -145,6 +147,23 @@ RespArgs make_guard_batch(const GuardOp* const* ops, size_t n, int64_t hold_ms);
 // for `nops` operations. Each operation's list decodes with decode_reserve or
 // decode_settle.
 bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<int64_t>& values, std::vector<size_t>& bounds);
+
+// A reserve of one key sent alone (low concurrency: a request whose
+// iteration of the event loop made no other operation) needs no script when
+// the key holds nothing: SET KEY "|||T|" NX PX hold writes exactly what
+// guard_batch.lua's fast path writes for such a key (a value holding only
+// the reservation T, decimal, until the reservation's end), and only if the
+// key is absent, so the answer is the script's: allowed, reservation T. T is
+// Redis' now + hold as this node knows Redis' clock (learned from the
+// script's answers); the key's own expiry is Redis'. Any other reply (the
+// key exists: history, a lock, attempts in flight) sends the operation to
+// the script, which decides on what the key holds.
+bool fresh_reserve_eligible(const GuardOp& op);  // a reserve of one key
+RespArgs make_guard_fresh_reserve(const GuardOp& op, int64_t reservation, int64_t hold_ms);
+// True when the SET wrote the key (status OK); the operation's answer is
+// then fresh_reserve_answer(reservation).
+bool fresh_reserve_taken(const Reply& reply);
+std::array<int64_t, 4> fresh_reserve_answer(int64_t reservation);
 
 // Seconds for Retry-After: rounded up, at least 1.
 int64_t retry_after_seconds(int64_t retry_ms);

@@ -339,6 +339,7 @@ struct ngx_http_pairguard_batch_op_t {
     pairguard::GuardOp op;
     ngx_http_pairguard_batch_fn done;  // empty once cancelled
     bool cancelled = false;            // its request went away
+    bool fresh_tried = false;          // sent once without the script: the script decides now
     // a settle: its keys and zone travel here, its callback is a plain
     // function (no captured state for std::function to allocate)
     ngx_http_pairguard_settle_fn settle_done = nullptr;

@@ -135,6 +135,14 @@ using op_ptr = std::shared_ptr<ngx_http_pairguard_batch_op_t>;
 struct batcher_t {
     std::vector<op_ptr> queue;
     int64_t clock_offset_ms = 0;  // Redis' clock minus this node's (cluster splits)
+    // Redis' clock as the script last told it (an allowed reserve answers
+    // Redis' now + hold): its time then, and this worker's monotonic clock
+    // when the answer was read. The script-free reserve extrapolates it
+    // only while it is fresh, so a step of this node's wall clock does not
+    // matter, and a master with another clock (a failover) is learned anew.
+    int64_t redis_ms_learned = 0;
+    ngx_msec_t clock_learned = 0;
+    bool clock_known = false;
     ngx_event_t ev;
     bool ready = false;
 };
@@ -162,6 +170,30 @@ void release_cancelled(const pairguard::GuardOp& op, pairguard::IntList reply) n
     }
 }
 
+// Redis' clock, from a reserve the script allowed: its reservation is
+// Redis' now + hold when the script ran, read here up to a round trip later
+// (so what is extrapolated from it runs at most that much behind Redis';
+// the hold is a minute).
+void learn_clock(const pairguard::GuardOp& op, pairguard::IntList reply) {
+    if (!op.settle && op.nhead == 2 && reply.size() >= 4 && reply[0] == 0 && reply[3] > 0) {
+        batcher.redis_ms_learned = reply[3] - pairguard::kReservationHoldMs;
+        batcher.clock_learned = ngx_current_msec;
+        batcher.clock_known = true;
+    }
+}
+
+// A Redis clock learned within the last second.
+constexpr ngx_msec_t kClockFreshMs = 1000;
+bool clock_fresh() {
+    return batcher.clock_known && ngx_current_msec - batcher.clock_learned < kClockFreshMs;
+}
+
+// Redis' now, extrapolated on this worker's monotonic clock (nginx's
+// ngx_current_msec) from what the script last told.
+int64_t redis_now_estimate() {
+    return batcher.redis_ms_learned + static_cast<int64_t>(ngx_current_msec - batcher.clock_learned);
+}
+
 void fail_all(std::vector<op_ptr>& ops) noexcept {
     for (auto& o : ops) {
         o->finish(false, kNone);
@@ -187,11 +219,64 @@ void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, 
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
     }
+    if (!ok) {
+        batcher.clock_known = false;
+    }
     for (size_t i = 0; i < ops.size(); i++) {
-        // nothing when its request went away
-        ops[i]->finish(ok, ok ? pairguard::IntList(values.data() + bounds[i], bounds[i + 1] - bounds[i]) : kNone);
+        if (!ok) {
+            ops[i]->finish(false, kNone);
+            continue;
+        }
+        pairguard::IntList reply_i(values.data() + bounds[i], bounds[i + 1] - bounds[i]);
+        learn_clock(ops[i]->op, reply_i);
+        ops[i]->finish(true, reply_i);  // nothing when its request went away
     }
     spare_reply_buffers = std::move(buffers);
+}
+
+// The script-free reserve (core: make_guard_fresh_reserve): a reserve of
+// one key alone in its batch, on a single Redis (not a cluster), while
+// Redis' clock is known. SET ... NX wrote the key: allowed, as the script
+// would have answered. Anything else (the key exists, an error): the same
+// operation goes to the script, queued again (marked, so that it is not
+// sent this way twice). Redis down or the command timed out: failed, as a
+// script call would have.
+const pairguard::StoreScript& fresh_reserve_name() {
+    static const pairguard::StoreScript name{"SET", "", ""};
+    return name;
+}
+
+bool fresh_reserve_fits(ngx_pairguard_redis_t* store, const std::vector<op_ptr>& ops) {
+    return ops.size() == 1 && !store->cluster() && !ops[0]->fresh_tried && !ops[0]->cancelled
+           && pairguard::fresh_reserve_eligible(ops[0]->op) && clock_fresh();
+}
+
+void enqueue(const op_ptr& o);
+
+void fresh_reserve(ngx_pairguard_redis_t* store, const op_ptr& o) {
+    o->fresh_tried = true;
+    int64_t reservation = redis_now_estimate() + pairguard::kReservationHoldMs;
+    pairguard::RespArgs call = pairguard::make_guard_fresh_reserve(o->op, reservation, pairguard::kReservationHoldMs);
+    ngx_pairguard_redis_command_t* cmd = store->command(
+        fresh_reserve_name(), std::move(call),
+        [o, reservation](ngx_pairguard_redis_result_e res, const pairguard::Reply& reply) {
+            if (res == ngx_pairguard_redis_result_e::ok && pairguard::fresh_reserve_taken(reply)) {
+                auto answer = pairguard::fresh_reserve_answer(reservation);
+                o->finish(true, pairguard::IntList(answer.data(), answer.size()));
+            } else if (res == ngx_pairguard_redis_result_e::ok || res == ngx_pairguard_redis_result_e::error) {
+                try {
+                    enqueue(o);
+                } catch (const std::exception&) {
+                    o->finish(false, kNone);
+                }
+            } else {
+                batcher.clock_known = false;
+                o->finish(false, kNone);
+            }
+        });
+    if (cmd == nullptr) {
+        o->finish(false, kNone);
+    }
 }
 
 // Redis Cluster: each operation split by slot (core/guard_cluster), one
@@ -376,6 +461,10 @@ void flush(ngx_event_t*) noexcept {
         }
         if (store->cluster()) {
             cluster_flush(store, *ops);
+            return;
+        }
+        if (fresh_reserve_fits(store, *ops)) {
+            fresh_reserve(store, (*ops)[0]);
             return;
         }
         pairguard::SmallVec<const pairguard::GuardOp*, 64> list;  // no allocation for most batches

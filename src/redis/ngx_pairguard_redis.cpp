@@ -155,8 +155,23 @@ struct ngx_pairguard_redis_node_t {
 ngx_pairguard_redis_command_t::ngx_pairguard_redis_command_t(ngx_pairguard_redis_t* client,
                                                              const pairguard::StoreScript& script,
                                                              pairguard::RespArgs&& tail,
-                                                             ngx_pairguard_redis_cb_t cb)
-    : client_(client), script_(script), cb_(std::move(cb)) {
+                                                             ngx_pairguard_redis_cb_t cb, bool plain)
+    : client_(client), script_(script), cb_(std::move(cb)), plain_(plain) {
+    if (plain) {
+        tail_offset_ = 0;
+        tail_count_ = tail.count;
+        cmd_ = std::move(tail.data);
+        // the slot of its key, the second argument (Redis Cluster only)
+        size_t pos = cmd_.find("\r\n");
+        pos = pos == std::string::npos ? cmd_.size() : pos + 2;  // past "*N\r\n"
+        std::string_view name, key;
+        if (client->cluster() && bulk_at(cmd_, pos, name) && bulk_at(cmd_, pos, key)) {
+            slot_ = pairguard::cluster_key_slot(key);
+            has_slot_ = true;
+        }
+        init_timer(&timer_, ngx_pairguard_redis_t::on_command_timeout, this, false);
+        return;
+    }
     if (tail.head == 0) {
         pairguard::RespArgs full = pairguard::resp_evalsha(script.sha1, tail.count);
         full.add_encoded(tail.data, tail.count);
@@ -905,7 +920,18 @@ ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::eval(const pairguard::Stor
                       script.name.data(), tail.count, tail.declared);
         return nullptr;
     }
-    auto cmd = std::make_unique<ngx_pairguard_redis_command_t>(this, script, std::move(tail), std::move(cb));
+    return submit(std::make_unique<ngx_pairguard_redis_command_t>(this, script, std::move(tail), std::move(cb)));
+}
+
+ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::command(const pairguard::StoreScript& name,
+                                                              pairguard::RespArgs&& full, ngx_pairguard_redis_cb_t cb) {
+    if (!accepting()) {
+        return nullptr;
+    }
+    return submit(std::make_unique<ngx_pairguard_redis_command_t>(this, name, std::move(full), std::move(cb), true));
+}
+
+ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::submit(std::unique_ptr<ngx_pairguard_redis_command_t> cmd) {
     // where it goes now: a node taking commands, or the queue of a first
     // connection still being made; else nothing is queued
     node_t* n = nullptr;
@@ -1018,7 +1044,7 @@ void ngx_pairguard_redis_t::on_command_reply(ngx_pairguard_redis_command_t* cmd,
     }
     if (reply->type == REDIS_REPLY_ERROR && !exiting_) {
         std::string_view err = reply_text(reply);
-        if (!cmd->by_source_ && err.rfind("NOSCRIPT", 0) == 0) {
+        if (!cmd->by_source_ && !cmd->plain_ && err.rfind("NOSCRIPT", 0) == 0) {
             // the scripts were flushed under us (or a new master): the source this once
             cmd->by_source_ = true;
             if (!cmd->timer_.timer_set) {
@@ -1073,7 +1099,9 @@ void ngx_pairguard_redis_t::on_command_reply(ngx_pairguard_redis_command_t* cmd,
     ngx_pairguard_redis_result_e res = ngx_pairguard_redis_result_e::ok;
     if (reply->type == REDIS_REPLY_ERROR) {
         res = ngx_pairguard_redis_result_e::error;
-        if (ngx_current_msec - last_error_log_ >= 1000) {
+        // a plain command's error is its caller's to handle (the guard's
+        // script-free reserve hands the operation to the script, which logs)
+        if (!cmd->plain_ && ngx_current_msec - last_error_log_ >= 1000) {
             last_error_log_ = ngx_current_msec;
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "pairguard: redis %s: script %s failed: %*s",
                           from->ep.label().c_str(), cmd->script_.name.data(),

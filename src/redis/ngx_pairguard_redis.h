@@ -86,6 +86,11 @@ public:
     ngx_pairguard_redis_command_t* eval(const pairguard::StoreScript& script, const std::vector<std::string>& keys,
                                         const std::vector<std::string>& args, ngx_pairguard_redis_cb_t cb);
 
+    // A command without a script (`full`: the whole command, RESP array and
+    // all; `name` for the log), with eval()'s routing, timeout and callback.
+    ngx_pairguard_redis_command_t* command(const pairguard::StoreScript& name, pairguard::RespArgs&& full,
+                                           ngx_pairguard_redis_cb_t cb);
+
     // The callback will not run; the command still completes (or times out)
     // on the connection, so a hanging Redis is still noticed.
     static void cancel(ngx_pairguard_redis_command_t* cmd);
@@ -104,6 +109,7 @@ private:
     void drop_node(node_t* n);
     void connect_node(node_t* n);
     void handshake(node_t* n);
+    ngx_pairguard_redis_command_t* submit(std::unique_ptr<ngx_pairguard_redis_command_t> cmd);
     void route(ngx_pairguard_redis_command_t* cmd);
     void send_to(node_t* n, ngx_pairguard_redis_command_t* cmd, bool asking);
     bool try_send(node_t* n, ngx_pairguard_redis_command_t* cmd, bool asking);
@@ -161,8 +167,9 @@ private:
 
 class ngx_pairguard_redis_command_t {
 public:
+    // `plain`: `tail` is a whole command of its own, not a script's tail
     ngx_pairguard_redis_command_t(ngx_pairguard_redis_t* client, const pairguard::StoreScript& script,
-                                  pairguard::RespArgs&& tail, ngx_pairguard_redis_cb_t cb);
+                                  pairguard::RespArgs&& tail, ngx_pairguard_redis_cb_t cb, bool plain = false);
     ~ngx_pairguard_redis_command_t();
 
 private:
@@ -181,6 +188,7 @@ private:
     int redirects_ = 0;
     bool asking_ = false;
     bool by_source_ = false;  // sent as EVAL after a NOSCRIPT
+    bool plain_ = false;      // not a script: nothing to send again on NOSCRIPT
     bool cancelled_ = false;
     bool timed_out_ = false;
     uint64_t sent_ns_ = 0;  // for the store latency histogram

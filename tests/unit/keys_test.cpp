@@ -7,6 +7,7 @@
 
 #include "answers.hpp"
 #include "keys.hpp"
+#include "guard_cluster.hpp"
 #include "pairing.hpp"
 #include "store_scripts.hpp"
 
@@ -314,4 +315,39 @@ TEST(Answers, RetryAfterRoundsUp) {
     EXPECT_EQ(retry_after_seconds(0), 1);
     EXPECT_EQ(too_many_attempts_body(7), R"({"error":"too_many_attempts","retry_after":7})");
     EXPECT_EQ(error_body("key_required"), R"({"error":"key_required"})");
+}
+
+TEST(Scripts, FreshReserveIsTheFastPathsSetOfALoneKey) {
+    RespArgs k1, k2, lim;
+    k1.add("p:{a}");
+    k2.add("p:{a}");
+    k2.add("p:{b}");
+    PolicyLimits l;
+    l.max_failures = 5;
+    append_limits(lim, l);
+    GuardOp one = make_guard_reserve(k1.data, 1, lim.data);
+    GuardOp two = make_guard_reserve(k2.data, 2, lim.data + lim.data);
+    GuardOp settle = make_guard_settle(k1.data, 1, Outcome::success, 1700000060000, lim.data);
+    EXPECT_TRUE(fresh_reserve_eligible(one));
+    EXPECT_FALSE(fresh_reserve_eligible(two)) << "stacked keys: the script takes back what it wrote";
+    EXPECT_FALSE(fresh_reserve_eligible(settle));
+    // a part of a request split over Redis Cluster slots ('R', its value fixed)
+    for (const GuardPart& p : split_guard_op(two, 1700000060000)) {
+        EXPECT_FALSE(fresh_reserve_eligible(p.op));
+    }
+
+    RespArgs call = make_guard_fresh_reserve(one, 1700000060000, 60000);
+    EXPECT_EQ(call.count, 6u);
+    // guard_ops_common.lua's reservation_only(): '|||' .. reservation .. '|'
+    EXPECT_EQ(call.data, "*6\r\n$3\r\nSET\r\n" + k1.data + "$17\r\n|||1700000060000|\r\n$2\r\nNX\r\n$2\r\nPX\r\n$5\r\n60000\r\n");
+
+    EXPECT_TRUE(fresh_reserve_taken(Reply{Reply::Type::status, 0, "OK", {}}));
+    EXPECT_FALSE(fresh_reserve_taken(Reply::nil_reply())) << "the key exists";
+    EXPECT_FALSE(fresh_reserve_taken(Reply::of_string("OK"))) << "a bulk string is not SET's answer";
+    EXPECT_FALSE(fresh_reserve_taken(Reply::of_error("OOM command not allowed")));
+    auto answer = fresh_reserve_answer(1700000060000);
+    ReserveReply rr = decode_reserve(IntList(answer.data(), answer.size()), 1);
+    EXPECT_TRUE(rr.valid);
+    EXPECT_EQ(rr.status, ReserveStatus::allowed);
+    EXPECT_EQ(rr.reservation, 1700000060000);
 }

@@ -1,0 +1,173 @@
+# The script-free reserve. A reserve of one key alone in its batch (low
+# concurrency), on a single Redis whose clock the worker learned within the
+# last second, is one SET KEY "|||T|" NX PX 60000 instead of a script call:
+# exactly what the script's fast path writes for a key that holds nothing.
+# A key that holds anything (a failure, a lock, an attempt in flight) is
+# decided by the script, as before; so is everything when the clock is not
+# fresh. Exactness is the script's: the budget, the lock, the release of a
+# reservation whose client went away.
+use 5.036;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use IO::Socket::INET;
+use Time::HiRes qw(sleep time);
+use Socket qw(PF_INET SOCK_STREAM pack_sockaddr_in unpack_sockaddr_in inet_aton);
+use PgTest;
+
+# an upstream whose connect never completes: the attempt stays in flight
+socket(my $hang, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+bind($hang, pack_sockaddr_in(0, inet_aton('127.0.0.1'))) or die "bind: $!";
+listen($hang, 0) or die "listen: $!";
+my ($hang_port) = unpack_sockaddr_in(getsockname($hang));
+my @queue_fill = map { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $hang_port, Proto => 'tcp', Blocking => 0) } 1 .. 6;
+
+my $redis = start_redis();
+my $up    = start_upstream();
+my $conf  = <<'CONF' =~ s/%%HANG_PORT%%/$hang_port/gr;
+http {
+    %%HTTP_COMMON%%
+    pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=5s;
+    pairguard_secret_file %%SECRET_FILE%%;
+    pairguard_policy ip key=$http_x_client max_failures=3 window=60s lockout=60s;
+    pairguard_policy acct key=$http_x_account max_failures=3 window=60s lockout=60s;
+
+    upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
+    upstream hanging { server 127.0.0.1:%%HANG_PORT%%; }
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+
+        location = /ok {
+            pairguard ip;
+            pairguard_failure_status 404;
+            proxy_pass http://backend/status/200;
+        }
+        location = /fail {
+            pairguard ip;
+            pairguard_failure_status 404;
+            proxy_pass http://backend/status/404;
+        }
+        location = /two {
+            pairguard ip;
+            pairguard acct;
+            pairguard_failure_status 404;
+            proxy_pass http://backend/status/200;
+        }
+        location = /hang {
+            pairguard ip;
+            pairguard_failure_status 404;
+            proxy_connect_timeout 1500ms;
+            proxy_pass http://hanging/status/200;
+        }
+    }
+}
+CONF
+my $ng = start_nginx($conf, redis => $redis, upstream => $up, workers => 1);
+
+sub get ($path, $client, %h) { http_get($ng->port, $path, headers => { 'X-Client' => $client, %h }) }
+sub evalsha () { $redis->calls('evalsha') }
+sub redis_ms () {
+    my $t = $redis->cmd('TIME');
+    my ($s, $us) = ref $t ? @$t : ($t);
+    return $s * 1000 + int($us / 1000);
+}
+
+# the first reserve goes to the script (no clock yet): 2 script calls
+my $e = evalsha;
+is(get('/ok', 'warm')->{status}, 200, 'warm-up allowed');
+ok(wait_until(sub { evalsha() == $e + 2 }, timeout => 3), '  reserve and settle by script (the clock is not known yet)');
+ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3), '  a success leaves no key');
+
+# fresh keys, one at a time, within the second: one script call a request
+# (the settle); the reserve is the SET. (A second may pass on a slow
+# machine: its next reserve learns the clock again, by script.)
+$e = evalsha;
+my $t0 = time;
+my @st = map { get('/ok', "fresh$_")->{status} } 1 .. 8;
+my $took = time - $t0;
+is("@st", join(' ', ('200') x 8), 'eight fresh clients allowed');
+ok(wait_until(sub { evalsha() >= $e + 8 }, timeout => 3), '  every settle sent');
+my $calls = evalsha() - $e;
+cmp_ok($calls, '<=', 8 + 1 + int($took), "  $calls script calls for 8 requests: the reserves went without the script")
+    or diag "took ${took}s";
+ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3), '  and no key is left');
+
+# what the SET writes, seen while the attempt is in flight: the script's
+# fast-path value, "|||T|" with T Redis' now + 60 s, expiring with it
+get('/ok', 'refresh');    # the clock learned afresh (or kept): a second to go
+sleep 0.2;
+my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
+print $sock "GET /hang HTTP/1.1\r\nHost: localhost\r\nX-Client: inflight\r\nConnection: close\r\n\r\n";
+my @k;
+ok(wait_until(sub { @k = $redis->guard_keys; @k == 1 }, timeout => 2), 'an attempt in flight holds its key');
+my $v   = $redis->cmd('GET', $k[0]) // '';
+my $ttl = $redis->cmd('PTTL', $k[0]);
+my $now = redis_ms();
+like($v, qr/^\|\|\|\d{13}\|$/, '  its value holds only the reservation, in decimal');
+my ($t) = $v =~ /(\d{13})/;
+cmp_ok(abs(($t // 0) - ($now + 60000)), '<', 1500, '  the reservation is Redis\' now + 60 s');
+cmp_ok($ttl, '>', 58000, '  the key expires with it');
+cmp_ok($ttl, '<=', 60000, '  (not later)');
+my $reply = join '', <$sock>;
+like($reply, qr{^HTTP/1\.1 504}, 'the upstream never answers: 504');
+ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3), '  neutral: the reservation is released');
+
+# a key with history is decided by the script, exactly: three failures
+# reach the upstream, then 429
+$up->reset;
+get('/ok', 'refresh2');
+$e = evalsha;
+my @f = map { get('/fail', 'guesser')->{status} } 1 .. 5;
+is("@f", '404 404 404 429 429', 'a guesser: three failures reach the upstream, then locked');
+is($up->count('/status/404'), 3, '  the upstream saw exactly three');
+my $locked = get('/fail', 'guesser');
+is($locked->{status}, 429, '  still locked');
+like($locked->{headers}{'retry-after'} // '', qr/^\d+$/, '  with Retry-After');
+ok($redis->guard_keys >= 1, '  its key holds the lock');
+
+# a key holding one failure: the SET finds it and the script decides. A
+# further failure counts with it (locked at the third); a success clears it.
+$up->reset;
+get('/ok', 'refresh3');
+is(get('/fail', 'once')->{status}, 404, 'one failure');
+$e = evalsha;
+is(get('/fail', 'once')->{status}, 404, 'a second guess of the same client reaches the upstream');
+ok(wait_until(sub { evalsha() >= $e + 2 }, timeout => 3), '  decided by the script: reserve and settle');
+my @more = map { get('/fail', 'once')->{status} } 1 .. 2;
+is("@more", '404 429', '  the first failure counted: the third locks');
+is($up->count('/status/404'), 3, '  three reached the upstream');
+get('/ok', 'refresh5');
+is(get('/fail', 'twice')->{status}, 404, 'another client fails once');
+$e = evalsha;
+is(get('/ok', 'twice')->{status}, 200, '  then succeeds');
+ok(wait_until(sub { evalsha() >= $e + 2 }, timeout => 3), '  decided by the script');
+my @again = map { get('/fail', 'twice')->{status} } 1 .. 4;
+is("@again", '404 404 404 429', '  the success cleared its failure: three more, then locked');
+
+# two keys: always the script
+$e = evalsha;
+is(get('/two', 'stack', 'X-Account' => 'alice')->{status}, 200, 'two policies: allowed');
+ok(wait_until(sub { evalsha() >= $e + 2 }, timeout => 3), '  by script: reserve and settle');
+
+# the clock goes stale after a second: the next reserve is the script's
+sleep 1.3;
+$e = evalsha;
+is(get('/ok', 'after-idle')->{status}, 200, 'after a second without a script reserve: allowed');
+ok(wait_until(sub { evalsha() >= $e + 2 }, timeout => 3), '  by script (the clock is learned again)');
+
+# a client that hangs up while the SET waits for Redis: its reservation is
+# released at once, not held for 60 s
+get('/ok', 'refresh4');
+my $nkeys = () = $redis->guard_keys;
+$redis->cmd('CLIENT', 'PAUSE', 800, 'ALL');
+my $s2 = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
+print $s2 "GET /ok HTTP/1.1\r\nHost: localhost\r\nX-Client: gone\r\nConnection: close\r\n\r\n";
+sleep 0.2;
+close $s2;
+sleep 0.9;
+ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == $nkeys }, timeout => 3), 'a client gone while its SET waited: released')
+    or diag explain [ map { [ $_, $redis->cmd('GET', $_) ] } $redis->guard_keys ];
+is(get('/fail', 'gone')->{status}, 404, '  its key has its whole budget');
+
+done_testing();
