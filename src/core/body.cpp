@@ -231,6 +231,9 @@ void add_field(BodyFields& out, std::string name, std::optional<std::string> val
         sp->second.clear();  // two spellings of one name
     }
     if (out.fields.count(name) != 0) {
+        if (value) {
+            OPENSSL_cleanse(value->data(), value->capacity());  // a second value is not kept
+        }
         out.duplicates.insert(std::move(name));
         return;
     }
@@ -494,7 +497,7 @@ namespace {
 
 void wipe_values(std::unordered_map<std::string, std::string>& fields) noexcept {
     for (auto& f : fields) {
-        OPENSSL_cleanse(f.second.data(), f.second.size());
+        OPENSSL_cleanse(f.second.data(), f.second.capacity());
     }
 }
 

@@ -48,7 +48,9 @@ struct BodyFields {
     BodyFields& operator=(BodyFields&& other) noexcept;
     BodyFields(const BodyFields&) = delete;
     BodyFields& operator=(const BodyFields&) = delete;
-    // The values are wiped when they go (a login body's password, a code).
+    // The values are wiped when they go (a login body's password, a code),
+    // and so is what jansson decoded (src/core/json.cpp): best effort, since
+    // nginx's own buffers of the raw body are not the module's to wipe.
     ~BodyFields();
 
     // Empty when absent.

@@ -1,8 +1,32 @@
 #include "json.hpp"
 
+#include <malloc.h>
+#include <openssl/crypto.h>
+
+#include <cstdlib>
 #include <stdexcept>
 
 namespace pairguard {
+
+namespace {
+
+// jansson frees what it decoded (a login body's password, a pairing code,
+// its parser's buffers) through this: wiped first. Set once, when the
+// module or a program of this core is loaded, for the whole process (a
+// block another user of jansson allocated is freed the same way).
+void wiping_free(void* p) {
+    if (p != nullptr) {
+        OPENSSL_cleanse(p, malloc_usable_size(p));
+        std::free(p);
+    }
+}
+
+[[maybe_unused]] const bool kJanssonWipes = [] {
+    json_set_alloc_funcs(std::malloc, wiping_free);
+    return true;
+}();
+
+}  // namespace
 
 JsonPtr json_load_object(std::string_view text, size_t flags) {
     json_error_t err;

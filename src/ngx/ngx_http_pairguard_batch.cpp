@@ -5,6 +5,7 @@
 // end of the same iteration, never delayed.
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <type_traits>
 #include <stdexcept>
@@ -136,12 +137,16 @@ struct batcher_t {
     std::vector<op_ptr> queue;
     int64_t clock_offset_ms = 0;  // Redis' clock minus this node's (cluster splits)
     // Redis' clock as the script last told it (an allowed reserve answers
-    // Redis' now + hold): its time then, and this worker's monotonic clock
-    // when the answer was read. The script-free reserve extrapolates it
-    // only while it is fresh, so a step of this node's wall clock does not
-    // matter, and a master with another clock (a failover) is learned anew.
+    // Redis' now + hold): its time then, and this worker's monotonic clock,
+    // wall clock and Redis connection when the answer was read. The
+    // script-free reserve extrapolates it on the monotonic clock only while
+    // it is fresh, on the same connection, and while the wall clock kept
+    // pace (a host that slept, or a wall clock that stepped, sends the
+    // next reserve to the script).
     int64_t redis_ms_learned = 0;
     ngx_msec_t clock_learned = 0;
+    int64_t wall_learned = 0;
+    uint64_t clock_epoch = 0;
     bool clock_known = false;
     ngx_event_t ev;
     bool ready = false;
@@ -170,29 +175,52 @@ void release_cancelled(const pairguard::GuardOp& op, pairguard::IntList reply) n
     }
 }
 
+// This node's wall clock in ms (nginx's cached time, updated with
+// ngx_current_msec).
+int64_t wall_ms() {
+    ngx_time_t* tp = ngx_timeofday();
+    return static_cast<int64_t>(tp->sec) * 1000 + static_cast<int64_t>(tp->msec);
+}
+
 // Redis' clock, from a reserve the script allowed: its reservation is
 // Redis' now + hold when the script ran, read here up to a round trip later
-// (so what is extrapolated from it runs at most that much behind Redis';
-// the hold is a minute).
+// (so what is extrapolated from it runs that much behind Redis': the
+// script-free reserve adds a margin).
 void learn_clock(const pairguard::GuardOp& op, pairguard::IntList reply) {
-    if (!op.settle && op.nhead == 2 && reply.size() >= 4 && reply[0] == 0 && reply[3] > 0) {
+    ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
+    if (store != nullptr && !op.settle && op.nhead == 2 && reply.size() >= 4 && reply[0] == 0 && reply[3] > 0) {
         batcher.redis_ms_learned = reply[3] - pairguard::kReservationHoldMs;
         batcher.clock_learned = ngx_current_msec;
+        batcher.wall_learned = wall_ms();
+        batcher.clock_epoch = store->connection_epoch();
         batcher.clock_known = true;
     }
 }
 
-// A Redis clock learned within the last second.
+// A Redis clock learned within the last second on the connection in use,
+// the wall clock having moved with the monotonic one since (within 100 ms).
 constexpr ngx_msec_t kClockFreshMs = 1000;
-bool clock_fresh() {
-    return batcher.clock_known && ngx_current_msec - batcher.clock_learned < kClockFreshMs;
+constexpr int64_t kClockAgreeMs = 100;
+bool clock_fresh(const ngx_pairguard_redis_t* store) {
+    if (!batcher.clock_known || store->connection_epoch() != batcher.clock_epoch) {
+        return false;
+    }
+    ngx_msec_t mono = ngx_current_msec - batcher.clock_learned;
+    int64_t wall = wall_ms() - batcher.wall_learned;
+    return mono < kClockFreshMs && wall >= 0 && std::abs(wall - static_cast<int64_t>(mono)) <= kClockAgreeMs;
 }
 
-// Redis' now, extrapolated on this worker's monotonic clock (nginx's
-// ngx_current_msec) from what the script last told.
+// Redis' now, extrapolated on this worker's monotonic clock from what the
+// script last told.
 int64_t redis_now_estimate() {
     return batcher.redis_ms_learned + static_cast<int64_t>(ngx_current_msec - batcher.clock_learned);
 }
+
+// Added to the script-free reservation: the estimate lags Redis' clock by
+// the round trip it was learned over, and a reservation must not end
+// earlier than the script's would (later only keeps an unsettled attempt
+// counted a moment longer).
+constexpr int64_t kFreshReserveMarginMs = 1000;
 
 void fail_all(std::vector<op_ptr>& ops) noexcept {
     for (auto& o : ops) {
@@ -248,14 +276,14 @@ const pairguard::StoreScript& fresh_reserve_name() {
 
 bool fresh_reserve_fits(ngx_pairguard_redis_t* store, const std::vector<op_ptr>& ops) {
     return ops.size() == 1 && !store->cluster() && !ops[0]->fresh_tried && !ops[0]->cancelled
-           && pairguard::fresh_reserve_eligible(ops[0]->op) && clock_fresh();
+           && pairguard::fresh_reserve_eligible(ops[0]->op) && clock_fresh(store);
 }
 
 void enqueue(const op_ptr& o);
 
 void fresh_reserve(ngx_pairguard_redis_t* store, const op_ptr& o) {
     o->fresh_tried = true;
-    int64_t reservation = redis_now_estimate() + pairguard::kReservationHoldMs;
+    int64_t reservation = redis_now_estimate() + pairguard::kReservationHoldMs + kFreshReserveMarginMs;
     pairguard::RespArgs call = pairguard::make_guard_fresh_reserve(o->op, reservation, pairguard::kReservationHoldMs);
     ngx_pairguard_redis_command_t* cmd = store->command(
         fresh_reserve_name(), std::move(call),

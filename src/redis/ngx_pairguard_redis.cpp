@@ -434,6 +434,7 @@ void ngx_pairguard_redis_t::node_up(node_t* n) {
     n->state = node_t::state_e::up;
     n->failed = false;
     n->backoff = 0;
+    epoch_++;
     std::deque<ngx_pairguard_redis_command_t*> q;
     q.swap(n->queued);
     for (ngx_pairguard_redis_command_t* cmd : q) {

@@ -75,6 +75,11 @@ public:
 
     bool cluster() const { return topology_ == pairguard::RedisTopology::cluster; }
 
+    // Counts the connections made ready (a reconnect, a new master after a
+    // failover): what was learned about Redis on one (its clock) is not
+    // taken for the next.
+    uint64_t connection_epoch() const { return epoch_; }
+
     // EVALSHA (falling back to EVAL once on NOSCRIPT). `tail` holds numkeys,
     // the keys and the arguments; built on resp_evalsha() it is sent as is.
     // In Redis Cluster it goes to the master of its first key's slot. nullptr
@@ -163,6 +168,7 @@ private:
     std::function<void(std::string_view)> on_message_;
     std::function<void()> on_resync_;
     size_t seed_turn_ = 0;
+    uint64_t epoch_ = 0;
 };
 
 class ngx_pairguard_redis_command_t {

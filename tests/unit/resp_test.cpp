@@ -42,8 +42,11 @@ TEST(Resp, EveryLengthAndNumberEncodesAsTheProtocolSays) {
 }
 
 TEST(Resp, NumbersAroundEveryPowerOfTen) {
-    int64_t p = 1;
-    for (int i = 0; i <= 18; i++, p *= 10) {
+    for (int i = 0; i <= 18; i++) {
+        int64_t p = 1;
+        for (int j = 0; j < i; j++) {
+            p *= 10;
+        }
         for (int64_t v : {p - 1, p, p + 1, -(p - 1), -p, -(p + 1)}) {
             RespArgs a;
             a.add(v);
@@ -62,11 +65,13 @@ TEST(Resp, WriterWritesWhatRespArgsWould) {
         want.data = "prefix";
         {
             RespWriter w(out, expect);
-            int64_t p = 1;
-            for (int i = 0; i <= 18; i++, p *= 10) {
+            for (int64_t p = 1, i = 0; i <= 18; i++) {
                 for (int64_t v : {p - 1, p, p + 1, -(p - 1), -p, -(p + 1)}) {
                     w.integer(v);
                     want.add(v);
+                }
+                if (i < 18) {
+                    p *= 10;  // 10^18 is the last that fits
                 }
             }
             for (int64_t v : {int64_t{9223372036854775807}, int64_t{-9223372036854775807} - 1}) {
