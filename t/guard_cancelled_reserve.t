@@ -20,12 +20,7 @@ use PgTest;
 
 # an upstream whose connect never completes: a listener whose accept queue
 # is full and which never accepts (nginx's connect waits)
-use Socket qw(PF_INET SOCK_STREAM pack_sockaddr_in unpack_sockaddr_in inet_aton);
-socket(my $hang, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
-bind($hang, pack_sockaddr_in(0, inet_aton('127.0.0.1'))) or die "bind: $!";
-listen($hang, 0) or die "listen: $!";
-my ($hang_port) = unpack_sockaddr_in(getsockname($hang));
-my @queue_fill = map { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $hang_port, Proto => 'tcp', Blocking => 0) } 1 .. 6;
+my $hang_port = hanging_port();
 
 my $redis = start_redis();
 my $up    = start_upstream();

@@ -12,15 +12,10 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
-use Socket qw(PF_INET SOCK_STREAM pack_sockaddr_in unpack_sockaddr_in inet_aton);
 use PgTest;
 
 # an upstream whose connect never completes: the attempt stays in flight
-socket(my $hang, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
-bind($hang, pack_sockaddr_in(0, inet_aton('127.0.0.1'))) or die "bind: $!";
-listen($hang, 0) or die "listen: $!";
-my ($hang_port) = unpack_sockaddr_in(getsockname($hang));
-my @queue_fill = map { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $hang_port, Proto => 'tcp', Blocking => 0) } 1 .. 6;
+my $hang_port = hanging_port();
 
 my $redis = start_redis();
 my $up    = start_upstream();
@@ -70,6 +65,13 @@ my $cluster = ($ENV{PG_REDIS_MODE} // '') eq 'cluster';
 
 sub get ($path, $client, %h) { http_get($ng->port, $path, headers => { 'X-Client' => $client, %h }) }
 sub evalsha () { $redis->calls('evalsha') }
+# Runs $code (a request and its checks), then checks that Redis ran two
+# script calls for it: the reserve was the script's too, then the settle.
+sub by_script ($name, $code) {
+    my $e = evalsha;
+    $code->();
+    ok(wait_until(sub { evalsha() >= $e + 2 }, timeout => 3), $name);
+}
 sub redis_ms () {
     my $t = $redis->cmd('TIME');
     my ($s, $us) = ref $t ? @$t : ($t);
@@ -130,7 +132,6 @@ ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3), ' 
 # reach the upstream, then 429
 $up->reset;
 get('/ok', 'refresh2');
-$e = evalsha;
 my @f = map { get('/fail', 'guesser')->{status} } 1 .. 5;
 is("@f", '404 404 404 429 429', 'a guesser: three failures reach the upstream, then locked');
 is($up->count('/status/404'), 3, '  the upstream saw exactly three');
@@ -144,30 +145,30 @@ ok($redis->guard_keys >= 1, '  its key holds the lock');
 $up->reset;
 get('/ok', 'refresh3');
 is(get('/fail', 'once')->{status}, 404, 'one failure');
-$e = evalsha;
-is(get('/fail', 'once')->{status}, 404, 'a second guess of the same client reaches the upstream');
-ok(wait_until(sub { evalsha() >= $e + 2 }, timeout => 3), '  decided by the script: reserve and settle');
+by_script('  decided by the script: reserve and settle', sub {
+    is(get('/fail', 'once')->{status}, 404, 'a second guess of the same client reaches the upstream');
+});
 my @more = map { get('/fail', 'once')->{status} } 1 .. 2;
 is("@more", '404 429', '  the first failure counted: the third locks');
 is($up->count('/status/404'), 3, '  three reached the upstream');
 get('/ok', 'refresh5');
 is(get('/fail', 'twice')->{status}, 404, 'another client fails once');
-$e = evalsha;
-is(get('/ok', 'twice')->{status}, 200, '  then succeeds');
-ok(wait_until(sub { evalsha() >= $e + 2 }, timeout => 3), '  decided by the script');
+by_script('  decided by the script', sub {
+    is(get('/ok', 'twice')->{status}, 200, '  then succeeds');
+});
 my @again = map { get('/fail', 'twice')->{status} } 1 .. 4;
 is("@again", '404 404 404 429', '  the success cleared its failure: three more, then locked');
 
 # two keys: always the script
-$e = evalsha;
-is(get('/two', 'stack', 'X-Account' => 'alice')->{status}, 200, 'two policies: allowed');
-ok(wait_until(sub { evalsha() >= $e + 2 }, timeout => 3), '  by script: reserve and settle');
+by_script('  by script: reserve and settle', sub {
+    is(get('/two', 'stack', 'X-Account' => 'alice')->{status}, 200, 'two policies: allowed');
+});
 
 # the clock goes stale after a second: the next reserve is the script's
 sleep 1.3;
-$e = evalsha;
-is(get('/ok', 'after-idle')->{status}, 200, 'after a second without a script reserve: allowed');
-ok(wait_until(sub { evalsha() >= $e + 2 }, timeout => 3), '  by script (the clock is learned again)');
+by_script('  by script (the clock is learned again)', sub {
+    is(get('/ok', 'after-idle')->{status}, 200, 'after a second without a script reserve: allowed');
+});
 
 # a new Redis behind the same address (a restart, a failover behind one
 # name) within the second: what the worker learned of the old one's clock is
@@ -188,14 +189,18 @@ unless ($cluster) {
 # a client that hangs up while the SET waits for Redis: its reservation is
 # released at once, not held for 60 s
 get('/ok', 'refresh4');
-my $nkeys = () = $redis->guard_keys;
+# the keys left before it, once the refresh's settle is in (its reservation
+# is a key until then)
+sub key_set () { join ' ', sort $redis->guard_keys }
+my $before;
+wait_until(sub { my $k = key_set(); sleep 0.2; my $same = key_set() eq $k; $before = $k; $same }, timeout => 3);
 $redis->cmd('CLIENT', 'PAUSE', 800, 'ALL');
 my $s2 = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
 print $s2 "GET /ok HTTP/1.1\r\nHost: localhost\r\nX-Client: gone\r\nConnection: close\r\n\r\n";
 sleep 0.2;
 close $s2;
 sleep 0.9;
-ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == $nkeys }, timeout => 3), 'a client gone while its SET waited: released')
+ok(wait_until(sub { key_set() eq $before }, timeout => 3), 'a client gone while its SET waited: released')
     or diag explain [ map { [ $_, $redis->cmd('GET', $_) ] } $redis->guard_keys ];
 is(get('/fail', 'gone')->{status}, 404, '  its key has its whole budget');
 

@@ -379,8 +379,7 @@ void cluster_flush(ngx_pairguard_redis_t* store, std::vector<op_ptr>& queue) noe
     try {
     // a request split over slots reserves one value on every slot: this
     // node's clock plus the hold (a reservation only expires by it)
-    ngx_time_t* tp = ngx_timeofday();
-    f->edge_ms = static_cast<int64_t>(tp->sec) * 1000 + static_cast<int64_t>(tp->msec);
+    f->edge_ms = wall_ms();
     f->reservation = f->edge_ms + batcher.clock_offset_ms + pairguard::kReservationHoldMs;
     std::map<uint16_t, std::vector<std::pair<size_t, size_t>>> groups;  // slot -> (op, part)
     for (size_t i = 0; i < f->ops.size(); i++) {

@@ -48,7 +48,7 @@ our @EXPORT = qw(
     http http_get http_post_json http_post_form http_burst http_burst_responses
     json_decode json_encode free_port testdir secret_file write_file read_file
     wait_until module_path nginx_binary root_dir done
-    run_cmd start_process ctl_path test_tool_path redis_at traffic_during
+    run_cmd start_process ctl_path test_tool_path redis_at traffic_during hanging_port
 );
 
 use Cwd ();
@@ -141,6 +141,21 @@ sub free_port {
         return $port;
     }
     die "no free port found";
+}
+
+# A loopback port whose connects never complete: a listener with a backlog
+# of 0, its queue filled and never accepted, so that an nginx upstream
+# connect to it waits (an attempt stays in flight). Kept for the whole test.
+my @HANGING;
+sub hanging_port () {
+    require Socket;
+    socket(my $l, Socket::PF_INET(), Socket::SOCK_STREAM(), 0) or die "socket: $!";
+    bind($l, Socket::pack_sockaddr_in(0, Socket::inet_aton('127.0.0.1'))) or die "bind: $!";
+    listen($l, 0) or die "listen: $!";
+    my ($port) = Socket::unpack_sockaddr_in(getsockname($l));
+    push @HANGING, $l,
+        map { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Blocking => 0) } 1 .. 6;
+    return $port;
 }
 
 sub _port_open ($port, $host = '127.0.0.1') {
