@@ -19,6 +19,7 @@ my $hang_port = hanging_port();
 
 my $redis = start_redis();
 my $up    = start_upstream();
+my $slow  = start_upstream(delay_ms => 400);
 my $conf  = <<'CONF' =~ s/%%HANG_PORT%%/$hang_port/gr;
 http {
     %%HTTP_COMMON%%
@@ -29,6 +30,7 @@ http {
 
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
     upstream hanging { server 127.0.0.1:%%HANG_PORT%%; }
+    upstream slow { server 127.0.0.1:%%SLOW_PORT%%; }
 
     server {
         listen 127.0.0.1:%%PORT%%;
@@ -49,6 +51,11 @@ http {
             pairguard_failure_status 404;
             proxy_pass http://backend/status/200;
         }
+        location = /slow {
+            pairguard ip;
+            pairguard_failure_status 404;
+            proxy_pass http://slow/status/200;
+        }
         location = /hang {
             pairguard ip;
             pairguard_failure_status 404;
@@ -58,6 +65,7 @@ http {
     }
 }
 CONF
+$conf =~ s/%%SLOW_PORT%%/$slow->port/ge;
 my $ng = start_nginx($conf, redis => $redis, upstream => $up, workers => 1);
 # PG_REDIS_MODE=cluster (t/lib/PgTest.pm): a Redis Cluster never takes the
 # script-free path; every reserve is the script's
@@ -192,8 +200,12 @@ get('/ok', 'refresh4');
 # the keys left before it, once the refresh's settle is in (its reservation
 # is a key until then)
 sub key_set () { join ' ', sort $redis->guard_keys }
-my $before;
-wait_until(sub { my $k = key_set(); sleep 0.2; my $same = key_set() eq $k; $before = $k; $same }, timeout => 3);
+sub stable_keys () {
+    my $keys;
+    wait_until(sub { my $k = key_set(); sleep 0.2; $keys = key_set(); $keys eq $k }, timeout => 3);
+    return $keys;
+}
+my $before = stable_keys();
 $redis->cmd('CLIENT', 'PAUSE', 800, 'ALL');
 my $s2 = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
 print $s2 "GET /ok HTTP/1.1\r\nHost: localhost\r\nX-Client: gone\r\nConnection: close\r\n\r\n";
@@ -204,4 +216,78 @@ ok(wait_until(sub { key_set() eq $before }, timeout => 3), 'a client gone while 
     or diag explain [ map { [ $_, $redis->cmd('GET', $_) ] } $redis->guard_keys ];
 is(get('/fail', 'gone')->{status}, 404, '  its key has its whole budget');
 
-done_testing();
+# Redis' MONITOR while $code runs: the commands sent by clients (not those
+# the scripts ran), up to a marker sent after the settles had time to land
+sub monitored ($code) {
+    my $m = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $redis->port, Proto => 'tcp')
+        or die "connect: $!";
+    print $m "MONITOR\r\n";
+    my $ok = <$m>;
+    $code->();
+    sleep 0.3;
+    my $mark = "pg-mark-$$";
+    $redis->cmd('ECHO', $mark);
+    my @cmds;
+    local $SIG{ALRM} = sub { die "MONITOR: no marker\n" };
+    alarm 5;
+    while (my $line = <$m>) {
+        last if index($line, $mark) >= 0;
+        next unless $line =~ /^\+[\d.]+ \[\d+ ([^\]]+)\] "(\w+)"(.*)/;
+        push @cmds, [uc $2, $3] unless $1 eq 'lua';
+    }
+    alarm 0;
+    close $m;
+    return @cmds;
+}
+sub reserves_in ($cmd) { scalar(() = $cmd->[1] =~ /"r"/g) }
+
+# Fresh clients at once (up to four reserves in one iteration): each
+# reserve is a SET; their settles are held back a moment and go together,
+# in a script call of their own
+get('/ok', 'refresh6');    # the clock learned afresh (or kept)
+$before = stable_keys();
+my @cmds = monitored(sub {
+    my @st = http_burst($ng->port, 4, sub ($i) { { path => '/ok', headers => { 'X-Client' => "burst$i" } } });
+    is("@st", '200 200 200 200', 'four fresh clients at once: allowed');
+});
+my @sets  = grep { $_->[0] eq 'SET' } @cmds;
+my @evals = grep { $_->[0] eq 'EVALSHA' } @cmds;
+my $script_reserves = 0;
+$script_reserves += reserves_in($_) for @evals;
+if ($cluster) {
+    is(scalar @sets, 0, '  Redis Cluster: no reserve without the script');
+    is($script_reserves, 4, '  the four reserves are the script\'s');
+} else {
+    is(scalar @sets, 4, '  four SETs: the reserves went without the script')
+        or diag explain \@cmds;
+    is($script_reserves, 0, '  no reserve in a script call');
+    cmp_ok(scalar @evals, '>=', 1, '  the settles went by script');
+    # held back a millisecond, they mostly go together; a loaded machine
+    # may answer the four further apart
+    note scalar(@evals) . ' script calls for the four settles';
+}
+ok(wait_until(sub { key_set() eq $before }, timeout => 3), '  every reservation released')
+    or diag explain [ map { [ $_, $redis->cmd('GET', $_) ] } $redis->guard_keys ];
+
+# A worker that stops gracefully sends the settles it holds before it
+# exits: four requests in flight (a slow upstream) when nginx is told to
+# quit; their answers come while the worker is exiting, and so do their
+# settles, held back, then sent
+get('/ok', 'refresh7');
+$before = stable_keys();
+my @socks = map {
+    my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
+    print $c "GET /slow HTTP/1.1\r\nHost: localhost\r\nX-Client: quit$_\r\nConnection: close\r\n\r\n";
+    $c;
+} 1 .. 4;
+ok(wait_until(sub { scalar(my @k = $redis->guard_keys) >= 4 + scalar(split ' ', $before) }, timeout => 2),
+   'four attempts in flight');
+kill 'QUIT', $ng->pid;
+my @answers = map { my $r = join '', readline($_); $r =~ m{^HTTP/1\.1 (\d+)} ? $1 : 'none' } @socks;
+is("@answers", '200 200 200 200', '  nginx told to quit: the four are answered');
+ok(wait_until(sub { !PgTest::_alive($ng->pid) }, timeout => 5), "  nginx exited");
+ok(wait_until(sub { key_set() eq $before }, timeout => 3), '  their settles were sent: no reservation left')
+    or diag explain [ map { [ $_, $redis->cmd('GET', $_) ] } $redis->guard_keys ];
+$ng->{pid} = undef;    # exited, and reaped
+
+done();

@@ -195,6 +195,7 @@ void fill_guard_op(GuardOp& op, bool settle, std::string_view keys, size_t nkeys
 }  // namespace
 
 void make_guard_reserve(GuardOp& op, std::string_view keys, size_t nkeys, std::string_view limits) {
+    op.failure = false;
     if (nkeys >= 1 && nkeys <= kHeadKeys) {
         fill_guard_op(op, false, keys, nkeys, reserve_heads()[nkeys], 2, nullptr, limits);
         return;
@@ -207,6 +208,7 @@ void make_guard_reserve(GuardOp& op, std::string_view keys, size_t nkeys, std::s
 void make_guard_settle(GuardOp& op, std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
                        std::string_view limits) {
     size_t o = outcome_index(outcome);
+    op.failure = outcome == Outcome::failure;
     if (nkeys >= 1 && nkeys <= kHeadKeys) {
         fill_guard_op(op, true, keys, nkeys, settle_heads()[o][nkeys], 3, &reservation, limits);
         return;
@@ -348,6 +350,29 @@ bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<int64_t>& v
 
 bool fresh_reserve_eligible(const GuardOp& op) {
     return !op.settle && op.nkeys == 1 && op.nhead == 2 && op.head() == reserve_heads()[1];
+}
+
+size_t fresh_reserves(const GuardOp* const* ops, size_t n, size_t max) {
+    size_t reserves = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i]->settle) {
+            continue;
+        }
+        if (++reserves > max || !fresh_reserve_eligible(*ops[i])) {
+            return 0;
+        }
+        std::string_view key = ops[i]->keys();
+        for (size_t j = 0; j < n; j++) {
+            if (j != i && ops[j]->keys().find(key) != std::string_view::npos) {
+                return 0;
+            }
+        }
+    }
+    return reserves;
+}
+
+bool settle_may_wait(const GuardOp& op) {
+    return op.settle && !op.failure;
 }
 
 RespArgs make_guard_fresh_reserve(const GuardOp& op, int64_t reservation, int64_t hold_ms) {

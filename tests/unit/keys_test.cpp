@@ -351,3 +351,67 @@ TEST(Scripts, FreshReserveIsTheFastPathsSetOfALoneKey) {
     EXPECT_EQ(rr.status, ReserveStatus::allowed);
     EXPECT_EQ(rr.reservation, 1700000060000);
 }
+
+// The reserves of a batch go as SETs together or not at all: each of one
+// key, no key named twice in the batch (a settle of that key, another
+// reserve, a stacked reserve naming it), at most `max`.
+TEST(Scripts, FreshReservesAreDisjointLoneKeys) {
+    PolicyLimits l;
+    l.max_failures = 5;
+    RespArgs lim;
+    append_limits(lim, l);
+    auto key = [](std::string name) {
+        RespArgs k;
+        k.add(name);
+        return k.data;
+    };
+    GuardOp a = make_guard_reserve(key("p:a"), 1, lim.data);
+    GuardOp b = make_guard_reserve(key("p:b"), 1, lim.data);
+    GuardOp c = make_guard_reserve(key("p:c"), 1, lim.data);
+    GuardOp a_again = make_guard_reserve(key("p:a"), 1, lim.data);
+    GuardOp settle_x = make_guard_settle(key("p:x"), 1, Outcome::success, 1700000060000, lim.data);
+    GuardOp settle_a = make_guard_settle(key("p:a"), 1, Outcome::failure, 1700000060000, lim.data);
+    GuardOp stacked_xa = make_guard_settle(key("p:x") + key("p:a"), 2, Outcome::neutral, 1700000060000,
+                                           lim.data + lim.data);
+    GuardOp stacked = make_guard_reserve(key("p:y") + key("p:z"), 2, lim.data + lim.data);
+    GuardOp longer = make_guard_settle(key("p:ab"), 1, Outcome::success, 1700000060000, lim.data);
+    auto count = [](std::vector<const GuardOp*> ops, size_t max = 4) {
+        return fresh_reserves(ops.data(), ops.size(), max);
+    };
+    EXPECT_EQ(count({&a}), 1u);
+    EXPECT_EQ(count({&a, &b, &c}), 3u);
+    EXPECT_EQ(count({&settle_x, &a, &settle_x, &b}), 2u) << "settles of other keys are held back";
+    EXPECT_EQ(count({&a, &b, &c}, 2), 0u) << "more than max: one script call";
+    EXPECT_EQ(count({&settle_x}), 0u) << "no reserve";
+    EXPECT_EQ(count({}), 0u);
+    EXPECT_EQ(count({&a, &a_again}), 0u) << "the same key twice";
+    EXPECT_EQ(count({&settle_a, &a}), 0u) << "a settle of its key comes first";
+    EXPECT_EQ(count({&a, &settle_a}), 0u) << "a settle of its key comes after";
+    EXPECT_EQ(count({&b, &stacked_xa, &a}), 0u) << "a stacked settle naming its key";
+    EXPECT_EQ(count({&a, &stacked}), 0u) << "a stacked reserve goes to the script, and the batch with it";
+    EXPECT_EQ(count({&b, &longer}), 1u) << "p:ab is not p:b";
+    // p:a's RESP text ($3 p:a) is not inside $4 p:ab's, so this one is
+    // sent the SET way; what is found is only ever a stricter answer
+    EXPECT_EQ(count({&a, &longer}), 1u);
+    RespArgs raw;
+    raw.add(std::string("q") + key("p:a"));
+    GuardOp embeds = make_guard_settle(raw.data, 1, Outcome::success, 1700000060000, lim.data);
+    EXPECT_EQ(count({&a, &embeds}), 0u) << "a key holding another's RESP text: the script, to be safe";
+
+    // a success's or a neutral settle may be held back a moment; a
+    // failure's goes at once (its answer may start a lock)
+    EXPECT_TRUE(settle_may_wait(settle_x));
+    EXPECT_TRUE(settle_may_wait(stacked_xa));
+    EXPECT_FALSE(settle_may_wait(settle_a));
+    EXPECT_FALSE(settle_may_wait(a)) << "a reserve is not a settle";
+    GuardOp reused = make_guard_settle(key("p:a"), 1, Outcome::failure, 1700000060000, lim.data);
+    make_guard_reserve(reused, key("p:a"), 1, lim.data);
+    EXPECT_FALSE(settle_may_wait(reused));
+    make_guard_settle(reused, key("p:a"), 1, Outcome::success, 1700000060000, lim.data);
+    EXPECT_TRUE(settle_may_wait(reused)) << "an operation's buffer reused keeps no outcome of before";
+    for (const GuardPart& p : split_guard_op(make_guard_settle(key("p:{a}") + key("p:{b}"), 2, Outcome::failure,
+                                                               1700000060000, lim.data + lim.data),
+                                             1700000060000)) {
+        EXPECT_FALSE(settle_may_wait(p.op)) << "a failure split over cluster slots";
+    }
+}
