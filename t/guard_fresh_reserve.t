@@ -1,6 +1,8 @@
-# The script-free reserve. A reserve of one key alone in its batch (low
-# concurrency), on a single Redis whose clock the worker learned within the
-# last second, is one SET KEY "|||T|" NX PX 60000 instead of a script call:
+# The script-free reserve. The reserves of one key each that a worker made
+# in one event-loop iteration, when that iteration made nothing else (low
+# concurrency) and no more than four, on a single Redis whose clock the
+# worker learned within the last second, are each one
+# SET KEY "|||T|" NX PX 60000 instead of a script call:
 # exactly what the script's fast path writes for a key that holds nothing.
 # A key that holds anything (a failure, a lock, an attempt in flight) is
 # decided by the script, as before; so is everything when the clock is not
@@ -241,17 +243,47 @@ sub monitored ($code) {
 }
 sub reserves_in ($cmd) { scalar(() = $cmd->[1] =~ /"r"/g) }
 
-# Fresh clients at once (up to four reserves in one iteration): each
-# reserve is a SET; their settles are held back a moment and go together,
-# in a script call of their own
-get('/ok', 'refresh6');    # the clock learned afresh (or kept)
+# Fresh clients at once: four reserves made in one iteration (the worker
+# stopped while the four requests arrive, so that one wake-up reads them
+# all) go as four SETs, none in a script call; their settles go by script.
+# (A batch that also held a settle would take its reserves to the script:
+# that call is made anyway.)
+my ($worker) = PgTest::_children_of($ng->pid);
+# Sends one request per client on connections opened beforehand, all while
+# the worker is stopped: its next wake-up reads them all in one iteration.
+# The worker learns Redis' clock just before (a stale clock, then a
+# request's reserve by script). Returns the statuses and the commands Redis
+# was sent meanwhile.
+sub one_iteration (@clients) {
+    sleep 1.1;    # the clock goes stale
+    my @conns = map {
+        IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!"
+    } @clients;
+    sleep 0.2;    # accepted, waiting for their requests
+    get('/ok', "learn-$clients[0]");
+    my @st;
+    my @cmds = monitored(sub {
+        kill 'STOP', $worker;
+        # stopped, not just signalled: a request written before it stops
+        # could be read on its own
+        wait_until(sub { (read_file("/proc/$worker/stat") =~ /^\d+ \(.*\) (\S)/)[0] eq 'T' }, timeout => 2, step => 0.01)
+            or die "worker $worker did not stop\n";
+        for my $i (0 .. $#clients) {
+            print { $conns[$i] } "GET /ok HTTP/1.1\r\nHost: localhost\r\nX-Client: $clients[$i]\r\n"
+                . "Connection: close\r\n\r\n";
+        }
+        sleep 0.2;
+        kill 'CONT', $worker;
+        @st = map { my $r = join '', readline($_); $r =~ m{^HTTP/1\.1 (\d+)} ? $1 : 'none' } @conns;
+    });
+    return (\@st, \@cmds);
+}
+
 $before = stable_keys();
-my @cmds = monitored(sub {
-    my @st = http_burst($ng->port, 4, sub ($i) { { path => '/ok', headers => { 'X-Client' => "burst$i" } } });
-    is("@st", '200 200 200 200', 'four fresh clients at once: allowed');
-});
-my @sets  = grep { $_->[0] eq 'SET' } @cmds;
-my @evals = grep { $_->[0] eq 'EVALSHA' } @cmds;
+my ($st, $cmds) = one_iteration(map { "burst$_" } 1 .. 4);
+is("@$st", '200 200 200 200', 'four fresh clients in one iteration: allowed');
+my @sets  = grep { $_->[0] eq 'SET' } @$cmds;
+my @evals = grep { $_->[0] eq 'EVALSHA' } @$cmds;
 my $script_reserves = 0;
 $script_reserves += reserves_in($_) for @evals;
 if ($cluster) {
@@ -259,20 +291,27 @@ if ($cluster) {
     is($script_reserves, 4, '  the four reserves are the script\'s');
 } else {
     is(scalar @sets, 4, '  four SETs: the reserves went without the script')
-        or diag explain \@cmds;
+        or diag explain $cmds;
     is($script_reserves, 0, '  no reserve in a script call');
     cmp_ok(scalar @evals, '>=', 1, '  the settles went by script');
-    # held back a millisecond, they mostly go together; a loaded machine
-    # may answer the four further apart
-    note scalar(@evals) . ' script calls for the four settles';
 }
 ok(wait_until(sub { key_set() eq $before }, timeout => 3), '  every reservation released')
     or diag explain [ map { [ $_, $redis->cmd('GET', $_) ] } $redis->guard_keys ];
 
-# A worker that stops gracefully sends the settles it holds before it
-# exits: four requests in flight (a slow upstream) when nginx is told to
-# quit; their answers come while the worker is exiting, and so do their
-# settles, held back, then sent
+# five at once: more reserves than SETs pay for; one script call takes them
+($st, $cmds) = one_iteration(map { "five$_" } 1 .. 5);
+is("@$st", '200 200 200 200 200', 'five fresh clients in one iteration: allowed');
+is(scalar(grep { $_->[0] eq 'SET' } @$cmds), 0, '  no SET');
+my @with_reserves = grep { reserves_in($_) > 0 } grep { $_->[0] eq 'EVALSHA' } @$cmds;
+$script_reserves = 0;
+$script_reserves += reserves_in($_) for @with_reserves;
+is($script_reserves, 5, '  the five reserves are the script\'s') or diag explain $cmds;
+is(scalar @with_reserves, 1, '  in one script call') or diag explain $cmds unless $cluster;
+ok(wait_until(sub { key_set() eq $before }, timeout => 3), '  every reservation released');
+
+# A worker that stops gracefully sends its settles before it exits: four
+# requests in flight (a slow upstream) when nginx is told to quit; their
+# answers come while the worker is exiting, and so do their settles
 get('/ok', 'refresh7');
 $before = stable_keys();
 my @socks = map {

@@ -107,7 +107,6 @@ std::vector<GuardPart> split_guard_op(const GuardOp& op, int64_t reservation) {
         part.slot = s;
         part.index = idx;
         part.op.settle = op.settle;
-        part.op.failure = op.failure;
         part.op.nkeys = idx.size();
         RespArgs keys, head, limits;
         for (size_t i : idx) {

@@ -195,7 +195,6 @@ void fill_guard_op(GuardOp& op, bool settle, std::string_view keys, size_t nkeys
 }  // namespace
 
 void make_guard_reserve(GuardOp& op, std::string_view keys, size_t nkeys, std::string_view limits) {
-    op.failure = false;
     if (nkeys >= 1 && nkeys <= kHeadKeys) {
         fill_guard_op(op, false, keys, nkeys, reserve_heads()[nkeys], 2, nullptr, limits);
         return;
@@ -208,7 +207,6 @@ void make_guard_reserve(GuardOp& op, std::string_view keys, size_t nkeys, std::s
 void make_guard_settle(GuardOp& op, std::string_view keys, size_t nkeys, Outcome outcome, int64_t reservation,
                        std::string_view limits) {
     size_t o = outcome_index(outcome);
-    op.failure = outcome == Outcome::failure;
     if (nkeys >= 1 && nkeys <= kHeadKeys) {
         fill_guard_op(op, true, keys, nkeys, settle_heads()[o][nkeys], 3, &reservation, limits);
         return;
@@ -369,10 +367,6 @@ size_t fresh_reserves(const GuardOp* const* ops, size_t n, size_t max) {
         }
     }
     return reserves;
-}
-
-bool settle_may_wait(const GuardOp& op) {
-    return op.settle && !op.failure;
 }
 
 RespArgs make_guard_fresh_reserve(const GuardOp& op, int64_t reservation, int64_t hold_ms) {

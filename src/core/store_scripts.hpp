@@ -90,7 +90,6 @@ bool decode_settle(IntList reply, size_t nkeys, std::vector<LockStart>& out);
 // Keys and arguments share one buffer (one allocation per operation).
 struct GuardOp {
     bool settle = false;
-    bool failure = false;  // a settle of a failure (its answer may start a lock)
     size_t nkeys = 0;
     size_t nargs = 0;  // the arguments: the head's, then 5 * nkeys limits
     size_t nhead = 0;  // 'r', nkeys | 'R', nkeys, reservation | 's', nkeys, outcome, reservation
@@ -163,16 +162,10 @@ bool fresh_reserve_eligible(const GuardOp& op);  // a reserve of one key
 // How many reserves of a batch (`ops`, in order) may go that way: all of
 // them (1 to `max`), or none (0). Each must be eligible and name a key that
 // no other operation of the batch names (the script would have walked them
-// in order; the batch's settles are sent after the SETs). A key is looked
+// in order; SETs sent apart from the rest would not be). A key is looked
 // for as its RESP text inside the others' keys: a match within a longer key
 // only sends the batch to the script.
 size_t fresh_reserves(const GuardOp* const* ops, size_t n, size_t max);
-// A settle that may wait a moment to be sent with others: a success or a
-// neutral outcome only releases its reservation (counted until then: no
-// answer changes). A failure's settle goes at once: its answer may start a
-// lock that the node caches, and until it lands a further attempt on its
-// key finds the budget busy rather than locked.
-bool settle_may_wait(const GuardOp& op);
 RespArgs make_guard_fresh_reserve(const GuardOp& op, int64_t reservation, int64_t hold_ms);
 // True when the SET wrote the key (status OK); the operation's answer is
 // then fresh_reserve_answer(reservation).

@@ -1,8 +1,10 @@
 // The guard's batch layer: every reserve and settle a worker produces in one
 // event-loop iteration goes to Redis as one guard_batch.lua call (one write,
 // one reply), walked in order so that the answers are those of separate
-// calls. It sits above the Redis connection: a request alone is sent at the
-// end of the same iteration, never delayed.
+// calls. It sits above the Redis connection: what an iteration made is sent
+// at the end of that iteration, never delayed. On a single Redis, an
+// iteration that made only reserves, up to four, each of a fresh key no
+// other names, sends them as SET NX instead (the script-free reserve).
 
 #include <algorithm>
 #include <cstdlib>
@@ -148,11 +150,7 @@ struct batcher_t {
     int64_t wall_learned = 0;
     uint64_t clock_epoch = 0;
     bool clock_known = false;
-    // Settles held back while lone reserves go without the script (below):
-    // they go with the next script call, or when `hold_ev` fires.
-    std::vector<op_ptr> held;
     ngx_event_t ev;
-    ngx_event_t hold_ev;
     bool ready = false;
 };
 
@@ -267,41 +265,47 @@ void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, 
 }
 
 // The script-free reserve (core: make_guard_fresh_reserve): a reserve of
-// one key alone in its batch, on a single Redis (not a cluster), while
-// Redis' clock is known. SET ... NX wrote the key: allowed, as the script
-// would have answered. Anything else (the key exists, an error): the same
-// operation goes to the script, queued again (marked, so that it is not
-// sent this way twice). Redis down or the command timed out: failed, as a
-// script call would have.
+// one key that no other reserve of its batch names, in a batch without
+// settles (fresh_reserves below), on a single Redis (not a cluster), while
+// Redis' clock is known.
+// SET ... NX wrote the key: allowed, as the script would have answered.
+// Anything else (the key exists, an error): the same operation goes to the
+// script, queued again (marked, so that it is not sent this way twice).
+// Redis down or the command timed out: failed, as a script call would
+// have.
 const pairguard::StoreScript& fresh_reserve_name() {
     static const pairguard::StoreScript name{"SET", "", ""};
     return name;
 }
 
-// How many reserves of `ops` go without the script (core:
-// fresh_reserves): all of them, or none. Not on a cluster, nor unless
-// Redis' clock is known, nor for a reserve that already tried or whose
-// request went away. At most kFreshReservesMax: more make one script call
-// cheaper than their SETs.
+// Whether the operations of `ops` go without the script (core:
+// fresh_reserves): reserves only (a batch that makes a script call anyway
+// takes its reserves along: one command instead of two), all eligible. Not
+// on a cluster, nor unless Redis' clock is known, nor for a reserve that
+// already tried or whose request went away. At most kFreshReservesMax:
+// more make one script call cheaper than their SETs.
 constexpr size_t kFreshReservesMax = 4;
-size_t fresh_reserves(ngx_pairguard_redis_t* store, const std::vector<op_ptr>& ops) {
-    if (store->cluster() || !clock_fresh(store)) {
-        return 0;
+bool fresh_reserves(ngx_pairguard_redis_t* store, const std::vector<op_ptr>& ops) {
+    if (ops.size() > kFreshReservesMax || store->cluster() || !clock_fresh(store)) {
+        return false;
     }
-    pairguard::SmallVec<const pairguard::GuardOp*, 64> list;  // no allocation for most batches
+    pairguard::SmallVec<const pairguard::GuardOp*, kFreshReservesMax> list;
     for (const auto& o : ops) {
-        if (!o->op.settle && (o->fresh_tried || o->cancelled)) {
-            return 0;
+        if (o->op.settle || o->fresh_tried || o->cancelled) {
+            return false;
         }
         list.push_back(&o->op);
     }
-    return pairguard::fresh_reserves(list.data(), list.size(), kFreshReservesMax);
+    return pairguard::fresh_reserves(list.data(), list.size(), kFreshReservesMax) == ops.size();
 }
 
 void enqueue(const op_ptr& o);
 
-void fresh_reserve(ngx_pairguard_redis_t* store, const op_ptr& o) {
+// Each reserve's `done` runs once whatever happens to the others: one that
+// cannot be sent (out of memory) fails alone, the SETs already sent stand.
+void fresh_reserve(ngx_pairguard_redis_t* store, const op_ptr& o) noexcept {
     o->fresh_tried = true;
+    try {
     int64_t reservation = redis_now_estimate() + pairguard::kReservationHoldMs + kFreshReserveMarginMs;
     pairguard::RespArgs call = pairguard::make_guard_fresh_reserve(o->op, reservation, pairguard::kReservationHoldMs);
     ngx_pairguard_redis_command_t* cmd = store->command(
@@ -322,6 +326,10 @@ void fresh_reserve(ngx_pairguard_redis_t* store, const op_ptr& o) {
             }
         });
     if (cmd == nullptr) {
+        o->finish(false, kNone);
+    }
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
         o->finish(false, kNone);
     }
 }
@@ -453,14 +461,11 @@ void cluster_flush(ngx_pairguard_redis_t* store, std::vector<op_ptr>& queue) noe
     }
 }
 
-// Out of memory: every queued and held operation fails. Taken out first: a
-// callback may queue new operations.
+// Out of memory: every queued operation fails. Taken out first: a callback
+// may queue new operations.
 void fail_queue() noexcept {
-    std::vector<op_ptr> held;
-    held.swap(batcher.held);
     std::vector<op_ptr> queued;
     queued.swap(batcher.queue);
-    fail_all(held);
     fail_all(queued);
 }
 
@@ -471,24 +476,6 @@ bool reset_ops_list(std::vector<op_ptr>& l) noexcept {
     return l.capacity() <= kSpareMax;
 }
 using ops_list_free_list = free_list<std::vector<op_ptr>, 64, reset_ops_list>;
-
-// Settles of successes and neutral outcomes held back wait at most this
-// long, and at most this many.
-//
-// Such a settle only releases its reservation, which counts as an attempt
-// in flight until it lands: one that lands a millisecond later can keep a
-// concurrent attempt of the same key out a millisecond longer (when
-// failures and attempts in flight fill its budget), never let one more
-// through. What holding saves is a script call: when the reserves of an
-// iteration go as SET NX, its settles would otherwise make a script call
-// of their own, and at low concurrency (a few requests an iteration) that
-// is one script call per request. Held, they go with the next script call
-// the worker makes, or together when the timer fires. A failure's settle
-// is never held (core: settle_may_wait): it goes at once, with whatever is
-// held. The timer is not cancelable: a worker shutting down gracefully
-// sends them before it exits.
-constexpr ngx_msec_t kSettleHoldMs = 1;
-constexpr size_t kSettleHoldMax = 64;
 
 // The script call of a batch: every operation's reply, in order (failed,
 // all of them, when it cannot be sent).
@@ -513,89 +500,31 @@ void send_batch(ngx_pairguard_redis_t* store, const std::shared_ptr<std::vector<
     }
 }
 
-// Whether `ops` (settles only) may be held back: none a failure's, not too
-// many.
-bool may_hold(const std::vector<op_ptr>& ops) {
-    if (ops.size() > kSettleHoldMax) {
-        return false;
-    }
-    for (const auto& o : ops) {
-        if (!pairguard::settle_may_wait(o->op)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-// Holds `ops` back (held is empty while a batch is sent: flush took it).
-void hold(std::vector<op_ptr>& ops) noexcept {
-    batcher.held.swap(ops);
-}
-
-// The reserves go as SET NX; the batch's settles (each naming other keys
-// than theirs) are held back, or sent at once in one script call when one
-// of them is a failure's or they are too many. `ops` keeps the reserves.
-void send_fresh_reserves(ngx_pairguard_redis_t* store, std::vector<op_ptr>& ops, size_t reserves) {
-    std::shared_ptr<std::vector<op_ptr>> settles = ops_list_free_list::take();
-    settles->reserve(ops.size() - reserves);  // throws before anything moved
-    size_t kept = 0;
-    for (auto& o : ops) {
-        if (o->op.settle) {
-            settles->push_back(std::move(o));  // reserved: does not throw
-        } else {
-            if (&ops[kept] != &o) {
-                ops[kept] = std::move(o);
-            }
-            kept++;
-        }
-    }
-    ops.resize(kept);  // smaller: does not throw
-    if (may_hold(*settles)) {
-        hold(*settles);
-    } else {
-        send_batch(store, settles);
-    }
-    for (const auto& o : ops) {
-        fresh_reserve(store, o);
-    }
-}
-
-// A batch (the held settles first): failed when Redis is not there; split
-// by slot on a cluster; else its reserves as SETs (fresh_reserves) and its
-// settles held back or sent, or its settles only held back, or one script
-// call. When the hold timer fired, everything goes in one script call.
-void send(ngx_event_t* ev, const std::shared_ptr<std::vector<op_ptr>>& ops) noexcept {
-    try {
-        ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
-        if (store == nullptr || !store->accepting()) {
-            fail_all(*ops);
-            return;
-        }
-        if (store->cluster()) {
-            cluster_flush(store, *ops);
-            return;
-        }
-        bool timer = ev == &batcher.hold_ev;
-        size_t reserves = timer ? 0 : fresh_reserves(store, *ops);
-        if (reserves > 0) {
-            send_fresh_reserves(store, *ops, reserves);
-            return;
-        }
-        bool settles_only = std::all_of(ops->begin(), ops->end(), [](const op_ptr& o) { return o->op.settle; });
-        if (!timer && settles_only && may_hold(*ops)) {
-            hold(*ops);
-            return;
-        }
-        send_batch(store, ops);
-    } catch (const std::exception& e) {
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
+// A batch: failed when Redis is not there; split by slot on a cluster;
+// its reserves as SETs when it is only fresh reserves; else one script
+// call.
+void send(const std::shared_ptr<std::vector<op_ptr>>& ops) noexcept {
+    ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
+    if (store == nullptr || !store->accepting()) {
         fail_all(*ops);
+        return;
     }
+    if (store->cluster()) {
+        cluster_flush(store, *ops);
+        return;
+    }
+    if (fresh_reserves(store, *ops)) {
+        for (const auto& o : *ops) {
+            fresh_reserve(store, o);
+        }
+        return;
+    }
+    send_batch(store, ops);
 }
 
-// Sends what the queue holds, with the settles held back before it.
-void flush(ngx_event_t* ev) noexcept {
-    if (batcher.queue.empty() && batcher.held.empty()) {
+// Sends what the queue holds.
+void flush(ngx_event_t*) noexcept {
+    if (batcher.queue.empty()) {
         return;
     }
     // every operation's `done` runs once, whatever happens here: a reserve
@@ -603,38 +532,21 @@ void flush(ngx_event_t* ev) noexcept {
     std::shared_ptr<std::vector<op_ptr>> ops;
     try {
         ops = ops_list_free_list::take();
-    } catch (const std::exception&) {
-        fail_queue();
-        return;
-    }
-    try {
         // moved out, so that the queue keeps its capacity for the next round;
         // a reserve whose request went away before it was sent is dropped
-        ops->reserve(batcher.held.size() + batcher.queue.size());
-        for (auto& o : batcher.held) {
-            ops->push_back(std::move(o));
-        }
-        for (auto& o : batcher.queue) {
-            if (!(o->cancelled && !o->op.settle)) {
-                ops->push_back(std::move(o));
-            }
-        }
+        ops->reserve(batcher.queue.size());
     } catch (const std::exception&) {
         fail_queue();
         return;
     }
-    batcher.held.clear();
+    for (auto& o : batcher.queue) {
+        if (!(o->cancelled && !o->op.settle)) {
+            ops->push_back(std::move(o));  // reserved: does not throw
+        }
+    }
     batcher.queue.clear();
     if (!ops->empty()) {
-        send(ev, ops);
-    }
-    // the held settles' deadline is the first one's: kept while some stay
-    if (batcher.held.empty()) {
-        if (batcher.hold_ev.timer_set) {
-            ngx_del_timer(&batcher.hold_ev);
-        }
-    } else if (!batcher.hold_ev.timer_set) {
-        ngx_add_timer(&batcher.hold_ev, kSettleHoldMs);
+        send(ops);
     }
 }
 
@@ -653,10 +565,6 @@ void enqueue(const op_ptr& o) {
         batcher.ev.handler = flush;
         batcher.ev.log = ngx_cycle->log;
         batcher.ev.data = &batcher;
-        ngx_memzero(&batcher.hold_ev, sizeof(batcher.hold_ev));
-        batcher.hold_ev.handler = flush;
-        batcher.hold_ev.log = ngx_cycle->log;
-        batcher.hold_ev.data = &batcher;
         batcher.ready = true;
     }
     batcher.queue.push_back(o);
@@ -702,9 +610,5 @@ void ngx_http_pairguard_batch_exit() noexcept {
     if (batcher.ready && batcher.ev.posted) {
         ngx_delete_posted_event(&batcher.ev);
     }
-    if (batcher.ready && batcher.hold_ev.timer_set) {
-        ngx_del_timer(&batcher.hold_ev);
-    }
-    batcher.held.clear();
     batcher.queue.clear();
 }

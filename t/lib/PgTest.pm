@@ -402,6 +402,8 @@ sub _build_conf ($template, $dir, %o) {
     # other modules, loaded after this one (`extra_modules => [paths]`)
     $head .= "load_module $_;\n" for @{ $o{extra_modules} // [] };
     $head .= "daemon off;\nmaster_process on;\n";
+    # main-context directives (`main => 'timer_resolution 100ms;'`)
+    $head .= "$o{main}\n" if defined $o{main};
     $head .= 'worker_processes ' . ($o{workers} // 2) . ";\n";
     $head .= "error_log $dir/error.log " . ($o{log_level} // 'debug') . ";\n";
     $head .= "pid $dir/nginx.pid;\n";

@@ -380,7 +380,7 @@ TEST(Scripts, FreshReservesAreDisjointLoneKeys) {
     };
     EXPECT_EQ(count({&a}), 1u);
     EXPECT_EQ(count({&a, &b, &c}), 3u);
-    EXPECT_EQ(count({&settle_x, &a, &settle_x, &b}), 2u) << "settles of other keys are held back";
+    EXPECT_EQ(count({&settle_x, &a, &settle_x, &b}), 2u) << "settles of other keys";
     EXPECT_EQ(count({&a, &b, &c}, 2), 0u) << "more than max: one script call";
     EXPECT_EQ(count({&settle_x}), 0u) << "no reserve";
     EXPECT_EQ(count({}), 0u);
@@ -398,20 +398,4 @@ TEST(Scripts, FreshReservesAreDisjointLoneKeys) {
     GuardOp embeds = make_guard_settle(raw.data, 1, Outcome::success, 1700000060000, lim.data);
     EXPECT_EQ(count({&a, &embeds}), 0u) << "a key holding another's RESP text: the script, to be safe";
 
-    // a success's or a neutral settle may be held back a moment; a
-    // failure's goes at once (its answer may start a lock)
-    EXPECT_TRUE(settle_may_wait(settle_x));
-    EXPECT_TRUE(settle_may_wait(stacked_xa));
-    EXPECT_FALSE(settle_may_wait(settle_a));
-    EXPECT_FALSE(settle_may_wait(a)) << "a reserve is not a settle";
-    GuardOp reused = make_guard_settle(key("p:a"), 1, Outcome::failure, 1700000060000, lim.data);
-    make_guard_reserve(reused, key("p:a"), 1, lim.data);
-    EXPECT_FALSE(settle_may_wait(reused));
-    make_guard_settle(reused, key("p:a"), 1, Outcome::success, 1700000060000, lim.data);
-    EXPECT_TRUE(settle_may_wait(reused)) << "an operation's buffer reused keeps no outcome of before";
-    for (const GuardPart& p : split_guard_op(make_guard_settle(key("p:{a}") + key("p:{b}"), 2, Outcome::failure,
-                                                               1700000060000, lim.data + lim.data),
-                                             1700000060000)) {
-        EXPECT_FALSE(settle_may_wait(p.op)) << "a failure split over cluster slots";
-    }
 }
