@@ -189,7 +189,7 @@ unless ($cluster) {
     my $learned = time;
     $redis->restart;
     ok(wait_until(sub { my $l = eval { $redis->cmd_timeout(0.2, 'CLIENT', 'LIST') } // ''; (() = $l =~ /^id=/mg) >= 2 },
-                  timeout => 3, step => 0.01), '  Redis restarted; the worker connected again');
+                  timeout => 3, interval => 0.01), '  Redis restarted; the worker connected again');
     note sprintf 'the worker is back %.2f s after it learned the clock', time - $learned;
     is(get('/ok', 'after-restart')->{status}, 200, '  a fresh client right after: allowed');
     ok(wait_until(sub { evalsha() >= 2 }, timeout => 3), '  by script: reserve and settle on the new connection')
@@ -249,6 +249,84 @@ sub reserves_in ($cmd) { scalar(() = $cmd->[1] =~ /"r"/g) }
 # (A batch that also held a settle would take its reserves to the script:
 # that call is made anyway.)
 my ($worker) = PgTest::_children_of($ng->pid);
+sub proc_state ($pid) { (read_file("/proc/$pid/stat") =~ /^\d+ \(.*\) (\S)/)[0] // '' }
+sub pause_worker () {
+    kill 'STOP', $worker;
+    # stopped, not just signalled: a request written before it stops could
+    # be read on its own
+    return if wait_until(sub { proc_state($worker) eq 'T' }, timeout => 2, interval => 0.01);
+    kill 'CONT', $worker;
+    die "worker $worker did not stop\n";
+}
+sub open_request ($path, $client) {
+    my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
+    print $c "GET $path HTTP/1.1\r\nHost: localhost\r\nX-Client: $client\r\nConnection: close\r\n\r\n";
+    return $c;
+}
+# an answer's status, read within 10 s
+sub status_of ($c) {
+    my $r = '';
+    local $SIG{ALRM} = sub { die "no answer within 10 s\n" };
+    alarm 10;
+    $r = join '', readline($c);
+    alarm 0;
+    return $r =~ m{^HTTP/1\.1 (\d+)} ? $1 : 'none';
+}
+# The new key's value and the reservation it holds (undef: not one).
+sub new_key_reservation (%before) {
+    my @k;
+    wait_until(sub { @k = grep { !$before{$_} } $redis->guard_keys; @k == 1 }, timeout => 3) or return;
+    my $v = $redis->cmd('GET', $k[0]) // '';
+    my ($t) = $v =~ /^\|\|\|(\d{13})\|$/;
+    return ($v, $t);
+}
+
+unless ($cluster) {
+    # Redis holds the SET (CLIENT PAUSE WRITE, as its own FAILOVER does)
+    # longer than the margin: answered late, its reservation may end
+    # earlier than the script's would. It is released, and the script
+    # reserves.
+    sleep 1.3;
+    get('/ok', 'learn-pause');    # the clock learned by script, just now
+    sleep 0.2;
+    my %before = map { $_ => 1 } $redis->guard_keys;
+    my $e0 = evalsha;
+    $redis->cmd('CLIENT', 'PAUSE', 2000, 'WRITE');
+    my $c = open_request('/hang', 'paused');
+    sleep 2.3;
+    my ($v, $t) = new_key_reservation(%before);
+    ok(defined $t, 'a SET Redis ran 2 s late: the key holds one reservation') or diag "value: " . ($v // 'none');
+    # the script's would end at the pause's end + 60 s (the SET's, made
+    # before the pause, a second earlier)
+    cmp_ok(($t // 0) - (redis_ms() + 60000), '>=', -500, '  ending no earlier than the script\'s would');
+    ok(wait_until(sub { evalsha() >= $e0 + 1 }, timeout => 2), '  the script\'s (released, then reserved again)');
+    is(status_of($c), 504, '  the attempt went on (504: the upstream never answers)');
+    ok(wait_until(sub { scalar(grep { !$before{$_} } $redis->guard_keys) == 0 }, timeout => 3), '  and nothing is left');
+
+    # A worker that stalls between Redis running the script that teaches it
+    # Redis' clock and reading the reply: what it learns is Redis' time when
+    # the batch was sent (so older than the stall), not when it was read
+    sleep 1.3;
+    $redis->cmd('CLIENT', 'PAUSE', 400, 'ALL');
+    my $learner = open_request('/ok', 'learn-stall');
+    sleep 0.1;
+    pause_worker();    # Redis answers while the worker is stopped
+    sleep 2;
+    kill 'CONT', $worker;
+    is(status_of($learner), 200, 'a worker stopped 2 s before reading the reply that taught it the clock');
+    sleep 0.2;
+    %before = map { $_ => 1 } $redis->guard_keys;
+    my $sent = redis_ms();
+    $c = open_request('/hang', 'after-stall');
+    ($v, $t) = new_key_reservation(%before);
+    ok(defined $t, '  the next fresh key holds one reservation') or diag "value: " . ($v // 'none');
+    # the learned clock ran 2 s behind: a SET would end it about a second
+    # before the script's, which runs after $sent
+    cmp_ok(($t // 0) - ($sent + 60000), '>=', 0, '  ending no earlier than the script\'s would');
+    is(status_of($c), 504, '  (504)');
+    ok(wait_until(sub { scalar(grep { !$before{$_} } $redis->guard_keys) == 0 }, timeout => 3), '  and nothing is left');
+}
+
 # Sends one request per client on connections opened beforehand, all while
 # the worker is stopped: its next wake-up reads them all in one iteration.
 # The worker learns Redis' clock just before (a stale clock, then a
@@ -263,18 +341,14 @@ sub one_iteration (@clients) {
     get('/ok', "learn-$clients[0]");
     my @st;
     my @cmds = monitored(sub {
-        kill 'STOP', $worker;
-        # stopped, not just signalled: a request written before it stops
-        # could be read on its own
-        wait_until(sub { (read_file("/proc/$worker/stat") =~ /^\d+ \(.*\) (\S)/)[0] eq 'T' }, timeout => 2, step => 0.01)
-            or die "worker $worker did not stop\n";
+        pause_worker();
         for my $i (0 .. $#clients) {
             print { $conns[$i] } "GET /ok HTTP/1.1\r\nHost: localhost\r\nX-Client: $clients[$i]\r\n"
                 . "Connection: close\r\n\r\n";
         }
         sleep 0.2;
         kill 'CONT', $worker;
-        @st = map { my $r = join '', readline($_); $r =~ m{^HTTP/1\.1 (\d+)} ? $1 : 'none' } @conns;
+        @st = map { status_of($_) } @conns;
     });
     return (\@st, \@cmds);
 }
@@ -322,11 +396,12 @@ my @socks = map {
 ok(wait_until(sub { scalar(my @k = $redis->guard_keys) >= 4 + scalar(split ' ', $before) }, timeout => 2),
    'four attempts in flight');
 kill 'QUIT', $ng->pid;
-my @answers = map { my $r = join '', readline($_); $r =~ m{^HTTP/1\.1 (\d+)} ? $1 : 'none' } @socks;
+my @answers = map { status_of($_) } @socks;
 is("@answers", '200 200 200 200', '  nginx told to quit: the four are answered');
-ok(wait_until(sub { !PgTest::_alive($ng->pid) }, timeout => 5), "  nginx exited");
+my $exited = wait_until(sub { !PgTest::_alive($ng->pid) }, timeout => 5);
+ok($exited, "  nginx exited");
 ok(wait_until(sub { key_set() eq $before }, timeout => 3), '  their settles were sent: no reservation left')
     or diag explain [ map { [ $_, $redis->cmd('GET', $_) ] } $redis->guard_keys ];
-$ng->{pid} = undef;    # exited, and reaped
+$ng->{pid} = undef if $exited;    # exited, and reaped (else done() stops it)
 
 done();

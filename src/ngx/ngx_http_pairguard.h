@@ -340,6 +340,10 @@ struct ngx_http_pairguard_batch_op_t {
     ngx_http_pairguard_batch_fn done;  // empty once cancelled
     bool cancelled = false;            // its request went away
     bool fresh_tried = false;          // sent once without the script: the script decides now
+    // when it was sent (this worker's monotonic and wall clocks): Redis ran
+    // it after that
+    ngx_msec_t sent_ms = 0;
+    int64_t sent_wall_ms = 0;
     // a settle: its keys and zone travel here, its callback is a plain
     // function (no captured state for std::function to allocate)
     ngx_http_pairguard_settle_fn settle_done = nullptr;

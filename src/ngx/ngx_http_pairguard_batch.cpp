@@ -185,15 +185,19 @@ int64_t wall_ms() {
 }
 
 // Redis' clock, from a reserve the script allowed: its reservation is
-// Redis' now + hold when the script ran, read here up to a round trip later
-// (so what is extrapolated from it runs that much behind Redis': the
-// script-free reserve adds a margin).
-void learn_clock(const pairguard::GuardOp& op, pairguard::IntList reply) {
+// Redis' now + hold when the script ran, which was after the batch was
+// sent. Taken as Redis' time at the sending, what is extrapolated from it
+// runs ahead of Redis' clock (by the round trip, and by however long the
+// worker or Redis took before the reply was read), never behind: a
+// script-free reservation ends later than the script's would, never
+// earlier.
+void learn_clock(const ngx_http_pairguard_batch_op_t& o, pairguard::IntList reply) {
+    const pairguard::GuardOp& op = o.op;
     ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
     if (store != nullptr && !op.settle && op.nhead == 2 && reply.size() >= 4 && reply[0] == 0 && reply[3] > 0) {
         batcher.redis_ms_learned = reply[3] - pairguard::kReservationHoldMs;
-        batcher.clock_learned = ngx_current_msec;
-        batcher.wall_learned = wall_ms();
+        batcher.clock_learned = o.sent_ms;
+        batcher.wall_learned = o.sent_wall_ms;
         batcher.clock_epoch = store->connection_epoch();
         batcher.clock_known = true;
     }
@@ -218,11 +222,16 @@ int64_t redis_now_estimate() {
     return batcher.redis_ms_learned + static_cast<int64_t>(ngx_current_msec - batcher.clock_learned);
 }
 
-// Added to the script-free reservation: the estimate lags Redis' clock by
-// the round trip it was learned over, and a reservation must not end
-// earlier than the script's would (later only keeps an unsettled attempt
-// counted a moment longer).
+// Added to the script-free reservation, so that it does not end earlier
+// than the script's would (later only keeps an unsettled attempt counted a
+// moment longer): the estimate runs ahead of Redis' clock (learn_clock),
+// but Redis may run the SET later than it was made. A SET answered more
+// than kFreshReserveLateMs after it was made may have run later than the
+// margin covers: its reservation is released and the reserve goes to the
+// script (the rest of the margin covers what an iteration of the event
+// loop takes past its cached time).
 constexpr int64_t kFreshReserveMarginMs = 1000;
+constexpr ngx_msec_t kFreshReserveLateMs = 500;
 
 void fail_all(std::vector<op_ptr>& ops) noexcept {
     for (auto& o : ops) {
@@ -258,7 +267,7 @@ void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, 
             continue;
         }
         pairguard::IntList reply_i(values.data() + bounds[i], bounds[i + 1] - bounds[i]);
-        learn_clock(ops[i]->op, reply_i);
+        learn_clock(*ops[i], reply_i);
         ops[i]->finish(true, reply_i);  // nothing when its request went away
     }
     spare_reply_buffers = std::move(buffers);
@@ -305,6 +314,7 @@ void enqueue(const op_ptr& o);
 // cannot be sent (out of memory) fails alone, the SETs already sent stand.
 void fresh_reserve(ngx_pairguard_redis_t* store, const op_ptr& o) noexcept {
     o->fresh_tried = true;
+    o->sent_ms = ngx_current_msec;
     try {
     int64_t reservation = redis_now_estimate() + pairguard::kReservationHoldMs + kFreshReserveMarginMs;
     pairguard::RespArgs call = pairguard::make_guard_fresh_reserve(o->op, reservation, pairguard::kReservationHoldMs);
@@ -313,7 +323,19 @@ void fresh_reserve(ngx_pairguard_redis_t* store, const op_ptr& o) noexcept {
         [o, reservation](ngx_pairguard_redis_result_e res, const pairguard::Reply& reply) {
             if (res == ngx_pairguard_redis_result_e::ok && pairguard::fresh_reserve_taken(reply)) {
                 auto answer = pairguard::fresh_reserve_answer(reservation);
-                o->finish(true, pairguard::IntList(answer.data(), answer.size()));
+                if (ngx_current_msec - o->sent_ms <= kFreshReserveLateMs || o->cancelled) {
+                    // a request gone: released (finish), late or not
+                    o->finish(true, pairguard::IntList(answer.data(), answer.size()));
+                    return;
+                }
+                // late: released, then the script decides (one batch, in
+                // that order)
+                try {
+                    release_cancelled(o->op, pairguard::IntList(answer.data(), answer.size()));
+                    enqueue(o);
+                } catch (const std::exception&) {
+                    o->finish(false, kNone);
+                }
             } else if (res == ngx_pairguard_redis_result_e::ok || res == ngx_pairguard_redis_result_e::error) {
                 try {
                     enqueue(o);
@@ -482,8 +504,11 @@ using ops_list_free_list = free_list<std::vector<op_ptr>, 64, reset_ops_list>;
 void send_batch(ngx_pairguard_redis_t* store, const std::shared_ptr<std::vector<op_ptr>>& ops) noexcept {
     try {
         pairguard::SmallVec<const pairguard::GuardOp*, 64> list;  // no allocation for most batches
+        int64_t wall = wall_ms();
         for (const auto& o : *ops) {
             list.push_back(&o->op);
+            o->sent_ms = ngx_current_msec;
+            o->sent_wall_ms = wall;
         }
         pairguard::RespArgs call =
             pairguard::make_guard_batch(list.data(), list.size(), pairguard::kReservationHoldMs);
