@@ -50,8 +50,11 @@ sub claim ($mode, $device, $path = '/claim') {
     return http_get($ng{$mode}->port, $path, headers => { 'X-Device' => $device }, timeout => 5);
 }
 sub lines_since ($ng, $mark, $re) { my @l = grep { /$re/ } split /\n/, $ng->log_since($mark); scalar @l }
-my $down_re = qr/\[error\].*pairguard: redis 127\.0\.0\.1:$rport unavailable \(.+\), store_down (local|deny|allow)/;
-my $up_re   = qr/\[notice\].*pairguard: redis 127\.0\.0\.1:$rport available/;
+# The store as configured: under PG_REDIS_MODE=cluster (t/lib/PgTest.pm) the
+# directive says cluster=127.0.0.1:P, and so do its lines.
+my $store = (($ENV{PG_REDIS_MODE} // '') eq 'cluster' ? 'cluster=' : '') . "127\\.0\\.0\\.1:$rport";
+my $down_re = qr/\[error\].*pairguard: redis $store unavailable \(.+\), store_down (local|deny|allow)/;
+my $up_re   = qr/\[notice\].*pairguard: redis $store available/;
 
 # Sends guarded requests with fresh keys until one shows up in Redis.
 sub redis_used_again ($mode, $timeout) {

@@ -2,8 +2,9 @@
 # verified against tls_trusted_certificate, SNI and name check
 # (tls_server_name), a client certificate when Redis asks for one, a wrong CA
 # refused (the store is then down and answers follow store_down), tls_verify=off
-# connects anyway, and a reconnection reuses the TLS session. Real redis-server
-# with TLS (t/lib/PgRedis.pm makes a throwaway CA at test time).
+# connects anyway, and a reconnection reuses the TLS session; on a Redis
+# Cluster the same words hold for the masters found in CLUSTER SLOTS. Real
+# redis-server with TLS (t/lib/PgRedis.pm makes a throwaway CA at test time).
 use 5.036;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -14,7 +15,32 @@ use PgRedis;
 
 plan skip_all => 'redis-cli or openssl missing' unless have_redis_cli();
 
-my $tls = tls_redis(client_certs => 'optional', password => 'tlspw');
+# PG_REDIS_MODE=cluster (t/lib/PgTest.pm): every `pairguard_redis 127.0.0.1:P`
+# is then `cluster=127.0.0.1:P`, and the TLS servers are one-node clusters
+# holding every slot, as PgTest's plain ones are (the bus in TLS too: a node
+# with `port 0` and a plain bus announces port 0 in CLUSTER SLOTS).
+my $CLUSTER = ($ENV{PG_REDIS_MODE} // '') eq 'cluster';
+sub tls_server (%o) {
+    my $t = tls_redis(%o);
+    return $t unless $CLUSTER;
+    $t->stop_server;
+    my $conf = $t->dir . '/redis.conf';
+    open(my $fh, '>>', $conf) or die "$conf: $!";
+    print $fh map { "$_\n" } 'cluster-enabled yes', 'cluster-config-file nodes.conf', 'cluster-port ' . free_port(),
+        'tls-cluster yes';
+    close $fh or die "$conf: $!";
+    $t->_spawn('redis', ['redis-server', $conf], $t->dir . '/redis.log');    # stopped with $t
+    wait_until(sub { (eval { $t->cli('PING') } // '') eq 'PONG' }, timeout => 10)
+        or die 'TLS cluster node on port ' . $t->port . " does not answer PING\n";
+    $t->cli('CLUSTER', 'ADDSLOTSRANGE', 0, 16383);
+    wait_until(sub { $t->cli('CLUSTER', 'INFO') =~ /cluster_state:ok/ }, timeout => 10)
+        or die 'TLS cluster node on port ' . $t->port . " not ok\n";
+    return $t;
+}
+# how the store is named in the error log, and the words its reason starts with
+my ($STORE, $NODE) = $CLUSTER ? ('cluster=127\.0\.0\.1:\d+', '127\.0\.0\.1:\d+: ') : ('127\.0\.0\.1:\d+', '');
+
+my $tls = tls_server(client_certs => 'optional', password => 'tlspw');
 my $up  = start_upstream();
 my $conf = <<'CONF';
 http {
@@ -64,7 +90,7 @@ ok(wait_until(sub { claim($good, 'dev-1') == 429 }, timeout => 5), 'and the lock
 # ---- the wrong CA is refused ----
 my $wrong = node(tls_trusted_certificate => $tls->wrong_ca);
 ok(wait_until(sub { $wrong->error_log =~ /TLS certificate verify error/ }, timeout => 10), 'the wrong CA: certificate verify error logged');
-like($wrong->error_log, qr/pairguard: redis 127\.0\.0\.1:\d+ tls unavailable \(TLS certificate verify error: [^)]*\), store_down deny/,
+like($wrong->error_log, qr/pairguard: redis $STORE tls unavailable \(${NODE}TLS certificate verify error: [^)]*\), store_down deny/,
     '  and the store is down');
 is(claim($wrong, 'dev-2'), 503, '  answered per store_down deny');
 
@@ -81,7 +107,7 @@ my $goodname = node(tls_trusted_certificate => $tls->ca, tls_server_name => 'loc
 ok(wait_until(sub { claim($goodname, 'dev-1') == 429 }, timeout => 10), 'tls_server_name=localhost (in the certificate) connects');
 
 # ---- a client certificate when Redis requires one ----
-my $strict = tls_redis(client_certs => 'yes');
+my $strict = tls_server(client_certs => 'yes');
 my $conf2 = $conf =~ s/password=tlspw //r;
 my $nocert = start_nginx($conf2, upstream => $up, workers => 1, log_level => 'info',
     vars => { RPORT => $strict->port, TLS => 'tls_trusted_certificate=' . $strict->ca });
@@ -134,6 +160,23 @@ unlike(join('', map { $_->error_log } $good, $wrong, $noverify, $badname, $goodn
     claim($cn, "tls-spread-$_") for 1 .. 20;
     my $conns = () = $cn->error_log =~ /connected with TLS/g;
     cmp_ok($conns, '>=', 3, "  one TLS connection per master ($conns)");
+
+    # the TLS words hold for the masters found in CLUSTER SLOTS too, not
+    # only for the seed: one seed, and a name to check / no check at all
+    my $seed = 'cluster=127.0.0.1:' . ($c->masters)[0];
+    my $cert = "tls_certificate=$certs->{client_cert} tls_certificate_key=$certs->{client_key}";
+    for my $case (["tls_trusted_certificate=$certs->{ca} tls_server_name=localhost", 'tls_server_name=localhost'],
+                  ["tls_trusted_certificate=$certs->{wrong_ca} tls_verify=off", 'tls_verify=off and the wrong CA']) {
+        my ($words, $what) = @$case;
+        my $one = start_nginx($cconf, upstream => $up, workers => 1, log_level => 'info',
+            vars => { WORDS => $seed, TLS => "$words $cert" });
+        my $n = 0;
+        ok(wait_until(sub { claim($one, 'seed-' . ++$n) == 404 }, timeout => 20), "Cluster over TLS, one seed, $what: the guard works");
+        claim($one, "seed-spread-$_") for 1 .. 20;
+        my %nodes = map { $_ => 1 } $one->error_log =~ /redis (127\.0\.0\.1:\d+) connected with TLS/g;
+        cmp_ok(scalar(keys %nodes), '>=', 3, "  every master reached over TLS (" . join(' ', sort keys %nodes) . ')');
+        unlike($one->error_log, qr/unavailable/, '  and the store never went down');
+    }
     $c->stop;
 }
 done();

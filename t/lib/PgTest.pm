@@ -238,7 +238,7 @@ sub run_cmd ($cmd, %o) {
 # second has passed. Returns ({status => count}, first and last second a
 # status other than $good was seen (undef: none), the seconds it took).
 sub traffic_during ($what, $request, $action, $good = 200) {
-    my $out = testdir() . "/traffic-$what" =~ s/\W/_/gr;
+    my $out = testdir() . "/traffic-" . ($what =~ s/\W/_/gr);
     my $stop = "$out.stop";
     my $parent = $$;
     my $child = fork() // die "fork: $!";
