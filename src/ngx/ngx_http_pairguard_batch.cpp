@@ -228,8 +228,10 @@ int64_t redis_now_estimate() {
 // but Redis may run the SET later than it was made. A SET answered more
 // than kFreshReserveLateMs after it was made may have run later than the
 // margin covers: its reservation is released and the reserve goes to the
-// script (the rest of the margin covers what an iteration of the event
-// loop takes past its cached time).
+// script. Measured from the cached time the SET was made on (up to an
+// iteration or a timer_resolution tick old) to the clock when it is
+// answered, the lateness also covers an estimate made on a stale cached
+// time.
 constexpr int64_t kFreshReserveMarginMs = 1000;
 constexpr ngx_msec_t kFreshReserveLateMs = 500;
 
@@ -323,6 +325,11 @@ void fresh_reserve(ngx_pairguard_redis_t* store, const op_ptr& o) noexcept {
         [o, reservation](ngx_pairguard_redis_result_e res, const pairguard::Reply& reply) {
             if (res == ngx_pairguard_redis_result_e::ok && pairguard::fresh_reserve_taken(reply)) {
                 auto answer = pairguard::fresh_reserve_answer(reservation);
+                // the clock now: the iteration's cached time may be a long
+                // iteration, or a timer_resolution tick, behind (the SET
+                // was made on a cached time too, so the lateness measured
+                // covers both)
+                ngx_time_update();
                 if (ngx_current_msec - o->sent_ms <= kFreshReserveLateMs || o->cancelled) {
                     // a request gone: released (finish), late or not
                     o->finish(true, pairguard::IntList(answer.data(), answer.size()));
