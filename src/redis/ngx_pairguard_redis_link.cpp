@@ -453,7 +453,11 @@ void ngx_pairguard_redis_link_t::on_write_event(ngx_event_t* ev) noexcept {
 
 void ngx_pairguard_redis_link_t::read_now() {
     if (state_ == state_e::ready && c_ != nullptr && !in_read_) {
-        c_->read->ready = 1;  // look even if epoll has not said so yet
+        // look even if epoll has not said so yet: ready, and the amount
+        // unknown (with EPOLLRDHUP, nginx's recv answers "again" without
+        // reading once a read came back short, until epoll reports more)
+        c_->read->ready = 1;
+        c_->read->available = -1;
         on_read_event(c_->read);
     }
 }

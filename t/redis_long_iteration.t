@@ -1,0 +1,82 @@
+# A reply that reaches the socket during a long event-loop iteration is a
+# reply, not a timeout. nginx expires timers after an iteration's events:
+# when an iteration runs a handler that blocks (here echo_blocking_sleep;
+# in life a blocking module, a starved or swapped worker), a command's timer
+# can be due at its end while the reply already waits in the socket. The
+# client reads what is there before it calls the command timed out (with
+# EPOLLRDHUP, nginx's recv answers "again" without reading once a read came
+# back short, until epoll reports more: the client says the amount is
+# unknown). Timed out, the worker would drop its connection and decide
+# without Redis (503 under store_down deny).
+use 5.036;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use IO::Socket::INET;
+use Time::HiRes qw(sleep time);
+use PgTest;
+
+my $echo = '/usr/lib/nginx/modules/ngx_http_echo_module.so';
+plan skip_all => "$echo is missing (libnginx-mod-http-echo)" unless -f $echo;
+
+my $redis = start_redis();
+my $up    = start_upstream();
+my $ng    = start_nginx(<<'CONF', redis => $redis, upstream => $up, workers => 1, extra_modules => [$echo]);
+http {
+    %%HTTP_COMMON%%
+    pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=300ms;
+    pairguard_secret_file %%SECRET_FILE%%;
+    pairguard_policy ip key=$http_x_client max_failures=3 window=60s lockout=60s;
+    pairguard_store_down deny;
+    upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        keepalive_timeout 60s;
+        location = /ok { pairguard ip; pairguard_failure_status 404; proxy_pass http://backend/status/200; }
+        location = /noop { return 204; }
+        location = /block1 { echo_blocking_sleep 0.35; echo blocked; }
+        location = /block2 { echo_blocking_sleep 1.5; echo blocked; }
+    }
+}
+CONF
+
+# a connection the worker has accepted and served once (its next request is
+# read at once)
+sub kept () {
+    my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
+    print $c "GET /noop HTTP/1.1\r\nHost: x\r\n\r\n";
+    my $r = '';
+    sysread($c, $r, 4096);
+    return $c;
+}
+sub status_of ($c) {
+    local $SIG{ALRM} = sub { die "no answer within 10 s\n" };
+    alarm 10;
+    my $r = join '', readline($c);
+    alarm 0;
+    return $r =~ m{^HTTP/1\.1 (\d+)} ? $1 : 'none';
+}
+
+my @st;
+for my $i (1 .. 2) {
+    my ($k1, $k2) = (kept(), kept());
+    is(http_get($ng->port, '/ok', headers => { 'X-Client' => "warm$i" })->{status}, 200, "round $i: Redis answers");
+    my $mark = $ng->log_mark;
+    # Redis holds the reserve 1 s; the worker is busy 0.35 s, then 1.5 s in
+    # the next iteration, whose end finds the reserve's timer (300 ms) due
+    # and its reply (at 1 s) in the socket
+    $redis->cmd('CLIENT', 'PAUSE', 1000, 'WRITE');
+    my $a = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
+    print $a "GET /ok HTTP/1.1\r\nHost: x\r\nX-Client: late$i\r\nConnection: close\r\n\r\n";
+    sleep 0.1;
+    print $k1 "GET /block1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    sleep 0.1;
+    print $k2 "GET /block2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    is(status_of($a), 200, "  a reply read at the end of a long iteration is the reserve's answer: allowed");
+    status_of($_) for $k1, $k2;
+    my $log = $ng->log_since($mark);
+    unlike($log, qr/command timed out/, '  no "command timed out"');
+    unlike($log, qr/unavailable/, '  Redis not given up');
+}
+ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3), 'every reservation settled');
+done();
