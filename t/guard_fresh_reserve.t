@@ -258,20 +258,8 @@ sub pause_worker () {
     kill 'CONT', $worker;
     die "worker $worker did not stop\n";
 }
-sub open_request ($path, $client) {
-    my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
-    print $c "GET $path HTTP/1.1\r\nHost: localhost\r\nX-Client: $client\r\nConnection: close\r\n\r\n";
-    return $c;
-}
-# an answer's status, read within 10 s
-sub status_of ($c) {
-    my $r = '';
-    local $SIG{ALRM} = sub { die "no answer within 10 s\n" };
-    alarm 10;
-    $r = join '', readline($c);
-    alarm 0;
-    return $r =~ m{^HTTP/1\.1 (\d+)} ? $1 : 'none';
-}
+sub open_request ($path, $client) { http_send($ng->port, 'GET', $path, headers => { 'X-Client' => $client }) }
+sub status_of ($c) { http_answer($c)->{status} }
 # The new key's value and the reservation it holds (undef: not one).
 sub new_key_reservation (%before) {
     my @k;
@@ -343,10 +331,7 @@ sub one_iteration (@clients) {
     my @st;
     my @cmds = monitored(sub {
         pause_worker();
-        for my $i (0 .. $#clients) {
-            print { $conns[$i] } "GET /ok HTTP/1.1\r\nHost: localhost\r\nX-Client: $clients[$i]\r\n"
-                . "Connection: close\r\n\r\n";
-        }
+        http_send($conns[$_], 'GET', '/ok', headers => { 'X-Client' => $clients[$_] }) for 0 .. $#clients;
         sleep 0.2;
         kill 'CONT', $worker;
         @st = map { status_of($_) } @conns;

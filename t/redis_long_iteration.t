@@ -49,15 +49,8 @@ sub kept () {
     sysread($c, $r, 4096);
     return $c;
 }
-sub status_of ($c) {
-    local $SIG{ALRM} = sub { die "no answer within 10 s\n" };
-    alarm 10;
-    my $r = join '', readline($c);
-    alarm 0;
-    return $r =~ m{^HTTP/1\.1 (\d+)} ? $1 : 'none';
-}
+sub status_of ($c) { http_answer($c)->{status} }
 
-my @st;
 for my $i (1 .. 2) {
     my ($k1, $k2) = (kept(), kept());
     is(http_get($ng->port, '/ok', headers => { 'X-Client' => "warm$i" })->{status}, 200, "round $i: Redis answers");
@@ -66,12 +59,11 @@ for my $i (1 .. 2) {
     # the next iteration, whose end finds the reserve's timer (300 ms) due
     # and its reply (at 1 s) in the socket
     $redis->cmd('CLIENT', 'PAUSE', 1000, 'WRITE');
-    my $a = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
-    print $a "GET /ok HTTP/1.1\r\nHost: x\r\nX-Client: late$i\r\nConnection: close\r\n\r\n";
+    my $a = http_send($ng->port, 'GET', '/ok', headers => { 'X-Client' => "late$i" });
     sleep 0.1;
-    print $k1 "GET /block1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    http_send($k1, 'GET', '/block1');
     sleep 0.1;
-    print $k2 "GET /block2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    http_send($k2, 'GET', '/block2');
     is(status_of($a), 200, "  a reply read at the end of a long iteration is the reserve's answer: allowed");
     status_of($_) for $k1, $k2;
     my $log = $ng->log_since($mark);

@@ -17,7 +17,7 @@
 #include "ngx_http_pairguard.h"
 
 namespace {
-void release_cancelled(const pairguard::GuardOp& op, pairguard::IntList reply) noexcept;
+void release_reservation(const pairguard::GuardOp& op, pairguard::IntList reply) noexcept;
 }
 
 // Runs the callback once (none once cancelled or run).
@@ -32,7 +32,7 @@ void ngx_http_pairguard_batch_op_t::finish(bool ok, pairguard::IntList reply) no
             settle_done = nullptr;
             fn(keys, zone, ok, reply);
         } else if (cancelled && ok && !op.settle) {
-            release_cancelled(op, reply);
+            release_reservation(op, reply);
         }
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
@@ -158,12 +158,14 @@ batcher_t batcher;  // per worker
 
 const pairguard::IntList kNone(nullptr, 0);
 
-// A reserve whose request went away while it was in flight (a client that
-// hung up, an HTTP/2 stream reset) never reached the upstream: what Redis
-// reserved for it is released at once, as neutral, instead of holding the
-// keys' budget for the whole hold (a client resetting streams would keep a
-// key busy without a single failure counted).
-void release_cancelled(const pairguard::GuardOp& op, pairguard::IntList reply) noexcept {
+// Releases what an allowed reserve took (`reply`), as a neutral settle
+// queued now. A reserve whose request went away while it was in flight (a
+// client that hung up, an HTTP/2 stream reset) never reached the upstream:
+// released at once instead of holding the keys' budget for the whole hold
+// (a client resetting streams would keep a key busy without a single
+// failure counted). A script-free reservation answered late is released
+// too (on_fresh_reserve).
+void release_reservation(const pairguard::GuardOp& op, pairguard::IntList reply) noexcept {
     try {
         pairguard::ReserveReply rr = pairguard::decode_reserve(reply, op.nkeys);
         if (!rr.valid || rr.status != pairguard::ReserveStatus::allowed || rr.reservation == 0) {
@@ -278,12 +280,8 @@ void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, 
 // The script-free reserve (core: make_guard_fresh_reserve): a reserve of
 // one key that no other reserve of its batch names, in a batch without
 // settles (fresh_reserves below), on a single Redis (not a cluster), while
-// Redis' clock is known.
-// SET ... NX wrote the key: allowed, as the script would have answered.
-// Anything else (the key exists, an error): the same operation goes to the
-// script, queued again (marked, so that it is not sent this way twice).
-// Redis down or the command timed out: failed, as a script call would
-// have.
+// Redis' clock is known. Its answer: on_fresh_reserve. A reserve sent to
+// the script is marked, so that it is not sent this way twice.
 const pairguard::StoreScript& fresh_reserve_name() {
     static const pairguard::StoreScript name{"SET", "", ""};
     return name;
@@ -312,51 +310,55 @@ bool fresh_reserves(ngx_pairguard_redis_t* store, const std::vector<op_ptr>& ops
 
 void enqueue(const op_ptr& o);
 
+// A SET's answer. Taken in time: allowed, as the script would have
+// answered. Taken late: its reservation is released, then the script
+// decides (one batch, in that order). Not taken (the key exists, an
+// error): the script decides. Redis down or the command timed out: failed,
+// as a script call would have.
+void on_fresh_reserve(const op_ptr& o, int64_t reservation, ngx_pairguard_redis_result_e res,
+                      const pairguard::Reply& reply) noexcept {
+    if (res != ngx_pairguard_redis_result_e::ok && res != ngx_pairguard_redis_result_e::error) {
+        batcher.clock_known = false;
+        o->finish(false, kNone);
+        return;
+    }
+    if (res == ngx_pairguard_redis_result_e::ok && pairguard::fresh_reserve_taken(reply)) {
+        auto answer = pairguard::fresh_reserve_answer(reservation);
+        pairguard::IntList taken(answer.data(), answer.size());
+        // the clock now: the iteration's cached time may be a long
+        // iteration, or a timer_resolution tick, behind (the SET was made
+        // on a cached time too, so the lateness measured covers both)
+        ngx_time_update();
+        if (ngx_current_msec - o->sent_ms <= kFreshReserveLateMs || o->cancelled) {
+            o->finish(true, taken);  // a request gone: released there, late or not
+            return;
+        }
+        release_reservation(o->op, taken);
+    }
+    try {
+        enqueue(o);
+    } catch (const std::exception&) {
+        o->finish(false, kNone);
+    }
+}
+
 // Each reserve's `done` runs once whatever happens to the others: one that
 // cannot be sent (out of memory) fails alone, the SETs already sent stand.
 void fresh_reserve(ngx_pairguard_redis_t* store, const op_ptr& o) noexcept {
     o->fresh_tried = true;
     o->sent_ms = ngx_current_msec;
     try {
-    int64_t reservation = redis_now_estimate() + pairguard::kReservationHoldMs + kFreshReserveMarginMs;
-    pairguard::RespArgs call = pairguard::make_guard_fresh_reserve(o->op, reservation, pairguard::kReservationHoldMs);
-    ngx_pairguard_redis_command_t* cmd = store->command(
-        fresh_reserve_name(), std::move(call),
-        [o, reservation](ngx_pairguard_redis_result_e res, const pairguard::Reply& reply) {
-            if (res == ngx_pairguard_redis_result_e::ok && pairguard::fresh_reserve_taken(reply)) {
-                auto answer = pairguard::fresh_reserve_answer(reservation);
-                // the clock now: the iteration's cached time may be a long
-                // iteration, or a timer_resolution tick, behind (the SET
-                // was made on a cached time too, so the lateness measured
-                // covers both)
-                ngx_time_update();
-                if (ngx_current_msec - o->sent_ms <= kFreshReserveLateMs || o->cancelled) {
-                    // a request gone: released (finish), late or not
-                    o->finish(true, pairguard::IntList(answer.data(), answer.size()));
-                    return;
-                }
-                // late: released, then the script decides (one batch, in
-                // that order)
-                try {
-                    release_cancelled(o->op, pairguard::IntList(answer.data(), answer.size()));
-                    enqueue(o);
-                } catch (const std::exception&) {
-                    o->finish(false, kNone);
-                }
-            } else if (res == ngx_pairguard_redis_result_e::ok || res == ngx_pairguard_redis_result_e::error) {
-                try {
-                    enqueue(o);
-                } catch (const std::exception&) {
-                    o->finish(false, kNone);
-                }
-            } else {
-                batcher.clock_known = false;
-                o->finish(false, kNone);
-            }
-        });
-    if (cmd == nullptr) {
-        o->finish(false, kNone);
-    }
+        int64_t reservation = redis_now_estimate() + pairguard::kReservationHoldMs + kFreshReserveMarginMs;
+        pairguard::RespArgs call =
+            pairguard::make_guard_fresh_reserve(o->op, reservation, pairguard::kReservationHoldMs);
+        ngx_pairguard_redis_command_t* cmd = store->command(
+            fresh_reserve_name(), std::move(call),
+            [o, reservation](ngx_pairguard_redis_result_e res, const pairguard::Reply& reply) {
+                on_fresh_reserve(o, reservation, res, reply);
+            });
+        if (cmd == nullptr) {
+            o->finish(false, kNone);
+        }
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0, "pairguard: %s", e.what());
         o->finish(false, kNone);

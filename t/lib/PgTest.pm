@@ -45,7 +45,7 @@ use Errno qw(EAGAIN EWOULDBLOCK EINPROGRESS EINTR);
 
 our @EXPORT = qw(
     start_redis start_upstream start_nginx nginx_t
-    http http_get http_post_json http_post_form http_burst http_burst_responses
+    http http_get http_post_json http_post_form http_burst http_burst_responses http_send http_answer
     json_decode json_encode free_port testdir secret_file write_file read_file
     wait_until module_path nginx_binary root_dir done
     run_cmd start_process ctl_path test_tool_path redis_at traffic_during hanging_port
@@ -597,6 +597,26 @@ sub http ($port, $method, $path, %o) {
 }
 
 sub http_get ($port, $path, %o) { http($port, 'GET', $path, %o) }
+
+# A request written now, its answer read later (an attempt kept in flight,
+# requests written while a worker is stopped): http_send($port, or a socket
+# already open, $method, $path, %o as http()) returns the socket;
+# http_answer($socket, timeout => 10) reads the answer to its end and parses
+# it as http() does (status 0 with {timeout => 1} when none came in time).
+sub http_send ($to, $method, $path, %o) {
+    my $s = ref $to ? $to : (_connect($to, %o) or die "connect: $!");
+    my ($head, $body) = _build_request($method, $path, %o);
+    print $s $head, $body;
+    return $s;
+}
+sub http_answer ($s, %o) {
+    my $raw = '';
+    local $SIG{ALRM} = sub { die "pgtest: no answer\n" };
+    my $ok = eval { alarm($o{timeout} // 10); $raw = join '', readline($s); alarm 0; 1 };
+    alarm 0;
+    return { status => 0, timeout => 1, raw => $raw } unless $ok;
+    return _parse_response($raw);
+}
 sub http_post_json ($port, $path, $data, %o) { http($port, 'POST', $path, json => $data, %o) }
 sub http_post_form ($port, $path, $data, %o) { http($port, 'POST', $path, form => $data, %o) }
 
