@@ -4,6 +4,10 @@
 # worker learned within the last second, are each one
 # SET KEY "|||T|" NX PX 60000 instead of a script call:
 # exactly what the script's fast path writes for a key that holds nothing.
+# Only for a key pinned to the client's address ($remote_addr here; each
+# client below is its own 127.x source address): a key with history costs
+# the SET path a second round trip, which must tell nobody about another's
+# key. A key anyone may name (an account) is always the script's.
 # A key that holds anything (a failure, a lock, an attempt in flight) is
 # decided by the script, as before; so is everything when the clock is not
 # fresh. Exactness is the script's: the budget, the lock, the release of a
@@ -27,7 +31,7 @@ http {
     %%HTTP_COMMON%%
     pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=5s;
     pairguard_secret_file %%SECRET_FILE%%;
-    pairguard_policy ip key=$http_x_client max_failures=3 window=60s lockout=60s;
+    pairguard_policy ip key=$remote_addr max_failures=3 window=60s lockout=60s;
     pairguard_policy acct key=$http_x_account max_failures=3 window=60s lockout=60s;
 
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
@@ -44,6 +48,16 @@ http {
         }
         location = /fail {
             pairguard ip;
+            pairguard_failure_status 404;
+            proxy_pass http://backend/status/404;
+        }
+        location = /acct {
+            pairguard acct;
+            pairguard_failure_status 404;
+            proxy_pass http://backend/status/200;
+        }
+        location = /acct_fail {
+            pairguard acct;
             pairguard_failure_status 404;
             proxy_pass http://backend/status/404;
         }
@@ -73,7 +87,20 @@ my $ng = start_nginx($conf, redis => $redis, upstream => $up, workers => 1);
 # script-free path; every reserve is the script's
 my $cluster = ($ENV{PG_REDIS_MODE} // '') eq 'cluster';
 
-sub get ($path, $client, %h) { http_get($ng->port, $path, headers => { 'X-Client' => $client, %h }) }
+# each client its own source address, so its own $remote_addr
+my %addr;
+sub addr ($client) {
+    unless (exists $addr{$client}) {
+        my $n = keys %addr;
+        $addr{$client} = '127.0.' . (10 + int($n / 250)) . '.' . (1 + $n % 250);
+    }
+    return $addr{$client};
+}
+sub connect_as ($client) {
+    IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, LocalAddr => addr($client), Proto => 'tcp')
+        or die "connect: $!";
+}
+sub get ($path, $client, %h) { http_get($ng->port, $path, headers => {%h}, from => addr($client)) }
 sub evalsha () { $redis->calls('evalsha') }
 # Runs $code (a request and its checks), then checks that Redis ran two
 # script calls for it: the reserve was the script's too, then the settle.
@@ -117,8 +144,8 @@ ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3), ' 
 # expiring in 60 s
 get('/ok', 'refresh');    # the clock learned afresh (or kept): a second to go
 sleep 0.2;
-my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
-print $sock "GET /hang HTTP/1.1\r\nHost: localhost\r\nX-Client: inflight\r\nConnection: close\r\n\r\n";
+my $sock = connect_as('inflight');
+print $sock "GET /hang HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 my @k;
 ok(wait_until(sub { @k = $redis->guard_keys; @k == 1 }, timeout => 2), 'an attempt in flight holds its key');
 my $v   = $redis->cmd('GET', $k[0]) // '';
@@ -174,6 +201,22 @@ by_script('  by script: reserve and settle', sub {
     is(get('/two', 'stack', 'X-Account' => 'alice')->{status}, 200, 'two policies: allowed');
 });
 
+# a key anyone may name (an account): the script's, fresh or not, while the
+# clock is fresh and the client's own key would go by SET. Fresh or with
+# history, the same commands: one script call each way, no SET, so the
+# answer's time does not tell whether another's account has failures
+unless ($cluster) {
+    get('/ok', 'refresh6');    # the clock fresh
+    my @cmds = monitored(sub {
+        is(get('/acct', 'prober', 'X-Account' => 'nobody-yet')->{status}, 200, 'an account key, fresh: allowed');
+        is(get('/acct_fail', 'owner', 'X-Account' => 'carol')->{status}, 404, 'another account fails once');
+        is(get('/acct', 'prober', 'X-Account' => 'carol')->{status}, 200, '  a stranger probes it: allowed');
+    });
+    is(scalar(grep { $_->[0] eq 'SET' } @cmds), 0, '  no SET for an account key') or diag explain \@cmds;
+    is(scalar(grep { $_->[0] eq 'EVALSHA' } @cmds), 6, '  one script reserve and one settle each, fresh or not')
+        or diag explain \@cmds;
+}
+
 # the clock goes stale after a second: the next reserve is the script's
 sleep 1.3;
 by_script('  by script (the clock is learned again)', sub {
@@ -209,8 +252,8 @@ sub stable_keys () {
 }
 my $before = stable_keys();
 $redis->cmd('CLIENT', 'PAUSE', 800, 'ALL');
-my $s2 = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
-print $s2 "GET /ok HTTP/1.1\r\nHost: localhost\r\nX-Client: gone\r\nConnection: close\r\n\r\n";
+my $s2 = connect_as('gone');
+print $s2 "GET /ok HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 sleep 0.2;
 close $s2;
 sleep 0.9;
@@ -258,7 +301,7 @@ sub pause_worker () {
     kill 'CONT', $worker;
     die "worker $worker did not stop\n";
 }
-sub open_request ($path, $client) { http_send($ng->port, 'GET', $path, headers => { 'X-Client' => $client }) }
+sub open_request ($path, $client) { http_send(connect_as($client), 'GET', $path) }
 sub status_of ($c) { http_answer($c)->{status} }
 # The new key's value and the reservation it holds (undef: not one).
 sub new_key_reservation (%before) {
@@ -323,15 +366,13 @@ unless ($cluster) {
 # was sent meanwhile.
 sub one_iteration (@clients) {
     sleep 1.1;    # the clock goes stale
-    my @conns = map {
-        IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!"
-    } @clients;
+    my @conns = map { connect_as($_) } @clients;
     sleep 0.2;    # accepted, waiting for their requests
     get('/ok', "learn-$clients[0]");
     my @st;
     my @cmds = monitored(sub {
         pause_worker();
-        http_send($conns[$_], 'GET', '/ok', headers => { 'X-Client' => $clients[$_] }) for 0 .. $#clients;
+        http_send($conns[$_], 'GET', '/ok') for 0 .. $#clients;
         sleep 0.2;
         kill 'CONT', $worker;
         @st = map { status_of($_) } @conns;
@@ -375,8 +416,8 @@ ok(wait_until(sub { key_set() eq $before }, timeout => 3), '  every reservation 
 get('/ok', 'refresh7');
 $before = stable_keys();
 my @socks = map {
-    my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
-    print $c "GET /slow HTTP/1.1\r\nHost: localhost\r\nX-Client: quit$_\r\nConnection: close\r\n\r\n";
+    my $c = connect_as("quit$_");
+    print $c "GET /slow HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     $c;
 } 1 .. 4;
 ok(wait_until(sub { scalar(my @k = $redis->guard_keys) >= 4 + scalar(split ' ', $before) }, timeout => 2),

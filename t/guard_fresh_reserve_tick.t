@@ -26,7 +26,7 @@ http {
     %%HTTP_COMMON%%
     pairguard_redis 127.0.0.1:%%REDIS_PORT%%;
     pairguard_secret_file %%SECRET_FILE%%;
-    pairguard_policy ip key=$http_x_client max_failures=3 window=60s lockout=60s;
+    pairguard_policy ip key=$remote_addr max_failures=3 window=60s lockout=60s;
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
     server {
         listen 127.0.0.1:%%PORT%%;
@@ -36,7 +36,17 @@ http {
 }
 CONF
 
-sub get ($path, $client = 'x') { http_get($ng->port, $path, headers => { 'X-Client' => $client }) }
+# each client its own source address (the script-free path is only for a
+# key pinned to the client's address)
+my %addr;
+sub get ($path, $client = 'x') {
+    unless (exists $addr{$client}) {
+        my $n = keys %addr;
+        $addr{$client} = '127.0.20.' . (1 + $n);
+    }
+    my $from = $addr{$client};
+    http_get($ng->port, $path, from => $from);
+}
 # Waits for the worker's cached clock to move: a tick just happened.
 sub next_tick () {
     my $t0 = get('/msec')->{body};

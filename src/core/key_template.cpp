@@ -1,5 +1,7 @@
 #include "key_template.hpp"
 
+#include <initializer_list>
+
 namespace pairguard {
 
 namespace {
@@ -8,7 +10,36 @@ bool name_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
+bool one_of(const std::string& name, std::initializer_list<std::string_view> names) {
+    for (std::string_view n : names) {
+        if (name == n) {
+            return true;
+        }
+    }
+    return false;
+}
+
 }  // namespace
+
+bool key_names_account(const std::vector<KeyPart>& parts) {
+    for (const auto& kp : parts) {
+        if (kp.variable &&
+            !one_of(kp.text, {"remote_addr", "binary_remote_addr", "pairguard_client_net", "realip_remote_addr",
+                              "proxy_protocol_addr", "remote_port", "server_addr", "server_port", "host", "scheme"})) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool key_pinned_to_client(const std::vector<KeyPart>& parts) {
+    for (const auto& kp : parts) {
+        if (kp.variable && one_of(kp.text, {"remote_addr", "binary_remote_addr", "pairguard_client_net"})) {
+            return true;
+        }
+    }
+    return false;
+}
 
 std::string parse_key_template(std::string_view in, std::vector<KeyPart>& out) {
     out.clear();

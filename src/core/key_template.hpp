@@ -18,4 +18,16 @@ struct KeyPart {
 // Returns an empty string on success, else an error message.
 std::string parse_key_template(std::string_view in, std::vector<KeyPart>& out);
 
+// Whether a key names an account: it has a variable other than the
+// client's address and the server's (an argument, a header, a body field,
+// a cookie).
+bool key_names_account(const std::vector<KeyPart>& parts);
+
+// Whether a key holds its caller's own history only: the client's address
+// ($remote_addr, $binary_remote_addr, $pairguard_client_net) is part of
+// it, so no caller can name another's key. Not $realip_remote_addr nor
+// $proxy_protocol_addr: the first is the proxy in front once realip has
+// run, the second is empty on a listener without proxy_protocol.
+bool key_pinned_to_client(const std::vector<KeyPart>& parts);
+
 }  // namespace pairguard

@@ -186,6 +186,7 @@ void fill_guard_op(GuardOp& op, bool settle, std::string_view keys, size_t nkeys
         w.raw(limits);
     }
     op.settle = settle;
+    op.own_key = false;
     op.nkeys = nkeys;
     op.keys_len = keys.size();
     op.nhead = nhead;
@@ -347,7 +348,7 @@ bool decode_guard_batch(const Reply& reply, size_t nops, std::vector<int64_t>& v
 }
 
 bool fresh_reserve_eligible(const GuardOp& op) {
-    return !op.settle && op.nkeys == 1 && op.nhead == 2 && op.head() == reserve_heads()[1];
+    return !op.settle && op.own_key && op.nkeys == 1 && op.nhead == 2 && op.head() == reserve_heads()[1];
 }
 
 size_t fresh_reserves(const GuardOp* const* ops, size_t n, size_t max) {

@@ -47,6 +47,9 @@ struct ngx_http_pairguard_policy_t {
     ngx_str_t limits_resp;  // the five limit arguments, RESP-encoded once
     bool uses_body;
     bool key_normalize;  // key_normalize: trimmed, ASCII lower case
+    // the key has the client's address in it (core: key_pinned_to_client):
+    // its reserve may take the script-free path
+    bool pinned_to_client;
     ngx_uint_t index;  // in mcf->policies: the policy's counters (pairguard_status)
     // trusted devices (device_cookie=); device_cookie.len == 0: none
     ngx_str_t device_cookie;

@@ -558,6 +558,7 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
         kept.n = static_cast<uint8_t>(ctx->candidate.keys.size());
     }
     pairguard::make_guard_reserve(op->op, keys, ctx->candidate.keys.size(), group_limits(ctx->candidate));
+    op->op.own_key = ctx->candidate.keys.size() == 1 && ctx->candidate.keys[0].policy->pinned_to_client;
     ngx_http_pairguard_batch_submit(op, [ctx](bool ok, pairguard::IntList v) { reserve_done(ctx, ok, v); });
     ctx->reserve_op = std::move(op);
     ctx->state = state_e::waiting;

@@ -467,31 +467,19 @@ char* ngx_http_pairguard_policy(ngx_conf_t* cf, ngx_command_t*, void* conf) noex
             ngx_memcpy(p->device_limits_resp.data, dl.data.data(), dl.data.size());
         }
 
-        if (!spec.device.cookie.empty()) {
+        std::vector<pairguard::KeyPart> kparts;
+        if (pairguard::parse_key_template(spec.key, kparts).empty()) {
             // a device is trusted for one account: a key made of the client's
             // address alone would let one login mint devices for a whole
             // network, each usable with any user name
-            std::vector<pairguard::KeyPart> kparts;
-            if (pairguard::parse_key_template(spec.key, kparts).empty()) {
-                bool account = false;
-                for (const auto& kp : kparts) {
-                    static const char* client[] = {"remote_addr", "binary_remote_addr", "pairguard_client_net",
-                                                   "realip_remote_addr", "proxy_protocol_addr", "remote_port",
-                                                   "server_addr", "server_port", "host", "scheme"};
-                    bool is_client = false;
-                    for (const char* c : client) {
-                        is_client = is_client || kp.text == c;
-                    }
-                    account = account || (kp.variable && !is_client);
-                }
-                if (!account) {
-                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                       "device_cookie needs an account key (a body field, header, argument or cookie "
-                                       "naming the account), not the client's address alone, in pairguard policy \"%V\"",
-                                       &value[1]);
-                    return PG_CONF_ERROR;
-                }
+            if (!spec.device.cookie.empty() && !pairguard::key_names_account(kparts)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "device_cookie needs an account key (a body field, header, argument or cookie "
+                                   "naming the account), not the client's address alone, in pairguard policy \"%V\"",
+                                   &value[1]);
+                return PG_CONF_ERROR;
             }
+            p->pinned_to_client = pairguard::key_pinned_to_client(kparts);
         }
 
         std::string key_err;

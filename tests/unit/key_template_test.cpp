@@ -31,3 +31,31 @@ TEST(KeyTemplate, RejectsBrokenSyntax) {
     EXPECT_NE(parse_key_template("${a-b}", parts), "");
     EXPECT_NE(parse_key_template("$1", parts), "");
 }
+
+// Which keys hold their caller's own history (the script-free reserve's
+// condition) and which name an account (device_cookie's).
+TEST(KeyTemplate, PinnedToClientAndNamesAccount) {
+    auto parts = [](std::string_view t) {
+        std::vector<KeyPart> p;
+        EXPECT_EQ(parse_key_template(t, p), "");
+        return p;
+    };
+    EXPECT_TRUE(key_pinned_to_client(parts("$remote_addr")));
+    EXPECT_TRUE(key_pinned_to_client(parts("ip:$binary_remote_addr")));
+    EXPECT_TRUE(key_pinned_to_client(parts("${pairguard_client_net}")));
+    EXPECT_TRUE(key_pinned_to_client(parts("$binary_remote_addr:$http_x_account")))
+        << "an account seen from one address: only that address' history";
+    EXPECT_FALSE(key_pinned_to_client(parts("$http_x_account")));
+    EXPECT_FALSE(key_pinned_to_client(parts("$arg_code")));
+    EXPECT_FALSE(key_pinned_to_client(parts("remote_addr"))) << "a literal";
+    EXPECT_FALSE(key_pinned_to_client(parts("$realip_remote_addr"))) << "the proxy in front, once realip ran";
+    EXPECT_FALSE(key_pinned_to_client(parts("$proxy_protocol_addr"))) << "empty without proxy_protocol";
+    EXPECT_FALSE(key_pinned_to_client(parts("$http_x_forwarded_for"))) << "the client writes it";
+    EXPECT_FALSE(key_pinned_to_client(parts("$remote_addr_x"))) << "another variable";
+
+    EXPECT_TRUE(key_names_account(parts("$binary_remote_addr:$http_x_account")));
+    EXPECT_TRUE(key_names_account(parts("$pairguard_body_user")));
+    EXPECT_FALSE(key_names_account(parts("$binary_remote_addr")));
+    EXPECT_FALSE(key_names_account(parts("$remote_addr:$host:$server_port")));
+    EXPECT_FALSE(key_names_account(parts("literal")));
+}

@@ -328,6 +328,10 @@ TEST(Scripts, FreshReserveIsTheFastPathsSetOfALoneKey) {
     GuardOp one = make_guard_reserve(k1.data, 1, lim.data);
     GuardOp two = make_guard_reserve(k2.data, 2, lim.data + lim.data);
     GuardOp settle = make_guard_settle(k1.data, 1, Outcome::success, 1700000060000, lim.data);
+    EXPECT_FALSE(fresh_reserve_eligible(one)) << "a key anyone may name (an account, a code): its history would show";
+    one.own_key = true;
+    two.own_key = true;
+    settle.own_key = true;
     EXPECT_TRUE(fresh_reserve_eligible(one));
     EXPECT_FALSE(fresh_reserve_eligible(two)) << "stacked keys: the script takes back what it wrote";
     EXPECT_FALSE(fresh_reserve_eligible(settle));
@@ -335,6 +339,10 @@ TEST(Scripts, FreshReserveIsTheFastPathsSetOfALoneKey) {
     for (const GuardPart& p : split_guard_op(two, 1700000060000)) {
         EXPECT_FALSE(fresh_reserve_eligible(p.op));
     }
+    // an operation's buffer is recycled: a new reserve starts not pinned
+    make_guard_reserve(one, k1.data, 1, lim.data);
+    EXPECT_FALSE(one.own_key);
+    one.own_key = true;
 
     RespArgs call = make_guard_fresh_reserve(one, 1700000060000, 60000);
     EXPECT_EQ(call.count, 6u);
@@ -365,21 +373,30 @@ TEST(Scripts, FreshReservesAreDisjointLoneKeys) {
         k.add(name);
         return k.data;
     };
-    GuardOp a = make_guard_reserve(key("p:a"), 1, lim.data);
-    GuardOp b = make_guard_reserve(key("p:b"), 1, lim.data);
-    GuardOp c = make_guard_reserve(key("p:c"), 1, lim.data);
-    GuardOp a_again = make_guard_reserve(key("p:a"), 1, lim.data);
+    auto own = [&](std::string name) {
+        GuardOp op = make_guard_reserve(key(name), 1, lim.data);
+        op.own_key = true;
+        return op;
+    };
+    GuardOp a = own("p:a");
+    GuardOp b = own("p:b");
+    GuardOp c = own("p:c");
+    GuardOp a_again = own("p:a");
+    GuardOp account = make_guard_reserve(key("p:acct"), 1, lim.data);
     GuardOp settle_x = make_guard_settle(key("p:x"), 1, Outcome::success, 1700000060000, lim.data);
     GuardOp settle_a = make_guard_settle(key("p:a"), 1, Outcome::failure, 1700000060000, lim.data);
     GuardOp stacked_xa = make_guard_settle(key("p:x") + key("p:a"), 2, Outcome::neutral, 1700000060000,
                                            lim.data + lim.data);
     GuardOp stacked = make_guard_reserve(key("p:y") + key("p:z"), 2, lim.data + lim.data);
+    stacked.own_key = true;
     GuardOp longer = make_guard_settle(key("p:ab"), 1, Outcome::success, 1700000060000, lim.data);
     auto count = [](std::vector<const GuardOp*> ops, size_t max = 4) {
         return fresh_reserves(ops.data(), ops.size(), max);
     };
     EXPECT_EQ(count({&a}), 1u);
     EXPECT_EQ(count({&a, &b, &c}), 3u);
+    EXPECT_EQ(count({&account}), 0u) << "not pinned to the client";
+    EXPECT_EQ(count({&a, &account}), 0u) << "with a key that is not pinned: one script call";
     EXPECT_EQ(count({&settle_x, &a, &settle_x, &b}), 2u) << "settles of other keys";
     EXPECT_EQ(count({&a, &b, &c}, 2), 0u) << "more than max: one script call";
     EXPECT_EQ(count({&settle_x}), 0u) << "no reserve";
