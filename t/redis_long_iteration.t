@@ -27,12 +27,14 @@ http {
     pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=300ms;
     pairguard_secret_file %%SECRET_FILE%%;
     pairguard_policy ip key=$http_x_client max_failures=3 window=60s lockout=60s;
+    pairguard_policy own key=$remote_addr max_failures=3 window=60s lockout=60s;
     pairguard_store_down deny;
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
     server {
         listen 127.0.0.1:%%PORT%%;
         keepalive_timeout 60s;
         location = /ok { pairguard ip; pairguard_failure_status 404; proxy_pass http://backend/status/200; }
+        location = /own { pairguard own; pairguard_failure_status 404; proxy_pass http://backend/status/200; }
         location = /noop { return 204; }
         location = /block1 { echo_blocking_sleep 0.35; echo blocked; }
         location = /block2 { echo_blocking_sleep 1.5; echo blocked; }
@@ -42,8 +44,8 @@ CONF
 
 # a connection the worker has accepted and served once (its next request is
 # read at once)
-sub kept () {
-    my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp') or die "connect: $!";
+sub kept ($port = $ng->port) {
+    my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp') or die "connect: $!";
     print $c "GET /noop HTTP/1.1\r\nHost: x\r\n\r\n";
     my $r = '';
     sysread($c, $r, 4096);
@@ -51,15 +53,21 @@ sub kept () {
 }
 sub status_of ($c) { http_answer($c)->{status} }
 
-for my $i (1 .. 2) {
+# Rounds 1 and 2 key on a header: the reserve is a script call. Rounds 3
+# and 4 key on the client's address (one source address per request), with
+# Redis' clock just learned: the reserve is a SET, answered late, so
+# released and sent again to the script.
+for my $i (1 .. 4) {
     my ($k1, $k2) = (kept(), kept());
-    is(http_get($ng->port, '/ok', headers => { 'X-Client' => "warm$i" })->{status}, 200, "round $i: Redis answers");
+    my ($path, %who) = $i <= 2 ? ('/ok', headers => { 'X-Client' => "late$i" }) : ('/own', from => "127.0.4.$i");
+    my %warm = $i <= 2 ? (headers => { 'X-Client' => "warm$i" }) : (from => "127.0.5.$i");
+    is(http_get($ng->port, $path, %warm)->{status}, 200, "round $i ($path): Redis answers");
     my $mark = $ng->log_mark;
     # Redis holds the reserve 1 s; the worker is busy 0.35 s, then 1.5 s in
     # the next iteration, whose end finds the reserve's timer (300 ms) due
     # and its reply (at 1 s) in the socket
     $redis->cmd('CLIENT', 'PAUSE', 1000, 'WRITE');
-    my $a = http_send($ng->port, 'GET', '/ok', headers => { 'X-Client' => "late$i" });
+    my $a = http_send($ng->port, 'GET', $path, %who);
     sleep 0.1;
     http_send($k1, 'GET', '/block1');
     sleep 0.1;
@@ -71,4 +79,45 @@ for my $i (1 .. 2) {
     unlike($log, qr/unavailable/, '  Redis not given up');
 }
 ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3), 'every reservation settled');
+
+# The same at the connection's start: the handshake's answer (the script's
+# SCRIPT LOAD) reaches the socket during a long iteration at whose end the
+# connect timer (300 ms x 5 = 1.5 s) is due. The timer reads what is there
+# before it gives the connection up. A new worker whose Redis answers its
+# handshake at 3 s (CLIENT PAUSE): it blocks 2 s (nginx's clock stands
+# still meanwhile), then 2 s more in the next iteration, whose clock is
+# past the timer and during which Redis answers.
+{
+    $redis->cmd('CLIENT', 'PAUSE', 3000, 'ALL');
+    my $paused = time;
+    my $ng2 = start_nginx(<<'CONF', redis => $redis, upstream => $up, workers => 1, extra_modules => [$echo]);
+http {
+    %%HTTP_COMMON%%
+    pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=300ms;
+    pairguard_secret_file %%SECRET_FILE%%;
+    pairguard_policy ip key=$http_x_client max_failures=3 window=60s lockout=60s;
+    pairguard_store_down deny;
+    upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        keepalive_timeout 60s;
+        location = /ok { pairguard ip; pairguard_failure_status 404; proxy_pass http://backend/status/200; }
+        location = /noop { return 204; }
+        location = /block { echo_blocking_sleep 2; echo blocked; }
+    }
+}
+CONF
+    my ($k1, $k2) = (kept($ng2->port), kept($ng2->port));
+    http_send($k1, 'GET', '/block');
+    sleep 0.1;
+    http_send($k2, 'GET', '/block');
+    my @st = map { status_of($_) } $k1, $k2;
+    is("@st", '200 200', 'a new worker blocked twice 2 s while Redis answered its handshake at 3 s');
+    note sprintf 'the blocks began %.2f s after the pause', time - $paused - 4;
+    is(http_get($ng2->port, '/ok', headers => { 'X-Client' => 'after-block' })->{status}, 200,
+       '  a guarded request right after: allowed');
+    my $log = $ng2->error_log;
+    unlike($log, qr/connect timed out/, '  the handshake\'s answer was read: no "connect timed out"');
+    unlike($log, qr/unavailable/, '  Redis not given up');
+}
 done();

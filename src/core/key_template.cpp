@@ -1,5 +1,6 @@
 #include "key_template.hpp"
 
+#include <algorithm>
 #include <initializer_list>
 
 namespace pairguard {
@@ -10,13 +11,20 @@ bool name_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
+// nginx's variable names ignore case: $REMOTE_ADDR is $remote_addr
 bool one_of(const std::string& name, std::initializer_list<std::string_view> names) {
     for (std::string_view n : names) {
-        if (name == n) {
+        if (name.size() == n.size() && std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
+                return a == (b >= 'A' && b <= 'Z' ? static_cast<char>(b - 'A' + 'a') : b);
+            })) {
             return true;
         }
     }
     return false;
+}
+
+bool client_address(const std::string& name) {
+    return one_of(name, {"remote_addr", "binary_remote_addr", "pairguard_client_net"});
 }
 
 }  // namespace
@@ -33,12 +41,16 @@ bool key_names_account(const std::vector<KeyPart>& parts) {
 }
 
 bool key_pinned_to_client(const std::vector<KeyPart>& parts) {
+    bool address = false;
     for (const auto& kp : parts) {
-        if (kp.variable && one_of(kp.text, {"remote_addr", "binary_remote_addr", "pairguard_client_net"})) {
-            return true;
+        if (kp.variable) {
+            if (!client_address(kp.text)) {
+                return false;
+            }
+            address = true;
         }
     }
-    return false;
+    return address;
 }
 
 std::string parse_key_template(std::string_view in, std::vector<KeyPart>& out) {

@@ -23,11 +23,14 @@ std::string parse_key_template(std::string_view in, std::vector<KeyPart>& out);
 // a cookie).
 bool key_names_account(const std::vector<KeyPart>& parts);
 
-// Whether a key holds its caller's own history only: the client's address
-// ($remote_addr, $binary_remote_addr, $pairguard_client_net) is part of
-// it, so no caller can name another's key. Not $realip_remote_addr nor
-// $proxy_protocol_addr: the first is the proxy in front once realip has
-// run, the second is empty on a listener without proxy_protocol.
+// Whether a key is the client's address and nothing the client chooses:
+// its variables are all the client's address ($remote_addr,
+// $binary_remote_addr, $pairguard_client_net; at least one), with
+// literals. Its history is its caller's own (or, behind a shared address,
+// that address' as a whole): no caller can name another's account in it.
+// Not $realip_remote_addr nor $proxy_protocol_addr: the first is the proxy
+// in front once realip has run, the second is empty on a listener without
+// proxy_protocol. Names are compared as nginx does, without regard to case.
 bool key_pinned_to_client(const std::vector<KeyPart>& parts);
 
 }  // namespace pairguard

@@ -38,6 +38,7 @@ struct ngx_http_pairguard_key_part_t {
     ngx_str_t header;
     ngx_str_t cookie;
     ngx_str_t arg;
+    bool binary;  // $binary_remote_addr: bytes, never normalised (key_normalize)
 };
 
 struct ngx_http_pairguard_policy_t {
@@ -435,7 +436,11 @@ ngx_int_t ngx_http_pairguard_guard_access(ngx_http_request_t* r) noexcept;
 // The request ends (its pool goes) with attempts no answer settled: the
 // client went away before the upstream answered, or nothing was sent.
 void ngx_http_pairguard_settle_unanswered(ngx_http_pairguard_ctx_t* ctx) noexcept;
-bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, std::string& out);
+// `normalize` (key_normalize): each variable's value normalised on its own
+// (core: normalize_key_value), the literals and $binary_remote_addr's bytes
+// as they are.
+bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, std::string& out,
+                                 bool normalize = false);
 // Whether a header ($http_NAME), cookie ($cookie_NAME) or query argument
 // ($arg_NAME) the key reads is given so that nginx and a backend may read
 // different values: copies with different values (nginx reads the first, a

@@ -492,11 +492,8 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
             input_error = "invalid_header";
         }
         if (input_error == nullptr) {
-            if (!ngx_http_pairguard_eval_key(r, &p->key, value)) {
+            if (!ngx_http_pairguard_eval_key(r, &p->key, value, p->key_normalize)) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-            if (p->key_normalize) {
-                pairguard::normalize_key_value(value);
             }
             if (value.empty() && p->limits.key_required) {
                 input_error = "key_required";
@@ -1099,7 +1096,7 @@ ngx_int_t ngx_http_pairguard_access_wrap(ngx_cycle_t* cycle) noexcept {
 }
 
 // A key template, built from indexed variables (see key_template.hpp).
-bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, std::string& out) {
+bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, std::string& out, bool normalize) {
     out.clear();
     auto* parts = static_cast<const ngx_http_pairguard_key_part_t*>(key->elts);
     for (ngx_uint_t i = 0; i < key->nelts; i++) {
@@ -1115,16 +1112,26 @@ bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, 
             continue;
         }
         std::string_view raw(reinterpret_cast<const char*>(v->data), v->len);
-        if (parts[i].cookie.len > 0 || parts[i].arg.len > 0) {
+        bool decode = parts[i].cookie.len > 0 || parts[i].arg.len > 0;
+        if (!decode && (!normalize || parts[i].binary)) {
+            out.append(raw);
+            continue;
+        }
+        std::string value;
+        if (decode) {
             // every spelling of one value is one key (%76ictim is victim)
-            std::string value;
             pairguard::pair_key_value(
                 raw, parts[i].cookie.len > 0 ? pairguard::PairList::cookie : pairguard::PairList::query, value);
-            out.append(value);
-            OPENSSL_cleanse(value.data(), value.size());
         } else {
-            out.append(raw);
+            value.assign(raw);
         }
+        if (normalize && !parts[i].binary) {
+            // each value on its own: an address' bytes folded or trimmed
+            // would make two clients one key (0x46 and 0x66, a leading 0x0a)
+            pairguard::normalize_key_value(value);
+        }
+        out.append(value);
+        OPENSSL_cleanse(value.data(), value.size());
     }
     return true;
 }

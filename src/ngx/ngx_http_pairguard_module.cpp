@@ -213,8 +213,10 @@ ngx_int_t ngx_http_pairguard_compile_key(ngx_conf_t* cf, std::string_view text, 
                 kp->arg.data = low + 4;
                 kp->arg.len = t.len - 4;
             }
+            kp->binary = name == "binary_remote_addr";
         } else {
             kp->index = NGX_ERROR;
+            kp->binary = false;
             kp->literal = t;
             ngx_str_null(&kp->body_field);
             ngx_str_null(&kp->header);

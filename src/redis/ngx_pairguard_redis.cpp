@@ -114,6 +114,7 @@ struct ngx_pairguard_redis_node_t {
     ngx_msec_t backoff = 0;
     ngx_event_t reconnect_ev;
     ngx_event_t connect_timer;
+    bool connect_extended = false;  // the connect timer's one more period (on_connect_timeout)
     std::deque<ngx_pairguard_redis_command_t*> queued;  // until it is up
 
     ngx_pairguard_redis_node_t(ngx_pairguard_redis_t* c, const pairguard::RedisEndpoint& e,
@@ -146,8 +147,19 @@ struct ngx_pairguard_redis_node_t {
         auto* n = static_cast<ngx_pairguard_redis_node_t*>(ev->data);
         n->client->connect_node(n);
     }
+    // The connection and its handshake not done in time. The worker may be
+    // the one that was late (a long loop iteration: timers fire before the
+    // events that came meanwhile): what the socket already holds is taken
+    // first, and a handshake that moved gets one more period, once.
     static void on_connect_timeout(ngx_event_t* ev) noexcept {
         auto* n = static_cast<ngx_pairguard_redis_node_t*>(ev->data);
+        if (!n->connect_extended && n->link->catch_up()) {
+            n->connect_extended = true;
+            if (n->state == state_e::connecting && !n->connect_timer.timer_set) {
+                n->client->arm_setup_timer(&n->connect_timer);
+            }
+            return;
+        }
         n->client->retire(n, "connect timed out");
     }
 };
@@ -206,11 +218,38 @@ ngx_pairguard_redis_t::ngx_pairguard_redis_t(const ngx_pairguard_redis_conf_t& c
     init_timer(&watch_timer_, on_watch_timer, this, true);
 }
 
-// The sentinel asked does not connect or answer in time: the next one.
+// Counted from now: the clock read afresh. A long loop iteration (a
+// blocking handler) leaves nginx's cached clock behind, and a timer armed
+// on it would be short by that much (the cluster map asked at the end of
+// such an iteration was given up at once).
+void ngx_pairguard_redis_t::arm_setup_timer(ngx_event_t* ev) {
+    ngx_time_update();
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+    ngx_add_timer(ev, ngx_max(conf_.timeout * 5, kConnectTimeoutMin));
+}
+
+// The sentinel asked does not connect or answer in time: the next one. What
+// its socket already holds is taken first (the worker may be the one that
+// was late, as on_connect_timeout says); an exchange that moved gets one
+// more period, once.
 void ngx_pairguard_redis_t::on_ask_timeout(ngx_event_t* ev) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
     if (self->exiting_ || !self->sentinel_link_) {
         return;
+    }
+    if (!self->ask_extended_) {
+        uint64_t round = self->ask_round_;
+        bool moved = self->sentinel_link_->catch_up();
+        if (self->ask_round_ != round || self->exiting_) {
+            return;  // answered meanwhile, or on to the next one
+        }
+        if (moved) {
+            self->ask_extended_ = true;
+            self->arm_setup_timer(&self->ask_timer_);
+            return;
+        }
     }
     self->sentinel_link_->on_lost = nullptr;
     self->sentinel_link_->close(nullptr, false);
@@ -225,6 +264,10 @@ void ngx_pairguard_redis_t::on_watch_timer(ngx_event_t* ev) noexcept {
         return;
     }
     ngx_pairguard_redis_link_t* l = self->sentinel_watch_.get();
+    l->catch_up();  // a pong already in the socket counts (as on_connect_timeout says)
+    if (self->exiting_ || self->sentinel_watch_.get() != l) {
+        return;
+    }
     if (ngx_current_msec - self->watch_seen_ > 3 * kWatchPing) {
         l->on_lost = nullptr;
         l->close(nullptr, false);
@@ -371,7 +414,8 @@ void ngx_pairguard_redis_t::connect_node(node_t* n) {
             }
         };
     }
-    ngx_add_timer(&n->connect_timer, ngx_max(conf_.timeout * 5, kConnectTimeoutMin));
+    n->connect_extended = false;
+    arm_setup_timer(&n->connect_timer);
     n->link->open();
 }
 
@@ -595,10 +639,9 @@ void ngx_pairguard_redis_t::ask_sentinel(size_t tried) {
     ngx_pairguard_redis_link_t* l = sentinel_link_.get();
     // a sentinel that does not connect, or does not answer, in time: the next
     ask_tried_ = tried;
-    if (ask_timer_.timer_set) {
-        ngx_del_timer(&ask_timer_);
-    }
-    ngx_add_timer(&ask_timer_, ngx_max(conf_.timeout * 5, kConnectTimeoutMin));
+    ask_round_++;
+    ask_extended_ = false;
+    arm_setup_timer(&ask_timer_);
     l->target(sentinels[i], i < conf_.addrs.size() ? &conf_.addrs[i] : nullptr);
     auto answered = std::make_shared<bool>(false);
     l->on_lost = [this, tried, answered](const char*) {
@@ -620,6 +663,7 @@ void ngx_pairguard_redis_t::ask_sentinel(size_t tried) {
                         return;  // on_lost asks the next one
                     }
                     *answered = true;
+                    ask_round_++;
                     if (ask_timer_.timer_set) {
                         ngx_del_timer(&ask_timer_);
                     }
@@ -794,7 +838,8 @@ void ngx_pairguard_redis_t::refresh_map() {
     }
     map_loading_ = true;
     map_node_ = ask;
-    ngx_add_timer(&map_timer_, conf_.timeout * 5 > kConnectTimeoutMin ? conf_.timeout * 5 : kConnectTimeoutMin);
+    map_extended_ = false;
+    arm_setup_timer(&map_timer_);
     bool sent = ask->link->send(resp_command({"CLUSTER", "SLOTS"}), [this, ask](redisReply* r) {
         map_loading_ = false;
         map_node_ = nullptr;
@@ -825,10 +870,23 @@ void ngx_pairguard_redis_t::refresh_map() {
 }
 
 // CLUSTER SLOTS unanswered: that node is given up (its connection, and the
-// commands on it, with it) and the map is asked elsewhere.
+// commands on it, with it) and the map is asked elsewhere. What its socket
+// already holds is taken first (the worker may be the one that was late, as
+// on_connect_timeout says); a read that moved gets one more period, once.
 void ngx_pairguard_redis_t::on_map_timeout(ngx_event_t* ev) noexcept {
     auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
     node_t* n = self->map_node_;
+    if (n != nullptr && !self->map_extended_ && !self->exiting_) {
+        bool moved = n->link->catch_up();
+        if (!self->map_loading_ || self->map_node_ != n || self->exiting_) {
+            return;  // answered meanwhile, or its connection went
+        }
+        if (moved) {
+            self->map_extended_ = true;
+            self->arm_setup_timer(&self->map_timer_);
+            return;
+        }
+    }
     self->map_loading_ = false;
     self->map_node_ = nullptr;
     if (n != nullptr && !self->exiting_) {

@@ -132,6 +132,10 @@ private:
     bool apply_slots(node_t* from, const redisReply* r);
     void flush_unrouted();
 
+    // (Re)arms a timer of the connection's setup (connect and handshake, a
+    // sentinel's answer, the cluster map), counted from now
+    void arm_setup_timer(ngx_event_t* ev);
+
     static void on_retry(ngx_event_t* ev) noexcept;
     static void on_command_timeout(ngx_event_t* ev) noexcept;
     static void on_watch_retry(ngx_event_t* ev) noexcept;
@@ -157,8 +161,11 @@ private:
     ngx_msec_t watch_seen_ = 0;          // last word from the watched sentinel
     ngx_event_t ask_timer_;              // the sentinel being asked must answer by then
     size_t ask_tried_ = 0;
+    uint64_t ask_round_ = 0;             // moves at each ask and each answer
+    bool ask_extended_ = false;          // the ask timer's one more period
     ngx_event_t map_timer_;              // CLUSTER SLOTS must be answered by then
     node_t* map_node_ = nullptr;         // the node asked for the map
+    bool map_extended_ = false;          // the map timer's one more period
     ngx_pairguard_redis_command_t* overdue_ = nullptr;  // its timer fired: is the reply in?
     size_t next_sentinel_ = 0;
     std::unique_ptr<ngx_pairguard_redis_link_t> sentinel_link_;  // asking

@@ -1,6 +1,7 @@
 #include "ngx_pairguard_redis_link.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <sys/un.h>
 
 #include <cstring>
@@ -462,6 +463,37 @@ void ngx_pairguard_redis_link_t::read_now() {
     }
 }
 
+bool ngx_pairguard_redis_link_t::catch_up() {
+    if (c_ == nullptr || in_read_) {
+        return false;
+    }
+    switch (state_) {
+    case state_e::connecting: {
+        // made or refused: writable (connected() reads which)
+        struct pollfd p = {c_->fd, POLLOUT, 0};
+        if (poll(&p, 1, 0) != 1) {
+            return false;
+        }
+        connected();
+        return true;
+    }
+    case state_e::tls: {
+        if (ngx_ssl_handshake(c_) == NGX_AGAIN) {
+            return false;
+        }
+        tls_done();
+        return true;
+    }
+    case state_e::ready: {
+        uint64_t before = received_;
+        read_now();
+        return received_ != before;
+    }
+    default:
+        return false;
+    }
+}
+
 void ngx_pairguard_redis_link_t::on_read_event(ngx_event_t* ev) noexcept {
     auto* c = static_cast<ngx_connection_t*>(ev->data);
     auto* self = static_cast<ngx_pairguard_redis_link_t*>(c->data);
@@ -489,6 +521,7 @@ void ngx_pairguard_redis_link_t::on_read_event(ngx_event_t* ev) noexcept {
             self->close(n == 0 ? "connection closed" : self->c_->ssl != nullptr ? "TLS read failed" : "read failed", true);
             return;
         }
+        self->received_ += static_cast<uint64_t>(n);
         if (redisReaderFeed(self->reader_, reinterpret_cast<const char*>(buf), static_cast<size_t>(n)) != REDIS_OK) {
             self->in_read_ = false;
             self->close("bad reply", true);

@@ -46,6 +46,14 @@ public:
     // blocks. For a command whose timer fired after a long loop iteration.
     void read_now();
 
+    // Does now whatever the socket already allows, never blocking: a
+    // connect that completed (or failed), the TLS handshake's next step,
+    // replies waiting. nginx expires timers after an iteration's events, so
+    // a timer due at the end of a long iteration (a blocking handler, a
+    // starved worker) fires before the events that came meanwhile are read.
+    // True when something moved: a step of the connection, or bytes read.
+    bool catch_up();
+
     bool open_or_opening() const { return state_ != state_e::closed; }
     bool ready() const { return state_ == state_e::ready; }
     size_t awaiting() const { return waiting_.size(); }
@@ -97,4 +105,5 @@ private:
     ngx_ssl_session_t* session_ = nullptr;  // reused on the next connection
     bool session_reused_ = false;
     bool in_read_ = false;
+    uint64_t received_ = 0;      // bytes read, over the link's life (catch_up)
 };

@@ -43,8 +43,12 @@ TEST(KeyTemplate, PinnedToClientAndNamesAccount) {
     EXPECT_TRUE(key_pinned_to_client(parts("$remote_addr")));
     EXPECT_TRUE(key_pinned_to_client(parts("ip:$binary_remote_addr")));
     EXPECT_TRUE(key_pinned_to_client(parts("${pairguard_client_net}")));
-    EXPECT_TRUE(key_pinned_to_client(parts("$binary_remote_addr:$http_x_account")))
-        << "an account seen from one address: only that address' history";
+    EXPECT_TRUE(key_pinned_to_client(parts("${pairguard_client_net}:$remote_addr")));
+    EXPECT_TRUE(key_pinned_to_client(parts("$REMOTE_ADDR"))) << "nginx's names ignore case";
+    EXPECT_FALSE(key_pinned_to_client(parts("$binary_remote_addr:$http_x_account")))
+        << "behind a shared address (a NAT, a proxy without realip) a neighbour names another's account";
+    EXPECT_FALSE(key_pinned_to_client(parts("$remote_addr$host"))) << "the client chooses the host";
+    EXPECT_FALSE(key_pinned_to_client(parts(""))) << "no variable";
     EXPECT_FALSE(key_pinned_to_client(parts("$http_x_account")));
     EXPECT_FALSE(key_pinned_to_client(parts("$arg_code")));
     EXPECT_FALSE(key_pinned_to_client(parts("remote_addr"))) << "a literal";
@@ -58,4 +62,6 @@ TEST(KeyTemplate, PinnedToClientAndNamesAccount) {
     EXPECT_FALSE(key_names_account(parts("$binary_remote_addr")));
     EXPECT_FALSE(key_names_account(parts("$remote_addr:$host:$server_port")));
     EXPECT_FALSE(key_names_account(parts("literal")));
+    EXPECT_FALSE(key_names_account(parts("$Remote_Addr"))) << "nginx's names ignore case";
+    EXPECT_TRUE(key_names_account(parts("$HTTP_X_ACCOUNT")));
 }
