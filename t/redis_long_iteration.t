@@ -80,6 +80,54 @@ for my $i (1 .. 4) {
 }
 ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3), 'every reservation settled');
 
+# A reserve made early in a long iteration: its batch is sent at the
+# iteration's end, after a handler that blocked 1.5 s (longer than the 1 s
+# timeout). Its timer counts from the sending, not from nginx's cached clock
+# of the iteration's start: on that clock it would be due as soon as the
+# next iteration reads anything (here a request that came during the block)
+# and Redis, paused until 2 s, would not have answered yet. The worker is
+# stopped while the two first requests arrive, so that one iteration reads
+# both, the guarded one first.
+{
+    my $ng3 = start_nginx(<<'CONF', redis => $redis, upstream => $up, workers => 1, extra_modules => [$echo]);
+http {
+    %%HTTP_COMMON%%
+    pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=1s;
+    pairguard_secret_file %%SECRET_FILE%%;
+    pairguard_policy ip key=$http_x_client max_failures=3 window=60s lockout=60s;
+    pairguard_store_down deny;
+    upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        keepalive_timeout 60s;
+        location = /ok { pairguard ip; pairguard_failure_status 404; proxy_pass http://backend/status/200; }
+        location = /noop { return 204; }
+        location = /block { echo_blocking_sleep 1.5; echo blocked; }
+    }
+}
+CONF
+    my ($worker) = PgTest::_children_of($ng3->pid);
+    my ($k1, $k2, $k3) = map { kept($ng3->port) } 1 .. 3;
+    is(http_get($ng3->port, '/ok', headers => { 'X-Client' => 'early-warm' })->{status}, 200, 'Redis answers');
+    kill 'STOP', $worker;
+    wait_until(sub { (read_file("/proc/$worker/stat") =~ /^\d+ \(.*\) (\S)/)[0] eq 'T' },
+               timeout => 2, interval => 0.01);
+    http_send($k1, 'GET', '/ok', headers => { 'X-Client' => 'early' });
+    sleep 0.05;
+    http_send($k2, 'GET', '/block');
+    sleep 0.1;
+    $redis->cmd('CLIENT', 'PAUSE', 2000, 'WRITE');
+    kill 'CONT', $worker;
+    sleep 0.5;
+    http_send($k3, 'GET', '/noop');    # read by the iteration after the block
+    is(status_of($k1), 200, 'a reserve whose batch left after a 1.5 s handler: allowed');
+    is(status_of($k2), 200, '  (the handler ran)');
+    is(status_of($k3), 204, '  (and the request after it)');
+    my $log = $ng3->error_log;
+    unlike($log, qr/command timed out/, '  its timer counted from the sending: no "command timed out"');
+    unlike($log, qr/unavailable/, '  Redis not given up');
+}
+
 # The same at the connection's start: the handshake's answer (the script's
 # SCRIPT LOAD) reaches the socket during a long iteration at whose end the
 # connect timer (300 ms x 5 = 1.5 s) is due. The timer reads what is there

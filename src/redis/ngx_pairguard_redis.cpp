@@ -1007,6 +1007,11 @@ ngx_pairguard_redis_command_t* ngx_pairguard_redis_t::submit(std::unique_ptr<ngx
     if (n == nullptr && failed_once_) {
         return nullptr;
     }
+    // counted from now: a command made at the end of a long loop iteration
+    // (a blocking handler ran after the request that made it) would have a
+    // timer already due on nginx's cached clock, and be given up before
+    // Redis could answer. One clock read per command (per batch).
+    ngx_time_update();
     ngx_add_timer(&cmd->timer_, conf_.timeout);
     cmd->sent_ns_ = ngx_pairguard_metric_store_sent();
     if (n == nullptr) {
