@@ -16,7 +16,7 @@ http {
     pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=500ms;
     pairguard_secret_file %%SECRET_FILE%%;
     pairguard_policy net key=$pairguard_client_net max_failures=3 window=1m lockout=1m;
-    pairguard_policy bin key=$binary_remote_addr:$http_x_account max_failures=2 window=1m lockout=1m key_normalize;
+    pairguard_policy bin key=$binary_remote_addr:$arg_acct max_failures=2 window=1m lockout=1m key_normalize;
     set_real_ip_from 127.0.0.0/8;
     real_ip_header X-Forwarded-For;
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
@@ -57,10 +57,10 @@ is(http($P, 'POST', '/login', headers => { 'X-Forwarded-For' => '::1' })->{statu
 # of $binary_remote_addr: 10.1.2.70 ends in 0x46 ("F"), 10.1.2.102 in 0x66
 # ("f"); folded as one string they would be one key
 sub bin ($ip, $account) {
-    http($P, 'POST', '/login_bin', headers => { 'X-Forwarded-For' => $ip, 'X-Account' => $account })->{status};
+    http($P, 'POST', "/login_bin?acct=$account", headers => { 'X-Forwarded-For' => $ip })->{status};
 }
-@st = (bin('10.1.2.70', 'Bob'), bin('10.1.2.70', ' BOB '), bin('10.1.2.70', 'bob'));
-is("@st", '401 401 429', 'key_normalize: "Bob" and " BOB " from one address are one key, locked after two');
+@st = (bin('10.1.2.70', 'Bob'), bin('10.1.2.70', '%20BOB%09'), bin('10.1.2.70', 'bob'));
+is("@st", '401 401 429', 'key_normalize: "Bob" and " BOB\t" from one address are one key, locked after two');
 is(bin('10.1.2.102', 'bob'), 401, '  another address whose last byte folds onto it is another key');
 is(bin('10.1.2.70', 'alice'), 401, '  another account from the locked address is another key');
 done();

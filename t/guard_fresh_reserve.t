@@ -266,29 +266,7 @@ ok(wait_until(sub { key_set() eq $before }, timeout => 3), 'a client gone while 
     or diag explain [ map { [ $_, $redis->cmd('GET', $_) ] } $redis->guard_keys ];
 is(get('/fail', 'gone')->{status}, 404, '  its key has its whole budget');
 
-# Redis' MONITOR while $code runs: the commands sent by clients (not those
-# the scripts ran), up to a marker sent after the settles had time to land
-sub monitored ($code) {
-    my $m = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $redis->port, Proto => 'tcp')
-        or die "connect: $!";
-    print $m "MONITOR\r\n";
-    my $ok = <$m>;
-    $code->();
-    sleep 0.3;
-    my $mark = "pg-mark-$$";
-    $redis->cmd('ECHO', $mark);
-    my @cmds;
-    local $SIG{ALRM} = sub { die "MONITOR: no marker\n" };
-    alarm 5;
-    while (my $line = <$m>) {
-        last if index($line, $mark) >= 0;
-        next unless $line =~ /^\+[\d.]+ \[\d+ ([^\]]+)\] "(\w+)"(.*)/;
-        push @cmds, [uc $2, $3] unless $1 eq 'lua';
-    }
-    alarm 0;
-    close $m;
-    return @cmds;
-}
+sub monitored ($code) { $redis->monitored($code) }
 sub reserves_in ($cmd) { scalar(() = $cmd->[1] =~ /"r"/g) }
 
 # Fresh clients at once: four reserves made in one iteration (the worker

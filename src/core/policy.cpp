@@ -172,8 +172,23 @@ std::string parse_policy_args(const std::vector<std::string_view>& args, PolicyS
     return {};
 }
 
+namespace {
+bool key_blank(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+}  // namespace
+
+bool key_value_blank(std::string_view value) {
+    for (char c : value) {
+        if (!key_blank(c)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 void normalize_key_value(std::string& value) {
-    auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; };
+    auto blank = key_blank;
     size_t begin = 0, end = value.size();
     while (begin < end && blank(value[begin])) {
         begin++;

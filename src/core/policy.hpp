@@ -53,8 +53,11 @@ std::string parse_policy_args(const std::vector<std::string_view>& args, PolicyS
 // key_normalize: what a backend that matches accounts without regard to case
 // or surrounding blanks (SQL `_ci` collations, `.strip().lower()`) reads as
 // one account is one key: blanks (space, tab, CR, LF, VT, FF) dropped at
-// both ends, ASCII letters lower-cased. Other bytes stay as they are.
+// both ends, ASCII letters lower-cased. Other bytes stay as they are. The
+// module applies it to each value of the request a key template reads.
 void normalize_key_value(std::string& value);
+// Whether a value is empty or blanks only (those normalize_key_value drops).
+bool key_value_blank(std::string_view value);
 
 // Lock duration for the (n+1)-th lockout in a row (n earlier ones within 24 h).
 int64_t lockout_duration_ms(const PolicyLimits& limits, int64_t earlier_lockouts);

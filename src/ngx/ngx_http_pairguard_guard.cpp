@@ -1101,7 +1101,16 @@ bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, 
     auto* parts = static_cast<const ngx_http_pairguard_key_part_t*>(key->elts);
     for (ngx_uint_t i = 0; i < key->nelts; i++) {
         if (parts[i].index == NGX_ERROR) {
+            size_t at = out.size();
             out.append(reinterpret_cast<const char*>(parts[i].literal.data), parts[i].literal.len);
+            if (normalize) {
+                // lower case as before (the same keys as a whole-value fold),
+                // its blanks kept: the operator wrote them
+                for (size_t k = at; k < out.size(); k++) {
+                    char c = out[k];
+                    out[k] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+                }
+            }
             continue;
         }
         ngx_http_variable_value_t* v = ngx_http_get_flushed_variable(r, static_cast<ngx_uint_t>(parts[i].index));
@@ -1132,6 +1141,9 @@ bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, 
         }
         out.append(value);
         OPENSSL_cleanse(value.data(), value.size());
+    }
+    if (normalize && pairguard::key_value_blank(out)) {
+        out.clear();  // blanks only (the literals') are no key, as a whole-value trim made them
     }
     return true;
 }

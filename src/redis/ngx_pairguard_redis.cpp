@@ -153,12 +153,14 @@ struct ngx_pairguard_redis_node_t {
     // first, and a handshake that moved gets one more period, once.
     static void on_connect_timeout(ngx_event_t* ev) noexcept {
         auto* n = static_cast<ngx_pairguard_redis_node_t*>(ev->data);
-        if (!n->connect_extended && n->link->catch_up()) {
-            n->connect_extended = true;
-            if (n->state == state_e::connecting && !n->connect_timer.timer_set) {
-                n->client->arm_setup_timer(&n->connect_timer);
+        if (!n->connect_extended) {
+            n->connect_extended = true;  // before: callbacks may start another attempt
+            if (n->link->catch_up()) {
+                if (n->state == state_e::connecting && !n->connect_timer.timer_set) {
+                    n->client->arm_setup_timer(&n->connect_timer);
+                }
+                return;
             }
-            return;
         }
         n->client->retire(n, "connect timed out");
     }
@@ -264,8 +266,14 @@ void ngx_pairguard_redis_t::on_watch_timer(ngx_event_t* ev) noexcept {
         return;
     }
     ngx_pairguard_redis_link_t* l = self->sentinel_watch_.get();
+    bool was_open = l->open_or_opening();
     l->catch_up();  // a pong already in the socket counts (as on_connect_timeout says)
-    if (self->exiting_ || self->sentinel_watch_.get() != l) {
+    if (self->exiting_) {
+        return;
+    }
+    if (was_open && !l->open_or_opening()) {
+        // found refused or lost just now: its on_lost (posted) moves on
+        ngx_add_timer(&self->watch_timer_, kWatchPing);
         return;
     }
     if (ngx_current_msec - self->watch_seen_ > 3 * kWatchPing) {

@@ -478,8 +478,12 @@ bool ngx_pairguard_redis_link_t::catch_up() {
         return true;
     }
     case state_e::tls: {
+        // a step is progress even when more are needed (TLS 1.2 takes two
+        // round trips): what the handshake read from the socket
+        BIO* rbio = SSL_get_rbio(c_->ssl->connection);
+        uint64_t read_before = rbio != nullptr ? BIO_number_read(rbio) : 0;
         if (ngx_ssl_handshake(c_) == NGX_AGAIN) {
-            return false;
+            return rbio != nullptr && BIO_number_read(rbio) != read_before;
         }
         tls_done();
         return true;

@@ -873,6 +873,31 @@ sub calls ($self, @names) {
     return $n;
 }
 
+# The commands clients sent while $code ran (Redis' MONITOR; not those the
+# scripts ran), up to a marker sent `settle` seconds (0.3) after it: a list
+# of [NAME in upper case, the rest of the line].
+sub monitored ($self, $code, %o) {
+    my $m = IO::Socket::INET->new(PeerAddr => $self->{host} // '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp')
+        or die "redis monitor: $!\n";
+    print $m "MONITOR\r\n";
+    my $ok = <$m>;
+    $code->();
+    Time::HiRes::sleep($o{settle} // 0.3);
+    my $mark = "pg-mark-$$-" . int(rand(1e9));
+    $self->cmd('ECHO', $mark);
+    my @cmds;
+    local $SIG{ALRM} = sub { die "MONITOR: no marker\n" };
+    alarm 5;
+    while (my $line = <$m>) {
+        last if index($line, $mark) >= 0;
+        next unless $line =~ /^\+[\d.]+ \[\d+ ([^\]]+)\] "(\w+)"(.*)/;
+        push @cmds, [uc $2, $3] unless $1 eq 'lua';
+    }
+    alarm 0;
+    close $m;
+    return @cmds;
+}
+
 # key -> {type, ttl_ms, value (GET for strings, else undef), dump (DUMP bytes)}
 sub dump_all ($self) {
     my %all;

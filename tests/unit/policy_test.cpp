@@ -250,4 +250,8 @@ TEST(Policy, NormalizeKeyValueFoldsAsciiCaseAndTrimsBlanks) {
     EXPECT_EQ(norm(""), "");
     EXPECT_EQ(norm("a b"), "a b");  // blanks inside stay
     EXPECT_EQ(norm("\xc3\x96Z"), "\xc3\x96z");  // bytes other than ASCII letters stay
+    EXPECT_TRUE(key_value_blank(""));
+    EXPECT_TRUE(key_value_blank(" \t\r\n\v\f"));
+    EXPECT_FALSE(key_value_blank(" a "));
+    EXPECT_FALSE(key_value_blank(std::string("\0", 1))) << "a NUL byte is not a blank";
 }
