@@ -275,15 +275,7 @@ sub reserves_in ($cmd) { scalar(() = $cmd->[1] =~ /"r"/g) }
 # (A batch that also held a settle would take its reserves to the script:
 # that call is made anyway.)
 my ($worker) = PgTest::_children_of($ng->pid);
-sub proc_state ($pid) { (read_file("/proc/$pid/stat") =~ /^\d+ \(.*\) (\S)/)[0] // '' }
-sub pause_worker () {
-    kill 'STOP', $worker;
-    # stopped, not just signalled: a request written before it stops could
-    # be read on its own
-    return if wait_until(sub { proc_state($worker) eq 'T' }, timeout => 2, interval => 0.01);
-    kill 'CONT', $worker;
-    die "worker $worker did not stop\n";
-}
+sub pause_worker () { stop_process($worker) }
 sub open_request ($path, $client) { http_send(connect_as($client), 'GET', $path) }
 sub status_of ($c) { http_answer($c)->{status} }
 # The new key's value and the reservation it holds (undef: not one).

@@ -21,10 +21,16 @@ plan skip_all => "$echo is missing (libnginx-mod-http-echo)" unless -f $echo;
 
 my $redis = start_redis();
 my $up    = start_upstream();
-my $ng    = start_nginx(<<'CONF', redis => $redis, upstream => $up, workers => 1, extra_modules => [$echo]);
+# A one-worker nginx with the echo module: timeout=TIMEOUT, policies ip
+# ($http_x_client) and own ($remote_addr) at /ok and /own, /noop, and a
+# blocking location per entry of `blocks` (name => seconds).
+sub edge (%o) {
+    my $blocks = join "\n", map { "        location = /$_ { echo_blocking_sleep $o{blocks}{$_}; echo blocked; }" }
+        sort keys %{ $o{blocks} };
+    my $conf = <<'CONF' =~ s/%%TIMEOUT%%/$o{timeout}/r =~ s/%%BLOCKS%%/$blocks/r;
 http {
     %%HTTP_COMMON%%
-    pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=300ms;
+    pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=%%TIMEOUT%%;
     pairguard_secret_file %%SECRET_FILE%%;
     pairguard_policy ip key=$http_x_client max_failures=3 window=60s lockout=60s;
     pairguard_policy own key=$remote_addr max_failures=3 window=60s lockout=60s;
@@ -36,11 +42,13 @@ http {
         location = /ok { pairguard ip; pairguard_failure_status 404; proxy_pass http://backend/status/200; }
         location = /own { pairguard own; pairguard_failure_status 404; proxy_pass http://backend/status/200; }
         location = /noop { return 204; }
-        location = /block1 { echo_blocking_sleep 0.35; echo blocked; }
-        location = /block2 { echo_blocking_sleep 1.5; echo blocked; }
+%%BLOCKS%%
     }
 }
 CONF
+    return start_nginx($conf, redis => $redis, upstream => $up, workers => 1, extra_modules => [$echo]);
+}
+my $ng = edge(timeout => '300ms', blocks => { block1 => 0.35, block2 => 1.5 });
 
 # a connection the worker has accepted and served once (its next request is
 # read at once)
@@ -96,29 +104,11 @@ ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3), 'e
 # stopped while the two first requests arrive, so that one iteration reads
 # both, the guarded one first.
 {
-    my $ng3 = start_nginx(<<'CONF', redis => $redis, upstream => $up, workers => 1, extra_modules => [$echo]);
-http {
-    %%HTTP_COMMON%%
-    pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=1s;
-    pairguard_secret_file %%SECRET_FILE%%;
-    pairguard_policy ip key=$http_x_client max_failures=3 window=60s lockout=60s;
-    pairguard_store_down deny;
-    upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        keepalive_timeout 60s;
-        location = /ok { pairguard ip; pairguard_failure_status 404; proxy_pass http://backend/status/200; }
-        location = /noop { return 204; }
-        location = /block { echo_blocking_sleep 1.5; echo blocked; }
-    }
-}
-CONF
+    my $ng3 = edge(timeout => '1s', blocks => { block => 1.5 });
     my ($worker) = PgTest::_children_of($ng3->pid);
     my ($k1, $k2, $k3) = map { kept($ng3->port) } 1 .. 3;
     is(http_get($ng3->port, '/ok', headers => { 'X-Client' => 'early-warm' })->{status}, 200, 'Redis answers');
-    kill 'STOP', $worker;
-    wait_until(sub { (read_file("/proc/$worker/stat") =~ /^\d+ \(.*\) (\S)/)[0] eq 'T' },
-               timeout => 2, interval => 0.01);
+    stop_process($worker);
     http_send($k1, 'GET', '/ok', headers => { 'X-Client' => 'early' });
     sleep 0.05;
     http_send($k2, 'GET', '/block');
@@ -145,23 +135,7 @@ CONF
 {
     $redis->cmd('CLIENT', 'PAUSE', 3000, 'ALL');
     my $paused = time;
-    my $ng2 = start_nginx(<<'CONF', redis => $redis, upstream => $up, workers => 1, extra_modules => [$echo]);
-http {
-    %%HTTP_COMMON%%
-    pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=300ms;
-    pairguard_secret_file %%SECRET_FILE%%;
-    pairguard_policy ip key=$http_x_client max_failures=3 window=60s lockout=60s;
-    pairguard_store_down deny;
-    upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        keepalive_timeout 60s;
-        location = /ok { pairguard ip; pairguard_failure_status 404; proxy_pass http://backend/status/200; }
-        location = /noop { return 204; }
-        location = /block { echo_blocking_sleep 2; echo blocked; }
-    }
-}
-CONF
+    my $ng2 = edge(timeout => '300ms', blocks => { block => 2 });
     my ($k1, $k2) = (kept($ng2->port), kept($ng2->port));
     my $began = time - $paused;
     SKIP: {

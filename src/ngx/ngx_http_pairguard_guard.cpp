@@ -1101,16 +1101,8 @@ bool ngx_http_pairguard_eval_key(ngx_http_request_t* r, const ngx_array_t* key, 
     auto* parts = static_cast<const ngx_http_pairguard_key_part_t*>(key->elts);
     for (ngx_uint_t i = 0; i < key->nelts; i++) {
         if (parts[i].index == NGX_ERROR) {
-            size_t at = out.size();
+            // under key_normalize already in lower case (the policy's configuration)
             out.append(reinterpret_cast<const char*>(parts[i].literal.data), parts[i].literal.len);
-            if (normalize) {
-                // lower case as before (the same keys as a whole-value fold),
-                // its blanks kept: the operator wrote them
-                for (size_t k = at; k < out.size(); k++) {
-                    char c = out[k];
-                    out[k] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-                }
-            }
             continue;
         }
         ngx_http_variable_value_t* v = ngx_http_get_flushed_variable(r, static_cast<ngx_uint_t>(parts[i].index));

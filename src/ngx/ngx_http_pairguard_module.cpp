@@ -491,6 +491,16 @@ char* ngx_http_pairguard_policy(ngx_conf_t* cf, ngx_command_t*, void* conf) noex
             }
             return PG_CONF_ERROR;
         }
+        if (p->key_normalize) {
+            // the literal text in lower case once, as a whole-value fold made
+            // it (the same keys), its blanks kept: the operator wrote them
+            auto* kparts = static_cast<ngx_http_pairguard_key_part_t*>(p->key.elts);
+            for (ngx_uint_t i = 0; i < p->key.nelts; i++) {
+                if (kparts[i].index == NGX_ERROR) {
+                    ngx_strlow(kparts[i].literal.data, kparts[i].literal.data, kparts[i].literal.len);
+                }
+            }
+        }
 
         auto** slot = static_cast<ngx_http_pairguard_policy_t**>(ngx_array_push(&mcf->policies));
         if (slot == nullptr) {

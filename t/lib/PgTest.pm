@@ -47,7 +47,7 @@ our @EXPORT = qw(
     start_redis start_upstream start_nginx nginx_t
     http http_get http_post_json http_post_form http_burst http_burst_responses http_send http_answer
     json_decode json_encode free_port testdir secret_file write_file read_file
-    wait_until module_path nginx_binary root_dir done
+    wait_until stop_process module_path nginx_binary root_dir done
     run_cmd start_process ctl_path test_tool_path redis_at traffic_during hanging_port
 );
 
@@ -312,6 +312,18 @@ sub _children_of ($ppid) {
         push @kids, $p if $1 == $ppid;
     }
     return @kids;
+}
+
+# SIGSTOP, and wait until $pid is stopped, not just signalled (a request
+# written before it stops could be read on its own); dies (the process
+# continued) when it does not stop within 2 s. SIGCONT resumes it.
+sub stop_process ($pid) {
+    kill 'STOP', $pid;
+    my $stopped = wait_until(sub { (read_file("/proc/$pid/stat") =~ /^\d+ \(.*\) (\S)/)[0] eq 'T' },
+                             timeout => 2, interval => 0.01);
+    return if $stopped;
+    kill 'CONT', $pid;
+    die "process $pid did not stop\n";
 }
 
 sub _stop_pid ($pid, $first_sig, $grace) {
