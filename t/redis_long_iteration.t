@@ -13,24 +13,28 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use IO::Socket::INET;
+use POSIX ();
 use Time::HiRes qw(sleep time);
 use PgTest;
+use PgRedis;
 
 my $echo = '/usr/lib/nginx/modules/ngx_http_echo_module.so';
 plan skip_all => "$echo is missing (libnginx-mod-http-echo)" unless -f $echo;
 
 my $redis = start_redis();
 my $up    = start_upstream();
-# A one-worker nginx with the echo module: timeout=TIMEOUT, policies ip
+# A one-worker nginx with the echo module: timeout=TIMEOUT, the Redis
+# STORE (default: the test's own), policies ip
 # ($http_x_client) and own ($remote_addr) at /ok and /own, /noop, and a
 # blocking location per entry of `blocks` (name => seconds).
 sub edge (%o) {
     my $blocks = join "\n", map { "        location = /$_ { echo_blocking_sleep $o{blocks}{$_}; echo blocked; }" }
         sort keys %{ $o{blocks} };
-    my $conf = <<'CONF' =~ s/%%TIMEOUT%%/$o{timeout}/r =~ s/%%BLOCKS%%/$blocks/r;
+    my $store = $o{store} // '127.0.0.1:%%REDIS_PORT%%';
+    my $conf = <<'CONF' =~ s/%%STORE%%/$store/r =~ s/%%TIMEOUT%%/$o{timeout}/r =~ s/%%BLOCKS%%/$blocks/r;
 http {
     %%HTTP_COMMON%%
-    pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=%%TIMEOUT%%;
+    pairguard_redis %%STORE%% timeout=%%TIMEOUT%%;
     pairguard_secret_file %%SECRET_FILE%%;
     pairguard_policy ip key=$http_x_client max_failures=3 window=60s lockout=60s;
     pairguard_policy own key=$remote_addr max_failures=3 window=60s lockout=60s;
@@ -153,6 +157,128 @@ ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3), 'e
     my $log = $ng2->error_log;
     unlike($log, qr/connect timed out/, '  the handshake\'s answer was read: no "connect timed out"');
     unlike($log, qr/unavailable/, '  Redis not given up');
+    }
+}
+# The same for the question to a sentinel: its answer reaches the socket
+# during the second long iteration, at whose end the ask timer (300 ms x 5)
+# is due; the timer reads it before it moves on. Only one sentinel is named:
+# given up, the worker would have no sentinel left and decide without Redis
+# (503 under deny) until its backoff ends.
+SKIP: {
+    skip 'redis-cli or openssl missing', 4 unless have_redis_cli();
+    my $s = sentinel_set(master_name => 'pg');
+    my ($sport) = $s->sentinel_ports;
+    my $spid = $s->{pids}{'sentinel-0'} or die 'no pid for sentinel-0';
+    stop_process($spid);
+    my $stopped = time;
+    # the sentinel answers at 3 s (a child wakes it: the test reads answers)
+    my $waker = fork // die "fork: $!";
+    if (!$waker) {
+        sleep(3 - (time - $stopped));
+        kill 'CONT', $spid;
+        POSIX::_exit(0);
+    }
+    my $ng4 = edge(timeout => '300ms', blocks => { block => 2 }, store => "sentinel=127.0.0.1:$sport master=pg");
+    my ($k1, $k2) = (kept($ng4->port), kept($ng4->port));
+    my $began = time - $stopped;
+    skip sprintf('nginx took %.1f s to start: the blocks would not straddle the timer', $began), 4 if $began > 1.2;
+    http_send($k1, 'GET', '/block');
+    sleep 0.1;
+    http_send($k2, 'GET', '/block');
+    my @st = map { status_of($_) } $k1, $k2;
+    waitpid($waker, 0);
+    is("@st", '200 200', 'a new worker blocked twice 2 s while its sentinel answered at 3 s');
+    is(http_get($ng4->port, '/ok', headers => { 'X-Client' => 'after-sentinel' })->{status}, 200,
+       '  a guarded request right after: allowed (the sentinel\'s answer was read, the master found)');
+    my $log = $ng4->error_log;
+    unlike($log, qr/no sentinel knows the master/, '  the sentinel was not given up');
+    unlike($log, qr/unavailable/, '  Redis not given up');
+}
+
+# The same for the cluster's slot map: its answer reaches the socket during
+# the second long iteration, at whose end the map timer (300 ms x 5) is due;
+# the timer reads it before it gives the node up. The seed is a one-node
+# cluster behind a relay that holds every answer on a connection from the
+# moment it carried CLUSTER SLOTS until 3 s; the map then names the node's
+# own port, which the worker uses for its commands. Given up, the seed's
+# connection would be closed and the store left unavailable (503 under
+# deny) until a new connection had read the map.
+{
+    my $node = do { local $ENV{PG_REDIS_MODE} = 'cluster'; start_redis() };
+    my $start = time;
+    my ($relay_port, $relay) = hold_after_slots($node->port, $start + 3);
+    my $ng5 = edge(timeout => '300ms', blocks => { block => 2 }, store => "cluster=127.0.0.1:$relay_port");
+    my ($k1, $k2) = (kept($ng5->port), kept($ng5->port));
+    my $began = time - $start;
+    SKIP: {
+    skip sprintf('nginx took %.1f s to start: the blocks would not straddle the timer', $began), 4 if $began > 1.2;
+    http_send($k1, 'GET', '/block');
+    sleep 0.1;
+    http_send($k2, 'GET', '/block');
+    my @st = map { status_of($_) } $k1, $k2;
+    is("@st", '200 200', 'a new worker blocked twice 2 s while the cluster answered its CLUSTER SLOTS at 3 s');
+    is(http_get($ng5->port, '/ok', headers => { 'X-Client' => 'after-map' })->{status}, 200,
+       '  a guarded request right after: allowed (the map was read)');
+    my $log = $ng5->error_log;
+    unlike($log, qr/CLUSTER SLOTS timed out/, '  the node was not given up');
+    unlike($log, qr/unavailable/, '  Redis not given up');
+    }
+    $ng5->stop;
+    kill 'TERM', $relay;
+    waitpid($relay, 0);
+}
+
+# A TCP relay to 127.0.0.1:$to in a child process: what the server answers
+# on a connection after the client sent CLUSTER SLOTS on it is held until
+# the time $until. Returns (its port, its pid).
+sub hold_after_slots ($to, $until) {
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 16, ReuseAddr => 1)
+        or die "listen: $!";
+    my $pid = fork // die "fork: $!";
+    return ($l->sockport, $pid) if $pid;
+    require IO::Select;
+    my $sel = IO::Select->new($l);
+    my %peer;    # fileno => [its socket, the other, whether it is the client]
+    my %held;    # client fileno => what the server answered since SLOTS
+    my %asked;   # client fileno => SLOTS seen
+    $SIG{TERM} = sub { POSIX::_exit(0) };
+    while (1) {
+        for my $fh ($sel->can_read(0.02)) {
+            if ($fh == $l) {
+                my $c = $l->accept or next;
+                my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $to) or do { close $c; next };
+                $peer{ fileno $c } = [$c, $u, 1];
+                $peer{ fileno $u } = [$u, $c, 0];
+                $sel->add($c, $u);
+                next;
+            }
+            my ($me, $other, $is_client) = @{ $peer{ fileno $fh } };
+            my $n = sysread($fh, my $buf, 65536);
+            if (!$n) {
+                $sel->remove($me, $other);
+                delete @peer{ fileno $me, fileno $other };
+                delete @asked{ fileno $me, fileno $other };
+                delete @held{ fileno $me, fileno $other };
+                close $me;
+                close $other;
+                next;
+            }
+            if ($is_client) {
+                # the command (a script's text may say "slots")
+                $asked{ fileno $me } = 1 if $buf =~ /\*2\r\n\$7\r\nCLUSTER\r\n\$5\r\nSLOTS\r\n/i;
+                syswrite($other, $buf);
+            } elsif ($asked{ fileno $other } && (time < $until || exists $held{ fileno $other })) {
+                # (held: in order behind what is held)
+                $held{ fileno $other } .= $buf;
+            } else {
+                syswrite($other, $buf);
+            }
+        }
+        if (time >= $until) {
+            for my $fd (keys %held) {
+                syswrite($peer{$fd}[0], delete $held{$fd}) if $peer{$fd};
+            }
+        }
     }
 }
 done();
