@@ -365,11 +365,25 @@ like(join(' ', @$vs), qr/\{t\}:E=0\|0\|0\|1\|1 \{t\}:F=1\|1\|1\|0\|0 \{t\}:G=0\|
     my $v1 = $res->(60000, \@V);
     $set->('f', 0, \@V1);
     my $lockv = $rc->cmd('GET', '{c}:V');
-    like($lockv, qr/^\w+\|1\|\w+\|\|$/, "another request's failure locks the key ($lockv)");
+    # (the reservation in flight stays: that failure drops nothing for itself)
+    like($lockv, qr/^\w+\|1\|\w+\|\w+\|$/, "another request's failure locks the key, the reservation kept ($lockv)");
     $set->('f', $v1->[3], \@V);
-    is($rc->cmd('GET', '{c}:V'), $lockv, '  the late failure settle writes the lock back as it was');
+    is($rc->cmd('GET', '{c}:V'), $lockv =~ s/\|\w+\|$/||/r,
+       '  the late failure settle writes the lock back as it was, without its own reservation');
     ok($rc->cmd('PTTL', '{c}:V') > 100000, '  with its lifetime');
     is($res->(60000, \@V)->[0], 1, '  and the key still refuses');
+
+    # a failure whose reservation ran out (an upstream slower than the
+    # reservation's 60 s) while other requests fill the budget: it counts,
+    # and drops neither their reservations nor an earlier failure
+    my @W = ('{c}:W', 3, 60000, 60000, 1000, 0);
+    $set->('f', $res->(60000, \@W)->[3], \@W);
+    my ($w2, $w3) = map { $res->(60000, \@W) } 1, 2;
+    is($res->(60000, \@W)->[0], 2, 'one failure and two reservations fill a budget of 3');
+    $set->('f', 12345, \@W);
+    like($rc->cmd('GET', '{c}:W'), qr/^\|\|\|\w+,\w+\|\w+,\w+$/,
+         '  a settle whose reservation is gone: its failure counts, both reservations stay');
+    is_deeply($set->('f', $w2->[3], \@W), [1, 60000], '  the next failure is the third: a lock');
 
     my @I = ('{c}:I', 5, 60000, 60000, 1000, 0);
     $guess->(\@I);

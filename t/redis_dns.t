@@ -105,7 +105,9 @@ ok(wait_until(sub { claim('probe-b') == 404 }, timeout => 15), 'after the old ad
 is(claim('dev-2'), 404, 'a new failure reaches the upstream') for 1 .. 3;
 is(claim('dev-2'), 429, 'and locks, now in the new Redis');
 ok(scalar(my @kb2 = $rb->scan_keys("pairguard:*")) >= 1, 'the Redis at 127.0.0.2 holds the new lock');
-like($ng->error_log, qr/pairguard: redis redis\.pg\.test:\d+ available/, 'the store is logged available again');
+# (logged once the new connection has stayed up a second)
+ok(wait_until(sub { $ng->error_log =~ /pairguard: redis redis\.pg\.test:\d+ available/ }, timeout => 5),
+   'the store is logged available again');
 
 # ---- without a resolver a name that does not resolve fails nginx -t ----
 my $nores = $conf =~ s/resolver .*;\n//gr =~ s/redis\.pg\.test/no-such-host.pg.invalid/r;

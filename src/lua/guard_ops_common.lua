@@ -188,10 +188,12 @@ local function settle_op(kb, n, outcome, rtext, lim, lb, cs)
       end
 
       if outcome == 'f' and l <= now then
-        if #fail + #res >= max then
-          -- only a dry run lets more than the budget through: keep the newest
-          if #fail > 0 then table.remove(fail, 1) else table.remove(res, 1) end
-        end
+        -- the failure counts even when the attempts in flight fill the
+        -- budget (a dry run's, or one whose reservation ran out before its
+        -- answer): nothing else is dropped for it, neither an earlier
+        -- failure nor another request's reservation. It stays bounded: the
+        -- failures lock (and are cleared) at max, and only admitted
+        -- requests hold reservations.
         fail[#fail + 1] = now
         if #fail >= max then
           local lockout, backoff, max_lockout = lim[b + 2], lim[b + 3], lim[b + 4]

@@ -257,6 +257,7 @@ enum class ngx_http_pairguard_verdict_e { none, allow, refuse, fallback };
 struct ngx_http_pairguard_ctx_t {
     ngx_http_request_t* request = nullptr;
     bool body_read = false;
+    bool candidate_pending = false;  // its keys made, the body being read before the reserve
     bool body_parsed = false;
     // the body could not be read for a key: what to refuse with (every
     // location that enforces a body policy refuses, not only the first)

@@ -417,6 +417,22 @@ ngx_int_t carry_out(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx) {
     }
 }
 
+// Whether the request has a body still to read (a subrequest's is its main
+// request's).
+bool body_to_come(const ngx_http_request_t* r) {
+    if (r != r->main || r->request_body != nullptr || r->discard_body) {
+        return false;
+    }
+#if (NGX_HTTP_V2)
+    if (r->stream != nullptr && !r->stream->in_closed) {
+        return true;
+    }
+#endif
+    return r->headers_in.content_length_n > 0 || r->headers_in.chunked;
+}
+
+ngx_int_t reserve_candidate(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, ngx_http_pairguard_main_conf_t* mcf);
+
 ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_http_pairguard_ctx_t* ctx) {
     ngx_http_pairguard_main_conf_t* mcf = main_conf(r);
     switch (ctx->state) {
@@ -426,6 +442,15 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
         return carry_out(r, ctx);
     default:
         break;
+    }
+    if (ctx->candidate_pending) {
+        // its keys were made before the body was read (reserve_candidate)
+        ctx->candidate_pending = false;
+        if (ctx->candidate.lcf == lcf) {
+            ctx->state = state_e::idle;
+            return reserve_candidate(r, ctx, mcf);
+        }
+        ctx->candidate = ngx_http_pairguard_group_t();
     }
 
     auto* refs = static_cast<ngx_http_pairguard_policy_ref_t*>(lcf->policies->elts);
@@ -532,7 +557,13 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
         }
         return NGX_DECLINED;
     }
+    return reserve_candidate(r, ctx, mcf);
+}
 
+// The candidate group's keys are made: a lock this node knows refuses it;
+// else its attempt is reserved (in Redis, or on this node while Redis is
+// down), once the request's body is in.
+ngx_int_t reserve_candidate(ngx_http_request_t* r, ngx_http_pairguard_ctx_t* ctx, ngx_http_pairguard_main_conf_t* mcf) {
     // a node that knows a key is locked answers without Redis
     ngx_http_pairguard_local_verdict_t cached;
     if (ngx_http_pairguard_cached_lock(mcf->shm_zone, ctx->candidate.keys, cached)) {
@@ -541,7 +572,22 @@ ngx_int_t guard(ngx_http_request_t* r, ngx_http_pairguard_loc_conf_t* lcf, ngx_h
     }
 
     ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
-    if (store == nullptr || !store->accepting()) {
+    bool up = store != nullptr && store->accepting();
+    if (!up && mcf->store_down != NGX_HTTP_PAIRGUARD_DOWN_LOCAL) {
+        return decide_without_store(r, ctx, mcf);  // deny or allow: nothing is reserved
+    }
+    // the body is read in full before the attempt is reserved, whatever the
+    // keys need: a reservation holds its attempt kReservationHoldMs (60 s),
+    // and a client that trickled its body would reach the upstream after
+    // its reservation had run out and stopped counting (as many attempts past
+    // the budget as it holds connections open). The keys stay made; the
+    // phases come back here (guard) once it is in.
+    if (body_to_come(r) && !ctx->body_read) {
+        ctx->candidate_pending = true;
+        ctx->state = state_e::reading_body;
+        return ngx_http_pairguard_read_body(r);
+    }
+    if (!up) {
         return decide_without_store(r, ctx, mcf);
     }
 

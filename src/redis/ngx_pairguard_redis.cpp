@@ -11,6 +11,11 @@ namespace {
 
 constexpr ngx_msec_t kBackoffMin = 50;
 constexpr ngx_msec_t kBackoffMax = 2000;
+// A connection (and the store) counts as back only once it has stayed up
+// this long: one that completes its handshake and then fails its first
+// commands (a replica answering READONLY, a round trip longer than the
+// command timeout) keeps its backoff growing and is logged down once.
+constexpr ngx_msec_t kStableMs = 1000;
 constexpr ngx_msec_t kConnectTimeoutMin = 1000;
 constexpr int kMaxRedirects = 5;
 constexpr ngx_msec_t kMapRefreshWhileDown = 250;
@@ -112,6 +117,7 @@ struct ngx_pairguard_redis_node_t {
     bool failed = false;     // lost since it was last up: take no commands
     bool wanted = true;      // cluster: still a master in the map
     ngx_msec_t backoff = 0;
+    ngx_msec_t up_at = 0;    // when it was last up (kStableMs)
     ngx_event_t reconnect_ev;
     ngx_event_t connect_timer;
     bool connect_extended = false;  // the connect timer's one more period (on_connect_timeout)
@@ -218,6 +224,7 @@ ngx_pairguard_redis_t::ngx_pairguard_redis_t(const ngx_pairguard_redis_conf_t& c
     init_timer(&map_timer_, on_map_timeout, this, true);
     init_timer(&ask_timer_, on_ask_timeout, this, true);
     init_timer(&watch_timer_, on_watch_timer, this, true);
+    init_timer(&stable_ev_, on_stable, this, true);
 }
 
 // Counted from now: the clock read afresh. A long loop iteration (a
@@ -340,7 +347,7 @@ void ngx_pairguard_redis_t::stop() {
     if (watch_retry_ev_.timer_set) {
         ngx_del_timer(&watch_retry_ev_);
     }
-    for (ngx_event_t* t : {&map_timer_, &ask_timer_, &watch_timer_}) {
+    for (ngx_event_t* t : {&map_timer_, &ask_timer_, &watch_timer_, &stable_ev_}) {
         if (t->timer_set) {
             ngx_del_timer(t);
         }
@@ -485,7 +492,7 @@ void ngx_pairguard_redis_t::node_up(node_t* n) {
     }
     n->state = node_t::state_e::up;
     n->failed = false;
-    n->backoff = 0;
+    n->up_at = ngx_current_msec;  // its backoff starts again once it stays up (node_down)
     epoch_++;
     std::deque<ngx_pairguard_redis_command_t*> q;
     q.swap(n->queued);
@@ -519,6 +526,13 @@ void ngx_pairguard_redis_t::node_down(node_t* n, const char* reason) {
         ngx_del_timer(&n->connect_timer);
     }
     bool was_up = n->state == node_t::state_e::up;
+    // up for a while: a new failure, whose reconnection starts from the
+    // shortest wait; up only briefly: the same failure, the wait grows on
+    bool was_stable = was_up && ngx_current_msec - n->up_at >= kStableMs;
+    if (was_stable) {
+        n->backoff = 0;
+        backoff_ = 0;
+    }
     n->state = node_t::state_e::idle;
     n->failed = true;
     std::deque<ngx_pairguard_redis_command_t*> q;
@@ -542,7 +556,7 @@ void ngx_pairguard_redis_t::node_down(node_t* n, const char* reason) {
             // ask the sentinels again: the master may have moved
             if (!retry_ev_.timer_set) {
                 backoff_ = backoff_ == 0 ? kBackoffMin : ngx_min(backoff_ * 2, kBackoffMax);
-                ngx_add_timer(&retry_ev_, was_up ? 0 : backoff_);
+                ngx_add_timer(&retry_ev_, was_stable ? 0 : backoff_);
             }
             return;
         case pairguard::RedisTopology::cluster:
@@ -571,6 +585,9 @@ void ngx_pairguard_redis_t::node_down(node_t* n, const char* reason) {
 
 void ngx_pairguard_redis_t::store_down(const char* reason) {
     failed_once_ = true;
+    if (stable_ev_.timer_set) {
+        ngx_del_timer(&stable_ev_);  // up only briefly: still the same outage
+    }
     if (!down_logged_) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "pairguard: redis %s unavailable (%s), store_down %s",
                       conf_.label.c_str(), reason, conf_.down_mode.c_str());
@@ -586,11 +603,23 @@ void ngx_pairguard_redis_t::store_down(const char* reason) {
 }
 
 void ngx_pairguard_redis_t::store_up() {
-    backoff_ = 0;
     ngx_pairguard_metric_store_up(true, !channel_.empty());
-    if (down_logged_) {
-        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0, "pairguard: redis %s available", conf_.label.c_str());
-        down_logged_ = false;
+    // back once it stays up (on_stable): a store that fails again at once
+    // is the same outage, logged once, its backoff growing on
+    if (!stable_ev_.timer_set && !exiting_) {
+        ngx_add_timer(&stable_ev_, kStableMs);
+    }
+}
+
+void ngx_pairguard_redis_t::on_stable(ngx_event_t* ev) noexcept {
+    auto* self = static_cast<ngx_pairguard_redis_t*>(ev->data);
+    if (self->exiting_) {
+        return;
+    }
+    self->backoff_ = 0;
+    if (self->down_logged_) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0, "pairguard: redis %s available", self->conf_.label.c_str());
+        self->down_logged_ = false;
     }
 }
 

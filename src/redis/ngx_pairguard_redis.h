@@ -142,6 +142,7 @@ private:
     static void on_map_timeout(ngx_event_t* ev) noexcept;
     static void on_ask_timeout(ngx_event_t* ev) noexcept;
     static void on_watch_timer(ngx_event_t* ev) noexcept;
+    static void on_stable(ngx_event_t* ev) noexcept;
 
     ngx_pairguard_redis_conf_t conf_;
     pairguard::RedisTopology topology_;
@@ -156,6 +157,7 @@ private:
     ngx_msec_t backoff_ = 0;
     ngx_msec_t last_error_log_ = 0;
     ngx_event_t retry_ev_;               // rediscover / reread the map
+    ngx_event_t stable_ev_;              // up long enough to count as back (store_up)
     ngx_event_t watch_retry_ev_;         // resubscribe to +switch-master
     ngx_event_t watch_timer_;            // pings the +switch-master subscription
     ngx_msec_t watch_seen_ = 0;          // last word from the watched sentinel

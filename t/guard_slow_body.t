@@ -1,0 +1,76 @@
+# A guarded request's body is read before its attempt is reserved, whatever
+# its keys: a reservation holds its attempt 60 s, and a client that trickled
+# its body (client_body_timeout bounds only the gap between two reads)
+# would otherwise reach the upstream after its reservation had expired and
+# stopped counting, as many attempts past the budget as it held connections
+# open. Here nothing is reserved while two bodies (a Content-Length one and
+# a chunked one) are incomplete; a complete request meanwhile is decided on
+# the budget as it is; each slow one is decided when its body is in.
+use 5.036;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use IO::Socket::INET;
+use Time::HiRes qw(sleep);
+use PgTest;
+
+my $redis = start_redis();
+my $up    = start_upstream();
+my $ng = start_nginx(<<'CONF', redis => $redis, upstream => $up, workers => 2);
+http {
+    %%HTTP_COMMON%%
+    pairguard_redis 127.0.0.1:%%REDIS_PORT%% timeout=5s;
+    pairguard_secret_file %%SECRET_FILE%%;
+    pairguard_policy ip key=$remote_addr max_failures=2 window=10m lockout=10m;
+    upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location = /login {
+            pairguard ip;
+            pairguard_failure_status 404;
+            proxy_pass http://backend/status/404;
+        }
+        location = /open {
+            pairguard ip;
+            pairguard_failure_status 404;
+            proxy_request_buffering off;
+            proxy_pass http://backend/status/404;
+        }
+    }
+}
+CONF
+
+# a POST whose headers and first byte of body are sent; the rest later
+sub started ($from, $path, $chunked) {
+    my $s = IO::Socket::INET->new(LocalAddr => $from, PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp')
+        or die "connect: $!";
+    $s->autoflush(1);
+    my $framing = $chunked ? "Transfer-Encoding: chunked\r\n\r\n5\r\nx" : "Content-Length: 5\r\n\r\nx";
+    print $s "POST $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n$framing";
+    return $s;
+}
+sub finished ($s, $chunked) {
+    print $s $chunked ? "xxxx\r\n0\r\n\r\n" : 'xxxx';
+    return http_answer($s, timeout => 10)->{status};
+}
+
+# one client address per case (a lock is also kept by the node)
+for my $case (['127.0.6.1', '/login', 'proxy_request_buffering on'], ['127.0.6.2', '/open', 'proxy_request_buffering off']) {
+    my ($from, $path, $what) = @$case;
+    $up->reset;
+    my @before = $redis->guard_keys;
+    my ($a1, $a2) = (started($from, $path, 0), started($from, $path, 1));
+    sleep 0.5;
+    my @k = $redis->guard_keys;
+    is(scalar @k, scalar @before, "$what: nothing reserved while two bodies are incomplete") or diag explain \@k;
+    is(http($ng->port, 'POST', $path, body => 'xxxxx', from => $from)->{status}, 404,
+       '  a complete request meanwhile is decided on the budget as it is: let through (a failure)');
+    is(finished($a1, 0), 404, '  the first slow body, in: reserved and let through (the second failure: a lock)');
+    is(finished($a2, 1), 429, '  the second, in: refused');
+    is($up->count('/status/404'), 2, '  the upstream saw max_failures attempts');
+    is(http($ng->port, 'POST', $path, body => 'xxxxx', from => $from)->{status}, 429, '  the key is locked');
+}
+
+# a request without a body is not held for one
+is(http_get($ng->port, '/login', from => '127.0.6.3')->{status}, 404, 'a GET is decided at once');
+done();
