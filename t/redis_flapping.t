@@ -14,6 +14,9 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use PgTest;
 
+# one server and its replica (PG_REDIS_MODE=cluster does not apply: a
+# cluster node takes no REPLICAOF)
+delete $ENV{PG_REDIS_MODE};
 my $master  = start_redis();
 my $replica = start_redis();
 $replica->cmd('REPLICAOF', '127.0.0.1', $master->port);
