@@ -5,7 +5,8 @@
 # stopped counting, as many attempts past the budget as it held connections
 # open. Here nothing is reserved while two bodies (a Content-Length one and
 # a chunked one) are incomplete; a complete request meanwhile is decided on
-# the budget as it is; each slow one is decided when its body is in.
+# the budget as it is; each slow one is decided when its body is in. The
+# same over HTTP/2, with and without a content-length.
 use 5.036;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -13,6 +14,7 @@ use Test::More;
 use IO::Socket::INET;
 use Time::HiRes qw(sleep);
 use PgTest;
+use PgH2;
 
 my $redis = start_redis();
 my $up    = start_upstream();
@@ -25,7 +27,13 @@ http {
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
     server {
         listen 127.0.0.1:%%PORT%%;
+        listen 127.0.0.1:%%PORT_H2%% http2;
         location = /login {
+            pairguard ip;
+            pairguard_failure_status 404;
+            proxy_pass http://backend/status/404;
+        }
+        location = /h2 {
             pairguard ip;
             pairguard_failure_status 404;
             proxy_pass http://backend/status/404;
@@ -69,6 +77,28 @@ for my $case (['127.0.6.1', '/login', 'proxy_request_buffering on'], ['127.0.6.2
     is(finished($a2, 1), 429, '  the second, in: refused');
     is($up->count('/status/404'), 2, '  the upstream saw max_failures attempts');
     is(http($ng->port, 'POST', $path, body => 'xxxxx', from => $from)->{status}, 429, '  the key is locked');
+}
+
+# HTTP/2: two streams whose bodies (one with a content-length, one
+# without) are incomplete reserve nothing; each is decided when its last
+# DATA frame is in
+{
+    $up->reset;
+    my @before = $redis->guard_keys;
+    my $h2 = PgH2->new($ng->port("PORT_H2"));
+    my $s1 = $h2->request(method => 'POST', path => '/h2', end => 0, headers => { 'content-length' => 5 });
+    my $s2 = $h2->request(method => 'POST', path => '/h2', end => 0);
+    $h2->data($_, 'x') for $s1, $s2;
+    sleep 0.5;
+    my @k = $redis->guard_keys;
+    is(scalar @k, scalar @before, 'HTTP/2: nothing reserved while two streams\' bodies are incomplete');
+    is(http($ng->port, 'POST', '/h2', body => 'xxxxx')->{status}, 404, '  a complete request meanwhile: let through');
+    $h2->data($s1, 'xxxx', 1);
+    is($h2->wait_for(5, $s1)->{$s1}, 404, '  the first stream, in: let through (a lock)');
+    $h2->data($s2, 'xxxx', 1);
+    is($h2->wait_for(5, $s2)->{$s2}, 429, '  the second: refused');
+    is($up->count('/status/404'), 2, '  the upstream saw max_failures attempts');
+    $h2->close;
 }
 
 # a request without a body is not held for one
