@@ -38,6 +38,14 @@ http {
             pairguard_failure_status 404;
             proxy_pass http://backend/status/404;
         }
+        location = /fb {
+            pairguard ip;
+            pairguard_failure_status 404;
+            client_max_body_size 10;
+            error_page 400 413 = @fallback;
+            proxy_pass http://backend/status/404;
+        }
+        location @fallback { rewrite ^ /status/404 break; proxy_pass http://backend; }
         location = /open {
             pairguard ip;
             pairguard_failure_status 404;
@@ -99,6 +107,25 @@ for my $case (['127.0.6.1', '/login', 'proxy_request_buffering on'], ['127.0.6.2
     is($h2->wait_for(5, $s2)->{$s2}, 429, '  the second: refused');
     is($up->count('/status/404'), 2, '  the upstream saw max_failures attempts');
     $h2->close;
+}
+
+# A body that cannot be read (past client_max_body_size, a malformed chunk)
+# is answered with nginx's own error page: error_page would carry it to a
+# location without the guard, to the application, before anything was
+# reserved for it
+{
+    $up->reset;
+    my @st;
+    for my $i (1 .. 3) {
+        push @st, http($ng->port, 'POST', '/fb', from => '127.0.6.4', timeout => 5,
+            raw => "POST /fb HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 . "14\r\n" . ('x' x 20) . "\r\n0\r\n\r\n")->{status};
+        push @st, http($ng->port, 'POST', '/fb', from => '127.0.6.4', timeout => 5,
+            raw => "POST /fb HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 . "5\r\nabcde\r\nZZ")->{status};
+    }
+    is("@st", '413 400 413 400 413 400', 'bodies that cannot be read get 413 and 400, not the error_page location');
+    is($up->count, 0, '  and reach no upstream');
 }
 
 # a request without a body is not held for one

@@ -34,18 +34,24 @@ http {
     server {
         listen 127.0.0.1:%%PORT%%;
         location = /claim { pairguard device; pairguard_failure_status 404; proxy_pass http://backend/status/404; }
+        location = /pairguard/status { pairguard_status; }
     }
 }
 CONF
 
 sub connections () { ($replica->cmd('INFO', 'stats') =~ /total_connections_received:(\d+)/)[0] }
 my $available = qr/pairguard: redis \S+ available/;
+sub store_up () {
+    my $b = http_get($ng->port, '/pairguard/status?format=prometheus')->{body} // '';
+    return $b =~ /^pairguard_store_up (\S+)$/m ? $1 : 'none';
+}
 
 my $mark = $ng->log_mark;
 my $c0 = connections();
-my ($t0, $n) = (time, 0);
+my ($t0, $n, @up) = (time, 0);
 while (time - $t0 < 3) {
     http_get($ng->port, '/claim', headers => { 'X-Device' => 'd' . $n++ }, timeout => 5);
+    push @up, store_up();
     sleep 0.01;
 }
 my $made = connections() - $c0;
@@ -58,6 +64,8 @@ cmp_ok($made, '<=', 9, "3 s of a server that fails every command: the reconnecti
 like($log, qr/unavailable \(READONLY/, 'the outage is logged with its cause');
 cmp_ok($down, '<=', 1, "  once ($down lines)");
 is($back, 0, '  and never as back while it is not');
+my $ups = grep { $_ eq '1' } @up;
+cmp_ok($ups, '<=', @up / 5, "  pairguard_store_up reads 0 while it fails (1 in $ups of " . @up . ' samples)');
 
 # the server takes writes now: back within the longest wait, logged once
 $replica->cmd('REPLICAOF', 'NO', 'ONE');
@@ -69,4 +77,5 @@ ok(wait_until(sub {
 ok(wait_until(sub { $ng->log_since($mark) =~ $available }, timeout => 5), '  and logs it back');
 my $backs = () = $ng->log_since($mark) =~ /$available/g;
 is($backs, 1, '  once');
+is(store_up(), 1, '  pairguard_store_up reads 1');
 done();

@@ -258,6 +258,7 @@ struct ngx_http_pairguard_ctx_t {
     ngx_http_request_t* request = nullptr;
     bool body_read = false;
     bool candidate_pending = false;  // its keys made, the body being read before the reserve
+    unsigned error_page_before_body = 0;  // r->error_page while the guard reads the body
     bool body_parsed = false;
     // the body could not be read for a key: what to refuse with (every
     // location that enforces a body policy refuses, not only the first)

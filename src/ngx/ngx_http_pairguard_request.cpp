@@ -133,6 +133,7 @@ void body_read(ngx_http_request_t* r) noexcept {
     ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
     if (ctx != nullptr) {
         ctx->body_read = true;
+        r->error_page = ctx->error_page_before_body;  // read: the location's error_page holds again
     }
     r->preserve_body = 1;
     r->write_event_handler = ngx_http_core_run_phases;
@@ -303,6 +304,16 @@ ngx_int_t ngx_http_pairguard_read_body(ngx_http_request_t* r) {
         r->request_body_in_clean_file = 1;
         r->request_body_file_group_access = 1;
         r->request_body_file_log_level = 0;
+    }
+    // A body that cannot be read (too large, malformed, timed out) is
+    // answered with nginx's own error page, not sent on by `error_page`:
+    // the guard has not reserved its attempt yet, and another location
+    // (unguarded, proxying to the same application) would carry it there
+    // uncounted. body_read puts the flag back.
+    ngx_http_pairguard_ctx_t* ctx = ngx_http_pairguard_get_ctx(r);
+    if (ctx != nullptr) {
+        ctx->error_page_before_body = r->error_page;
+        r->error_page = 1;
     }
     ngx_int_t rc = ngx_http_read_client_request_body(r, body_read);
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {

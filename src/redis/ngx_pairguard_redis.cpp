@@ -588,11 +588,13 @@ void ngx_pairguard_redis_t::store_down(const char* reason) {
     if (stable_ev_.timer_set) {
         ngx_del_timer(&stable_ev_);  // up only briefly: still the same outage
     }
+    // the gauge follows every change (store_up sets it at once: a store up
+    // only briefly still reads down again), the log line the outage
+    ngx_pairguard_metric_store_up(false, !channel_.empty());
     if (!down_logged_) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "pairguard: redis %s unavailable (%s), store_down %s",
                       conf_.label.c_str(), reason, conf_.down_mode.c_str());
         down_logged_ = true;
-        ngx_pairguard_metric_store_up(false, !channel_.empty());
     }
     // commands that waited for a first connection wait no longer
     while (!unrouted_.empty()) {
