@@ -40,6 +40,15 @@ CONF
 my ($rc, $out) = nginx_t(conf());
 is($rc, 0, 'the reference configuration passes nginx -t') or diag $out;
 
+# an error_page 413 in a guarded location: nginx answers a Content-Length
+# past client_max_body_size before the guard runs; said, not refused
+($rc, $out) = nginx_t(conf(location => 'pairguard claim; error_page 413 = @big;',
+                           http => ''));
+is($rc, 0, 'error_page 413 in a guarded location passes nginx -t') or diag $out;
+like($out, qr/\[warn\].*"error_page 413" in guarded location "\/"/, '  with a [warn] that names the location') or diag $out;
+($rc, $out) = nginx_t(conf(location => 'pairguard claim; error_page 404 502 = @other;'));
+unlike($out, qr/error_page 413/, '  and no warning for other statuses') or diag $out;
+
 my @cases = (
     [ 'an unknown policy in "pairguard NAME"',
       { location => 'pairguard nosuchpolicy;' },

@@ -783,6 +783,33 @@ void* ngx_http_pairguard_create_loc_conf(ngx_conf_t* cf) noexcept {
     return lcf;
 }
 
+// nginx answers 413 for a Content-Length past client_max_body_size when it
+// picks the location, before any phase handler runs: an `error_page 413`
+// of a guarded location sends such a request on (to a location that may
+// reach the application) with nothing counted. Said at `nginx -t`, once per
+// location; a body whose size shows only while it is read (chunked, HTTP/2
+// without a length) is the guard's own read, which takes no error_page.
+void warn_early_error_pages(ngx_conf_t* cf, const ngx_http_pairguard_loc_conf_t* conf) {
+    if (conf->policies == nullptr || conf->policies->nelts == 0) {
+        return;
+    }
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    if (clcf == nullptr || clcf->error_pages == nullptr || clcf->name.len == 0) {
+        return;
+    }
+    auto* pages = static_cast<ngx_http_err_page_t*>(clcf->error_pages->elts);
+    for (ngx_uint_t i = 0; i < clcf->error_pages->nelts; i++) {
+        if (pages[i].status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "pairguard: \"error_page 413\" in guarded location \"%V\": nginx answers a Content-Length "
+                          "past client_max_body_size before the guard runs, so such a request goes to that page "
+                          "uncounted; the page must not reach the application unguarded",
+                          &clcf->name);
+            return;
+        }
+    }
+}
+
 char* ngx_http_pairguard_merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
     auto* prev = static_cast<ngx_http_pairguard_loc_conf_t*>(parent);
     auto* conf = static_cast<ngx_http_pairguard_loc_conf_t*>(child);
@@ -835,6 +862,7 @@ char* ngx_http_pairguard_merge_loc_conf(ngx_conf_t* cf, void* parent, void* chil
             conf->uses_body = conf->uses_body || refs[i].policy->uses_body;
         }
     }
+    warn_early_error_pages(cf, conf);
     return NGX_CONF_OK;
 }
 
