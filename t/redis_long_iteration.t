@@ -140,25 +140,35 @@ ok(wait_until(sub { scalar(my @k = $redis->guard_keys) == 0 }, timeout => 3), 'e
     $redis->cmd('CLIENT', 'PAUSE', 3000, 'ALL');
     my $paused = time;
     my $ng2 = edge(timeout => '300ms', blocks => { block => 2 });
-    my ($k1, $k2) = (kept($ng2->port), kept($ng2->port));
-    my $began = time - $paused;
+    blocked_twice($ng2, $paused, 'Redis answered its handshake', qr/connect timed out/,
+                  'the handshake\'s answer was read: no "connect timed out"');
+}
+
+# A new worker ($ng), whose setup's answer comes 3 s after $t0, blocks 2 s
+# twice in a row: the setup timer (1.5 s) is due at the end of the second
+# block, during which the answer came. Both blocks are answered, a guarded
+# request right after is allowed, and the log holds neither $given_up nor
+# "unavailable". Skipped when nginx started too late for the blocks to
+# straddle the timer.
+sub blocked_twice ($ng, $t0, $what, $given_up, $given_up_name) {
+    my ($k1, $k2) = (kept($ng->port), kept($ng->port));
+    my $began = time - $t0;
     SKIP: {
-    # the connect timer (1.5 s) must be due at the end of the first block,
-    # and Redis (3 s) must answer during the second
     skip sprintf('nginx took %.1f s to start: the blocks would not straddle the timer', $began), 4 if $began > 1.2;
     http_send($k1, 'GET', '/block');
     sleep 0.1;
     http_send($k2, 'GET', '/block');
     my @st = map { status_of($_) } $k1, $k2;
-    is("@st", '200 200', 'a new worker blocked twice 2 s while Redis answered its handshake at 3 s');
+    is("@st", '200 200', "a new worker blocked twice 2 s while $what at 3 s");
     note sprintf 'the blocks began %.2f s after the pause', $began;
-    is(http_get($ng2->port, '/ok', headers => { 'X-Client' => 'after-block' })->{status}, 200,
+    is(http_get($ng->port, '/ok', headers => { 'X-Client' => "after $what" })->{status}, 200,
        '  a guarded request right after: allowed');
-    my $log = $ng2->error_log;
-    unlike($log, qr/connect timed out/, '  the handshake\'s answer was read: no "connect timed out"');
+    my $log = $ng->error_log;
+    unlike($log, $given_up, "  $given_up_name");
     unlike($log, qr/unavailable/, '  Redis not given up');
     }
 }
+
 # The same for the question to a sentinel: its answer reaches the socket
 # during the second long iteration, at whose end the ask timer (300 ms x 5)
 # is due; the timer reads it before it moves on. Only one sentinel is named:
@@ -180,23 +190,9 @@ SKIP: {
         POSIX::_exit(0);
     }
     my $ng4 = edge(timeout => '300ms', blocks => { block => 2 }, store => "sentinel=127.0.0.1:$sport master=pg");
-    my ($k1, $k2) = (kept($ng4->port), kept($ng4->port));
-    my $began = time - $stopped;
-    if ($began > 1.2) {
-        waitpid($waker, 0);
-        skip sprintf('nginx took %.1f s to start: the blocks would not straddle the timer', $began), 4;
-    }
-    http_send($k1, 'GET', '/block');
-    sleep 0.1;
-    http_send($k2, 'GET', '/block');
-    my @st = map { status_of($_) } $k1, $k2;
+    blocked_twice($ng4, $stopped, 'its sentinel answered', qr/no sentinel knows the master/,
+                  'the sentinel was not given up');
     waitpid($waker, 0);
-    is("@st", '200 200', 'a new worker blocked twice 2 s while its sentinel answered at 3 s');
-    is(http_get($ng4->port, '/ok', headers => { 'X-Client' => 'after-sentinel' })->{status}, 200,
-       '  a guarded request right after: allowed (the sentinel\'s answer was read, the master found)');
-    my $log = $ng4->error_log;
-    unlike($log, qr/no sentinel knows the master/, '  the sentinel was not given up');
-    unlike($log, qr/unavailable/, '  Redis not given up');
 }
 
 # The same for the cluster's slot map: its answer reaches the socket during
@@ -212,21 +208,8 @@ SKIP: {
     my $start = time;
     my ($relay_port, $relay) = hold_after_slots($node->port, $start + 3);
     my $ng5 = edge(timeout => '300ms', blocks => { block => 2 }, store => "cluster=127.0.0.1:$relay_port");
-    my ($k1, $k2) = (kept($ng5->port), kept($ng5->port));
-    my $began = time - $start;
-    SKIP: {
-    skip sprintf('nginx took %.1f s to start: the blocks would not straddle the timer', $began), 4 if $began > 1.2;
-    http_send($k1, 'GET', '/block');
-    sleep 0.1;
-    http_send($k2, 'GET', '/block');
-    my @st = map { status_of($_) } $k1, $k2;
-    is("@st", '200 200', 'a new worker blocked twice 2 s while the cluster answered its CLUSTER SLOTS at 3 s');
-    is(http_get($ng5->port, '/ok', headers => { 'X-Client' => 'after-map' })->{status}, 200,
-       '  a guarded request right after: allowed (the map was read)');
-    my $log = $ng5->error_log;
-    unlike($log, qr/CLUSTER SLOTS timed out/, '  the node was not given up');
-    unlike($log, qr/unavailable/, '  Redis not given up');
-    }
+    blocked_twice($ng5, $start, 'the cluster answered its CLUSTER SLOTS', qr/CLUSTER SLOTS timed out|cannot read the cluster map/,
+                  'the node was not given up');
     $ng5->stop;
     kill 'TERM', $relay;
     waitpid($relay, 0);
