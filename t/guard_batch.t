@@ -99,6 +99,38 @@ my ($L1, $L2, $L3) = map { ["{t}:0$_", 3, 60000, 400, 1000, 0] } qw(L1 L2 L3);
         [['r', [$L3, \@F]]];
 }
 
+# settles alone in their batch (every answer at low concurrency), which
+# guard_batch.lua also answers before its definitions when every key holds
+# nothing but its request's own reservation: a success; a failure (compact);
+# three at once (success, failure, neutral); one such key with one that has
+# a history (nothing written early: the walk decides both); a failure that
+# locks (max_failures 1) or whose window is not whole seconds (the walk); the
+# same settle twice in one batch (a failure counted twice, a success once);
+# two stacked keys; five settles; a dry run's failure (no reservation)
+my @Q = map { ["{t}:CQ$_", 3, 60000, 400, 1000, 0] } 1 .. 17;
+my $QJ = ['{t}:CQJ', 1, 60000, 400, 1000, 0];
+my $QK = ['{t}:CQK', 3, 10500, 400, 1000, 0];
+{
+    my $n = 0;
+    $n += ref $_ ? scalar(@$_) : 0 for @steps;
+    my @r = ((map { [['r', [$Q[$_]]]] } 0 .. 5), [['r', [$QJ]]], [['r', [$QK]]], [['r', [$Q[6]]]], [['r', [$Q[7]]]],
+             [['r', [$Q[8], $Q[9]]]], map { [['r', [$Q[$_]]]] } 10 .. 14);
+    my $b = $n;        # the reserves' operation numbers: $b + 0 ...
+    $n += @r;
+    push @steps, @r,
+        [['s', $b + 0, 's', [$Q[0]]]],
+        [['s', $b + 1, 'f', [$Q[1]]]],
+        [['s', $b + 2, 's', [$Q[2]]], ['s', $b + 3, 'f', [$Q[3]]], ['s', $b + 4, 'n', [$Q[4]]]],
+        [['s', $b + 5, 's', [$Q[5]]], ['s', $b + 1, 'f', [$Q[1]]]],
+        [['s', $b + 6, 'f', [$QJ]]],
+        [['s', $b + 7, 'f', [$QK]]],
+        [['s', $b + 8, 'f', [$Q[6]]], ['s', $b + 8, 'f', [$Q[6]]]],
+        [['s', $b + 9, 's', [$Q[7]]], ['s', $b + 9, 's', [$Q[7]]]],
+        [['s', $b + 10, 'f', [$Q[8], $Q[9]]]],
+        [map { ['s', $b + $_, 'f', [$Q[$_ - 1]]] } 11 .. 15],
+        [['s', $n, 'f', [$Q[15]]]];
+}
+
 sub limits_of (@keys) { map { @$_[1 .. 5] } @keys }
 
 my (@single_out, @batch_out, @slow_out, @res_single, @res_batch, @res_slow);
@@ -196,6 +228,8 @@ for ([$batch, 'the batch'], [$slowr, 'the slow path']) {
 like(join(' ', @$vs), qr/\A\{t\}:0L1=0\|0\|0\|1\|1 \{t\}:0L2=0\|0\|0\|1\|0 \{t\}:A=/,
      'keys reserved alone: one failed and reserved again (a failure and a reservation), one stacked on a key'
      . ' with a history (reserved), none left of one stacked on a locked key');
+like(join(' ', @$vs), qr/ \{t\}:CQ10=60 \{t\}:CQ11=60 \{t\}:CQ12=60 \{t\}:CQ13=60 \{t\}:CQ14=60 \{t\}:CQ15=60 \{t\}:CQ16=60 \{t\}:CQ2=0\|0\|0\|0\|2 \{t\}:CQ4=60 \{t\}:CQ7=0\|0\|0\|0\|2 \{t\}:CQ9=60 \{t\}:CQJ=1\|1\|1\|0\|0 \{t\}:CQK=0\|0\|0\|0\|1 /,
+     'settles alone: successes leave nothing, failures compact, a repeated failure and one after a compact one long, a lock');
 like(join(' ', @$vs), qr/\{t\}:D10=30 \{t\}:D11=31 \{t\}:D12=32 .*\{t\}:D7=27 /, 'compact values of different windows among them');
 # (K's window is 1.5 s: its second failure may come after the first left it;
 # M1 and M2, refused with the locked F, are gone)
@@ -334,6 +368,37 @@ like(join(' ', @$vs), qr/\{t\}:E=0\|0\|0\|1\|1 \{t\}:F=1\|1\|1\|0\|0 \{t\}:G=0\|
     is_deeply(\%calls, {set => 1}, 'a failure settle on a key with only its reservation: one SET, no GETDEL or GET');
     is($rc->cmd('GET', '{c}:S'), '60', '  leaving the compact form');
     ok($rc->cmd('PTTL', '{c}:S') > 59000, '  for one window');
+
+    # a settle alone in its batch on a key holding only its reservation is
+    # answered before guard_batch.lua's definitions: no TIME for a success
+    # (GET, DEL), one for a failure (GET, SET ... XX); a key with a history
+    # leaves it to the walk, which reads it again
+    my $batch1 = sub ($out, $rv, $key) {
+        $rc->cmd('EVAL', $src{guard_batch}, 1, $key->[0], 60000, 1, 5, limits_of($key), 's', 1, $out, $rv, 1);
+    };
+    my %early;
+    for my $o (qw(s f)) {
+        my @E = ("{c}:E$o", 3, 60000, 60000, 1000, 0);
+        my $re = $res->(60000, \@E);
+        $rc->cmd('CONFIG', 'RESETSTAT');
+        is($batch1->($o, $re->[3], \@E), '', "a batch of one settle ($o) on a key with only its reservation answers nothing");
+        my %c = $rc->cmd('INFO', 'commandstats') =~ /^cmdstat_(\w+):calls=(\d+)/mg;
+        delete @c{qw(eval evalsha config info)};
+        $early{$o} = \%c;
+    }
+    is_deeply(\%early, {s => {get => 1, del => 1}, f => {get => 1, time => 1, set => 1}},
+              '  before the definitions: a success reads and deletes, a failure reads, takes the time and writes');
+    is($rc->cmd('EXISTS', '{c}:Es'), 0, '  the success leaves nothing');
+    is($rc->cmd('GET', '{c}:Ef'), '60', '  the failure the compact form');
+    ok($rc->cmd('PTTL', '{c}:Ef') > 59000, '  for one window');
+    my @H = ('{c}:H', 3, 60000, 60000, 1000, 0);
+    my $h1 = $res->(60000, \@H);
+    my $h2 = $res->(60000, \@H);
+    $rc->cmd('CONFIG', 'RESETSTAT');
+    is($batch1->('s', $h1->[3], \@H), '', 'a settle alone on a key with another reservation too');
+    my %ch = $rc->cmd('INFO', 'commandstats') =~ /^cmdstat_(\w+):calls=(\d+)/mg;
+    is_deeply([@ch{qw(get getdel time)}], [1, 1, 1], '  reads it, then the walk decides (GETDEL, TIME)');
+    like($rc->cmd('GET', '{c}:H'), qr/^\|\|\|\w+\|$/, '  keeping the other reservation');
 
     # two requests in flight on one key: the first one's failure replaces
     # the key for the moment of the script, then writes back what it read

@@ -351,20 +351,27 @@ bool fresh_reserve_eligible(const GuardOp& op) {
     return !op.settle && op.own_key && op.nkeys == 1 && op.nhead == 2 && op.head() == reserve_heads()[1];
 }
 
+bool fresh_reserve_apart(const GuardOp* const* ops, size_t n, size_t i) {
+    if (i >= n || !fresh_reserve_eligible(*ops[i])) {
+        return false;
+    }
+    std::string_view key = ops[i]->keys();
+    for (size_t j = 0; j < n; j++) {
+        if (j != i && ops[j]->keys().find(key) != std::string_view::npos) {
+            return false;
+        }
+    }
+    return true;
+}
+
 size_t fresh_reserves(const GuardOp* const* ops, size_t n, size_t max) {
     size_t reserves = 0;
     for (size_t i = 0; i < n; i++) {
         if (ops[i]->settle) {
             continue;
         }
-        if (++reserves > max || !fresh_reserve_eligible(*ops[i])) {
+        if (++reserves > max || !fresh_reserve_apart(ops, n, i)) {
             return 0;
-        }
-        std::string_view key = ops[i]->keys();
-        for (size_t j = 0; j < n; j++) {
-            if (j != i && ops[j]->keys().find(key) != std::string_view::npos) {
-                return 0;
-            }
         }
     }
     return reserves;

@@ -173,6 +173,11 @@ bool fresh_reserve_eligible(const GuardOp& op);  // a reserve of one key
 // for as its RESP text inside the others' keys: a match within a longer key
 // only sends the batch to the script.
 size_t fresh_reserves(const GuardOp* const* ops, size_t n, size_t max);
+// Whether operation i of a batch may go that way on its own, sent before
+// the rest of its batch: an eligible reserve whose key no other operation
+// of the batch names (operations on distinct keys give the same answers in
+// either order), looked for as fresh_reserves does.
+bool fresh_reserve_apart(const GuardOp* const* ops, size_t n, size_t i);
 RespArgs make_guard_fresh_reserve(const GuardOp& op, int64_t reservation, int64_t hold_ms);
 // True when the SET wrote the key (status OK); the operation's answer is
 // then fresh_reserve_answer(reservation).

@@ -48,6 +48,85 @@ do
   end
 end
 
+-- Up to four settles alone in their batch (at low concurrency a request's
+-- answer comes in an iteration of its own), each of one key, of distinct
+-- keys, each key holding nothing but its request's own reservation, are
+-- answered here too, as settle_op's fast path below would: a success or a
+-- neutral answer deletes the key; a failure that cannot lock (max_failures
+-- above 1, a window of whole seconds) leaves the compact form. Every key is
+-- read first (a key with a history ends it at once), and only if each holds
+-- exactly its reservation, every limit is a number and every set number
+-- names a set (as the walk requires) is anything written; else nothing was,
+-- and the walk below decides.
+if not early_now then
+  local nargv, nsets, n = #ARGV, tonumber(ARGV[2]), #KEYS
+  if nsets and nsets >= 1 and nsets <= 9 and n >= 1 and n <= 4 and tonumber(ARGV[1]) then
+    local starts, a, ok = {}, 3, true
+    for j = 1, nsets do
+      local m = tonumber(ARGV[a])
+      if not m or m < 5 or a + m > nargv then ok = false break end
+      starts[string.format('%d', j)] = a
+      a = a + 1 + m
+    end
+    ok = ok and nargv - a + 1 == 5 * n
+    if ok then
+      for i = 1, n do
+        local x = a + (i - 1) * 5
+        if ARGV[x] ~= 's' or ARGV[x + 1] ~= '1' or ARGV[x + 3] == '0'
+            or redis.call('GET', KEYS[i]) ~= '|||' .. ARGV[x + 3] .. '|' then
+          ok = false break
+        end
+      end
+    end
+    if ok then
+      for j = 1, nsets do
+        local b = starts[string.format('%d', j)]
+        for x = b + 1, b + tonumber(ARGV[b]) do
+          if not tonumber(ARGV[x]) then ok = false break end
+        end
+      end
+    end
+    local fail, any_fail = {}, false
+    if ok then
+      for i = 1, n do
+        local x = a + (i - 1) * 5
+        local o, b = ARGV[x + 2], starts[ARGV[x + 4]]
+        if not b or not tonumber(ARGV[x + 3]) then ok = false break end
+        if o == 'f' then
+          local max, window = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+          if not (max > 1 and window % 1000 == 0 and window >= 1000 and window <= 9999000) then
+            ok = false break
+          end
+          fail[i] = window
+          any_fail = true
+        elseif o ~= 's' and o ~= 'n' then
+          ok = false break
+        end
+        for j = 1, i - 1 do
+          if KEYS[j] == KEYS[i] then ok = false break end
+        end
+        if not ok then break end
+      end
+    end
+    if ok then
+      local now
+      if any_fail then
+        local t = redis.call('TIME')
+        now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+      end
+      for i = 1, n do
+        local window = fail[i]
+        if window then
+          redis.call('SET', KEYS[i], string.format('%d', window / 1000), 'PXAT', string.format('%d', now + window), 'XX')
+        else
+          redis.call('DEL', KEYS[i])
+        end
+      end
+      return string.rep(',', n - 1)
+    end
+  end
+end
+
 -- @include base36_common.lua
 -- @include guard_common.lua
 -- @include events_common.lua

@@ -3,8 +3,9 @@
 // one reply), walked in order so that the answers are those of separate
 // calls. It sits above the Redis connection: what an iteration made is sent
 // at the end of that iteration, never delayed. On a single Redis, an
-// iteration that made only reserves, up to four, each of a fresh key no
-// other names, sends them as SET NX instead (the script-free reserve).
+// iteration that made up to four reserves, each of a key pinned to its
+// client that no other operation names, sends them as SET NX instead (the
+// script-free reserve), before the script call of the rest if any.
 
 #include <algorithm>
 #include <cstdlib>
@@ -534,9 +535,65 @@ void send_batch(ngx_pairguard_redis_t* store, const std::shared_ptr<std::vector<
     }
 }
 
+// A batch that makes a script call anyway (it holds settles, or a reserve
+// that must go to the script) and up to kFreshReservesMax reserves: those
+// of its reserves that may go without the script (core:
+// fresh_reserve_apart: eligible, and their key named by no other operation
+// of the batch, so that the order does not change an answer) are sent
+// first as SETs, the rest as the script call after them on the same
+// connection. A request's reserve then waits for its SET alone, not for a
+// script walking the others' settles (at low concurrency a reserve and
+// another request's settle often share an iteration), and the script
+// left is often settles alone, which guard_batch.lua answers before its
+// definitions. False (nothing sent) when no reserve goes apart.
+bool send_apart(ngx_pairguard_redis_t* store, const std::shared_ptr<std::vector<op_ptr>>& ops) noexcept {
+    const std::vector<op_ptr>& all = *ops;
+    if (store->cluster() || !clock_fresh(store) || all.size() > 64) {
+        return false;
+    }
+    pairguard::SmallVec<const pairguard::GuardOp*, 64> list;
+    pairguard::SmallVec<bool, 64> apart;
+    size_t reserves = 0, n_apart = 0;
+    for (const auto& o : all) {
+        list.push_back(&o->op);
+        reserves += o->op.settle ? 0 : 1;
+    }
+    if (reserves == 0 || reserves > kFreshReservesMax) {
+        return false;
+    }
+    for (size_t i = 0; i < all.size(); i++) {
+        const auto& o = all[i];
+        bool a = !o->op.settle && !o->fresh_tried && !o->cancelled
+                 && pairguard::fresh_reserve_apart(list.data(), list.size(), i);
+        apart.push_back(a);
+        n_apart += a ? 1 : 0;
+    }
+    if (n_apart == 0) {
+        return false;
+    }
+    std::shared_ptr<std::vector<op_ptr>> rest;
+    try {
+        rest = ops_list_free_list::take();
+        rest->reserve(all.size() - n_apart);
+    } catch (const std::exception&) {
+        return false;  // the whole batch goes to the script
+    }
+    for (size_t i = 0; i < all.size(); i++) {
+        if (apart[i]) {
+            fresh_reserve(store, all[i]);  // its `done` runs once, whatever happens
+        } else {
+            rest->push_back(all[i]);  // reserved: does not throw
+        }
+    }
+    if (!rest->empty()) {
+        send_batch(store, rest);
+    }
+    return true;
+}
+
 // A batch: failed when Redis is not there; split by slot on a cluster;
 // its reserves as SETs when it is only fresh reserves; else one script
-// call.
+// call, after the SETs of the reserves that may go apart (send_apart).
 void send(const std::shared_ptr<std::vector<op_ptr>>& ops) noexcept {
     ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
     if (store == nullptr || !store->accepting()) {
@@ -551,6 +608,9 @@ void send(const std::shared_ptr<std::vector<op_ptr>>& ops) noexcept {
         for (const auto& o : *ops) {
             fresh_reserve(store, o);
         }
+        return;
+    }
+    if (send_apart(store, ops)) {
         return;
     }
     send_batch(store, ops);

@@ -415,4 +415,19 @@ TEST(Scripts, FreshReservesAreDisjointLoneKeys) {
     GuardOp embeds = make_guard_settle(raw.data, 1, Outcome::success, 1700000060000, lim.data);
     EXPECT_EQ(count({&a, &embeds}), 0u) << "a key holding another's RESP text: the script, to be safe";
 
+    // one reserve sent apart from the rest of its batch
+    auto apart = [](std::vector<const GuardOp*> ops, size_t i) { return fresh_reserve_apart(ops.data(), ops.size(), i); };
+    EXPECT_TRUE(apart({&settle_x, &a}, 1)) << "beside a settle of another key";
+    EXPECT_TRUE(apart({&a, &account, &settle_x}, 0)) << "beside a reserve that must go to the script";
+    EXPECT_FALSE(apart({&a, &account, &settle_x}, 1)) << "not pinned to the client";
+    EXPECT_FALSE(apart({&a, &account, &settle_x}, 2)) << "a settle";
+    EXPECT_FALSE(apart({&settle_a, &a}, 1)) << "a settle of its key comes first";
+    EXPECT_FALSE(apart({&a, &settle_a}, 0)) << "a settle of its key comes after";
+    EXPECT_FALSE(apart({&stacked_xa, &a}, 1)) << "a stacked settle naming its key";
+    EXPECT_FALSE(apart({&a, &a_again}, 0)) << "the same key twice";
+    EXPECT_FALSE(apart({&stacked, &settle_x}, 0)) << "a stacked reserve";
+    EXPECT_FALSE(apart({&a, &embeds}, 0)) << "a key holding its RESP text";
+    EXPECT_TRUE(apart({&b, &longer}, 0)) << "p:ab is not p:b";
+    EXPECT_FALSE(apart({&a}, 1)) << "no such operation";
+
 }
