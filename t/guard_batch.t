@@ -399,6 +399,32 @@ like(join(' ', @$vs), qr/\{t\}:E=0\|0\|0\|1\|1 \{t\}:F=1\|1\|1\|0\|0 \{t\}:G=0\|
     my %ch = $rc->cmd('INFO', 'commandstats') =~ /^cmdstat_(\w+):calls=(\d+)/mg;
     is_deeply([@ch{qw(get getdel time)}], [1, 1, 1], '  reads it, then the walk decides (GETDEL, TIME)');
     like($rc->cmd('GET', '{c}:H'), qr/^\|\|\|\w+\|$/, '  keeping the other reservation');
+    # what the walk turns down, the early path does not answer: a set number
+    # naming no set, a limit that is not a number (in a set the settle does
+    # not use), a reservation lifetime that is not a number; each fails the
+    # call and leaves the key holding its reservation
+    my @X = ('{c}:X', 3, 60000, 60000, 1000, 0);
+    my $rx = $res->(60000, \@X)->[3];
+    my @bad = (
+        ['a set number naming no set', 60000, 1, 5, limits_of(\@X), 's', 1, 's', $rx, 2],
+        ['a limit that is not a number', 60000, 2, 5, limits_of(\@X), 5, 3, 60000, 'x', 1000, 0, 's', 1, 's', $rx, 1],
+        ['a lifetime that is not a number', 'x', 1, 5, limits_of(\@X), 's', 1, 'f', $rx, 1],
+    );
+    for my $b (@bad) {
+        my ($what, @argv) = @$b;
+        my $err = eval { $rc->cmd('EVAL', $src{guard_batch}, 1, '{c}:X', @argv); 1 } ? '' : $@;
+        ok($err ne '', "a settle alone with $what fails the call") or diag "answered";
+        is($rc->cmd('GET', '{c}:X'), "|||$rx|", '  and its key still holds its reservation');
+    }
+    # a key that is not a string: the walk's error, after the walk settled
+    # the operations before it (the early path wrote nothing and let it)
+    my @Y = ('{c}:Y', 3, 60000, 60000, 1000, 0);
+    my $ry = $res->(60000, \@Y)->[3];
+    $rc->cmd('HSET', '{c}:Z', 'f', 'v');
+    my $err = eval { $rc->cmd('EVAL', $src{guard_batch}, 2, '{c}:Y', '{c}:Z', 60000, 1, 5, limits_of(\@Y),
+                              's', 1, 's', $ry, 1, 's', 1, 's', $ry + 1, 1); 1 } ? '' : $@;
+    like($err, qr/WRONGTYPE/, 'settles alone beside a key that is not a string: the walk\'s error');
+    is($rc->cmd('EXISTS', '{c}:Y'), 0, '  after settling the one before it, as the walk does');
 
     # two requests in flight on one key: the first one's failure replaces
     # the key for the moment of the script, then writes back what it read

@@ -26,6 +26,7 @@ my $hang_port = hanging_port();
 my $redis = start_redis();
 my $up    = start_upstream();
 my $slow  = start_upstream(delay_ms => 400);
+my $mid   = start_upstream(delay_ms => 150);
 my $conf  = <<'CONF' =~ s/%%HANG_PORT%%/$hang_port/gr;
 http {
     %%HTTP_COMMON%%
@@ -37,6 +38,7 @@ http {
     upstream backend { server 127.0.0.1:%%UPSTREAM_PORT%%; }
     upstream hanging { server 127.0.0.1:%%HANG_PORT%%; }
     upstream slow { server 127.0.0.1:%%SLOW_PORT%%; }
+    upstream mid { server 127.0.0.1:%%MID_PORT%%; }
 
     server {
         listen 127.0.0.1:%%PORT%%;
@@ -72,6 +74,11 @@ http {
             pairguard_failure_status 404;
             proxy_pass http://slow/status/200;
         }
+        location = /mid {
+            pairguard ip;
+            pairguard_failure_status 404;
+            proxy_pass http://mid/status/200;
+        }
         location = /hang {
             pairguard ip;
             pairguard_failure_status 404;
@@ -82,6 +89,7 @@ http {
 }
 CONF
 $conf =~ s/%%SLOW_PORT%%/$slow->port/ge;
+$conf =~ s/%%MID_PORT%%/$mid->port/ge;
 my $ng = start_nginx($conf, redis => $redis, upstream => $up, workers => 1);
 # PG_REDIS_MODE=cluster (t/lib/PgTest.pm): a Redis Cluster never takes the
 # script-free path; every reserve is the script's
@@ -272,8 +280,8 @@ sub reserves_in ($cmd) { scalar(() = $cmd->[1] =~ /"r"/g) }
 # Fresh clients at once: four reserves made in one iteration (the worker
 # stopped while the four requests arrive, so that one wake-up reads them
 # all) go as four SETs, none in a script call; their settles go by script.
-# (A batch that also held a settle would take its reserves to the script:
-# that call is made anyway.)
+# (A batch that also holds a settle sends its reserves the same way, before
+# the script call: below.)
 my ($worker) = PgTest::_children_of($ng->pid);
 sub pause_worker () { stop_process($worker) }
 sub open_request ($path, $client) { http_send(connect_as($client), 'GET', $path) }
@@ -384,6 +392,43 @@ $script_reserves += reserves_in($_) for @with_reserves;
 is($script_reserves, 5, '  the five reserves are the script\'s') or diag explain $cmds;
 is(scalar @with_reserves, 1, '  in one script call') or diag explain $cmds unless $cluster;
 ok(wait_until(sub { key_set() eq $before }, timeout => 3), '  every reservation released');
+
+# A reserve and another request's settle in one iteration (at low
+# concurrency a common pair): the reserve goes as a SET before the script
+# call, which holds the settle alone; the reserve does not wait for the
+# script. The worker is stopped while the first request's answer arrives
+# from the upstream and the second request arrives from its client, so that
+# one wake-up reads both.
+unless ($cluster) {
+    sleep 1.1;    # the clock goes stale: the first request's reserve teaches it
+    my $cb = connect_as('mix-b');
+    my $ca = connect_as('mix-a');
+    sleep 0.2;
+    my %before = map { $_ => 1 } $redis->guard_keys;
+    my ($sa, $sb);
+    my @cmds = monitored(sub {
+        http_send($ca, 'GET', '/mid');     # answered by the upstream 150 ms later
+        wait_until(sub { scalar(grep { !$before{$_} } $redis->guard_keys) == 1 }, timeout => 2, interval => 0.01);
+        sleep 0.05;                        # forwarded to the upstream
+        pause_worker();
+        sleep 0.3;                         # the upstream's answer waits in the socket
+        http_send($cb, 'GET', '/ok');
+        sleep 0.1;
+        kill 'CONT', $worker;
+        $sa = status_of($ca);
+        $sb = status_of($cb);
+    });
+    is("$sa $sb", '200 200', 'a settle and another client\'s fresh reserve in one iteration: both allowed');
+    my @evals = grep { $_->[0] eq 'EVALSHA' } @cmds;
+    my @sets  = grep { $_->[0] eq 'SET' } @cmds;
+    is(scalar @sets, 1, '  the reserve went as a SET') or diag explain \@cmds;
+    my @mixed = grep { reserves_in($_) > 0 && $_->[1] =~ /"s"/ } @evals;
+    is(scalar @mixed, 0, '  no script call holds both') or diag explain \@cmds;
+    my $set_at = (grep { $cmds[$_][0] eq 'SET' } 0 .. $#cmds)[0] // -1;
+    my $settle_at = (grep { $cmds[$_][0] eq 'EVALSHA' && $cmds[$_][1] =~ /"s"/ } 0 .. $#cmds)[0] // -1;
+    ok($set_at >= 0 && $set_at < $settle_at, '  the SET was sent before the settle\'s script call') or diag explain \@cmds;
+    ok(wait_until(sub { scalar(grep { !$before{$_} } $redis->guard_keys) == 0 }, timeout => 3), '  nothing is left');
+}
 
 # A worker that stops gracefully sends its settles before it exits: four
 # requests in flight (a slow upstream) when nginx is told to quit; their

@@ -54,7 +54,8 @@ end
 -- answered here too, as settle_op's fast path below would: a success or a
 -- neutral answer deletes the key; a failure that cannot lock (max_failures
 -- above 1, a window of whole seconds) leaves the compact form. Every key is
--- read first (a key with a history ends it at once), and only if each holds
+-- read first (a key with a history ends it at once; so does a key that is
+-- not a string, for the walk to fail on in its turn), and only if each holds
 -- exactly its reservation, every limit is a number and every set number
 -- names a set (as the walk requires) is anything written; else nothing was,
 -- and the walk below decides.
@@ -73,7 +74,7 @@ if not early_now then
       for i = 1, n do
         local x = a + (i - 1) * 5
         if ARGV[x] ~= 's' or ARGV[x + 1] ~= '1' or ARGV[x + 3] == '0'
-            or redis.call('GET', KEYS[i]) ~= '|||' .. ARGV[x + 3] .. '|' then
+            or redis.pcall('GET', KEYS[i]) ~= '|||' .. ARGV[x + 3] .. '|' then
           ok = false break
         end
       end

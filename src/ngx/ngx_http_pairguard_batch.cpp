@@ -279,21 +279,22 @@ void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, 
 }
 
 // The script-free reserve (core: make_guard_fresh_reserve): a reserve of
-// one key that no other reserve of its batch names, in a batch without
-// settles (fresh_reserves below), on a single Redis (not a cluster), while
-// Redis' clock is known. Its answer: on_fresh_reserve. A reserve sent to
-// the script is marked, so that it is not sent this way twice.
+// one key pinned to its client that no other operation of its batch names,
+// in a batch of at most kFreshReservesMax reserves (fresh_reserves and
+// send_apart below), on a single Redis (not a cluster), while Redis' clock
+// is known. Its answer: on_fresh_reserve. A reserve sent to the script is
+// marked, so that it is not sent this way twice.
 const pairguard::StoreScript& fresh_reserve_name() {
     static const pairguard::StoreScript name{"SET", "", ""};
     return name;
 }
 
-// Whether the operations of `ops` go without the script (core:
-// fresh_reserves): reserves only (a batch that makes a script call anyway
-// takes its reserves along: one command instead of two), all eligible. Not
-// on a cluster, nor unless Redis' clock is known, nor for a reserve that
-// already tried or whose request went away. At most kFreshReservesMax:
-// more make one script call cheaper than their SETs.
+// Whether the operations of `ops` all go without the script (core:
+// fresh_reserves): reserves only, all eligible (a batch that makes a
+// script call anyway sends the reserves that may go apart first:
+// send_apart). Not on a cluster, nor unless Redis' clock is known, nor for
+// a reserve that already tried or whose request went away. At most
+// kFreshReservesMax: more make one script call cheaper than their SETs.
 constexpr size_t kFreshReservesMax = 4;
 bool fresh_reserves(ngx_pairguard_redis_t* store, const std::vector<op_ptr>& ops) {
     if (ops.size() > kFreshReservesMax || store->cluster() || !clock_fresh(store)) {
@@ -548,11 +549,12 @@ void send_batch(ngx_pairguard_redis_t* store, const std::shared_ptr<std::vector<
 // definitions. False (nothing sent) when no reserve goes apart.
 bool send_apart(ngx_pairguard_redis_t* store, const std::shared_ptr<std::vector<op_ptr>>& ops) noexcept {
     const std::vector<op_ptr>& all = *ops;
-    if (store->cluster() || !clock_fresh(store) || all.size() > 64) {
+    constexpr size_t kMaxOps = 64;  // the lists below are on the stack
+    if (store->cluster() || !clock_fresh(store) || all.size() > kMaxOps) {
         return false;
     }
-    pairguard::SmallVec<const pairguard::GuardOp*, 64> list;
-    pairguard::SmallVec<bool, 64> apart;
+    pairguard::SmallVec<const pairguard::GuardOp*, kMaxOps> list;
+    bool apart[kMaxOps] = {};
     size_t reserves = 0, n_apart = 0;
     for (const auto& o : all) {
         list.push_back(&o->op);
@@ -565,7 +567,7 @@ bool send_apart(ngx_pairguard_redis_t* store, const std::shared_ptr<std::vector<
         const auto& o = all[i];
         bool a = !o->op.settle && !o->fresh_tried && !o->cancelled
                  && pairguard::fresh_reserve_apart(list.data(), list.size(), i);
-        apart.push_back(a);
+        apart[i] = a;
         n_apart += a ? 1 : 0;
     }
     if (n_apart == 0) {
