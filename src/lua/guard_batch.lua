@@ -62,10 +62,12 @@ end
 if not early_now then
   local nargv, nsets, n = #ARGV, tonumber(ARGV[2]), #KEYS
   if nsets and nsets >= 1 and nsets <= 9 and n >= 1 and n <= 4 and tonumber(ARGV[1]) then
-    local starts, a, ok = {}, 3, true
+    -- each set's first index, in order and by the text an operation names it with
+    local pos, starts, a, ok = {}, {}, 3, true
     for j = 1, nsets do
       local m = tonumber(ARGV[a])
       if not m or m < 5 or a + m > nargv then ok = false break end
+      pos[j] = a
       starts[string.format('%d', j)] = a
       a = a + 1 + m
     end
@@ -81,7 +83,7 @@ if not early_now then
     end
     if ok then
       for j = 1, nsets do
-        local b = starts[string.format('%d', j)]
+        local b = pos[j]
         for x = b + 1, b + tonumber(ARGV[b]) do
           if not tonumber(ARGV[x]) then ok = false break end
         end

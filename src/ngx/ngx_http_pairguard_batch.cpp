@@ -280,8 +280,8 @@ void on_reply(const std::vector<op_ptr>& ops, ngx_pairguard_redis_result_e res, 
 
 // The script-free reserve (core: make_guard_fresh_reserve): a reserve of
 // one key pinned to its client that no other operation of its batch names,
-// in a batch of at most kFreshReservesMax reserves (fresh_reserves and
-// send_apart below), on a single Redis (not a cluster), while Redis' clock
+// in a batch of at most kFreshReservesMax reserves (send_apart below), on
+// a single Redis (not a cluster), while Redis' clock
 // is known. Its answer: on_fresh_reserve. A reserve sent to the script is
 // marked, so that it is not sent this way twice.
 const pairguard::StoreScript& fresh_reserve_name() {
@@ -289,26 +289,9 @@ const pairguard::StoreScript& fresh_reserve_name() {
     return name;
 }
 
-// Whether the operations of `ops` all go without the script (core:
-// fresh_reserves): reserves only, all eligible (a batch that makes a
-// script call anyway sends the reserves that may go apart first:
-// send_apart). Not on a cluster, nor unless Redis' clock is known, nor for
-// a reserve that already tried or whose request went away. At most
-// kFreshReservesMax: more make one script call cheaper than their SETs.
+// At most this many reserves in a batch go without the script: more make
+// one script call cheaper than their SETs.
 constexpr size_t kFreshReservesMax = 4;
-bool fresh_reserves(ngx_pairguard_redis_t* store, const std::vector<op_ptr>& ops) {
-    if (ops.size() > kFreshReservesMax || store->cluster() || !clock_fresh(store)) {
-        return false;
-    }
-    pairguard::SmallVec<const pairguard::GuardOp*, kFreshReservesMax> list;
-    for (const auto& o : ops) {
-        if (o->op.settle || o->fresh_tried || o->cancelled) {
-            return false;
-        }
-        list.push_back(&o->op);
-    }
-    return pairguard::fresh_reserves(list.data(), list.size(), kFreshReservesMax) == ops.size();
-}
 
 void enqueue(const op_ptr& o);
 
@@ -536,17 +519,17 @@ void send_batch(ngx_pairguard_redis_t* store, const std::shared_ptr<std::vector<
     }
 }
 
-// A batch that makes a script call anyway (it holds settles, or a reserve
-// that must go to the script) and up to kFreshReservesMax reserves: those
-// of its reserves that may go without the script (core:
-// fresh_reserve_apart: eligible, and their key named by no other operation
-// of the batch, so that the order does not change an answer) are sent
-// first as SETs, the rest as the script call after them on the same
-// connection. A request's reserve then waits for its SET alone, not for a
-// script walking the others' settles (at low concurrency a reserve and
-// another request's settle often share an iteration), and the script
-// left is often settles alone, which guard_batch.lua answers before its
-// definitions. False (nothing sent) when no reserve goes apart.
+// A batch of up to kFreshReservesMax reserves (and any settles): those of
+// its reserves that may go without the script (core: fresh_reserve_apart:
+// eligible, and their key named by no other operation of the batch, so that
+// the order does not change an answer; not one that already tried or whose
+// request went away) are sent first as SETs, the rest, if any, as the
+// script call after them on the same connection. Not on a cluster, nor
+// unless Redis' clock is known. A request's reserve then waits for its SET
+// alone, not for a script walking the others' settles (at low concurrency a
+// reserve and another request's settle often share an iteration), and the
+// script left is often settles alone, which guard_batch.lua answers before
+// its definitions. False (nothing sent) when no reserve goes apart.
 bool send_apart(ngx_pairguard_redis_t* store, const std::shared_ptr<std::vector<op_ptr>>& ops) noexcept {
     const std::vector<op_ptr>& all = *ops;
     constexpr size_t kMaxOps = 64;  // the lists below are on the stack
@@ -594,8 +577,8 @@ bool send_apart(ngx_pairguard_redis_t* store, const std::shared_ptr<std::vector<
 }
 
 // A batch: failed when Redis is not there; split by slot on a cluster;
-// its reserves as SETs when it is only fresh reserves; else one script
-// call, after the SETs of the reserves that may go apart (send_apart).
+// else the reserves that may go apart as SETs (send_apart), then one
+// script call for the rest.
 void send(const std::shared_ptr<std::vector<op_ptr>>& ops) noexcept {
     ngx_pairguard_redis_t* store = ngx_http_pairguard_store();
     if (store == nullptr || !store->accepting()) {
@@ -604,12 +587,6 @@ void send(const std::shared_ptr<std::vector<op_ptr>>& ops) noexcept {
     }
     if (store->cluster()) {
         cluster_flush(store, *ops);
-        return;
-    }
-    if (fresh_reserves(store, *ops)) {
-        for (const auto& o : *ops) {
-            fresh_reserve(store, o);
-        }
         return;
     }
     if (send_apart(store, ops)) {
