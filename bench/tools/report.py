@@ -125,6 +125,23 @@ def cpu_us(rec):
     return out
 
 
+def cpu_bound(d, ncpu):
+    """The most req/s a measurement's CPU costs allow, and what sets it: the
+    cores shared by all parts, or one part on one core (every part here runs
+    one thread: one edge worker or HAProxy thread, one upstream worker, Redis,
+    wrk -t1). (None, None) without CPU figures."""
+    c = (d or {}).get("cpu_us_per_req") or {}
+    tot = c.get("total")
+    if not tot:
+        return None, None
+    best, by_ = ncpu * 1e6 / tot, "%s cores" % ncpu
+    for k in CPU_PARTS:
+        if c.get(k) and 1e6 / c[k] < best:
+            best, by_ = 1e6 / c[k], {"edge": "edge", "redis": "Redis", "upstream": "upstream",
+                                     "wrk": "wrk"}[k]
+    return best, by_
+
+
 def ops_per_batch(rec, contender):
     """Guard operations per script call: one reserve per guarded request and
     one settle per request let through (not refused with 429)."""
@@ -431,28 +448,32 @@ def main():
              "per guarded request plus one settle per request let through, divided by the script "
              "calls: the mean batch), and CPU µs (utime + stime from `/proc/PID/stat` over the "
              "measurement, divided by the requests) of the contender's own processes (edge: nginx "
-             "master and workers, or HAProxy), Redis, the upstream nginx, and wrk. *ceiling*: the "
-             "req/s these %s cores could give if the total were the only cost (%s × 10⁶ µs / total); "
-             "the gap to req/s is idle time, scheduling and the other processes on the machine."
+             "master and workers, or HAProxy), Redis, the upstream nginx, and wrk. *bound*: the "
+             "most req/s these CPU costs allow: the %s cores shared (%s × 10⁶ µs / total), and each "
+             "of the four parts on one core at most (10⁶ µs / its µs: the edge runs one worker or "
+             "one HAProxy thread, the upstream one worker, Redis one thread, wrk one thread); "
+             "*bound by*: the smaller of those. The gap to req/s is idle time, scheduling and the "
+             "other processes on the machine. A contender bound by wrk answers as fast as the load "
+             "generator asks: no cut of its own cost can raise its req/s in this setup."
              % (m.get("nproc"), m.get("nproc")))
     L.append("")
     L.append("| scenario | contender | req/s | Redis cmds/req | script calls/req | ops/batch "
-             "| edge µs | Redis µs | upstream µs | wrk µs | total µs | ceiling req/s |")
-    L.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+             "| edge µs | Redis µs | upstream µs | wrk µs | total µs | bound req/s | bound by |")
+    L.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
     ncpu = m.get("nproc") or 1
     for s_ in ("a", "b", "c"):
         for c in CONTENDERS:
             d = summary["load"].get("%s/%s/sat" % (s_, c))
             if not d:
                 continue
-            tot = (d.get("cpu_us_per_req") or {}).get("total")
-            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            bound, by_ = cpu_bound(d, ncpu)
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 s_, LABEL[c], num(d["rps"]),
                 f2(d["redis_cmds_per_req"]) if c in REDIS_USERS else "—",
                 f2(d["script_calls_per_req"]) if c in REDIS_USERS else "—",
                 "%.1f" % d["ops_per_batch"] if d.get("ops_per_batch") else "—",
                 us(d, "edge"), us(d, "redis"), us(d, "upstream"), us(d, "wrk"), us(d, "total"),
-                num(ncpu * 1e6 / tot if tot else None)))
+                num(bound), by_ or "—"))
     L.append("")
 
     L.append("## Stacked policies (scenario a, c%s)" % m.get("conns"))
@@ -674,6 +695,17 @@ def main():
     def yes(ok):
         return "—" if ok is None else ("met" if ok else "**not met**")
 
+    # b's bound: a locked client's answers cost the edge less than wrk spends
+    # asking, so wrk's one thread can set the most req/s any contender gets
+    b_note = ""
+    b_bound, b_by = cpu_bound(summary["load"].get("b/pairguard/sat"), m.get("nproc") or 1)
+    b_plain = ld("b/plain/sat", "rps")
+    if b_bound and b_by == "wrk" and b_plain:
+        b_note = (" (bound by wrk: its %s µs a request allow %s req/s, %s × plain's %s; "
+                  "measured %s)" % (
+                      "%.1f" % summary["load"]["b/pairguard/sat"]["cpu_us_per_req"]["wrk"],
+                      num(b_bound), f2(b_bound / b_plain), num(b_plain), num(ld("b/pairguard/sat", "rps"))))
+
     def q(x, y):
         return x / y if x is not None and y else None
     rows = [
@@ -703,7 +735,7 @@ def main():
           "%s × plain (%s against %s)" % (f2(q(ins_pg, ins_pl)), num(ins_pg), num(ins_pl)))
          if ins_pg and ins_pl else "—",
          yes(None if not ins_pg or not ins_pl else ins_pg <= 1.5 * ins_pl)),
-        ("b locked, × plain, Redis commands", "≥ 1.9, 0", "%s, %s" % (f2(b_pg), f2(b_cmds)),
+        ("b locked, × plain, Redis commands", "≥ 1.9, 0", "%s, %s%s" % (f2(b_pg), f2(b_cmds), b_note),
          yes(None if b_pg is None or b_cmds is None else b_pg >= 1.9 and b_cmds == 0)),
         ("burst of 200 on one key (2 nodes) reaching the upstream", "exactly 5",
          " ".join(map(str, b2["reached_rounds"])) if b2 else "—",
