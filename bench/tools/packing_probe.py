@@ -3,27 +3,30 @@
 
     python3 bench/tools/packing_probe.py [KEYS]
 
-Starts its own redis-server (on a free loopback port, stopped by its pid at
-the end) and measures, for KEYS one-failure keys (default 20 000, as the
-bench's memory table):
+Starts its own redis-server (on a unix socket in a temporary directory, no
+TCP port; stopped by its pid at the end) and measures, for KEYS one-failure
+records (default 20 000, as the bench's memory table):
 
-- bytes per tracked key (MEMORY STATS dataset.bytes plus db 0's keyspace
-  and expiry tables, as scripts/bench.sh counts them) for pairguard's
-  layout today (one string per key: a 28-character name, a shared-integer
-  value, an expiry) and for the same records packed as fields of 256 or
-  1024 hashes (16-character fields, 8-character values, one expiry per
-  hash; listpack-encoded at this size);
-- the Redis cost of the commands a clean path would run, pipelined 32 deep
-  from one client (redis-benchmark; Redis is the bottleneck, so 10^6 /
-  req/s is its µs per command): today's SET NX PX and GETDEL, and the
-  HGET a packed layout would add to every fresh reserve (the bucket may
-  hold the key's one failure).
+- bytes per tracked record (MEMORY STATS dataset.bytes plus db 0's keyspace
+  and expiry tables, as scripts/bench.sh counts them), three times each,
+  for pairguard's layout today (one string per key: a 28-character name, a
+  shared-integer value, an expiry) and for the same records packed as
+  fields of 256 or 1024 hashes (16-character fields, 8-character values,
+  one expiry per hash; listpack-encoded while a hash holds at most
+  hash-max-listpack-entries fields, printed);
+- Redis' CPU per command (the main thread's used_cpu_user + used_cpu_sys
+  over the run, divided by the commands; pipelined 1000 deep, so it holds
+  the parsing and the reply but little of the syscalls) and the command's
+  own time (INFO commandstats usec_per_call), for the commands a clean path
+  runs: today's `SET key value NX PX` of a fresh key and `GETDEL` of a key
+  that holds a value, and the `HGET` of a present field in a bucket of
+  about KEYS/256 fields that a packed layout would add to every fresh
+  reserve (the bucket may hold the key's one failure).
 
-Prints a table; changes nothing outside its own temporary directory.
+Prints two tables; changes nothing outside its own temporary directory.
 """
 import base64
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -32,17 +35,10 @@ import tempfile
 import time
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 class Redis:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port))
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)
         self.f = self.s.makefile("rb")
 
     @staticmethod
@@ -112,52 +108,83 @@ def memory(r, layout, n):
     return (data_bytes(r) - before) / n, enc
 
 
-def bench(port, args):
-    out = subprocess.run(["redis-benchmark", "-p", str(port), "-n", "400000", "-P", "32", "-c", "1",
-                          "-r", "256", "-q"] + args, capture_output=True, text=True).stdout
-    m = re.findall(r"([\d.]+) requests per second", out.replace("\r", "\n"))
-    return float(m[-1]) if m else None
+def info(r, section):
+    out = {}
+    for line in r.cmd("INFO", section).decode().splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            out[k] = v
+    return out
+
+
+def main_cpu(r):
+    i = info(r, "cpu")
+    return float(i["used_cpu_user_main_thread"]) + float(i["used_cpu_sys_main_thread"])
+
+
+def per_command(r, name, cmds):
+    """Redis main-thread CPU µs per command and INFO's usec_per_call."""
+    r.cmd("CONFIG", "RESETSTAT")
+    c0 = main_cpu(r)
+    for i in range(0, len(cmds), 1000):
+        r.pipe(cmds[i:i + 1000])
+    c1 = main_cpu(r)
+    st = info(r, "commandstats").get("cmdstat_" + name, "")
+    upc = dict(kv.split("=") for kv in st.split(",")).get("usec_per_call") if st else None
+    return 1e6 * (c1 - c0) / len(cmds), float(upc) if upc else None
 
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
     work = tempfile.mkdtemp(prefix="pg-packing.")
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", work],
+    sock = os.path.join(work, "redis.sock")
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
+                             "--save", "", "--appendonly", "no", "--dir", work],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(50):
+        r = None
+        for _ in range(100):
+            if proc.poll() is not None:
+                raise SystemExit("redis-server exited")
             try:
-                r = Redis(port)
+                r = Redis(sock)
                 break
             except OSError:
                 time.sleep(0.1)
-        else:
+        if r is None:
             raise SystemExit("redis-server did not start")
-        print("| layout | bytes per tracked key | encoding |")
+        if int(info(r, "server")["process_id"]) != proc.pid:
+            raise SystemExit("the socket is not this probe's redis-server")
+        lp = r.cmd("CONFIG", "GET", "hash-max-listpack-entries")[1].decode()
+        print("| layout (%d records; hash-max-listpack-entries %s) | bytes per tracked record, 3 passes | encoding |"
+              % (n, lp))
         print("|---|--:|---|")
         for layout, label in (("strings", "one string per key (today)"),
                               ("256", "fields of 256 hashes"), ("1024", "fields of 1024 hashes")):
-            b, enc = memory(r, layout, n)
-            print("| %s | %.1f | %s |" % (label, b, enc))
-        # the buckets a packed lookup would scan: 256 of about n/256 fields
+            runs = [memory(r, layout, n) for _ in range(3)]
+            print("| %s | %s | %s |" % (label, " / ".join("%.1f" % b for b, _ in runs), runs[-1][1]))
+        # the commands, each on keys of its own: fresh names for SET NX, keys
+        # holding a value for GETDEL, present fields of 256 buckets for HGET
         r.cmd("FLUSHALL")
-        cmds = [("HSET", "pairguard:{b%012d}" % (i % 256), "%016d" % i, "1a2b3c4d") for i in range(n)]
-        for i in range(0, len(cmds), 1000):
-            r.pipe(cmds[i:i + 1000])
+        m = 200000
+        fill = [("SET", "pairguard:{g%012d}" % i, "|||1717171717171|") for i in range(m)]
+        fill += [("HSET", "pairguard:{b%d}" % (i % 256), "%016d" % i, "1a2b3c4d") for i in range(n)]
+        for i in range(0, len(fill), 1000):
+            r.pipe(fill[i:i + 1000])
         print()
-        print("| command (pipelined 32 deep) | req/s | Redis µs per command |")
+        print("| command (pipelined 1000 deep, %d each) | Redis CPU µs per command | usec_per_call |" % m)
         print("|---|--:|--:|")
-        for label, args in (
-                ("SET key value NX PX (a fresh reserve)",
-                 ["SET", "pairguard:{__rand_int__}", "|||1717171717171|", "NX", "PX", "60000"]),
-                ("GETDEL key (a success settle)", ["GETDEL", "pairguard:{__rand_int__}"]),
-                ("HGET bucket field (the packed layout's check)",
-                 ["HGET", "pairguard:{b__rand_int__}", "0000000000000077"])):
-            rps = bench(port, args)
-            print("| %s | %s | %s |" % (label, "%.0f" % rps if rps else "—",
-                                        "%.2f" % (1e6 / rps) if rps else "—"))
+        for label, name, cmds in (
+                ("`SET key value NX PX`, a fresh key (a fresh reserve today)", "set",
+                 [("SET", "pairguard:{s%012d}" % i, "|||1717171717171|", "NX", "PX", "60000")
+                  for i in range(m)]),
+                ("`GETDEL key`, a key holding its reservation (a success settle today)", "getdel",
+                 [("GETDEL", "pairguard:{g%012d}" % i) for i in range(m)]),
+                ("`HGET bucket field`, a present field of a bucket of about %d (what packing adds)"
+                 % (n // 256), "hget",
+                 [("HGET", "pairguard:{b%d}" % (i % 256), "%016d" % ((i * 7919) % n)) for i in range(m)])):
+            cpu, upc = per_command(r, name, cmds)
+            print("| %s | %.2f | %s |" % (label, cpu, "%.2f" % upc if upc is not None else "—"))
     finally:
         proc.terminate()
         proc.wait()
