@@ -121,7 +121,9 @@ def cpu_us(rec):
     if not c or not n:
         return None
     out = {k: 1e6 * c[k] / n for k in CPU_PARTS if k in c}
-    out["total"] = sum(out.values())
+    # a total only when every part was measured: a sum with a part missing
+    # would read as a whole
+    out["total"] = sum(out.values()) if len(out) == len(CPU_PARTS) else None
     return out
 
 
@@ -144,22 +146,22 @@ def cpu_bound(c, ncpu):
 
 def bound_summary(rows, cpus, ncpu):
     """Per round: the bound, what sets it and the share of it reached; the
-    median bound and share, and what set it (with how many rounds when the
-    rounds disagree)."""
+    median bound and share, and what set it (with how many of the rounds
+    when they differ; a round without all its CPU figures counts as "—")."""
     per = []
     for r, c in zip(rows, cpus):
         b, by_ = cpu_bound(c, ncpu)
-        if b:
-            per.append((b, by_, r["rps"] / b))
-    if not per:
-        return {"bound": None, "bound_by": None, "bound_share": None, "bound_rounds": []}
+        per.append((b, by_ or "—", r["rps"] / b if b else None))
+    if not any(p[0] for p in per):
+        return {"bound": None, "bound_by": None, "bound_by_all": None, "bound_share": None,
+                "bound_rounds": []}
     labels = [p[1] for p in per]
     common = max(sorted(set(labels)), key=labels.count)
-    by_ = common if labels.count(common) == len(labels) else ", ".join(
+    same = labels.count(common) == len(labels)
+    by_ = common if same else ", ".join(
         "%s %d/%d" % (l, labels.count(l), len(labels))
         for l in sorted(set(labels), key=lambda l: -labels.count(l)))
-    return {"bound": med([p[0] for p in per]), "bound_by": by_, "bound_by_all": common
-            if labels.count(common) == len(labels) else None,
+    return {"bound": med([p[0] for p in per]), "bound_by": by_, "bound_by_all": common if same else None,
             "bound_share": med([p[2] for p in per]),
             "bound_rounds": [{"bound": p[0], "by": p[1], "share": p[2]} for p in per]}
 
@@ -290,6 +292,9 @@ def main():
                 full = json.loads(objects)
                 objects, sha = full.get("objects", {}), full.get("sha256") or {}
             n = r["wrk"]["requests"]
+            if not n:
+                notes.append("%s: the instructions step counted no requests" % LABEL.get(r["contender"], r["contender"]))
+                continue
             d = summary["instructions"][r["contender"]] = {
                 "instructions": r["instructions"], "requests": n,
                 "per_req": r["instructions"] / n, "tool": r.get("tool", "perf"),
@@ -444,7 +449,8 @@ def main():
             c4 = c4 or {}
             mon = summary["monitor"].get("%s/%s" % (s, c))
             if c in REDIS_USERS:
-                cmds = "%.2f" % sat["redis_cmds_per_req"]
+                x = sat["redis_cmds_per_req"]
+                cmds = "—" if x is None else "%.2f" % x
                 if mon:
                     cmds += " (%.2f)" % mon["client_per_req"]
             else:
