@@ -493,7 +493,6 @@ def main():
     L.append("| scenario | contender | req/s | Redis cmds/req | script calls/req | ops/batch "
              "| edge µs | Redis µs | upstream µs | wrk µs | total µs | bound req/s | bound by |")
     L.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
-    ncpu = m.get("nproc") or 1
     for s_ in ("a", "b", "c"):
         for c in CONTENDERS:
             d = summary["load"].get("%s/%s/sat" % (s_, c))
