@@ -50,7 +50,8 @@
                                              up, made as the module makes them
 
 A Redis PORT is a loopback port, or tls:PORT for a TLS-only redis-server (the
-certificate is not checked: the bench's own server on loopback). PORTS is a
+certificate is not checked: the bench's own server on loopback), or
+unix:PATH. PORTS is a
 comma-separated list of them (the masters of a Redis Cluster: FLUSHALL,
 CONFIG RESETSTAT and commandstats on each; --redis PORTS in record too). A
 PID in proc-snap / --procs may be a comma-separated list (NAME=PID,PID: the
@@ -83,6 +84,12 @@ def die(msg):
 class Redis:
     def __init__(self, port, timeout=5.0):
         port = str(port)
+        if port.startswith("unix:"):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(port[len("unix:"):])
+            self.buf = b""
+            return
         tls = port.startswith("tls:")
         if tls:
             port = port[len("tls:"):]
@@ -139,6 +146,27 @@ class Redis:
     def cmd(self, *args):
         self.send(*args)
         return self.reply()
+
+    def pipe(self, cmds):
+        """Sends the commands at once, returns their replies in order."""
+        out = []
+        for args in cmds:
+            a = [x if isinstance(x, bytes) else str(x).encode() for x in args]
+            out.append(b"*%d\r\n" % len(a))
+            out.extend(b"$%d\r\n%s\r\n" % (len(x), x) for x in a)
+        self.sock.sendall(b"".join(out))
+        return [self.reply() for _ in cmds]
+
+
+def data_bytes(r):
+    """What the data takes (MEMORY STATS dataset.bytes plus db 0's keyspace
+    and expiry tables), without client buffers or the script cache."""
+    st = r.cmd("MEMORY", "STATS")
+    st = dict(zip(st[0::2], st[1::2]))
+    db0 = st.get("db.0") or []
+    db0 = dict(zip(db0[0::2], db0[1::2]))
+    return int(st.get("dataset.bytes", 0)), \
+        int(db0.get("overhead.hashtable.main", 0)) + int(db0.get("overhead.hashtable.expires", 0))
 
 
 def info_fields(text):
@@ -468,15 +496,7 @@ def main(argv):
         out = {k: int(mem.get(k, 0)) for k in
                ("used_memory", "mem_clients_normal", "used_memory_scripts")}
         out["dbsize"] = r.cmd("DBSIZE")
-        # MEMORY STATS: what the data takes (keys, values, the keyspace and
-        # expiry tables), without client buffers or the script cache.
-        st = r.cmd("MEMORY", "STATS")
-        st = dict(zip(st[0::2], st[1::2]))
-        db0 = st.get("db.0") or []
-        db0 = dict(zip(db0[0::2], db0[1::2]))
-        out["dataset_bytes"] = int(st.get("dataset.bytes", 0))
-        out["keyspace_overhead"] = int(db0.get("overhead.hashtable.main", 0)) + \
-            int(db0.get("overhead.hashtable.expires", 0))
+        out["dataset_bytes"], out["keyspace_overhead"] = data_bytes(r)
         want = int(args[1]) if len(args) > 1 else 0
         if want:
             # MEMORY USAGE of up to `want` keys (SCAN order): the key and value

@@ -31,58 +31,17 @@ changes nothing outside its own temporary directory.
 import base64
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-
-class Redis:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.connect(path)
-        self.f = self.s.makefile("rb")
-
-    @staticmethod
-    def enc(*args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        return b"".join(out)
-
-    def read(self):
-        line = self.f.readline()
-        t, rest = line[:1], line[1:-2]
-        if t in (b"+", b":"):
-            return rest
-        if t == b"-":
-            raise RuntimeError(rest.decode())
-        if t == b"$":
-            n = int(rest)
-            return None if n < 0 else self.f.read(n + 2)[:-2]
-        if t == b"*":
-            return [self.read() for _ in range(int(rest))]
-        raise RuntimeError("unexpected reply %r" % line)
-
-    def pipe(self, cmds):
-        self.s.sendall(b"".join(self.enc(*c) for c in cmds))
-        return [self.read() for _ in cmds]
-
-    def cmd(self, *args):
-        return self.pipe([args])[0]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchtool import Redis, data_bytes, info_fields  # noqa: E402
 
 
-def data_bytes(r):
-    m = r.cmd("MEMORY", "STATS")
-    d = dict(zip(m[::2], m[1::2]))
-    n = int(d[b"dataset.bytes"])
-    db = d.get(b"db.0")
-    if db:
-        dd = dict(zip(db[::2], db[1::2]))
-        n += int(dd[b"overhead.hashtable.main"]) + int(dd[b"overhead.hashtable.expires"])
-    return n
+def stored_bytes(r):
+    return sum(data_bytes(r))
 
 
 def tag():
@@ -92,7 +51,7 @@ def tag():
 def memory(r, layout, n):
     r.cmd("FLUSHALL")
     time.sleep(0.2)
-    before = data_bytes(r)
+    before = stored_bytes(r)
     now = int(time.time() * 1000)
     cmds = []
     if layout == "strings":
@@ -107,17 +66,12 @@ def memory(r, layout, n):
     for i in range(0, len(cmds), 1000):
         r.pipe(cmds[i:i + 1000])
     time.sleep(0.2)
-    enc = r.cmd("OBJECT", "ENCODING", "pairguard:{b0}").decode() if layout != "strings" else "string"
-    return (data_bytes(r) - before) / n, enc
+    enc = r.cmd("OBJECT", "ENCODING", "pairguard:{b0}") if layout != "strings" else "string"
+    return (stored_bytes(r) - before) / n, enc
 
 
 def info(r, section):
-    out = {}
-    for line in r.cmd("INFO", section).decode().splitlines():
-        if ":" in line:
-            k, v = line.split(":", 1)
-            out[k] = v
-    return out
+    return info_fields(r.cmd("INFO", section))
 
 
 def main_cpu(r):
@@ -152,7 +106,7 @@ def main():
             if proc.poll() is not None:
                 raise SystemExit("redis-server exited")
             try:
-                r = Redis(sock)
+                r = Redis("unix:" + sock)
                 break
             except OSError:
                 time.sleep(0.1)
@@ -160,7 +114,7 @@ def main():
             raise SystemExit("redis-server did not start")
         if int(info(r, "server")["process_id"]) != proc.pid:
             raise SystemExit("the socket is not this probe's redis-server")
-        lp = r.cmd("CONFIG", "GET", "hash-max-listpack-entries")[1].decode()
+        lp = r.cmd("CONFIG", "GET", "hash-max-listpack-entries")[1]
         print("| layout (%d records; hash-max-listpack-entries %s) | bytes per tracked record, 3 passes | encoding |"
               % (n, lp))
         print("|---|--:|---|")

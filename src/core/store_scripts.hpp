@@ -171,7 +171,9 @@ bool fresh_reserve_eligible(const GuardOp& op);  // a reserve of one key
 // no other operation of the batch names (the script would have walked them
 // in order; SETs sent apart from the rest would not be). A key is looked
 // for as its RESP text inside the others' keys: a match within a longer key
-// only sends the batch to the script.
+// only sends the batch to the script. (The batch layer asks
+// fresh_reserve_apart below of each operation; a batch of which every
+// operation goes apart is this case.)
 size_t fresh_reserves(const GuardOp* const* ops, size_t n, size_t max);
 // Whether operation i of a batch may go that way on its own, sent before
 // the rest of its batch: an eligible reserve whose key no other operation

@@ -546,13 +546,6 @@ bool send_apart(ngx_pairguard_redis_t* store, const std::shared_ptr<std::vector<
     if (reserves == 0 || reserves > kFreshReservesMax) {
         return false;
     }
-    bool fresh = std::none_of(all.begin(), all.end(), [](const op_ptr& o) { return o->fresh_tried || o->cancelled; });
-    if (fresh && pairguard::fresh_reserves(list.data(), list.size(), kFreshReservesMax) == all.size()) {
-        for (const auto& o : all) {
-            fresh_reserve(store, o);  // reserves only, each apart: no script call
-        }
-        return true;
-    }
     for (size_t i = 0; i < all.size(); i++) {
         const auto& o = all[i];
         bool a = !o->op.settle && !o->fresh_tried && !o->cancelled
@@ -562,6 +555,14 @@ bool send_apart(ngx_pairguard_redis_t* store, const std::shared_ptr<std::vector<
     }
     if (n_apart == 0) {
         return false;
+    }
+    if (n_apart == all.size()) {
+        // reserves only, each apart (core fresh_reserves' case): no script
+        // call, and no list taken for one
+        for (const auto& o : all) {
+            fresh_reserve(store, o);
+        }
+        return true;
     }
     std::shared_ptr<std::vector<op_ptr>> rest;
     try {
