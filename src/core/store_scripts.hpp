@@ -90,12 +90,14 @@ bool decode_settle(IntList reply, size_t nkeys, std::vector<LockStart>& out);
 // Keys and arguments share one buffer (one allocation per operation).
 struct GuardOp {
     bool settle = false;
-    // The key holds its caller's own history only (a key pinned to the
-    // client's address: key_pinned_to_client), set by the caller after
+    // The key is the client's address (key_pinned_to_client: the address,
+    // or its network with $pairguard_client_net), set by the caller after
     // make_guard_reserve. Only such a reserve may take the script-free
     // path: a key with history costs it a second round trip, which would
     // tell a stranger that another's key (an account, a code) has recent
-    // failures or an attempt in flight.
+    // failures or an attempt in flight. A pinned key is shared only by the
+    // clients behind that address or network (a NAT, a /64), who already
+    // share its budget and its 429s (docs/DESIGN.md).
     bool own_key = false;
     size_t nkeys = 0;
     size_t nargs = 0;  // the arguments: the head's, then 5 * nkeys limits
