@@ -481,6 +481,80 @@ like(join(' ', @$vs), qr/\{t\}:E=0\|0\|0\|1\|1 \{t\}:F=1\|1\|1\|0\|0 \{t\}:G=0\|
     is_deeply($rc->cmd('EVAL', script('guard_inspect'), 1, '{c}:I'), [0, 1], 'pairguardctl\'s inspect reads the compact form: one failure');
 }
 
+# The early settle path against the walk, at random: the same settle-only
+# batches (1 to 5 settles of 4 keys, duplicates allowed) on keys in every
+# state (absent, holding its own reservation, two, another's, a compact
+# failure, a long value, a hash), with random outcomes, reservations and
+# limits, run by guard_batch.lua and by a copy whose early path is turned
+# off, on two Redis from the same state: the same answers, values and
+# expiries. A change to the walk's fast path that the early path does not
+# follow fails here.
+{
+    (my $noearly = $src{guard_batch}) =~ s/^if not early_now then$/if false then/m
+        or die "guard_batch.t: the early path's opening line moved\n";
+    my ($ra, $rb) = (start_redis(), start_redis());
+    my %sha = (a => $ra->cmd('SCRIPT', 'LOAD', $src{guard_batch}), b => $rb->cmd('SCRIPT', 'LOAD', $noearly));
+    srand(20261203);
+    my $pick = sub (@x) { $x[int rand @x] };
+    my @pool = map { "{x}:k$_" } 1 .. 4;
+    my $near = sub ($x, $y) {   # the same text, its times within 50 ms
+        my @x = split /([|, ])/, $x // '', -1;
+        my @y = split /([|, ])/, $y // '', -1;
+        return 0 if @x != @y;
+        for my $i (0 .. $#x) {
+            next if $x[$i] eq $y[$i];
+            return 0 unless $x[$i] =~ /^(\d{13}|[0-9a-z]{8})$/ && $y[$i] =~ /^(\d{13}|[0-9a-z]{8})$/;
+            my $v = sub ($t) { $t =~ /^\d{13}$/ ? $t : do { my $n = 0; $n = $n * 36 + index('0123456789abcdefghijklmnopqrstuvwxyz', $_) for split //, $t; $n } };
+            return 0 if abs($v->($x[$i]) - $v->($y[$i])) > 50;
+        }
+        return 1;
+    };
+    my ($differ, $early, $runs) = (0, 0, 300);
+    for my $run (1 .. $runs) {
+        my ($sec, $usec) = @{ $ra->cmd('TIME') };
+        my $now = $sec * 1000 + int($usec / 1000);
+        my %res = map { $_ => $now + 60000 + int rand 4 } @pool;
+        my %state = map { $_ => $pick->(qw(absent own own own own2 other compact long hash)) } @pool;
+        my @sets = map { [$pick->(0, 1, 2, 3, 5), $pick->(1000, 1500, 5000, 60000, 9999000, 10000000), 60000, 1000, 0] } 1 .. $pick->(1, 1, 2);
+        my (@keys, @ops);
+        for (1 .. $pick->(1, 2, 3, 4, 4, 5)) {
+            my $k = $pick->(@pool);
+            push @keys, $k;
+            push @ops, 's', 1, $pick->(qw(f f s n)), $pick->($res{$k}, $res{$k}, $res{$k}, 0, $res{$k} + 1), 1 + int rand @sets;
+        }
+        my @argv = (60000, scalar(@sets), map { (scalar(@$_), @$_) } @sets);
+        $early++ if !grep { $state{$_} ne 'own' } @keys;
+        my @seen;
+        for my $x ([$ra, 'a'], [$rb, 'b']) {
+            my ($rd, $which) = @$x;
+            $rd->cmd('FLUSHALL');
+            for my $k (@pool) {
+                my $st = $state{$k};
+                $rd->cmd('SET', $k, "|||$res{$k}|", 'PX', 60000) if $st eq 'own';
+                $rd->cmd('SET', $k, "|||$res{$k},$res{$k}|", 'PX', 60000) if $st eq 'own2';
+                $rd->cmd('SET', $k, '|||' . ($now + 59000) . '|', 'PX', 60000) if $st eq 'other';
+                $rd->cmd('SET', $k, '5', 'PXAT', $now + 3000) if $st eq 'compact';
+                $rd->cmd('SET', $k, '||||', 'PX', 60000) if $st eq 'long';
+                $rd->cmd('HSET', $k, 'a', 'b') if $st eq 'hash';
+            }
+            my $reply = eval { $rd->cmd('EVALSHA', $sha{$which}, scalar(@keys), @keys, @argv, @ops) } // do { my $e = $@; $e =~ s/script: \w+//; "ERR $e" };
+            my @snap = map { my $t = $rd->cmd('TYPE', $_); [$t eq 'string' ? $rd->cmd('GET', $_) : $t, $rd->cmd('PEXPIRETIME', $_)] } @pool;
+            push @seen, [$reply, @snap];
+        }
+        my ($a, $b) = @seen;
+        my $same = $near->($a->[0], $b->[0]);
+        for my $i (1 .. @pool) {
+            $same &&= $near->($a->[$i][0], $b->[$i][0])
+                && ($a->[$i][1] < 0) == ($b->[$i][1] < 0) && abs($a->[$i][1] - $b->[$i][1]) <= 50;
+        }
+        next if $same;
+        diag("differs: states @{[map { $state{$_} } @pool]}, keys @keys, ARGV @argv @ops: "
+             . join(' / ', map { join(' ', map { ref $_ ? "@$_" : $_ } @$_) } @seen)) if $differ++ < 3;
+    }
+    is($differ, 0, "$runs random settle-only batches: the early path answers and writes as the walk does");
+    cmp_ok($early, '>=', 5, "  $early of them eligible for it (every key holding its own reservation)");
+}
+
 # two nodes, two workers each, batching at once
 my $up = start_upstream(delay_ms => 100);
 my $conf = <<'CONF';
